@@ -1,0 +1,84 @@
+/*
+ * queue.h - a bounded multi-producer multi-consumer channel.
+ *
+ * Semantics follow a Go buffered channel: elements have a fixed size and are
+ * copied in and out (no allocation per item); send blocks while the channel
+ * is full, recv blocks while it is empty; close wakes every waiter, later
+ * sends fail with -EPIPE, and receivers drain what is left before they see
+ * -EPIPE. The try_ variants never block and return -EAGAIN instead.
+ *
+ * Each successful send is given a sequence number: 1 for the first item ever
+ * sent, 2 for the next, and so on, in the channel's total order. Because the
+ * channel is FIFO, the receiver of an item sees the same number; callers may
+ * use it as a gap-free ticket (shopd uses it as the order id).
+ *
+ * Thread safety: every function may be called from any thread at any time
+ * between queue_create() and queue_destroy().
+ */
+#ifndef SHOPD_QUEUE_H
+#define SHOPD_QUEUE_H
+
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct queue;
+
+/*
+ * Create a channel of `capacity` slots of `elem_size` bytes each (both > 0).
+ * Returns the channel, owned by the caller, or NULL (errno EINVAL or ENOMEM).
+ */
+struct queue *queue_create(size_t capacity, size_t elem_size);
+
+/*
+ * Free the channel. Accepts NULL. No thread may be using it any more.
+ */
+void queue_destroy(struct queue *q);
+
+/*
+ * Copy `elem_size` bytes from `elem` into the channel, blocking while it is
+ * full. If `seq` is not NULL it receives the item's sequence number.
+ * Returns 0, or -EPIPE if the channel is (or becomes, while waiting) closed.
+ */
+int queue_send(struct queue *q, const void *elem, uint64_t *seq);
+
+/*
+ * As queue_send(), but never blocks: returns -EAGAIN if the channel is full.
+ */
+int queue_try_send(struct queue *q, const void *elem, uint64_t *seq);
+
+/*
+ * Copy the oldest item into `out`, blocking while the channel is empty and
+ * open. If `seq` is not NULL it receives the item's sequence number.
+ * Returns 0, or -EPIPE once the channel is closed and empty.
+ */
+int queue_recv(struct queue *q, void *out, uint64_t *seq);
+
+/*
+ * As queue_recv(), but never blocks: returns -EAGAIN if the channel is empty
+ * and open, -EPIPE if it is closed and empty.
+ */
+int queue_try_recv(struct queue *q, void *out, uint64_t *seq);
+
+/*
+ * Close the channel: wake every blocked sender (they return -EPIPE) and
+ * receiver (they drain what is left, then return -EPIPE). Idempotent.
+ */
+void queue_close(struct queue *q);
+
+/* Number of items in the channel now. */
+size_t queue_len(struct queue *q);
+
+/* Capacity given to queue_create(). */
+size_t queue_cap(const struct queue *q);
+
+/* Largest number of items the channel has held at once. */
+size_t queue_high_water(struct queue *q);
+
+/* Number of successful sends so far (the last sequence number issued). */
+uint64_t queue_sent(struct queue *q);
+
+/* True once queue_close() has been called. */
+bool queue_closed(struct queue *q);
+
+#endif /* SHOPD_QUEUE_H */

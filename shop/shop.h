@@ -1,0 +1,177 @@
+/*
+ * shop.h - the shop floor: catalog, inventory, order book, statistics, and
+ * the belt (a channel) with its worker pool.
+ *
+ *   shop_submit ──try_send──▶ [ channel ] ──recv──▶ workers ──lock──▶ inventory
+ *                                                          └──▶ order book, stats
+ *
+ * The shop knows nothing of HTTP or JSON: the server validates requests and
+ * formats answers; the shop takes orders and reports numbers.
+ *
+ * Thread safety: after shop_start() and until shop_drain(), every function
+ * except shop_create/shop_start/shop_drain/shop_destroy may be called from
+ * any thread at any time. Those four are for the one controlling thread.
+ */
+#ifndef SHOPD_SHOP_H
+#define SHOPD_SHOP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define SHOP_SKU_MAX      64  /* longest SKU, in bytes */
+#define SHOP_NAME_MAX     128 /* longest product name, in bytes */
+#define SHOP_CUSTOMER_MAX 128 /* longest customer name, in bytes */
+
+/* One catalog entry as loaded: plain data. */
+struct product {
+    char sku[SHOP_SKU_MAX + 1];
+    char name[SHOP_NAME_MAX + 1];
+    int64_t price_cents;
+    int64_t stock; /* initial stock */
+};
+
+enum order_status {
+    ORDER_QUEUED = 0,
+    ORDER_FULFILLED,
+    ORDER_OUT_OF_STOCK,
+};
+
+/* One order as kept in the order book: plain data. */
+struct order {
+    uint64_t id;
+    uint32_t product;  /* index into the catalog */
+    uint32_t quantity;
+    enum order_status status;
+    int32_t worker;         /* index of the worker that processed it, or -1 */
+    int64_t accepted_ns;    /* CLOCK_REALTIME, ns since the epoch */
+    int64_t processed_ns;   /* CLOCK_REALTIME, or 0 while queued */
+    bool has_customer;
+    char customer[SHOP_CUSTOMER_MAX + 1];
+};
+
+/* Settings the shop needs, copied by shop_create(). */
+struct shop_config {
+    size_t workers;        /* worker threads, > 0 */
+    size_t queue_capacity; /* belt slots, > 0 */
+    size_t order_history;  /* orders kept for shop_order(), > 0 */
+    unsigned work_ms;      /* simulated work per order, outside the lock */
+    bool unsafe_inventory; /* demo: update stock without the lock */
+};
+
+/* Latency percentiles, in milliseconds. */
+struct shop_latency {
+    double p50, p90, p99, max;
+    uint64_t count;
+    double sum_ms;
+};
+
+/* Live numbers of one product. */
+struct shop_stock {
+    int64_t stock;
+    int64_t sold;
+    int64_t oversold; /* units sold beyond what existed (unsafe mode only) */
+};
+
+/*
+ * A snapshot of every counter. Each field is read atomically, the whole is
+ * not: the invariants of SPEC §1 hold exactly only when the shop is idle.
+ */
+struct shop_snapshot {
+    double uptime_s;
+    size_t workers;
+    bool draining;
+    size_t queue_capacity, queue_depth, queue_high_water;
+    uint64_t accepted, rejected_full, rejected_invalid;
+    uint64_t processed, fulfilled, out_of_stock, in_flight;
+    struct shop_latency queue_wait, processing;
+    double accepted_per_s, processed_per_s;
+};
+
+/* Histogram buckets for Prometheus: upper bounds in seconds, then counts. */
+#define SHOP_HIST_BUCKETS 16
+struct shop_histogram {
+    double le[SHOP_HIST_BUCKETS];          /* upper bounds, seconds */
+    uint64_t cumulative[SHOP_HIST_BUCKETS]; /* observations <= le[i] */
+    uint64_t count;                        /* all observations (+Inf) */
+    double sum_s;                          /* sum of observations, seconds */
+};
+
+struct shop;
+
+/*
+ * Build a shop over `n` (> 0) products copied from `catalog`. Creates the
+ * belt and the pool but starts no thread. Returns the shop or NULL
+ * (errno EINVAL or ENOMEM).
+ */
+struct shop *shop_create(const struct shop_config *cfg,
+                         const struct product *catalog, size_t n);
+
+/* Start the workers. Returns 0 or a negative errno. */
+int shop_start(struct shop *s);
+
+/*
+ * Stop taking orders, let the workers finish every accepted order, join
+ * them. Returns 0, or -ETIMEDOUT if `deadline` (CLOCK_MONOTONIC, may be
+ * NULL) passed first; then shop_left() tells how many orders were left.
+ */
+int shop_drain(struct shop *s, const struct timespec *deadline);
+
+/* Orders accepted but not yet processed (on the belt or in a worker). */
+uint64_t shop_left(struct shop *s);
+
+/* Free the shop. Accepts NULL. It must be drained or never started. */
+void shop_destroy(struct shop *s);
+
+/*
+ * Mark the shop as draining: shop_submit() then fails with -EPIPE. Cheap,
+ * callable from any thread; shop_drain() implies it.
+ */
+void shop_stop_accepting(struct shop *s);
+bool shop_draining(struct shop *s);
+
+/*
+ * Put an order on the belt without blocking. `o` holds product, quantity and
+ * the customer; id, status, worker and times are filled in here. On success
+ * stores the order id in `*id` and returns 0. Returns -EAGAIN when the belt
+ * is full, -EPIPE when draining, -EINVAL if the product index or quantity is
+ * out of range. Counts rejections in the stats.
+ */
+int shop_submit(struct shop *s, const struct order *o, uint64_t *id);
+
+/* Count one rejected invalid order (bad request, unknown product, ...). */
+void shop_count_invalid(struct shop *s);
+
+/* Look up a kept order by id. Returns 0, or -ENOENT. */
+int shop_order(struct shop *s, uint64_t id, struct order *out);
+
+/* Number of products; their catalog data; the index of a SKU. */
+size_t shop_product_count(const struct shop *s);
+const struct product *shop_product(const struct shop *s, size_t i);
+/* Returns the index (>= 0) of the SKU of `len` bytes, or -ENOENT. */
+int shop_find_product(const struct shop *s, const char *sku, size_t len);
+
+/*
+ * Copy the stock of every product into `out` (room for
+ * shop_product_count() entries) under one short hold of the inventory lock,
+ * so the copy is consistent.
+ */
+void shop_stock_all(struct shop *s, struct shop_stock *out);
+
+/* Fill `out` with the current counters (no inventory lock taken). */
+void shop_snapshot(struct shop *s, struct shop_snapshot *out);
+
+/* Histograms of queue wait and processing time, for /metrics. */
+void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,
+                     struct shop_histogram *processing);
+
+/* Per-worker numbers for the dashboard. */
+size_t shop_worker_count(const struct shop *s);
+bool shop_worker_busy(struct shop *s, size_t i);
+uint64_t shop_worker_processed(struct shop *s, size_t i);
+
+/* Whether the unsafe-inventory demo mode is on. */
+bool shop_unsafe(const struct shop *s);
+
+#endif /* SHOPD_SHOP_H */

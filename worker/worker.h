@@ -1,0 +1,75 @@
+/*
+ * worker.h - a pool of threads that drain a channel.
+ *
+ * Each of the pool's N threads loops: receive one item from the channel,
+ * call the handler with it, repeat; it exits when the channel is closed and
+ * empty. The pool starts all of its threads or none, and stops by
+ * close-then-join (pool_drain), never by cancellation. Worker threads block
+ * SIGINT and SIGTERM so that signals reach the main thread.
+ *
+ * Thread safety: pool_create, pool_start, pool_drain and pool_destroy are
+ * for one controlling thread; the pool_worker_* readers and pool_in_flight
+ * may be called from any thread at any time between start and destroy.
+ */
+#ifndef SHOPD_WORKER_H
+#define SHOPD_WORKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "queue/queue.h"
+
+/*
+ * Called by worker `worker` (0 .. N-1) for each item it receives. `item`
+ * points to a copy of the element, valid only during the call; `seq` is the
+ * item's channel sequence number; `arg` is the pool's argument.
+ */
+typedef void (*pool_handler)(void *item, uint64_t seq, unsigned worker,
+                             void *arg);
+
+struct pool;
+
+/*
+ * Create a pool of `nthreads` (> 0) workers over channel `q` (not owned;
+ * it must outlive the pool). No thread runs until pool_start().
+ * Returns the pool or NULL (errno EINVAL or ENOMEM).
+ */
+struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
+                         void *arg);
+
+/*
+ * Start every worker thread. All or none: on failure the threads already
+ * started are stopped again (the channel is left open).
+ * Returns 0 or the pthread error as a negative errno.
+ */
+int pool_start(struct pool *p);
+
+/*
+ * Close the channel, let the workers finish every item still in it, and join
+ * them. If `deadline` (CLOCK_MONOTONIC) is not NULL and passes first, returns
+ * -ETIMEDOUT and leaves the remaining workers running (the caller is then
+ * expected to exit the process). Returns 0 once all workers are joined.
+ * Blocks. Idempotent once it has returned 0.
+ */
+int pool_drain(struct pool *p, const struct timespec *deadline);
+
+/*
+ * Free the pool. Accepts NULL. The pool must be drained (or never started).
+ */
+void pool_destroy(struct pool *p);
+
+/* Number of worker threads. */
+size_t pool_size(const struct pool *p);
+
+/* Items currently being handled (received, handler not yet returned). */
+uint64_t pool_in_flight(struct pool *p);
+
+/* Items worker `i` has handled so far. */
+uint64_t pool_worker_handled(struct pool *p, size_t i);
+
+/* True while worker `i` is inside the handler. */
+bool pool_worker_busy(struct pool *p, size_t i);
+
+#endif /* SHOPD_WORKER_H */
