@@ -34,7 +34,7 @@ ALL_CFLAGS = $(REQ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
 LIB_SRC := $(wildcard queue/*.c worker/*.c shop/*.c config/*.c) \
            $(filter-out server/main.c,$(wildcard server/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/dashboard_blob.o
 MAIN_OBJ := $(BUILD)/server/main.o
 UNIT_SRC := $(wildcard tests/check_*.c) tests/run_unit.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
@@ -68,6 +68,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
+# The dashboard page is embedded with the assembler's .incbin.
+$(BUILD)/server/dashboard_blob.o: server/dashboard_blob.S server/dashboard.html
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
@@ -77,7 +82,8 @@ $(UNIT_BIN): $(UNIT_OBJ) $(LIB_OBJ)
 	    $(CHECK_LIBS) $(LIBS)
 
 $(E2E_BIN): $(E2E_OBJ)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LIBS)
+	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
+	    $(CHECK_LIBS) $(LIBS)
 
 # Install the Debian packages that pkg-config cannot find (fresh machines).
 deps:

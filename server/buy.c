@@ -1,0 +1,266 @@
+/*
+ * buy.c - parse and validate a POST /buy body.
+ *
+ * cJSON checks the syntax and builds the tree; this file checks every type
+ * and range itself, because cJSON is lenient: it accepts 1e3 and 1.0 as
+ * numbers whose value is whole, and valueint saturates. So the quantity is
+ * also checked on its raw text: a JSON integer is -?(0|[1-9][0-9]*), which
+ * rejects "1e3", "1.0", "01" and "1.5" alike. The raw token is found by a
+ * small scanner over the (already valid) top-level object.
+ */
+#include "server/internal.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Skip JSON whitespace. */
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* Skip a string starting at its opening quote; returns past the close. */
+static const char *skip_string(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return end;
+}
+
+/* Skip one value (already known to be valid JSON). */
+static const char *skip_value(const char *p, const char *end)
+{
+    if (p < end && *p == '"')
+        return skip_string(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = skip_string(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
+            p++;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
+           *p != '\t' && *p != '\n' && *p != '\r')
+        p++;
+    return p;
+}
+
+/*
+ * Find the raw text of the first top-level member named `key` (written
+ * without escapes). Returns its start and stores its length, or NULL.
+ */
+static const char *raw_member(const char *body, size_t len, const char *key,
+                              size_t *toklen)
+{
+    const char *p = body, *end = body + len;
+    size_t klen = strlen(key);
+    p = skip_ws(p, end);
+    if (p == end || *p != '{')
+        return NULL;
+    p++;
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p == end || *p != '"')
+            return NULL;
+        const char *k = p + 1;
+        p = skip_string(p, end);
+        bool match = (size_t)(p - 1 - k) == klen && memcmp(k, key, klen) == 0;
+        p = skip_ws(p, end);
+        if (p == end || *p != ':')
+            return NULL;
+        p = skip_ws(p + 1, end);
+        const char *v = p;
+        p = skip_value(p, end);
+        if (match) {
+            *toklen = (size_t)(p - v);
+            return v;
+        }
+        p = skip_ws(p, end);
+        if (p == end || *p != ',')
+            return NULL;
+        p++;
+    }
+}
+
+/* True if `s` is a JSON integer token: -?(0|[1-9][0-9]*). */
+static bool is_integer_token(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i == n)
+        return false;
+    if (s[i] == '0')
+        return i + 1 == n;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static bool sku_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+/* Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). */
+static bool valid_utf8(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            k = 1, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+            c = (c << 6) | (s[i + j] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+static enum buy_error field_error(char *msg, size_t msglen, const char *text)
+{
+    snprintf(msg, msglen, "%s", text);
+    return BUY_INVALID_FIELD;
+}
+
+static enum buy_error check_quantity(const cJSON *root, const char *body,
+                                     size_t len, unsigned max_quantity,
+                                     unsigned *out, char *msg, size_t msglen)
+{
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantity");
+    if (q == NULL)
+        return field_error(msg, msglen, "field 'quantity' is required");
+    if (!cJSON_IsNumber(q))
+        return field_error(msg, msglen,
+                           "field 'quantity' must be a JSON integer");
+    size_t toklen = 0;
+    const char *tok = raw_member(body, len, "quantity", &toklen);
+    if (tok != NULL && !is_integer_token(tok, toklen))
+        return field_error(msg, msglen,
+                           "field 'quantity' must be a JSON integer");
+    double d = q->valuedouble;
+    if (d != (double)(long long)d)
+        return field_error(msg, msglen,
+                           "field 'quantity' must be a JSON integer");
+    if (d < 1 || d > (double)max_quantity) {
+        snprintf(msg, msglen, "field 'quantity' must be between 1 and %u",
+                 max_quantity);
+        return BUY_INVALID_FIELD;
+    }
+    *out = (unsigned)d;
+    return BUY_OK;
+}
+
+static enum buy_error check_fields(const cJSON *root, const char *body,
+                                   size_t len, unsigned max_quantity,
+                                   struct buy_order *out, char *sku_buf,
+                                   char *msg, size_t msglen)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "product");
+    if (p == NULL)
+        return field_error(msg, msglen, "field 'product' is required");
+    if (!cJSON_IsString(p) || p->valuestring == NULL)
+        return field_error(msg, msglen, "field 'product' must be a string");
+    size_t n = strlen(p->valuestring);
+    bool ok = n >= 1 && n <= SHOP_SKU_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = sku_char(p->valuestring[i]);
+    if (!ok)
+        return field_error(msg, msglen,
+                           "field 'product' must be 1-64 characters of "
+                           "[A-Za-z0-9_-]");
+    memcpy(sku_buf, p->valuestring, n + 1);
+    out->sku = sku_buf;
+    out->sku_len = n;
+
+    enum buy_error e = check_quantity(root, body, len, max_quantity,
+                                      &out->quantity, msg, msglen);
+    if (e != BUY_OK)
+        return e;
+
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "customer");
+    out->has_customer = false;
+    if (c == NULL || cJSON_IsNull(c))
+        return BUY_OK;
+    if (!cJSON_IsString(c) || c->valuestring == NULL)
+        return field_error(msg, msglen, "field 'customer' must be a string");
+    n = strlen(c->valuestring);
+    if (n > SHOP_CUSTOMER_MAX)
+        return field_error(msg, msglen,
+                           "field 'customer' must be at most 128 bytes");
+    if (!valid_utf8((const unsigned char *)c->valuestring, n))
+        return field_error(msg, msglen, "field 'customer' must be valid UTF-8");
+    memcpy(out->customer, c->valuestring, n + 1);
+    out->has_customer = true;
+    return BUY_OK;
+}
+
+enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
+                         struct buy_order *out, char *sku_buf, char *msg,
+                         size_t msglen)
+{
+    if (body == NULL || len == 0) {
+        snprintf(msg, msglen, "request body is empty; expected a JSON object");
+        return BUY_INVALID_JSON;
+    }
+    if (memchr(body, '\0', len) != NULL) {
+        snprintf(msg, msglen, "request body must not contain NUL bytes");
+        return BUY_INVALID_JSON;
+    }
+    /* The body is NUL-terminated: counting the NUL makes cJSON reject
+     * trailing garbage and keeps any read past the end on the NUL. */
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
+    if (root == NULL) {
+        snprintf(msg, msglen, "request body is not valid JSON");
+        return BUY_INVALID_JSON;
+    }
+    enum buy_error e;
+    if (!cJSON_IsObject(root)) {
+        snprintf(msg, msglen, "request body must be one JSON object");
+        e = BUY_INVALID_JSON;
+    } else {
+        e = check_fields(root, body, len, max_quantity, out, sku_buf, msg,
+                         msglen);
+    }
+    cJSON_Delete(root);
+    return e;
+}

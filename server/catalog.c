@@ -1,0 +1,202 @@
+/*
+ * catalog.c - read a catalog file into plain struct products.
+ *
+ * The file is {"products":[{"sku","name","price_cents","stock"},...]}.
+ * Every product is checked: SKU 1-64 chars of [A-Za-z0-9_-] and unique,
+ * name a string of at most SHOP_NAME_MAX bytes, price_cents and stock whole
+ * numbers >= 0, at least one product. The first problem found is reported
+ * as one line naming the file, the product and the field.
+ */
+#include "server/internal.h"
+
+#include <cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CATALOG_FILE_MAX (16u << 20) /* refuse catalog files over 16 MiB */
+#define JSON_INT_MAX     9007199254740991.0 /* 2^53 - 1: exact in a double */
+
+/* Read the whole file into a NUL-terminated malloc'd buffer. */
+static int read_file(const char *path, char **out, size_t *len, char *err,
+                     size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        int e = errno;
+        char why[128];
+        strerror_r(e, why, sizeof(why));
+        snprintf(err, errlen, "--catalog: cannot read \"%s\": %s", path, why);
+        return -e;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    while (buf != NULL) {
+        if (n + 1 == cap) {
+            if (cap >= CATALOG_FILE_MAX) {
+                snprintf(err, errlen, "--catalog: \"%s\" is over 16 MiB", path);
+                rc = -EFBIG;
+                break;
+            }
+            char *p = realloc(buf, cap * 2);
+            if (p == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = p;
+            cap *= 2;
+        }
+        size_t got = fread(buf + n, 1, cap - n - 1, f);
+        n += got;
+        if (got == 0) {
+            if (ferror(f)) {
+                snprintf(err, errlen, "--catalog: error reading \"%s\"", path);
+                rc = -EIO;
+            }
+            break;
+        }
+    }
+    fclose(f);
+    if (buf == NULL) {
+        snprintf(err, errlen, "--catalog: out of memory reading \"%s\"", path);
+        return -ENOMEM;
+    }
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static bool valid_sku(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > SHOP_SKU_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A whole JSON number in 0 .. 2^53-1. */
+static bool whole_nonneg(const cJSON *v, int64_t *out)
+{
+    if (!cJSON_IsNumber(v))
+        return false;
+    double d = v->valuedouble;
+    if (!isfinite(d) || d < 0 || d > JSON_INT_MAX || d != floor(d))
+        return false;
+    *out = (int64_t)d;
+    return true;
+}
+
+static int check_product(const cJSON *item, size_t i, struct product *p,
+                         const struct product *prev, const char *path,
+                         char *err, size_t errlen)
+{
+    if (!cJSON_IsObject(item)) {
+        snprintf(err, errlen,
+                 "--catalog: \"%s\": products[%zu] is not an "
+                 "object",
+                 path, i);
+        return -EINVAL;
+    }
+    const cJSON *sku = cJSON_GetObjectItemCaseSensitive(item, "sku");
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(item, "name");
+    const cJSON *price = cJSON_GetObjectItemCaseSensitive(item, "price_cents");
+    const cJSON *stock = cJSON_GetObjectItemCaseSensitive(item, "stock");
+    const char *bad = NULL;
+    if (!cJSON_IsString(sku) || !valid_sku(sku->valuestring))
+        bad = "sku must be 1-64 characters of [A-Za-z0-9_-]";
+    else if (!cJSON_IsString(name) || strlen(name->valuestring) == 0 ||
+             strlen(name->valuestring) > SHOP_NAME_MAX)
+        bad = "name must be a string of 1-128 bytes";
+    else if (!whole_nonneg(price, &p->price_cents))
+        bad = "price_cents must be a whole number >= 0";
+    else if (!whole_nonneg(stock, &p->stock))
+        bad = "stock must be a whole number >= 0";
+    if (bad != NULL) {
+        snprintf(err, errlen, "--catalog: \"%s\": products[%zu]: %s", path, i,
+                 bad);
+        return -EINVAL;
+    }
+    snprintf(p->sku, sizeof(p->sku), "%s", sku->valuestring);
+    snprintf(p->name, sizeof(p->name), "%s", name->valuestring);
+    for (size_t j = 0; j < i; j++) {
+        if (strcmp(prev[j].sku, p->sku) == 0) {
+            snprintf(err, errlen,
+                     "--catalog: \"%s\": products[%zu]: duplicate sku \"%s\"",
+                     path, i, p->sku);
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+int catalog_load_file(const char *path, struct product **out, size_t *n,
+                      char *err, size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    struct product *list = NULL;
+    cJSON *root = NULL;
+    int rc = read_file(path, &text, &len, err, errlen);
+    if (rc < 0)
+        return rc;
+
+    rc = -EINVAL;
+    const char *end = NULL;
+    root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    const cJSON *products =
+        cJSON_IsObject(root)
+            ? cJSON_GetObjectItemCaseSensitive(root, "products")
+            : NULL;
+    if (root == NULL) {
+        snprintf(err, errlen, "--catalog: \"%s\" is not valid JSON", path);
+        goto fail;
+    }
+    if (!cJSON_IsArray(products) || cJSON_GetArraySize(products) < 1) {
+        snprintf(err, errlen,
+                 "--catalog: \"%s\" must be {\"products\": [ ... ]} with at "
+                 "least one product",
+                 path);
+        goto fail;
+    }
+    size_t count = (size_t)cJSON_GetArraySize(products);
+    list = calloc(count, sizeof(*list));
+    if (list == NULL) {
+        snprintf(err, errlen, "--catalog: out of memory");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    size_t i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, products)
+    {
+        rc = check_product(item, i, &list[i], list, path, err, errlen);
+        if (rc < 0)
+            goto fail;
+        i++;
+    }
+    cJSON_Delete(root);
+    free(text);
+    *out = list;
+    *n = count;
+    return 0;
+fail:
+    free(list);
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}

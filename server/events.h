@@ -1,0 +1,46 @@
+/*
+ * events.h - the /events Server-Sent Events streams (server-internal).
+ *
+ * A stream sends the /stats snapshot as one `data:` event a few times a
+ * second. No thread is held per viewer: between events a stream's
+ * connection is suspended in libmicrohttpd, and one ticker thread resumes
+ * all suspended streams on each tick.
+ *
+ * Thread safety: events_response() is called from HTTP threads at once;
+ * events_create/events_stop/events_destroy from the controlling thread.
+ */
+#ifndef SHOPD_SERVER_EVENTS_H
+#define SHOPD_SERVER_EVENTS_H
+
+#include <microhttpd.h>
+
+#include "server/server.h"
+
+struct events;
+
+/*
+ * Create the stream hub for `app` (not owned) and start its ticker thread
+ * (with SIGINT/SIGTERM blocked). Returns NULL on failure.
+ */
+struct events *events_create(const struct app *app);
+
+/*
+ * Build the streaming response for a new viewer on connection `c`, or NULL
+ * when streams are ended (the caller then answers 503). The caller queues
+ * it and destroys its own reference as with any response. The daemon must
+ * have been started with MHD_ALLOW_SUSPEND_RESUME.
+ */
+struct MHD_Response *events_response(struct events *ev,
+                                     struct MHD_Connection *c);
+
+/*
+ * End every stream (each gets its end of stream and closes) and refuse new
+ * ones; resumes every suspended connection, so that MHD_stop_daemon() may
+ * be called afterwards. Idempotent.
+ */
+void events_stop(struct events *ev);
+
+/* Stop the ticker and free the hub. Accepts NULL. After MHD_stop_daemon. */
+void events_destroy(struct events *ev);
+
+#endif /* SHOPD_SERVER_EVENTS_H */

@@ -1,0 +1,350 @@
+/*
+ * httpd.c - the libmicrohttpd glue: sockets in, server_handle() out.
+ *
+ * Mode: internal polling threads with poll(2) - one thread, or a pool of
+ * `threads` when there are two or more. poll rather than epoll because
+ * libmicrohttpd 0.9.75's epoll loop stalls when exactly 128 events are
+ * ready at once (it waits again with the full timeout); poll is immune and
+ * measured as fast at the connection counts this server is run with.
+ *
+ * A request is seen by the access handler several times: first after its
+ * headers, then once per body chunk, then once more when it is complete.
+ * The first call allocates the per-request state (freed in the completed
+ * callback); chunks are appended up to max_body and then dropped (never
+ * buffered past the cap); the last call builds a struct http_request,
+ * calls server_handle() and queues the answer. A Content-Length over the
+ * cap is answered 413 on the first call, before any body byte is read.
+ *
+ * The listen socket is made here, so that "address in use" and friends are
+ * reported with their real errno, and port 0 can be resolved.
+ */
+#include "server/events.h"
+#include "server/internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+struct httpd {
+    struct MHD_Daemon *daemon;
+    const struct app *app;
+    struct events *events;
+    int listen_fd;
+    unsigned port;
+};
+
+/* Per-request state, owned by libmicrohttpd's *con_cls slot. */
+struct req_state {
+    char *body; /* NUL-terminated, grows up to max_body */
+    size_t len, cap;
+    bool too_large; /* the body went past max_body: dropped, not buffered */
+    bool answered;  /* a response has been queued */
+};
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof(line), fmt, ap);
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_msg(LOG_WARN, "libmicrohttpd: %s", line);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c,
+                              void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct req_state *st = *con_cls;
+    if (st != NULL) {
+        free(st->body);
+        free(st);
+        *con_cls = NULL;
+    }
+}
+
+/* Append a body chunk, or drop it once the body is over the cap. */
+static void append_body(struct req_state *st, const char *data, size_t n,
+                        size_t max_body)
+{
+    if (st->too_large)
+        return;
+    if (st->len + n > max_body) {
+        st->too_large = true;
+        free(st->body);
+        st->body = NULL;
+        st->len = st->cap = 0;
+        return;
+    }
+    if (st->len + n + 1 > st->cap) {
+        size_t cap = st->cap ? st->cap : 512;
+        while (cap < st->len + n + 1)
+            cap *= 2;
+        char *p = realloc(st->body, cap);
+        if (p == NULL) {
+            /* Treat like an oversized body: refuse rather than crash. */
+            st->too_large = true;
+            free(st->body);
+            st->body = NULL;
+            st->len = st->cap = 0;
+            return;
+        }
+        st->body = p;
+        st->cap = cap;
+    }
+    memcpy(st->body + st->len, data, n);
+    st->len += n;
+    st->body[st->len] = '\0';
+}
+
+static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
+{
+    struct MHD_Response *r = h->events ? events_response(h->events, c) : NULL;
+    if (r == NULL) {
+        struct http_response res = {0};
+        http_error(&res, 503, "shutting_down", "the event stream has ended");
+        r = MHD_create_response_from_buffer(res.body_len, res.body,
+                                            MHD_RESPMEM_MUST_COPY);
+        http_response_release(&res);
+        if (r == NULL)
+            return MHD_NO;
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                "application/json");
+        enum MHD_Result ok = MHD_queue_response(c, 503, r);
+        MHD_destroy_response(r);
+        return ok;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            "text/event-stream");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    enum MHD_Result ok = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* Route the complete request and queue its answer. */
+static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
+                                const char *url, const char *method,
+                                struct req_state *st)
+{
+    struct http_request req = {
+        .method = method,
+        .path = url,
+        .body = st->body,
+        .body_len = st->len,
+        .body_too_large = st->too_large,
+    };
+    struct http_response res;
+    server_handle(h->app, &req, &res);
+    st->answered = true;
+    if (res.stream_events)
+        return queue_events(h, c);
+
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        res.body_len, res.body,
+        res.body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+    if (r == NULL) {
+        http_response_release(&res);
+        return MHD_NO;
+    }
+    /* The response owns a malloc'd body now. */
+    res.body = NULL;
+    if (res.content_type != NULL)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                                res.content_type);
+    for (size_t i = 0; i < res.nheaders; i++)
+        MHD_add_response_header(r, res.headers[i].name, res.headers[i].value);
+    if (res.close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ok = MHD_queue_response(c, res.status, r);
+    MHD_destroy_response(r);
+    return ok;
+}
+
+/* True if the request announces a body larger than `max`. */
+static bool content_length_over(struct MHD_Connection *c, size_t max)
+{
+    const char *cl = MHD_lookup_connection_value(
+        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl == NULL)
+        return false;
+    errno = 0;
+    char *end = NULL;
+    unsigned long long v = strtoull(cl, &end, 10);
+    return errno == ERANGE || (end != cl && v > max);
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
+                                      const char *url, const char *method,
+                                      const char *version,
+                                      const char *upload_data,
+                                      size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    struct httpd *h = cls;
+    struct req_state *st = *con_cls;
+
+    if (st == NULL) {
+        st = calloc(1, sizeof(*st));
+        if (st == NULL)
+            return MHD_NO;
+        *con_cls = st;
+        if (content_length_over(c, h->app->limits.max_body)) {
+            /* Answer now: libmicrohttpd then discards the body unread and
+             * closes the connection. */
+            st->too_large = true;
+            return dispatch(h, c, url, method, st);
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        if (!st->answered)
+            append_body(st, upload_data, *upload_data_size,
+                        h->app->limits.max_body);
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (st->answered)
+        return MHD_YES;
+    return dispatch(h, c, url, method, st);
+}
+
+/* Make, bind and listen on the server socket. Returns the fd or -errno. */
+static int listen_on(const char *bind_addr, unsigned port, bool *ipv6,
+                     unsigned *bound_port)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind_addr, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        sslen = sizeof(*v4);
+        *ipv6 = false;
+    } else if (inet_pton(AF_INET6, bind_addr, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        sslen = sizeof(*v6);
+        *ipv6 = true;
+    } else {
+        return -EINVAL;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, (struct sockaddr *)&ss, sslen) < 0 || listen(fd, 4096) < 0 ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+        fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) {
+        int e = errno;
+        close(fd);
+        return -e;
+    }
+    *bound_port = ntohs(*ipv6 ? v6->sin6_port : v4->sin_port);
+    return fd;
+}
+
+struct httpd *httpd_start(const struct httpd_options *opt,
+                          const struct app *app, char *err, size_t errlen)
+{
+    struct httpd *h = calloc(1, sizeof(*h));
+    if (h == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->app = app;
+    h->listen_fd = -1;
+
+    bool ipv6 = false;
+    int fd = listen_on(opt->bind, opt->port, &ipv6, &h->port);
+    if (fd < 0) {
+        char why[128];
+        strerror_r(-fd, why, sizeof(why));
+        snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->bind,
+                 opt->port, why);
+        goto fail;
+    }
+    h->listen_fd = fd;
+
+    h->events = events_create(app);
+    if (h->events == NULL) {
+        snprintf(err, errlen, "cannot start the event stream thread");
+        goto fail;
+    }
+
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    if (ipv6)
+        flags |= MHD_USE_IPv6;
+    /* THREAD_POOL_SIZE 0 or 1 only draws a warning in 0.9.75: pass it
+     * only when it means a pool. */
+    unsigned pool = opt->threads >= 2 ? opt->threads : 0;
+    h->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned int)pool,
+        MHD_OPTION_END);
+    if (h->daemon == NULL) {
+        snprintf(err, errlen, "libmicrohttpd failed to start on %s:%u",
+                 opt->bind, h->port);
+        goto fail;
+    }
+    return h;
+fail:
+    events_destroy(h->events);
+    if (h->listen_fd >= 0)
+        close(h->listen_fd);
+    free(h);
+    return NULL;
+}
+
+unsigned httpd_port(const struct httpd *h)
+{
+    return h->port;
+}
+
+void httpd_end_streams(struct httpd *h)
+{
+    if (h != NULL && h->events != NULL)
+        events_stop(h->events);
+}
+
+void httpd_stop(struct httpd *h)
+{
+    if (h == NULL)
+        return;
+    if (h->events != NULL)
+        events_stop(h->events);
+    MHD_stop_daemon(h->daemon);
+    events_destroy(h->events);
+    /* libmicrohttpd closes a listen socket it was given at stop. */
+    free(h);
+}

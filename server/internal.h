@@ -1,0 +1,75 @@
+/*
+ * internal.h - helpers shared by the server's own .c files only.
+ */
+#ifndef SHOPD_SERVER_INTERNAL_H
+#define SHOPD_SERVER_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/server.h"
+
+/*
+ * A growable string for building JSON and text answers. After an
+ * allocation failure `oom` is set and further appends do nothing, so a
+ * builder checks once at the end.
+ */
+struct jbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+void jb_init(struct jbuf *b, size_t cap);
+void jb_free(struct jbuf *b);
+void jb_raw(struct jbuf *b, const char *s, size_t n);
+void jb_cstr(struct jbuf *b, const char *s);
+void jb_printf(struct jbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Append `s` (n bytes) as a quoted, escaped JSON string. */
+void jb_str(struct jbuf *b, const char *s, size_t n);
+/* Append a JSON number for a double (finite; 3 decimals at most). */
+void jb_double(struct jbuf *b, double v);
+/*
+ * Format CLOCK_REALTIME nanoseconds as RFC 3339 UTC with milliseconds,
+ * e.g. "2026-11-28T01:02:03.456Z", into `buf` (at least 32 bytes).
+ */
+void format_rfc3339(char *buf, size_t len, int64_t realtime_ns);
+/* Append an RFC 3339 UTC time with milliseconds, quoted. */
+void jb_time(struct jbuf *b, int64_t realtime_ns);
+/* Hand the string over (NUL-terminated) and reset `b`; NULL after oom. */
+char *jb_take(struct jbuf *b, size_t *len);
+
+/* Parse and validate a POST /buy body (cJSON lives in buy.c only). */
+struct buy_order {
+    const char *sku; /* points into `storage` */
+    size_t sku_len;
+    unsigned quantity;
+    bool has_customer;
+    char customer[SHOP_CUSTOMER_MAX + 1];
+};
+
+enum buy_error {
+    BUY_OK = 0,
+    BUY_INVALID_JSON,
+    BUY_INVALID_FIELD,
+};
+
+/*
+ * Validate `body` (NUL-terminated, `len` bytes). On BUY_OK fills `out`
+ * (its sku is copied into `sku_buf` of SHOP_SKU_MAX + 1 bytes). Otherwise
+ * writes a message naming the problem into `msg`.
+ */
+enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
+                         struct buy_order *out, char *sku_buf, char *msg,
+                         size_t msglen);
+
+/* Prometheus exposition of the shop's numbers, into `b`. */
+void metrics_write(const struct app *app, struct jbuf *b);
+
+/* The dashboard page, compiled into the binary (dashboard_blob.S). */
+extern const char dashboard_html[];
+extern const char dashboard_html_end[];
+
+#endif /* SHOPD_SERVER_INTERNAL_H */

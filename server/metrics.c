@@ -1,0 +1,102 @@
+/*
+ * metrics.c - the Prometheus text exposition (format 0.0.4) of /metrics.
+ *
+ * Every family gets its # HELP and # TYPE lines; counters end in _total;
+ * histograms give cumulative _bucket{le} series ending in +Inf, then _sum
+ * and _count, as promtool check metrics expects. Label values (SKUs) are
+ * restricted to [A-Za-z0-9_-] by the catalog, so they need no escaping.
+ */
+#include "server/internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void family(struct jbuf *b, const char *name, const char *type,
+                   const char *help)
+{
+    jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct jbuf *b, const char *name, const char *help,
+                    unsigned long long v)
+{
+    family(b, name, "counter", help);
+    jb_printf(b, "%s %llu\n", name, v);
+}
+
+static void gauge(struct jbuf *b, const char *name, const char *help, double v)
+{
+    family(b, name, "gauge", help);
+    jb_printf(b, "%s %.17g\n", name, v);
+}
+
+static void histogram(struct jbuf *b, const char *name, const char *help,
+                      const struct shop_histogram *h)
+{
+    family(b, name, "histogram", help);
+    for (size_t i = 0; i < SHOP_HIST_BUCKETS; i++)
+        jb_printf(b, "%s_bucket{le=\"%g\"} %llu\n", name, h->le[i],
+                  (unsigned long long)h->cumulative[i]);
+    jb_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", name,
+              (unsigned long long)h->count);
+    jb_printf(b, "%s_sum %.17g\n%s_count %llu\n", name, h->sum_s, name,
+              (unsigned long long)h->count);
+}
+
+void metrics_write(const struct app *app, struct jbuf *b)
+{
+    struct shop_snapshot s;
+    shop_snapshot(app->shop, &s);
+
+    counter(b, "shopd_orders_accepted_total",
+            "Orders accepted onto the belt (answered 202).", s.accepted);
+    family(b, "shopd_orders_rejected_total", "counter",
+           "Orders refused, by reason.");
+    jb_printf(b, "shopd_orders_rejected_total{reason=\"queue_full\"} %llu\n",
+              (unsigned long long)s.rejected_full);
+    jb_printf(b, "shopd_orders_rejected_total{reason=\"invalid\"} %llu\n",
+              (unsigned long long)s.rejected_invalid);
+    counter(b, "shopd_orders_processed_total", "Orders a worker has finished.",
+            s.processed);
+    counter(b, "shopd_orders_fulfilled_total", "Orders fulfilled from stock.",
+            s.fulfilled);
+    counter(b, "shopd_orders_out_of_stock_total",
+            "Orders rejected by a worker for lack of stock.", s.out_of_stock);
+    gauge(b, "shopd_orders_in_flight", "Orders being processed by a worker.",
+          (double)s.in_flight);
+    gauge(b, "shopd_queue_depth", "Orders waiting on the belt.",
+          (double)s.queue_depth);
+    gauge(b, "shopd_queue_capacity", "Slots on the belt.",
+          (double)s.queue_capacity);
+    gauge(b, "shopd_queue_high_water", "Most orders ever on the belt at once.",
+          (double)s.queue_high_water);
+    gauge(b, "shopd_workers", "Worker threads.", (double)s.workers);
+    gauge(b, "shopd_draining", "1 while shutting down, else 0.",
+          s.draining ? 1 : 0);
+    gauge(b, "shopd_uptime_seconds", "Seconds since start.", s.uptime_s);
+
+    size_t n = shop_product_count(app->shop);
+    struct shop_stock *st = calloc(n, sizeof(*st));
+    if (st == NULL) {
+        b->oom = true;
+        return;
+    }
+    shop_stock_all(app->shop, st);
+    family(b, "shopd_product_stock", "gauge", "Units in stock per product.");
+    for (size_t i = 0; i < n; i++)
+        jb_printf(b, "shopd_product_stock{sku=\"%s\"} %lld\n",
+                  shop_product(app->shop, i)->sku, (long long)st[i].stock);
+    family(b, "shopd_product_sold_total", "counter", "Units sold per product.");
+    for (size_t i = 0; i < n; i++)
+        jb_printf(b, "shopd_product_sold_total{sku=\"%s\"} %lld\n",
+                  shop_product(app->shop, i)->sku, (long long)st[i].sold);
+    free(st);
+
+    struct shop_histogram qw, pr;
+    shop_histograms(app->shop, &qw, &pr);
+    histogram(b, "shopd_queue_wait_seconds",
+              "Time from acceptance until a worker takes the order.", &qw);
+    histogram(b, "shopd_processing_seconds",
+              "Time a worker spends on one order.", &pr);
+}

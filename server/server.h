@@ -1,0 +1,144 @@
+/*
+ * server.h - the HTTP face of shopd: plain handlers over request/response
+ * structs, the libmicrohttpd glue that feeds them, catalog files, logging.
+ *
+ * Handlers never see libmicrohttpd types, so they are tested without a
+ * socket: fill a struct http_request, call server_handle(), read the
+ * struct http_response.
+ *
+ * Thread safety: server_handle() and the log functions may be called from
+ * any thread at once; httpd_start/httpd_stop are for the controlling thread.
+ */
+#ifndef SHOPD_SERVER_H
+#define SHOPD_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shop/shop.h"
+
+/* Settings the handlers need; read-only once the server runs. */
+struct server_limits {
+    size_t max_body;       /* bytes accepted in a request body */
+    unsigned max_quantity; /* largest quantity of one order */
+    unsigned http_threads; /* reported by /stats */
+};
+
+/* Everything a handler may touch. */
+struct app {
+    struct shop *shop;
+    struct server_limits limits;
+};
+
+struct http_request {
+    const char *method;  /* "GET", "POST", ... */
+    const char *path;    /* without the query string */
+    const char *body;    /* NUL-terminated copy of the body, or NULL */
+    size_t body_len;     /* bytes in body, not counting the NUL */
+    bool body_too_large; /* the body went past limits.max_body */
+};
+
+#define HTTP_MAX_HEADERS 4
+
+struct http_header {
+    const char *name; /* static string */
+    char value[48];
+};
+
+struct http_response {
+    unsigned status;
+    const char *content_type; /* static string */
+    char *body;               /* malloc'd unless body_static */
+    size_t body_len;
+    bool body_static;   /* body points to static storage */
+    bool close;         /* add "Connection: close" */
+    bool stream_events; /* answer with the /events stream instead */
+    size_t nheaders;
+    struct http_header headers[HTTP_MAX_HEADERS];
+};
+
+/*
+ * Route and answer one complete request. Never fails: allocation failure
+ * gives a static 500 body. The caller frees the body with
+ * http_response_release().
+ */
+void server_handle(const struct app *app, const struct http_request *req,
+                   struct http_response *res);
+
+/* Free what a response owns. Accepts a zeroed response. */
+void http_response_release(struct http_response *res);
+
+/*
+ * Fill `res` with an error: `status`, body {"error":code,"message":msg}.
+ * `code` and `msg` are copied (escaped).
+ */
+void http_error(struct http_response *res, unsigned status, const char *code,
+                const char *msg);
+
+/* Add a header to `res` (value copied, truncated to fit). */
+void http_add_header(struct http_response *res, const char *name,
+                     const char *value);
+
+/*
+ * Format the /stats JSON snapshot into a malloc'd string; `len` gets its
+ * length. Returns NULL on allocation failure. Used by /stats and /events.
+ */
+char *server_stats_json(const struct app *app, size_t *len);
+
+/*
+ * Parse a catalog file ({"products":[{"sku","name","price_cents",
+ * "stock"}]}). On success stores a malloc'd array (caller frees) and its
+ * length and returns 0; otherwise writes one line into `err` and returns a
+ * negative errno.
+ */
+int catalog_load_file(const char *path, struct product **out, size_t *n,
+                      char *err, size_t errlen);
+
+/* --- libmicrohttpd glue ------------------------------------------------ */
+
+struct httpd_options {
+    const char *bind; /* IPv4 or IPv6 literal */
+    unsigned port;    /* 0 picks a free port */
+    unsigned threads; /* 1 = one polling thread, else a pool */
+    unsigned max_connections;
+    unsigned conn_timeout_s;
+};
+
+struct httpd;
+
+/*
+ * Bind and start serving `app` (not owned; must outlive the server).
+ * Returns the server or NULL, with a reason in `err`.
+ */
+struct httpd *httpd_start(const struct httpd_options *opt,
+                          const struct app *app, char *err, size_t errlen);
+
+/* The port actually bound. */
+unsigned httpd_port(const struct httpd *h);
+
+/*
+ * End the live /events streams (they close cleanly) and refuse new ones.
+ * Call once the shop is drained, before httpd_stop(). Callable from any
+ * thread.
+ */
+void httpd_end_streams(struct httpd *h);
+
+/* Stop serving and free the server. Accepts NULL. Blocks briefly. */
+void httpd_stop(struct httpd *h);
+
+/* --- logging ----------------------------------------------------------- */
+
+enum log_level { LOG_INFO, LOG_WARN, LOG_ERROR };
+
+/* Choose text or JSON lines; call once before any thread logs. */
+void log_set_json(bool json);
+
+/*
+ * Log one line to stderr: a timestamp, the level and the message.
+ * `fmt` is printf-style. Thread-safe (one write per line).
+ */
+void log_msg(enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif /* SHOPD_SERVER_H */

@@ -1,0 +1,560 @@
+/*
+ * check_server.c - the HTTP handlers without a socket: every row of the
+ * SPEC's POST /buy table, the read endpoints, routing, and catalog files.
+ * Each test builds its own small shop; workers are not started unless a
+ * test needs orders processed, so the belt's contents are deterministic.
+ */
+#include "server/internal.h"
+#include "server/server.h"
+#include "shop/shop.h"
+
+#include <cJSON.h>
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct shop *shop;
+static struct app app;
+
+static const struct product test_catalog[] = {
+    {"apple", "Apple", 50, 10},
+    {"pear", "Pear", 70, 0},
+};
+
+static void setup(void)
+{
+    struct shop_config sc = {
+        .workers = 1, .queue_capacity = 4, .order_history = 16};
+    shop = shop_create(&sc, test_catalog, 2);
+    ck_assert_ptr_nonnull(shop);
+    app.shop = shop;
+    app.limits.max_body = 4096;
+    app.limits.max_quantity = 1000;
+    app.limits.http_threads = 2;
+}
+
+static void teardown(void)
+{
+    shop_destroy(shop);
+    shop = NULL;
+}
+
+/* Send one request through the router. */
+static void call(const char *method, const char *path, const char *body,
+                 struct http_response *res)
+{
+    struct http_request req = {
+        .method = method,
+        .path = path,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+    };
+    server_handle(&app, &req, res);
+}
+
+static const char *header(const struct http_response *res, const char *name)
+{
+    for (size_t i = 0; i < res->nheaders; i++)
+        if (strcmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    return NULL;
+}
+
+/* The error code of a JSON error body; asserts the body's shape. */
+static void assert_error(const struct http_response *res, unsigned status,
+                         const char *code)
+{
+    ck_assert_uint_eq(res->status, status);
+    ck_assert_str_eq(res->content_type, "application/json");
+    cJSON *j = cJSON_ParseWithLength(res->body, res->body_len);
+    ck_assert_ptr_nonnull(j);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    ck_assert(cJSON_IsString(e));
+    ck_assert(cJSON_IsString(m));
+    ck_assert_str_eq(e->valuestring, code);
+    ck_assert_uint_gt(strlen(m->valuestring), 0);
+    cJSON_Delete(j);
+}
+
+START_TEST(test_server_buy_accepts_and_locates)
+{
+    struct http_response res;
+    call("POST", "/buy", "{\"product\":\"apple\",\"quantity\":2}", &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_str_eq(res.body, "{\"order_id\":1,\"status\":\"queued\"}");
+    ck_assert_str_eq(header(&res, "Location"), "/orders/1");
+    http_response_release(&res);
+
+    call("POST", "/buy",
+         "{\"product\":\"pear\",\"quantity\":1,\"customer\":\"ann\","
+         "\"extra\":[1,{\"x\":2}]}",
+         &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_str_eq(res.body, "{\"order_id\":2,\"status\":\"queued\"}");
+    http_response_release(&res);
+}
+END_TEST
+
+struct bad_body {
+    const char *body;
+    unsigned status;
+    const char *code;
+    const char *names; /* the message must name this, or NULL */
+};
+
+static const struct bad_body bad_bodies[] = {
+    {"", 400, "invalid_json", NULL},
+    {"nope", 400, "invalid_json", NULL},
+    {"[1,2]", 400, "invalid_json", NULL},
+    {"\"apple\"", 400, "invalid_json", NULL},
+    {"{\"product\":\"apple\",\"quantity\":1} x", 400, "invalid_json", NULL},
+    {"{\"product\":\"apple\",\"quantity\":1", 400, "invalid_json", NULL},
+    {"{\"quantity\":1}", 400, "invalid_field", "product"},
+    {"{\"product\":1,\"quantity\":1}", 400, "invalid_field", "product"},
+    {"{\"product\":\"ap ple\",\"quantity\":1}", 400, "invalid_field",
+     "product"},
+    {"{\"product\":\"\",\"quantity\":1}", 400, "invalid_field", "product"},
+    {"{\"product\":"
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaa\",\"quantity\":1}",
+     400, "invalid_field", "product"},
+    {"{\"product\":\"apple\"}", 400, "invalid_field", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":0}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":-1}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1.5}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1.0}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":\"3\"}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1e3}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":true}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":null}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1001}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":99999999999999999999}", 400,
+     "invalid_field", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":01}", 400, "invalid_field",
+     "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":5}", 400,
+     "invalid_field", "customer"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":\"\xff\xfe\"}", 400,
+     "invalid_field", "customer"},
+    {"{\"product\":\"kiwi\",\"quantity\":1}", 404, "unknown_product", "kiwi"},
+    {"{\"product\":\"APPLE\",\"quantity\":1}", 404, "unknown_product", NULL},
+};
+
+START_TEST(test_server_buy_rejects_bad_bodies)
+{
+    const struct bad_body *b = &bad_bodies[_i];
+    struct http_response res;
+    call("POST", "/buy", b->body, &res);
+    assert_error(&res, b->status, b->code);
+    if (b->names != NULL)
+        ck_assert_msg(strstr(res.body, b->names) != NULL,
+                      "message of %s should name %s: %s", b->body, b->names,
+                      res.body);
+    http_response_release(&res);
+
+    struct shop_snapshot s;
+    shop_snapshot(shop, &s);
+    ck_assert_uint_eq(s.accepted, 0);
+    ck_assert_uint_eq(s.rejected_invalid, 1);
+}
+END_TEST
+
+START_TEST(test_server_buy_customer_limits)
+{
+    char body[400];
+    char name[130];
+    memset(name, 'c', 128);
+    name[128] = '\0';
+    struct http_response res;
+    snprintf(body, sizeof(body),
+             "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"%s\"}",
+             name);
+    call("POST", "/buy", body, &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+
+    name[128] = 'c';
+    name[129] = '\0';
+    snprintf(body, sizeof(body),
+             "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"%s\"}",
+             name);
+    call("POST", "/buy", body, &res);
+    assert_error(&res, 400, "invalid_field");
+    http_response_release(&res);
+
+    call("POST", "/buy",
+         "{\"product\":\"apple\",\"quantity\":1,\"customer\":null}", &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_buy_max_quantity)
+{
+    struct http_response res;
+    call("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1000}", &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+    app.limits.max_quantity = 5;
+    call("POST", "/buy", "{\"product\":\"apple\",\"quantity\":6}", &res);
+    assert_error(&res, 400, "invalid_field");
+    ck_assert_ptr_nonnull(strstr(res.body, "5"));
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_buy_too_large)
+{
+    struct http_request req = {
+        .method = "POST", .path = "/buy", .body_too_large = true};
+    struct http_response res;
+    server_handle(&app, &req, &res);
+    assert_error(&res, 413, "body_too_large");
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_buy_queue_full_then_draining)
+{
+    struct http_response res;
+    const char *body = "{\"product\":\"apple\",\"quantity\":1}";
+    for (int i = 0; i < 4; i++) {
+        call("POST", "/buy", body, &res);
+        ck_assert_uint_eq(res.status, 202);
+        http_response_release(&res);
+    }
+    call("POST", "/buy", body, &res);
+    assert_error(&res, 503, "queue_full");
+    ck_assert_str_eq(header(&res, "Retry-After"), "1");
+    http_response_release(&res);
+
+    shop_stop_accepting(shop);
+    call("POST", "/buy", body, &res);
+    assert_error(&res, 503, "shutting_down");
+    ck_assert(res.close);
+    http_response_release(&res);
+
+    call("GET", "/readyz", NULL, &res);
+    assert_error(&res, 503, "shutting_down");
+    http_response_release(&res);
+    call("GET", "/healthz", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    http_response_release(&res);
+
+    struct shop_snapshot s;
+    shop_snapshot(shop, &s);
+    ck_assert_uint_eq(s.accepted, 4);
+    ck_assert_uint_eq(s.rejected_full, 1);
+    ck_assert(s.draining);
+}
+END_TEST
+
+START_TEST(test_server_methods_and_paths)
+{
+    static const char *const get_paths[] = {
+        "/orders/1", "/products", "/products/apple",
+        "/stats",    "/metrics",  "/healthz",
+        "/readyz",   "/",         "/events"};
+    struct http_response res;
+    call("GET", "/buy", NULL, &res);
+    assert_error(&res, 405, "method_not_allowed");
+    ck_assert_str_eq(header(&res, "Allow"), "POST");
+    http_response_release(&res);
+    call("DELETE", "/buy", NULL, &res);
+    ck_assert_uint_eq(res.status, 405);
+    http_response_release(&res);
+    for (size_t i = 0; i < sizeof(get_paths) / sizeof(get_paths[0]); i++) {
+        call("POST", get_paths[i], "{}", &res);
+        assert_error(&res, 405, "method_not_allowed");
+        ck_assert_str_eq(header(&res, "Allow"), "GET, HEAD");
+        http_response_release(&res);
+    }
+    static const char *const unknown[] = {"/nope", "/orders", "/buy/",
+                                          "/stats/x", "//"};
+    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
+        call("GET", unknown[i], NULL, &res);
+        assert_error(&res, 404, "not_found");
+        http_response_release(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_server_order_ids)
+{
+    static const char *const bad[] = {"/orders/abc", "/orders/-1", "/orders/1x",
+                                      "/orders/",
+                                      "/orders/99999999999999999999"};
+    struct http_response res;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call("GET", bad[i], NULL, &res);
+        assert_error(&res, 400, "invalid_id");
+        http_response_release(&res);
+    }
+    call("GET", "/orders/0", NULL, &res);
+    assert_error(&res, 404, "unknown_order");
+    http_response_release(&res);
+    call("GET", "/orders/1", NULL, &res);
+    assert_error(&res, 404, "unknown_order");
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_order_lifecycle)
+{
+    struct http_response res;
+    call("POST", "/buy",
+         "{\"product\":\"apple\",\"quantity\":3,\"customer\":\"a \\\"q\\\"\\n"
+         "\\u00e9\"}",
+         &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+
+    call("GET", "/orders/1", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    cJSON *j = cJSON_ParseWithLength(res.body, res.body_len);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "status")->valuestring, "queued");
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "product")->valuestring, "apple");
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "quantity")->valueint, 3);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "customer")->valuestring,
+                     "a \"q\"\n\xc3\xa9");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "processed_at")));
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "worker")));
+    const char *at = cJSON_GetObjectItem(j, "accepted_at")->valuestring;
+    ck_assert_uint_eq(strlen(at), 24);
+    ck_assert_int_eq(at[10], 'T');
+    ck_assert_int_eq(at[23], 'Z');
+    cJSON_Delete(j);
+    http_response_release(&res);
+
+    ck_assert_int_eq(shop_start(shop), 0);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    call("GET", "/orders/1", NULL, &res);
+    j = cJSON_ParseWithLength(res.body, res.body_len);
+    ck_assert_ptr_nonnull(j);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "status")->valuestring,
+                     "fulfilled");
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(j, "processed_at")));
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "worker")->valueint, 0);
+    cJSON_Delete(j);
+    http_response_release(&res);
+
+    call("GET", "/products/apple", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    ck_assert_str_eq(res.body, "{\"sku\":\"apple\",\"name\":\"Apple\","
+                               "\"price_cents\":50,\"stock\":7,\"sold\":3}");
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_products)
+{
+    struct http_response res;
+    call("GET", "/products", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    cJSON *j = cJSON_ParseWithLength(res.body, res.body_len);
+    ck_assert(cJSON_IsArray(j));
+    ck_assert_int_eq(cJSON_GetArraySize(j), 2);
+    const cJSON *p = cJSON_GetArrayItem(j, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(p, "sku")->valuestring, "pear");
+    ck_assert_int_eq(cJSON_GetObjectItem(p, "stock")->valueint, 0);
+    cJSON_Delete(j);
+    http_response_release(&res);
+    call("GET", "/products/nope", NULL, &res);
+    assert_error(&res, 404, "unknown_product");
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_stats_shape)
+{
+    struct http_response res;
+    call("GET", "/stats", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    cJSON *j = cJSON_ParseWithLength(res.body, res.body_len);
+    ck_assert_ptr_nonnull(j);
+    static const char *const top[] = {
+        "uptime_s", "workers",    "http_threads", "draining", "queue",
+        "orders",   "latency_ms", "throughput",   "inventory"};
+    for (size_t i = 0; i < sizeof(top) / sizeof(top[0]); i++)
+        ck_assert_msg(cJSON_HasObjectItem(j, top[i]), "missing %s", top[i]);
+    const cJSON *o = cJSON_GetObjectItem(j, "orders");
+    static const char *const ord[] = {
+        "accepted",  "rejected_full", "rejected_invalid", "processed",
+        "fulfilled", "out_of_stock",  "in_flight"};
+    for (size_t i = 0; i < sizeof(ord) / sizeof(ord[0]); i++)
+        ck_assert_msg(cJSON_IsNumber(cJSON_GetObjectItem(o, ord[i])),
+                      "missing orders.%s", ord[i]);
+    const cJSON *q = cJSON_GetObjectItem(j, "queue");
+    ck_assert_int_eq(cJSON_GetObjectItem(q, "capacity")->valueint, 4);
+    const cJSON *lat = cJSON_GetObjectItem(j, "latency_ms");
+    const cJSON *qw = cJSON_GetObjectItem(lat, "queue_wait");
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(qw, "p99")));
+    const cJSON *inv = cJSON_GetObjectItem(j, "inventory");
+    const cJSON *apple = cJSON_GetObjectItem(inv, "apple");
+    ck_assert_int_eq(cJSON_GetObjectItem(apple, "stock")->valueint, 10);
+    ck_assert_int_eq(cJSON_GetObjectItem(apple, "sold")->valueint, 0);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "draining")));
+    cJSON_Delete(j);
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_metrics_text)
+{
+    struct http_response res;
+    call("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", &res);
+    http_response_release(&res);
+    call("GET", "/metrics", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    ck_assert_ptr_nonnull(strstr(res.content_type, "version=0.0.4"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_orders_accepted_total 1\n"));
+    ck_assert_ptr_nonnull(strstr(res.body, "# TYPE shopd_queue_depth gauge"));
+    ck_assert_ptr_nonnull(strstr(res.body, "\nshopd_queue_depth 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "shopd_queue_wait_seconds_bucket{le=\"+Inf\"} 0\n"));
+    ck_assert_ptr_nonnull(strstr(res.body, "shopd_processing_seconds_count"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "shopd_product_stock{sku=\"apple\"} 10\n"));
+    ck_assert_int_eq(res.body[res.body_len - 1], '\n');
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_dashboard_served)
+{
+    struct http_response res;
+    call("GET", "/", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    ck_assert_ptr_nonnull(strstr(res.content_type, "text/html"));
+    ck_assert_uint_gt(res.body_len, 100);
+    ck_assert_ptr_nonnull(strstr(res.body, "<html"));
+    http_response_release(&res);
+}
+END_TEST
+
+/* --- catalog files ------------------------------------------------------ */
+
+static char catalog_path[64];
+
+static const char *write_catalog(const char *text)
+{
+    snprintf(catalog_path, sizeof(catalog_path), "/tmp/shopd-cat-XXXXXX");
+    int fd = mkstemp(catalog_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return catalog_path;
+}
+
+START_TEST(test_server_catalog_valid)
+{
+    struct product *p = NULL;
+    size_t n = 0;
+    char err[256];
+    const char *path =
+        write_catalog("{\"products\":[{\"sku\":\"a-1\",\"name\":\"A\","
+                      "\"price_cents\":5,\"stock\":0},{\"sku\":\"B_2\","
+                      "\"name\":\"B\",\"price_cents\":0,\"stock\":7}]}");
+    ck_assert_int_eq(catalog_load_file(path, &p, &n, err, sizeof(err)), 0);
+    unlink(path);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(p[1].sku, "B_2");
+    ck_assert_int_eq(p[1].stock, 7);
+    ck_assert_int_eq(p[0].price_cents, 5);
+    free(p);
+}
+END_TEST
+
+static const char *const bad_catalogs[] = {
+    "",
+    "{\"products\":[]}",
+    "{\"products\":{}}",
+    "[]",
+    "{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":1,"
+    "\"stock\":-1}]}",
+    "{\"products\":[{\"sku\":\"a b\",\"name\":\"A\",\"price_cents\":1,"
+    "\"stock\":1}]}",
+    "{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":1.5,"
+    "\"stock\":1}]}",
+    "{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":-1,"
+    "\"stock\":1}]}",
+    "{\"products\":[{\"sku\":\"a\",\"price_cents\":1,\"stock\":1}]}",
+    "{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":1,"
+    "\"stock\":1},{\"sku\":\"a\",\"name\":\"B\",\"price_cents\":1,"
+    "\"stock\":1}]}",
+    "{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":1,"
+    "\"stock\":\"1\"}]}",
+};
+
+START_TEST(test_server_catalog_rejects)
+{
+    struct product *p = NULL;
+    size_t n = 0;
+    char err[256] = "";
+    const char *path = write_catalog(bad_catalogs[_i]);
+    int rc = catalog_load_file(path, &p, &n, err, sizeof(err));
+    unlink(path);
+    ck_assert_int_lt(rc, 0);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(strstr(err, "--catalog"));
+    ck_assert_ptr_null(strchr(err, '\n'));
+}
+END_TEST
+
+START_TEST(test_server_catalog_missing_file)
+{
+    struct product *p = NULL;
+    size_t n = 0;
+    char err[256] = "";
+    ck_assert_int_lt(catalog_load_file("/nonexistent/catalog.json", &p, &n, err,
+                                       sizeof(err)),
+                     0);
+    ck_assert_ptr_nonnull(strstr(err, "No such file"));
+}
+END_TEST
+
+Suite *server_suite(void)
+{
+    Suite *s = suite_create("server");
+    TCase *tc = tcase_create("handlers");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_server_buy_accepts_and_locates);
+    tcase_add_loop_test(tc, test_server_buy_rejects_bad_bodies, 0,
+                        sizeof(bad_bodies) / sizeof(bad_bodies[0]));
+    tcase_add_test(tc, test_server_buy_customer_limits);
+    tcase_add_test(tc, test_server_buy_max_quantity);
+    tcase_add_test(tc, test_server_buy_too_large);
+    tcase_add_test(tc, test_server_buy_queue_full_then_draining);
+    tcase_add_test(tc, test_server_methods_and_paths);
+    tcase_add_test(tc, test_server_order_ids);
+    tcase_add_test(tc, test_server_order_lifecycle);
+    tcase_add_test(tc, test_server_products);
+    tcase_add_test(tc, test_server_stats_shape);
+    tcase_add_test(tc, test_server_metrics_text);
+    tcase_add_test(tc, test_server_dashboard_served);
+    suite_add_tcase(s, tc);
+
+    TCase *cat = tcase_create("catalog");
+    tcase_set_timeout(cat, 20);
+    tcase_add_test(cat, test_server_catalog_valid);
+    tcase_add_loop_test(cat, test_server_catalog_rejects, 0,
+                        sizeof(bad_catalogs) / sizeof(bad_catalogs[0]));
+    tcase_add_test(cat, test_server_catalog_missing_file);
+    suite_add_tcase(s, cat);
+    return s;
+}

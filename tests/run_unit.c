@@ -1,0 +1,27 @@
+/*
+ * run_unit.c - runs every module's Check suite.
+ *
+ * CK_RUN_SUITE=queue (etc.) runs one suite; CK_FORK=no runs in-process
+ * for gdb and valgrind; CK_VERBOSITY=verbose lists every test.
+ */
+#include <check.h>
+#include <stdlib.h>
+
+Suite *queue_suite(void);
+Suite *pool_suite(void);
+Suite *shop_suite(void);
+Suite *config_suite(void);
+Suite *server_suite(void);
+
+int main(void)
+{
+    SRunner *sr = srunner_create(queue_suite());
+    srunner_add_suite(sr, pool_suite());
+    srunner_add_suite(sr, shop_suite());
+    srunner_add_suite(sr, config_suite());
+    srunner_add_suite(sr, server_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
