@@ -17,8 +17,6 @@ SANFLAGS ?=
 
 PKGS      := libmicrohttpd libcjson
 TEST_PKGS := check
-# Debian packages providing the above (and what the tests use).
-DEBS      := libmicrohttpd-dev libcjson-dev check pkg-config curl
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wformat=2 -Wvla -Wundef -Werror
@@ -46,7 +44,7 @@ UNIT_BIN := $(BUILD)/tests/unit
 E2E_BIN  := $(BUILD)/tests/e2e/e2e
 
 .PHONY: all run test unit e2e deps clean install uninstall format \
-        format-check tidy
+        format-check tidy asan ubsan tsan sanitizers valgrind load
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -85,17 +83,12 @@ $(E2E_BIN): $(E2E_OBJ)
 	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
 	    $(CHECK_LIBS) $(LIBS)
 
-# Install the Debian packages that pkg-config cannot find (fresh machines).
+# Install the Debian packages that are missing (fresh machines): each
+# argument is COMMAND-OR-pkgconfig-NAME:DEBIAN-PACKAGE.
 deps:
-	@if ! command -v pkg-config >/dev/null 2>&1 || \
-	    ! pkg-config --exists $(PKGS) $(TEST_PKGS) || \
-	    ! command -v curl >/dev/null 2>&1; then \
-	    echo "installing build dependencies: $(DEBS)"; \
-	    SUDO=; [ "$$(id -u)" -eq 0 ] || SUDO=sudo; \
-	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
-	        $(DEBS) >/dev/null; \
-	fi
+	@scripts/deps.sh pkg-config:pkg-config libmicrohttpd:libmicrohttpd-dev \
+	    libcjson:libcjson-dev check:check curl:curl promtool:prometheus \
+	    cc:gcc make:make
 
 run: deps
 	$(MAKE) all
@@ -110,6 +103,37 @@ e2e: $(SHOPD) $(E2E_BIN)
 test: deps
 	$(MAKE) unit
 	$(MAKE) e2e
+
+# --- sanitizers: each in its own build directory -------------------------
+# Each builds shopd and the tests with one sanitizer, runs the unit suites,
+# the end-to-end suite and a short wrk load against the sanitized binary.
+# Any report aborts (-fno-sanitize-recover=all), which fails the target.
+SAN_COMMON := -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g
+ASAN_FLAGS := -fsanitize=address,undefined $(SAN_COMMON)
+UBSAN_FLAGS := -fsanitize=undefined $(SAN_COMMON)
+TSAN_FLAGS := -fsanitize=thread $(SAN_COMMON)
+SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+           UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+           TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+           CK_TIMEOUT_MULTIPLIER=4 E2E_SLOW=4
+
+sanitizers: asan ubsan tsan
+
+asan ubsan tsan: deps
+	$(SAN_ENV) $(MAKE) BUILD=build/$@ CFLAGS="-O1 -g" \
+	    SANFLAGS="$($(shell echo $@ | tr a-z A-Z)_FLAGS)" unit e2e load
+
+# A bounded wrk load against $(SHOPD); fails on a non-zero exit or any
+# sanitizer report in its log.
+load: $(SHOPD)
+	scripts/load-check.sh $(SHOPD)
+
+# The end-to-end suite with every shopd under valgrind (leaks and errors
+# fail it).
+valgrind: deps all $(E2E_BIN)
+	scripts/deps.sh valgrind:valgrind
+	CK_TIMEOUT_MULTIPLIER=8 E2E_SLOW=8 SHOPD_BIN=scripts/valgrind-shopd.sh \
+	    $(E2E_BIN)
 
 install: $(BIN)
 	install -d $(DESTDIR)$(PREFIX)/bin
