@@ -72,11 +72,21 @@ size_t queue_len(struct queue *q);
 /* Capacity given to queue_create(). */
 size_t queue_cap(const struct queue *q);
 
+/* Element size given to queue_create(). */
+size_t queue_elem_size(const struct queue *q);
+
 /* Largest number of items the channel has held at once. */
 size_t queue_high_water(struct queue *q);
 
 /* Number of successful sends so far (the last sequence number issued). */
 uint64_t queue_sent(struct queue *q);
+
+/*
+ * Read the number of successful sends and of items now in the channel at
+ * one instant (under one hold of the lock), so that `sent - len` is exactly
+ * the number of items received so far.
+ */
+void queue_counts(struct queue *q, uint64_t *sent, size_t *len);
 
 /* True once queue_close() has been called. */
 bool queue_closed(struct queue *q);

@@ -1,0 +1,1077 @@
+/*
+ * config.c - shopd's settings, from four sources into one struct config.
+ *
+ * Design. Every setting is one row of the static const table `settings`
+ * (flag, config-file key, environment variable, type, offset into struct
+ * config, range, default, help), as in Redis' static_configs. Parsing from
+ * every source, validation, defaults and --help all walk that table, so a
+ * new setting is one new row and --help cannot drift from the parser.
+ *
+ * config_load() works in this order, which gives the precedence
+ * defaults < config file < environment < flags:
+ *   1. a first pass over argv looks only for --help/-h and --version/-V
+ *      (they win at once, even over bad values elsewhere) and --config;
+ *   2. the file named by --config, else by SHOPD_CONFIG, is read and applied;
+ *   3. the SHOPD_* variables named in the table are applied; every other
+ *      variable is ignored;
+ *   4. the flags are applied left to right, so the last one wins.
+ * All of it works on a local copy: the caller's struct changes only on
+ * success, so a failed load never leaves half a config behind.
+ *
+ * Every value from every source goes through one setter per type, which is
+ * where ranges are checked. An error is one line naming the flag, the value,
+ * the reason and the source; values are escaped so that a newline inside an
+ * environment variable cannot split the line.
+ *
+ * The module has no global state (everything lives in the caller's
+ * arguments), so it is thread-safe; it never prints and never exits.
+ */
+#include "config/config.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#ifndef SHOPD_VERSION
+#define SHOPD_VERSION "0.1.0"
+#endif
+
+/* A config file larger than this is surely the wrong file. */
+#define CONFIG_FILE_MAX ((size_t)1024 * 1024)
+/* Values quoted in error lines are cut after this many input bytes. */
+#define QUOTE_MAX 128
+/* Room for a quoted value: every byte may become \xNN, plus quotes, "...". */
+#define QUOTE_BUF (QUOTE_MAX * 4 + 8)
+
+#define ATTR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+
+enum setting_type {
+    SET_UINT,       /* unsigned, decimal digits only, min..max */
+    SET_PATH,       /* char[size], non-empty */
+    SET_BIND,       /* char[size], IPv4/IPv6 literal, "localhost", "*" */
+    SET_LOG_FORMAT, /* enum config_log_format, one of log_format_names */
+    SET_BOOL,       /* bool; the bare flag means true */
+    SET_ACTION,     /* --help, --version: no value, no variable, no key */
+};
+
+struct setting {
+    const char *flag;       /* "--queue-capacity" */
+    const char *short_flag; /* "-h", or NULL */
+    const char *key;        /* config file key, NULL if not allowed there */
+    const char *env;        /* environment variable, NULL if none */
+    size_t offset;          /* of the field in struct config */
+    size_t size;            /* of the field */
+    unsigned long min, max; /* SET_UINT range, inclusive */
+    unsigned long def;      /* SET_UINT, SET_BOOL, SET_LOG_FORMAT default;
+                               the enum config_action of a SET_ACTION */
+    const char *def_text;   /* SET_PATH and SET_BIND default */
+    const char *shown_def;  /* default as --help shows it, if not computed */
+    const char *allowed;    /* allowed values as --help shows them */
+    const char *metavar;    /* "N", "ADDR", "FILE" */
+    const char *help;       /* meaning, one or more lines */
+    enum setting_type type;
+    bool def_ncpu; /* default: online CPUs, clamped to min..max */
+};
+
+#define FIELD(f)                                                               \
+    .offset = offsetof(struct config, f),                                      \
+    .size = sizeof(((struct config *)0)->f)
+
+static const char *const log_format_names[] = {
+    [CONFIG_LOG_TEXT] = "text",
+    [CONFIG_LOG_JSON] = "json",
+};
+
+static const struct setting settings[] = {
+    {.flag = "--config",
+     .env = "SHOPD_CONFIG",
+     .type = SET_PATH,
+     FIELD(config_file),
+     .shown_def = "none",
+     .allowed = "path",
+     .metavar = "FILE",
+     .help = "JSON file of settings (see below)"},
+    {.flag = "--bind",
+     .key = "bind",
+     .env = "SHOPD_BIND",
+     .type = SET_BIND,
+     FIELD(bind),
+     .def_text = "0.0.0.0",
+     .allowed = "IP literal",
+     .metavar = "ADDR",
+     .help = "listen address: an IPv4 or IPv6 literal (\"[::1]\" too);\n"
+             "\"localhost\" means 127.0.0.1, \"*\" means 0.0.0.0"},
+    {.flag = "--port",
+     .key = "port",
+     .env = "SHOPD_PORT",
+     .type = SET_UINT,
+     FIELD(port),
+     .min = 0,
+     .max = 65535,
+     .def = 8080,
+     .metavar = "N",
+     .help = "TCP port to listen on; 0 picks a free port"},
+    {.flag = "--workers",
+     .key = "workers",
+     .env = "SHOPD_WORKERS",
+     .type = SET_UINT,
+     FIELD(workers),
+     .min = 1,
+     .max = 1024,
+     .def_ncpu = true,
+     .metavar = "N",
+     .help = "worker threads that take orders off the queue"},
+    {.flag = "--queue-capacity",
+     .key = "queue_capacity",
+     .env = "SHOPD_QUEUE_CAPACITY",
+     .type = SET_UINT,
+     FIELD(queue_capacity),
+     .min = 1,
+     .max = 16777216,
+     .def = 1024,
+     .metavar = "N",
+     .help = "queue slots: orders accepted but not yet taken by a worker"},
+    {.flag = "--http-threads",
+     .key = "http_threads",
+     .env = "SHOPD_HTTP_THREADS",
+     .type = SET_UINT,
+     FIELD(http_threads),
+     .min = 1,
+     .max = 256,
+     .def_ncpu = true,
+     .metavar = "N",
+     .help = "threads that answer HTTP requests"},
+    {.flag = "--work-ms",
+     .key = "work_ms",
+     .env = "SHOPD_WORK_MS",
+     .type = SET_UINT,
+     FIELD(work_ms),
+     .min = 0,
+     .max = 60000,
+     .def = 0,
+     .metavar = "MS",
+     .help = "simulated work per order, milliseconds, outside the lock"},
+    {.flag = "--catalog",
+     .key = "catalog",
+     .env = "SHOPD_CATALOG",
+     .type = SET_PATH,
+     FIELD(catalog),
+     .def_text = "",
+     .shown_def = "built-in demo",
+     .allowed = "path",
+     .metavar = "FILE",
+     .help = "catalog file (JSON), checked when the server starts"},
+    {.flag = "--max-body",
+     .key = "max_body",
+     .env = "SHOPD_MAX_BODY",
+     .type = SET_UINT,
+     FIELD(max_body),
+     .min = 16,
+     .max = 67108864,
+     .def = 4096,
+     .metavar = "BYTES",
+     .help = "largest request body accepted; larger ones get 413"},
+    {.flag = "--max-quantity",
+     .key = "max_quantity",
+     .env = "SHOPD_MAX_QUANTITY",
+     .type = SET_UINT,
+     FIELD(max_quantity),
+     .min = 1,
+     .max = 1000000000,
+     .def = 1000,
+     .metavar = "N",
+     .help = "largest quantity one order may ask for"},
+    {.flag = "--order-history",
+     .key = "order_history",
+     .env = "SHOPD_ORDER_HISTORY",
+     .type = SET_UINT,
+     FIELD(order_history),
+     .min = 1,
+     .max = 16777216,
+     .def = 65536,
+     .metavar = "N",
+     .help = "orders kept for GET /orders/{id}; older ones are forgotten"},
+    {.flag = "--max-connections",
+     .key = "max_connections",
+     .env = "SHOPD_MAX_CONNECTIONS",
+     .type = SET_UINT,
+     FIELD(max_connections),
+     .min = 1,
+     .max = 1000000,
+     .def = 10000,
+     .metavar = "N",
+     .help = "open HTTP connections at most"},
+    {.flag = "--conn-timeout",
+     .key = "conn_timeout",
+     .env = "SHOPD_CONN_TIMEOUT",
+     .type = SET_UINT,
+     FIELD(conn_timeout),
+     .min = 1,
+     .max = 86400,
+     .def = 30,
+     .metavar = "S",
+     .help = "seconds before an idle connection is closed"},
+    {.flag = "--drain-timeout",
+     .key = "drain_timeout",
+     .env = "SHOPD_DRAIN_TIMEOUT",
+     .type = SET_UINT,
+     FIELD(drain_timeout),
+     .min = 0,
+     .max = 3600,
+     .def = 30,
+     .metavar = "S",
+     .help = "seconds to finish queued orders after SIGTERM/SIGINT"},
+    {.flag = "--log-format",
+     .key = "log_format",
+     .env = "SHOPD_LOG_FORMAT",
+     .type = SET_LOG_FORMAT,
+     FIELD(log_format),
+     .def = CONFIG_LOG_TEXT,
+     .allowed = "text|json",
+     .metavar = "FMT",
+     .help = "log lines as plain text or as one JSON object each"},
+    {.flag = "--unsafe-inventory",
+     .key = "unsafe_inventory",
+     .env = "SHOPD_UNSAFE_INVENTORY",
+     .type = SET_BOOL,
+     FIELD(unsafe_inventory),
+     .def = 0,
+     .allowed = "boolean",
+     .help = "demo only: drop the inventory lock to show lost updates\n"
+             "and oversell"},
+    {.flag = "--help",
+     .short_flag = "-h",
+     .type = SET_ACTION,
+     .def = CONFIG_HELP,
+     .help = "print this help and exit"},
+    {.flag = "--version",
+     .short_flag = "-V",
+     .type = SET_ACTION,
+     .def = CONFIG_VERSION,
+     .help = "print the version and exit"},
+};
+
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+/* ---- small helpers ------------------------------------------------------ */
+
+/* Write one error line into err (if there is room) and return -EINVAL. */
+static int errorf(char *err, size_t errlen, const char *fmt, ...)
+    ATTR_PRINTF(3, 4);
+static int errorf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return -EINVAL;
+}
+
+/*
+ * Write s into dst as a double-quoted string, with control bytes, quotes and
+ * backslashes escaped and at most QUOTE_MAX input bytes, so that any value
+ * fits on one line of an error message. Returns dst.
+ */
+static const char *quote(char dst[QUOTE_BUF], const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    size_t i;
+
+    dst[o++] = '"';
+    for (i = 0; s[i] != '\0' && i < QUOTE_MAX; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\') {
+            dst[o++] = '\\';
+            dst[o++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            dst[o++] = '\\';
+            dst[o++] = 'x';
+            dst[o++] = hex[ch >> 4];
+            dst[o++] = hex[ch & 0xf];
+        } else {
+            dst[o++] = (char)ch;
+        }
+    }
+    dst[o++] = '"';
+    if (s[i] != '\0') {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
+    return dst;
+}
+
+/* The field of c that setting s describes. */
+static void *field_of(struct config *c, const struct setting *s)
+{
+    return (unsigned char *)c + s->offset;
+}
+
+static const struct setting *find_flag(const char *name, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+
+        if (strncmp(s->flag, name, len) == 0 && s->flag[len] == '\0')
+            return s;
+        if (s->short_flag != NULL && strncmp(s->short_flag, name, len) == 0 &&
+            s->short_flag[len] == '\0')
+            return s;
+    }
+    return NULL;
+}
+
+static const struct setting *find_key(const char *key)
+{
+    size_t i;
+
+    for (i = 0; i < NSETTINGS; i++)
+        if (settings[i].key != NULL && strcmp(settings[i].key, key) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* Like getenv() over envp: the value of the first NAME=..., or NULL. */
+static const char *env_get(char *const envp[], const char *name)
+{
+    size_t n = strlen(name);
+
+    if (envp == NULL)
+        return NULL;
+    for (; *envp != NULL; envp++)
+        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+            return *envp + n + 1;
+    return NULL;
+}
+
+static bool all_digits(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s != '\0'; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        return 1;
+    return n > (long)UINT_MAX ? UINT_MAX : (unsigned)n;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"1", "true", "yes"};
+    static const char *const no[] = {"0", "false", "no"};
+    size_t i;
+
+    for (i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return true;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- setters: one per type, shared by every source ---------------------- */
+
+static int set_uint(struct config *c, const struct setting *s, const char *val,
+                    const char *from, char *err, size_t errlen)
+{
+    char q[QUOTE_BUF];
+    unsigned long long v;
+    char *end;
+
+    /*
+     * Decimal digits only: strtoull alone would accept leading spaces, a
+     * sign (and negate!), so check the characters first. A minus sign in
+     * front of digits is a number, just out of range.
+     */
+    if (!all_digits(val)) {
+        if (val[0] == '-' && all_digits(val + 1))
+            goto out_of_range;
+        return errorf(err, errlen, "%s: %s is not a whole number (from %s)",
+                      s->flag, quote(q, val), from);
+    }
+    errno = 0;
+    v = strtoull(val, &end, 10);
+    if (errno == ERANGE || *end != '\0' || v < s->min || v > s->max)
+        goto out_of_range;
+    assert(s->size == sizeof(unsigned));
+    *(unsigned *)field_of(c, s) = (unsigned)v;
+    return 0;
+
+out_of_range:
+    return errorf(err, errlen, "%s: %s is out of range %lu..%lu (from %s)",
+                  s->flag, quote(q, val), s->min, s->max, from);
+}
+
+static int set_bind(struct config *c, const struct setting *s, const char *val,
+                    const char *from, char *err, size_t errlen)
+{
+    char q[QUOTE_BUF];
+    char addr[CONFIG_BIND_MAX];
+    unsigned char bin[sizeof(struct in6_addr)];
+    size_t len = strlen(val);
+
+    if (strcmp(val, "localhost") == 0) {
+        snprintf(addr, sizeof addr, "127.0.0.1");
+    } else if (strcmp(val, "*") == 0) {
+        snprintf(addr, sizeof addr, "0.0.0.0");
+    } else if (len >= 2 && val[0] == '[' && val[len - 1] == ']' &&
+               len - 2 < sizeof addr) {
+        /* "[::1]", as in URLs. */
+        memcpy(addr, val + 1, len - 2);
+        addr[len - 2] = '\0';
+        if (inet_pton(AF_INET6, addr, bin) != 1)
+            goto bad;
+    } else if (len < sizeof addr) {
+        memcpy(addr, val, len + 1);
+        if (inet_pton(AF_INET, addr, bin) != 1 &&
+            inet_pton(AF_INET6, addr, bin) != 1)
+            goto bad;
+    } else {
+        goto bad;
+    }
+    assert(s->size == sizeof addr);
+    memcpy(field_of(c, s), addr, sizeof addr);
+    return 0;
+
+bad:
+    return errorf(err, errlen,
+                  "%s: %s is not an IPv4 or IPv6 address, \"localhost\" or "
+                  "\"*\" (from %s)",
+                  s->flag, quote(q, val), from);
+}
+
+/* Set s from text (a flag, a variable or a JSON string). */
+static int set_text(struct config *c, const struct setting *s, const char *val,
+                    const char *from, char *err, size_t errlen)
+{
+    char q[QUOTE_BUF];
+    size_t len = strlen(val);
+    size_t i;
+    bool b;
+
+    if (len == 0)
+        return errorf(err, errlen, "%s: empty value (from %s)", s->flag, from);
+
+    switch (s->type) {
+    case SET_UINT:
+        return set_uint(c, s, val, from, err, errlen);
+    case SET_BIND:
+        return set_bind(c, s, val, from, err, errlen);
+    case SET_PATH:
+        if (len >= s->size)
+            return errorf(err, errlen,
+                          "%s: path is too long (%zu bytes, at most %zu) "
+                          "(from %s)",
+                          s->flag, len, s->size - 1, from);
+        memcpy(field_of(c, s), val, len + 1);
+        return 0;
+    case SET_LOG_FORMAT:
+        for (i = 0; i < sizeof log_format_names / sizeof log_format_names[0];
+             i++) {
+            if (strcmp(val, log_format_names[i]) == 0) {
+                *(enum config_log_format *)field_of(c, s) =
+                    (enum config_log_format)i;
+                return 0;
+            }
+        }
+        return errorf(err, errlen, "%s: %s is not one of %s (from %s)", s->flag,
+                      quote(q, val), s->allowed, from);
+    case SET_BOOL:
+        if (!parse_bool(val, &b))
+            return errorf(err, errlen,
+                          "%s: %s is not a boolean (1/0, true/false, yes/no) "
+                          "(from %s)",
+                          s->flag, quote(q, val), from);
+        *(bool *)field_of(c, s) = b;
+        return 0;
+    case SET_ACTION:
+        break;
+    }
+    assert(!"set_text: setting takes no value");
+    return -EINVAL;
+}
+
+static const char *json_kind(const cJSON *item)
+{
+    if (cJSON_IsString(item))
+        return "a string";
+    if (cJSON_IsNumber(item))
+        return "a number";
+    if (cJSON_IsBool(item))
+        return "a boolean";
+    if (cJSON_IsNull(item))
+        return "null";
+    if (cJSON_IsArray(item))
+        return "an array";
+    if (cJSON_IsObject(item))
+        return "an object";
+    return "an invalid value";
+}
+
+/* Set s from one value of the config file. */
+static int set_json(struct config *c, const struct setting *s,
+                    const cJSON *item, const char *from, char *err,
+                    size_t errlen)
+{
+    double d;
+
+    switch (s->type) {
+    case SET_UINT:
+        if (!cJSON_IsNumber(item))
+            return errorf(err, errlen,
+                          "%s: expected a whole number, got %s (from %s)",
+                          s->flag, json_kind(item), from);
+        /*
+         * valueint saturates and truncates, so judge valuedouble: bound it
+         * first (this also rejects NaN and infinities) so that the cast to
+         * long long is defined, then require it whole and in range.
+         */
+        d = item->valuedouble;
+        if (!(d > -1e18 && d < 1e18))
+            goto out_of_range;
+        if (d != (double)(long long)d)
+            return errorf(err, errlen,
+                          "%s: %.15g is not a whole number (from %s)", s->flag,
+                          d, from);
+        if (d < (double)s->min || d > (double)s->max)
+            goto out_of_range;
+        assert(s->size == sizeof(unsigned));
+        *(unsigned *)field_of(c, s) = (unsigned)d;
+        return 0;
+    case SET_BOOL:
+        if (!cJSON_IsBool(item))
+            return errorf(err, errlen,
+                          "%s: expected true or false, got %s (from %s)",
+                          s->flag, json_kind(item), from);
+        *(bool *)field_of(c, s) = cJSON_IsTrue(item);
+        return 0;
+    case SET_PATH:
+    case SET_BIND:
+    case SET_LOG_FORMAT:
+        if (!cJSON_IsString(item) || item->valuestring == NULL)
+            return errorf(err, errlen,
+                          "%s: expected a string, got %s (from %s)", s->flag,
+                          json_kind(item), from);
+        return set_text(c, s, item->valuestring, from, err, errlen);
+    case SET_ACTION:
+        break;
+    }
+    assert(!"set_json: setting has no config file key");
+    return -EINVAL;
+
+out_of_range:
+    return errorf(err, errlen, "%s: %.15g is out of range %lu..%lu (from %s)",
+                  s->flag, d, s->min, s->max, from);
+}
+
+/* ---- the config file ---------------------------------------------------- */
+
+/*
+ * Read all of path into a malloc'ed, NUL-terminated buffer. On success the
+ * caller frees *out. Errors name --config, since that is where the path
+ * came from.
+ */
+static int read_file(const char *path, char **out, size_t *outlen, char *err,
+                     size_t errlen)
+{
+    char q[QUOTE_BUF];
+    char why[128];
+    char *buf = NULL;
+    size_t len = 0;
+    size_t cap = 0;
+    int saved_errno;
+    int fd;
+    int rc;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        goto fail_errno;
+    for (;;) {
+        ssize_t n;
+
+        if (len == cap) {
+            size_t ncap = cap == 0 ? 4096 : cap * 2;
+            char *nbuf = realloc(buf, ncap + 1);
+
+            if (nbuf == NULL) {
+                rc = -ENOMEM;
+                errorf(err, errlen, "--config: out of memory reading %s",
+                       quote(q, path));
+                goto fail;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            goto fail_errno;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > CONFIG_FILE_MAX) {
+            rc = errorf(err, errlen, "--config: %s is larger than %zu bytes",
+                        quote(q, path), CONFIG_FILE_MAX);
+            goto fail;
+        }
+    }
+    close(fd);
+    buf[len] = '\0';
+    *out = buf;
+    *outlen = len;
+    return 0;
+
+fail_errno:
+    saved_errno = errno;
+    if (strerror_r(saved_errno, why, sizeof why) != 0)
+        snprintf(why, sizeof why, "error %d", saved_errno);
+    rc = errorf(err, errlen, "--config: cannot read %s: %s", quote(q, path),
+                why);
+fail:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    return rc;
+}
+
+/* Line and column (both from 1) of text + off, for parse errors. */
+static void line_col(const char *text, size_t off, size_t *line, size_t *col)
+{
+    size_t i;
+
+    *line = 1;
+    *col = 1;
+    for (i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}
+
+/* Apply every key of the file at path to c. */
+static int load_file(struct config *c, const char *path, char *err,
+                     size_t errlen)
+{
+    char from[QUOTE_BUF + 16];
+    char q[QUOTE_BUF];
+    char qpath[QUOTE_BUF];
+    bool seen[NSETTINGS] = {false};
+    char *text = NULL;
+    size_t len = 0;
+    const char *end = NULL;
+    cJSON *root = NULL;
+    const cJSON *item;
+    int rc;
+
+    rc = read_file(path, &text, &len, err, errlen);
+    if (rc < 0)
+        goto out;
+    quote(qpath, path);
+    snprintf(from, sizeof from, "config file %s", qpath);
+
+    if (len == 0) {
+        rc = errorf(err, errlen, "%s: is empty", from);
+        goto out;
+    }
+    if (strlen(text) != len) {
+        rc = errorf(err, errlen, "%s: contains a NUL byte", from);
+        goto out;
+    }
+    /*
+     * Count the NUL in the length and require it: cJSON then rejects
+     * trailing garbage, and any read past the end lands on the NUL.
+     */
+    root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    if (root == NULL) {
+        size_t line, col;
+        size_t off = end != NULL && end >= text && end <= text + len
+                         ? (size_t)(end - text)
+                         : 0;
+
+        line_col(text, off, &line, &col);
+        rc = errorf(err, errlen, "%s: invalid JSON at line %zu, column %zu",
+                    from, line, col);
+        goto out;
+    }
+    if (!cJSON_IsObject(root)) {
+        rc = errorf(err, errlen, "%s: expected one JSON object, got %s", from,
+                    json_kind(root));
+        goto out;
+    }
+
+    cJSON_ArrayForEach(item, root)
+    {
+        const char *key = item->string != NULL ? item->string : "";
+        const struct setting *s = find_key(key);
+        size_t idx;
+
+        if (s == NULL) {
+            char alt[64];
+            size_t i;
+
+            /* Help the user who wrote the flag's spelling, "max-body". */
+            for (i = 0; key[i] != '\0' && i + 1 < sizeof alt; i++)
+                alt[i] = (char)(key[i] == '-' ? '_' : key[i]);
+            alt[i] = '\0';
+            if (key[i] == '\0' && strcmp(alt, key) != 0 &&
+                find_key(alt) != NULL) {
+                rc =
+                    errorf(err, errlen,
+                           "%s: unknown key %s (write \"%s\": \"_\" for \"-\")",
+                           from, quote(q, key), alt);
+            } else if (strcmp(key, "config") == 0) {
+                rc = errorf(
+                    err, errlen,
+                    "%s: key \"config\" is not allowed in a config file", from);
+            } else {
+                rc = errorf(err, errlen, "%s: unknown key %s", from,
+                            quote(q, key));
+            }
+            goto out;
+        }
+        idx = (size_t)(s - settings);
+        if (seen[idx]) {
+            rc = errorf(err, errlen, "%s: duplicate key %s", from,
+                        quote(q, key));
+            goto out;
+        }
+        seen[idx] = true;
+        rc = set_json(c, s, item, from, err, errlen);
+        if (rc < 0)
+            goto out;
+    }
+    rc = 0;
+
+out:
+    cJSON_Delete(root);
+    free(text);
+    return rc;
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+struct cli_arg {
+    const struct setting *s;
+    const char *value; /* NULL for --help and --version */
+};
+
+/*
+ * Parse the flag at argv[*i] and, for "--name value", its value; always
+ * advances *i past what it consumed, even on error, so a caller may skip
+ * bad arguments. A value in the next argument must not start with "--", so
+ * that "--port --workers 4" reports the missing value of --port.
+ */
+static int next_cli_arg(int argc, char *const argv[], int *i,
+                        struct cli_arg *out, char *err, size_t errlen)
+{
+    char q[QUOTE_BUF];
+    const char *arg = argv[*i];
+    const char *eq = NULL;
+    const struct setting *s;
+    size_t name_len;
+
+    out->s = NULL;
+    out->value = NULL;
+    (*i)++;
+    if (arg[0] != '-' || arg[1] == '\0')
+        return errorf(err, errlen,
+                      "unexpected argument %s (shopd takes only flags)",
+                      quote(q, arg));
+    if (arg[1] == '-')
+        eq = strchr(arg, '=');
+    name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    s = find_flag(arg, name_len);
+    if (s == NULL) {
+        char name[QUOTE_MAX + 1];
+
+        snprintf(name, sizeof name, "%.*s",
+                 (int)(name_len < QUOTE_MAX ? name_len : QUOTE_MAX), arg);
+        return errorf(err, errlen, "unknown flag %s (see --help)",
+                      quote(q, name));
+    }
+    out->s = s;
+    if (s->type == SET_ACTION) {
+        if (eq != NULL)
+            return errorf(err, errlen, "%s: takes no value (from command line)",
+                          s->flag);
+        out->value = NULL;
+    } else if (eq != NULL) {
+        out->value = eq + 1;
+    } else if (s->type == SET_BOOL) {
+        out->value = "true";
+    } else if (*i < argc && strncmp(argv[*i], "--", 2) != 0) {
+        out->value = argv[(*i)++];
+    } else {
+        return errorf(err, errlen, "%s: missing value (from command line)",
+                      s->flag);
+    }
+    return 0;
+}
+
+/* ---- public API --------------------------------------------------------- */
+
+void config_defaults(struct config *c)
+{
+    unsigned ncpu = online_cpus();
+    size_t i;
+
+    memset(c, 0, sizeof *c);
+    for (i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        unsigned long v = s->def;
+
+        switch (s->type) {
+        case SET_UINT:
+            if (s->def_ncpu)
+                v = ncpu < s->min ? s->min : ncpu > s->max ? s->max : ncpu;
+            *(unsigned *)field_of(c, s) = (unsigned)v;
+            break;
+        case SET_PATH:
+        case SET_BIND:
+            snprintf(field_of(c, s), s->size, "%s",
+                     s->def_text != NULL ? s->def_text : "");
+            break;
+        case SET_LOG_FORMAT:
+            *(enum config_log_format *)field_of(c, s) =
+                (enum config_log_format)v;
+            break;
+        case SET_BOOL:
+            *(bool *)field_of(c, s) = v != 0;
+            break;
+        case SET_ACTION:
+            break;
+        }
+    }
+}
+
+int config_load(struct config *c, int argc, char *const argv[],
+                char *const envp[], enum config_action *action, char *err,
+                size_t errlen)
+{
+    const struct setting *config_setting =
+        find_flag("--config", strlen("--config"));
+    struct config tmp;
+    struct cli_arg a;
+    const char *config_path = NULL;
+    const char *config_from = "command line";
+    int rc;
+    int i;
+
+    assert(c != NULL && action != NULL && config_setting != NULL);
+    assert(argc == 0 || argv != NULL);
+    if (err != NULL && errlen > 0)
+        err[0] = '\0';
+    config_defaults(&tmp);
+    *action = CONFIG_RUN;
+
+    /* 1. --help and --version win over everything; find --config. */
+    for (i = 1; i < argc;) {
+        if (next_cli_arg(argc, argv, &i, &a, NULL, 0) < 0)
+            continue;
+        assert(a.s != NULL);
+        if (a.s->type == SET_ACTION) {
+            *c = tmp;
+            *action = (enum config_action)a.s->def;
+            return 0;
+        }
+        if (a.s == config_setting)
+            config_path = a.value;
+    }
+
+    /* 2. The config file: --config, else SHOPD_CONFIG. */
+    if (config_path == NULL) {
+        config_path = env_get(envp, config_setting->env);
+        config_from = config_setting->env;
+    }
+    if (config_path != NULL) {
+        rc = set_text(&tmp, config_setting, config_path, config_from, err,
+                      errlen);
+        if (rc < 0)
+            return rc;
+        rc = load_file(&tmp, tmp.config_file, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+
+    /* 3. The environment, in table order; the first NAME= entry counts. */
+    for (size_t k = 0; k < NSETTINGS; k++) {
+        const struct setting *s = &settings[k];
+        const char *val;
+
+        if (s->env == NULL || s == config_setting)
+            continue;
+        val = env_get(envp, s->env);
+        if (val == NULL)
+            continue;
+        rc = set_text(&tmp, s, val, s->env, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+
+    /* 4. The flags, left to right. */
+    for (i = 1; i < argc;) {
+        rc = next_cli_arg(argc, argv, &i, &a, err, errlen);
+        if (rc < 0)
+            return rc;
+        assert(a.s != NULL && a.s->type != SET_ACTION);
+        rc = set_text(&tmp, a.s, a.value, "command line", err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+
+    *c = tmp;
+    return 0;
+}
+
+/* An append-only writer into a caller's buffer that counts what it needed. */
+struct help_out {
+    char *buf;
+    size_t len;
+    size_t used;
+};
+
+static void out_printf(struct help_out *o, const char *fmt, ...)
+    ATTR_PRINTF(2, 3);
+static void out_printf(struct help_out *o, const char *fmt, ...)
+{
+    size_t room = o->used < o->len ? o->len - o->used : 0;
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(room > 0 ? o->buf + o->used : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        o->used += (size_t)n;
+}
+
+/* Print a help text indented by 6, one output line per "\n" in it. */
+static void out_help_text(struct help_out *o, const char *text)
+{
+    while (*text != '\0') {
+        size_t n = strcspn(text, "\n");
+
+        out_printf(o, "      %.*s\n", (int)n, text);
+        text += n;
+        if (*text == '\n')
+            text++;
+    }
+}
+
+size_t config_help(char *buf, size_t len)
+{
+    struct help_out o = {buf, len, 0};
+    size_t i;
+
+    if (buf != NULL && len > 0)
+        buf[0] = '\0';
+    out_printf(&o,
+               "Usage: shopd [OPTION]...\n"
+               "shopd %s serves a shop over HTTP. Each setting is taken "
+               "from, later\nones winning:\n"
+               "  built-in default < config file (--config) < SHOPD_* "
+               "variable < flag\n"
+               "Flags take \"--name value\" or \"--name=value\".\n"
+               "\n"
+               "  flag                   variable                default; "
+               "allowed values\n",
+               SHOPD_VERSION);
+
+    for (i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char name[64];
+        char def[32];
+        char allowed[48];
+
+        if (s->type == SET_ACTION)
+            continue;
+        snprintf(name, sizeof name, "%s%s%s", s->flag,
+                 s->metavar != NULL ? " " : "",
+                 s->metavar != NULL ? s->metavar : "");
+        if (s->shown_def != NULL)
+            snprintf(def, sizeof def, "%s", s->shown_def);
+        else if (s->def_ncpu)
+            snprintf(def, sizeof def, "number of CPUs");
+        else if (s->type == SET_UINT)
+            snprintf(def, sizeof def, "%lu", s->def);
+        else if (s->type == SET_LOG_FORMAT)
+            snprintf(def, sizeof def, "%s", log_format_names[s->def]);
+        else if (s->type == SET_BOOL)
+            snprintf(def, sizeof def, "%s", s->def ? "on" : "off");
+        else
+            snprintf(def, sizeof def, "%s", s->def_text);
+        if (s->allowed != NULL)
+            snprintf(allowed, sizeof allowed, "%s", s->allowed);
+        else
+            snprintf(allowed, sizeof allowed, "%lu..%lu", s->min, s->max);
+        out_printf(&o, "  %-22s %-23s %s; %s\n", name,
+                   s->env != NULL ? s->env : "-", def, allowed);
+        out_help_text(&o, s->help);
+    }
+    for (i = 0; i < NSETTINGS; i++) {
+        const struct setting *s = &settings[i];
+        char name[64];
+
+        if (s->type != SET_ACTION)
+            continue;
+        snprintf(name, sizeof name, "%s, %s", s->flag, s->short_flag);
+        out_printf(&o, "  %-22s %s\n", name, s->help);
+    }
+    out_printf(
+        &o,
+        "\n"
+        "A boolean flag alone means true; --flag=VALUE and the variable take\n"
+        "1/0, true/false or yes/no. Numbers are decimal digits only.\n"
+        "--help and --version win over every other argument.\n"
+        "\n"
+        "The config file is one JSON object; its keys are the flag names\n"
+        "without dashes, with \"_\" for \"-\", e.g.\n"
+        "  {\"port\": 8080, \"queue_capacity\": 4096, \"log_format\": "
+        "\"json\"}\n"
+        "Numbers are JSON integers, unsafe_inventory is true or false, the\n"
+        "rest are strings; unknown keys are an error. Relative paths in it\n"
+        "are relative to the working directory, not to the file.\n");
+    return o.used;
+}
+
+const char *config_version(void)
+{
+    return SHOPD_VERSION;
+}

@@ -1,0 +1,297 @@
+/*
+ * queue.c - a bounded multi-producer multi-consumer channel.
+ *
+ * Design, after Go's runtime/chan.go (hchan) with POSIX primitives: a ring
+ * of `cap` slots of `elem_size` bytes, allocated once; senders copy an
+ * element into the slot after the newest one, receivers copy the oldest one
+ * out. Nothing is allocated per item. A parallel array holds each slot's
+ * sequence number, so the receiver of an item sees the number its sender was
+ * given.
+ *
+ * Invariants, all under `mu`:
+ *   - 0 <= len <= cap; the items are slots head, head+1, ... (mod cap);
+ *   - the sequence numbers in the ring are sent-len+1 .. sent, in ring order
+ *     (they are handed out under the same lock that appends to the ring);
+ *   - len <= high_water <= cap;
+ *   - once closed, never open again; send fails, recv drains then fails.
+ *
+ * Waiting: a receiver waits on `not_empty` while the ring is empty and the
+ * channel is open; a sender waits on `not_full` while the ring is full and
+ * the channel is open. Both re-check `closed` and their predicate inside the
+ * wait loop, so spurious and stolen wake-ups are harmless. Waiters count
+ * themselves (`recv_waiting`, `send_waiting`) so the other side signals only
+ * when someone may be blocked. The signal is sent after the mutex is
+ * released, so the woken thread does not immediately block on the mutex
+ * still held by its waker; this is safe because the waiter count was read
+ * under the lock after the waiter had started waiting, and every waiter
+ * re-checks its predicate. queue_close broadcasts both conditions.
+ *
+ * Lock order: `mu` is the only lock, and no other lock is taken while it is
+ * held. Nothing under it blocks other than the condition waits, allocates or
+ * does I/O.
+ */
+#include "queue/queue.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct queue {
+    /* Guards every field below except cap, elem_size and the two array
+     * pointers, which are fixed at creation. */
+    pthread_mutex_t mu;
+    pthread_cond_t not_empty; /* signalled when an item arrives */
+    pthread_cond_t not_full;  /* signalled when a slot frees up */
+
+    size_t cap;         /* slots, > 0, immutable */
+    size_t elem_size;   /* bytes per slot, > 0, immutable */
+    unsigned char *buf; /* cap * elem_size bytes; contents under mu */
+    uint64_t *seqs;     /* sequence number of each slot; under mu */
+
+    size_t head;         /* index of the oldest item */
+    size_t len;          /* items in the ring */
+    size_t high_water;   /* largest len ever */
+    uint64_t sent;       /* successful sends = last sequence number */
+    size_t recv_waiting; /* receivers blocked on not_empty */
+    size_t send_waiting; /* senders blocked on not_full */
+    bool closed;
+};
+
+struct queue *queue_create(size_t capacity, size_t elem_size)
+{
+    struct queue *q;
+
+    if (capacity == 0 || elem_size == 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (capacity > SIZE_MAX / elem_size ||
+        capacity > SIZE_MAX / sizeof(uint64_t)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    q->cap = capacity;
+    q->elem_size = elem_size;
+    q->buf = malloc(capacity * elem_size);
+    q->seqs = malloc(capacity * sizeof(uint64_t));
+    if (q->buf == NULL || q->seqs == NULL)
+        goto fail_mem;
+    if (pthread_mutex_init(&q->mu, NULL) != 0)
+        goto fail_mem;
+    if (pthread_cond_init(&q->not_empty, NULL) != 0)
+        goto fail_mutex;
+    if (pthread_cond_init(&q->not_full, NULL) != 0)
+        goto fail_not_empty;
+    return q;
+
+fail_not_empty:
+    pthread_cond_destroy(&q->not_empty);
+fail_mutex:
+    pthread_mutex_destroy(&q->mu);
+fail_mem:
+    free(q->seqs);
+    free(q->buf);
+    free(q);
+    errno = ENOMEM;
+    return NULL;
+}
+
+void queue_destroy(struct queue *q)
+{
+    if (q == NULL)
+        return;
+    pthread_cond_destroy(&q->not_full);
+    pthread_cond_destroy(&q->not_empty);
+    pthread_mutex_destroy(&q->mu);
+    free(q->seqs);
+    free(q->buf);
+    free(q);
+}
+
+/* Append `elem` to the ring. Called with mu held and len < cap. Returns
+ * whether a receiver may be waiting and must be signalled. */
+static bool put_locked(struct queue *q, const void *elem, uint64_t *seq)
+{
+    size_t tail = q->head + q->len;
+
+    if (tail >= q->cap)
+        tail -= q->cap;
+    memcpy(q->buf + tail * q->elem_size, elem, q->elem_size);
+    q->seqs[tail] = ++q->sent;
+    if (++q->len > q->high_water)
+        q->high_water = q->len;
+    if (seq != NULL)
+        *seq = q->seqs[tail];
+    return q->recv_waiting > 0;
+}
+
+/* Remove the oldest item into `out`. Called with mu held and len > 0.
+ * Returns whether a sender may be waiting and must be signalled. */
+static bool take_locked(struct queue *q, void *out, uint64_t *seq)
+{
+    size_t h = q->head;
+
+    memcpy(out, q->buf + h * q->elem_size, q->elem_size);
+    if (seq != NULL)
+        *seq = q->seqs[h];
+    q->head = (h + 1 == q->cap) ? 0 : h + 1;
+    q->len--;
+    return q->send_waiting > 0;
+}
+
+int queue_send(struct queue *q, const void *elem, uint64_t *seq)
+{
+    bool wake;
+
+    pthread_mutex_lock(&q->mu);
+    while (!q->closed && q->len == q->cap) {
+        q->send_waiting++;
+        pthread_cond_wait(&q->not_full, &q->mu);
+        q->send_waiting--;
+    }
+    if (q->closed) {
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    wake = put_locked(q, elem, seq);
+    pthread_mutex_unlock(&q->mu);
+    if (wake)
+        pthread_cond_signal(&q->not_empty);
+    return 0;
+}
+
+int queue_try_send(struct queue *q, const void *elem, uint64_t *seq)
+{
+    bool wake;
+
+    pthread_mutex_lock(&q->mu);
+    if (q->closed) {
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    if (q->len == q->cap) {
+        pthread_mutex_unlock(&q->mu);
+        return -EAGAIN;
+    }
+    wake = put_locked(q, elem, seq);
+    pthread_mutex_unlock(&q->mu);
+    if (wake)
+        pthread_cond_signal(&q->not_empty);
+    return 0;
+}
+
+int queue_recv(struct queue *q, void *out, uint64_t *seq)
+{
+    bool wake;
+
+    pthread_mutex_lock(&q->mu);
+    while (!q->closed && q->len == 0) {
+        q->recv_waiting++;
+        pthread_cond_wait(&q->not_empty, &q->mu);
+        q->recv_waiting--;
+    }
+    if (q->len == 0) { /* closed and drained */
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    wake = take_locked(q, out, seq);
+    pthread_mutex_unlock(&q->mu);
+    if (wake)
+        pthread_cond_signal(&q->not_full);
+    return 0;
+}
+
+int queue_try_recv(struct queue *q, void *out, uint64_t *seq)
+{
+    bool wake;
+
+    pthread_mutex_lock(&q->mu);
+    if (q->len == 0) {
+        int rc = q->closed ? -EPIPE : -EAGAIN;
+
+        pthread_mutex_unlock(&q->mu);
+        return rc;
+    }
+    wake = take_locked(q, out, seq);
+    pthread_mutex_unlock(&q->mu);
+    if (wake)
+        pthread_cond_signal(&q->not_full);
+    return 0;
+}
+
+void queue_close(struct queue *q)
+{
+    bool was_closed;
+
+    pthread_mutex_lock(&q->mu);
+    was_closed = q->closed;
+    q->closed = true;
+    pthread_mutex_unlock(&q->mu);
+    if (!was_closed) {
+        pthread_cond_broadcast(&q->not_empty);
+        pthread_cond_broadcast(&q->not_full);
+    }
+}
+
+size_t queue_len(struct queue *q)
+{
+    size_t n;
+
+    pthread_mutex_lock(&q->mu);
+    n = q->len;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+size_t queue_cap(const struct queue *q)
+{
+    return q->cap;
+}
+
+size_t queue_elem_size(const struct queue *q)
+{
+    return q->elem_size;
+}
+
+size_t queue_high_water(struct queue *q)
+{
+    size_t n;
+
+    pthread_mutex_lock(&q->mu);
+    n = q->high_water;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+uint64_t queue_sent(struct queue *q)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&q->mu);
+    n = q->sent;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void queue_counts(struct queue *q, uint64_t *sent, size_t *len)
+{
+    pthread_mutex_lock(&q->mu);
+    *sent = q->sent;
+    *len = q->len;
+    pthread_mutex_unlock(&q->mu);
+}
+
+bool queue_closed(struct queue *q)
+{
+    bool c;
+
+    pthread_mutex_lock(&q->mu);
+    c = q->closed;
+    pthread_mutex_unlock(&q->mu);
+    return c;
+}
