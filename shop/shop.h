@@ -3,7 +3,8 @@
  * the belt (a channel) with its worker pool.
  *
  *   shop_submit ──try_send──▶ [ channel ] ──recv──▶ workers ──lock──▶ inventory
- *                                                          └──▶ order book, stats
+ *                                                          └──▶ order book,
+ * stats
  *
  * The shop knows nothing of HTTP or JSON: the server validates requests and
  * formats answers; the shop takes orders and reports numbers.
@@ -41,12 +42,12 @@ enum order_status {
 /* One order as kept in the order book: plain data. */
 struct order {
     uint64_t id;
-    uint32_t product;  /* index into the catalog */
+    uint32_t product; /* index into the catalog */
     uint32_t quantity;
     enum order_status status;
-    int32_t worker;         /* index of the worker that processed it, or -1 */
-    int64_t accepted_ns;    /* CLOCK_REALTIME, ns since the epoch */
-    int64_t processed_ns;   /* CLOCK_REALTIME, or 0 while queued */
+    int32_t worker;       /* index of the worker that processed it, or -1 */
+    int64_t accepted_ns;  /* CLOCK_REALTIME, ns since the epoch */
+    int64_t processed_ns; /* CLOCK_REALTIME, or 0 while queued */
     bool has_customer;
     char customer[SHOP_CUSTOMER_MAX + 1];
 };
@@ -92,13 +93,22 @@ struct shop_snapshot {
 /* Histogram buckets for Prometheus: upper bounds in seconds, then counts. */
 #define SHOP_HIST_BUCKETS 16
 struct shop_histogram {
-    double le[SHOP_HIST_BUCKETS];          /* upper bounds, seconds */
+    double le[SHOP_HIST_BUCKETS];           /* upper bounds, seconds */
     uint64_t cumulative[SHOP_HIST_BUCKETS]; /* observations <= le[i] */
-    uint64_t count;                        /* all observations (+Inf) */
-    double sum_s;                          /* sum of observations, seconds */
+    uint64_t count;                         /* all observations (+Inf) */
+    double sum_s;                           /* sum of observations, seconds */
 };
 
 struct shop;
+
+/*
+ * The built-in demo catalog (at least 8 products). Stores the count in `*n`
+ * and returns a static array; never fails.
+ */
+const struct product *shop_demo_catalog(size_t *n);
+
+/* The text of a status: "queued", "fulfilled", "out_of_stock". */
+const char *shop_status_name(enum order_status st);
 
 /*
  * Build a shop over `n` (> 0) products copied from `catalog`. Creates the

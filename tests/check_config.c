@@ -9,6 +9,8 @@
 #include "config/config.h"
 
 #include <check.h>
+
+#include "tests/suites.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -793,7 +795,6 @@ START_TEST(test_config_error_truncated_to_errlen)
 END_TEST
 
 /* Declared here too: the runner declares it, no header is shared. */
-Suite *config_suite(void);
 
 Suite *config_suite(void)
 {

@@ -8,6 +8,8 @@
  * blocked, the outcome is the same, so nothing depends on timing.
  */
 #include <check.h>
+
+#include "tests/suites.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -588,7 +590,6 @@ START_TEST(test_queue_mpmc_stress)
 }
 END_TEST
 
-Suite *queue_suite(void);
 
 Suite *queue_suite(void)
 {

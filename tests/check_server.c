@@ -10,6 +10,8 @@
 
 #include <cJSON.h>
 #include <check.h>
+
+#include "tests/suites.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -8,6 +8,8 @@
  * that a handler has started from a condition too, never by sleeping.
  */
 #include <check.h>
+
+#include "tests/suites.h"
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -493,7 +495,6 @@ START_TEST(test_pool_start_failure_starts_none)
 END_TEST
 #endif /* !POOL_TEST_UNDER_SANITIZER */
 
-Suite *pool_suite(void);
 
 Suite *pool_suite(void)
 {

@@ -4,14 +4,10 @@
  * CK_RUN_SUITE=queue (etc.) runs one suite; CK_FORK=no runs in-process
  * for gdb and valgrind; CK_VERBOSITY=verbose lists every test.
  */
+#include "tests/suites.h"
+
 #include <check.h>
 #include <stdlib.h>
-
-Suite *queue_suite(void);
-Suite *pool_suite(void);
-Suite *shop_suite(void);
-Suite *config_suite(void);
-Suite *server_suite(void);
 
 int main(void)
 {

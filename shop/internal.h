@@ -1,0 +1,153 @@
+/*
+ * shop/internal.h - private parts of the shop module, shared by its own .c
+ * files and by tests/check_shop.c. Nothing outside shop/ and its test may
+ * include this header.
+ *
+ * The shop is split into four objects, each with its own lock (if any):
+ *   inventory  (inventory.c) - stock and sold per product, one mutex;
+ *   orderbook  (orderbook.c) - a fixed ring of the last N orders, striped
+ *                              mutexes;
+ *   shop_stats (stats.c)     - atomic counters, two latency histograms and
+ *                              a tiny throughput ring with its own mutex;
+ *   latency_hist (stats.c)   - lock-free log-scale histogram.
+ * None of them calls into another, so no two of these locks are ever held
+ * at once.
+ *
+ * Thread safety: every function here may be called from any thread between
+ * its object's create and destroy.
+ */
+#ifndef SHOPD_SHOP_INTERNAL_H
+#define SHOPD_SHOP_INTERNAL_H
+
+#include "shop/shop.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Hot fields written by different threads live on different cache lines. */
+#define SHOP_CACHE_LINE 64
+
+#define SHOP_NS_PER_S  INT64_C(1000000000)
+#define SHOP_NS_PER_MS INT64_C(1000000)
+
+/* What travels on the belt: the order and when it was put there. */
+struct shop_item {
+    struct order o;
+    int64_t enqueued_mono_ns; /* CLOCK_MONOTONIC at shop_submit() */
+};
+
+/* Now on clock `clk`, in nanoseconds. */
+static inline int64_t shop_now_ns(clockid_t clk)
+{
+    struct timespec ts;
+
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * SHOP_NS_PER_S + ts.tv_nsec;
+}
+
+/*
+ * Zeroed memory aligned to a cache line (for structs with _Alignas fields,
+ * which plain malloc does not honour). Free with free(). Returns NULL if out
+ * of memory.
+ */
+static inline void *shop_cache_zalloc(size_t size)
+{
+    size_t rounded =
+        (size + SHOP_CACHE_LINE - 1) / SHOP_CACHE_LINE * SHOP_CACHE_LINE;
+    void *p = aligned_alloc(SHOP_CACHE_LINE, rounded);
+
+    if (p)
+        memset(p, 0, rounded);
+    return p;
+}
+
+/* ---- inventory.c ------------------------------------------------------ */
+
+struct inventory;
+
+/*
+ * Stock of `n` products, initialised from `catalog[i].stock`. With `unsafe`
+ * set, inventory_take() skips the lock (the demo race). Returns NULL (errno
+ * ENOMEM or the pthread error) on failure.
+ */
+struct inventory *inventory_create(const struct product *catalog, size_t n,
+                                   bool unsafe);
+void inventory_destroy(struct inventory *inv);
+
+/*
+ * Take `qty` (> 0) units of product `i`: if there are enough, subtract them
+ * from stock, add them to sold and return true; else change nothing and
+ * return false. Takes the inventory lock (unless unsafe).
+ */
+bool inventory_take(struct inventory *inv, size_t i, int64_t qty);
+
+/* Copy stock, sold and oversold of every product under one lock hold. */
+void inventory_read_all(struct inventory *inv, struct shop_stock *out);
+
+/* ---- orderbook.c ------------------------------------------------------ */
+
+struct orderbook;
+
+/* A ring of `history` (> 0) order slots. Returns NULL (errno) on failure. */
+struct orderbook *orderbook_create(size_t history);
+void orderbook_destroy(struct orderbook *b);
+
+/*
+ * Record `o` (o->id > 0) in its slot, unless the slot holds a newer order,
+ * or holds this order already in a final state and `o` says queued (a fast
+ * worker may finish an order before its submitter records it queued).
+ */
+void orderbook_put(struct orderbook *b, const struct order *o);
+
+/* Copy order `id` into `out`. Returns 0, or -ENOENT if it is not kept. */
+int orderbook_get(struct orderbook *b, uint64_t id, struct order *out);
+
+/* ---- stats.c: latency histogram --------------------------------------- */
+
+struct latency_hist;
+
+/* A zeroed histogram. Returns NULL (errno ENOMEM) on failure. */
+struct latency_hist *latency_hist_create(void);
+void latency_hist_destroy(struct latency_hist *h);
+
+/* Record one observation of `ns` nanoseconds (negative counts as 0). */
+void latency_hist_record(struct latency_hist *h, int64_t ns);
+
+/* Percentiles (ms), max, count and sum; p50 <= p90 <= p99 <= max. */
+void latency_hist_summary(struct latency_hist *h, struct shop_latency *out);
+
+/* The fixed Prometheus buckets, cumulative, with count and sum. */
+void latency_hist_export(struct latency_hist *h, struct shop_histogram *out);
+
+/* ---- stats.c: counters and throughput --------------------------------- */
+
+struct shop_stats;
+
+/* Zeroed counters; uptime counts from `start_mono_ns`. NULL on failure. */
+struct shop_stats *shop_stats_create(int64_t start_mono_ns);
+void shop_stats_destroy(struct shop_stats *st);
+
+void shop_stats_count_full(struct shop_stats *st);
+void shop_stats_count_invalid(struct shop_stats *st);
+/* One order done: fulfilled (true) or out of stock (false). */
+void shop_stats_count_done(struct shop_stats *st, bool fulfilled);
+
+struct latency_hist *shop_stats_queue_wait(struct shop_stats *st);
+struct latency_hist *shop_stats_processing(struct shop_stats *st);
+
+/* Fill the counter, latency and uptime fields of `out`; leave the rest. */
+void shop_stats_read(struct shop_stats *st, struct shop_snapshot *out);
+
+/*
+ * The accepted and processed rates per second over a recent window, given
+ * the current totals; adds a sample to the window at most every 100 ms.
+ */
+void shop_stats_rate(struct shop_stats *st, uint64_t accepted,
+                     uint64_t processed, double *accepted_per_s,
+                     double *processed_per_s);
+
+#endif /* SHOPD_SHOP_INTERNAL_H */

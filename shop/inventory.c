@@ -1,0 +1,144 @@
+/*
+ * inventory.c - stock and sold per product, behind one mutex.
+ *
+ * Invariant (safe mode): for every product, stock >= 0 and
+ * stock + sold == initial stock, because a take reads and writes both under
+ * the lock and readers copy both under the lock.
+ *
+ * The unsafe demo mode (--unsafe-inventory) drops the lock in
+ * inventory_take() and widens the gap between reading the stock and writing
+ * it back, so that concurrent workers lose updates and oversell. Every field
+ * is still an atomic, so the race is a logic race that the demo shows, not
+ * undefined behaviour that ThreadSanitizer would report.
+ *
+ * Lock order: only `lock`, never held with another lock; no I/O or
+ * allocation while held.
+ */
+#include "shop/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+/* How long the unsafe mode waits between reading and writing the stock. */
+#define UNSAFE_WINDOW_NS INT64_C(20000)
+
+struct inventory {
+    pthread_mutex_t lock; /* guards stock[] and sold[] (they must agree) */
+    bool unsafe;          /* demo mode: take without the lock */
+    size_t n;
+    int64_t *initial;       /* read-only after create */
+    _Atomic int64_t *stock; /* units on the shelf */
+    _Atomic int64_t *sold;  /* units sold so far */
+};
+
+struct inventory *inventory_create(const struct product *catalog, size_t n,
+                                   bool unsafe)
+{
+    struct inventory *inv = calloc(1, sizeof(*inv));
+    int err = ENOMEM;
+
+    if (!inv)
+        goto fail;
+    inv->initial = calloc(n, sizeof(*inv->initial));
+    inv->stock = calloc(n, sizeof(*inv->stock));
+    inv->sold = calloc(n, sizeof(*inv->sold));
+    if (!inv->initial || !inv->stock || !inv->sold)
+        goto fail;
+    err = pthread_mutex_init(&inv->lock, NULL);
+    if (err)
+        goto fail;
+    inv->unsafe = unsafe;
+    inv->n = n;
+    for (size_t i = 0; i < n; i++) {
+        inv->initial[i] = catalog[i].stock;
+        atomic_init(&inv->stock[i], catalog[i].stock);
+        atomic_init(&inv->sold[i], 0);
+    }
+    return inv;
+
+fail:
+    if (inv) {
+        free(inv->initial);
+        free(inv->stock);
+        free(inv->sold);
+        free(inv);
+    }
+    errno = err;
+    return NULL;
+}
+
+void inventory_destroy(struct inventory *inv)
+{
+    if (!inv)
+        return;
+    pthread_mutex_destroy(&inv->lock);
+    free(inv->initial);
+    free(inv->stock);
+    free(inv->sold);
+    free(inv);
+}
+
+/*
+ * Keep the unsafe reader busy for a while, yielding first so that another
+ * worker on the same core gets to read the same stale stock.
+ */
+static void race_window(void)
+{
+    int64_t until = shop_now_ns(CLOCK_MONOTONIC) + UNSAFE_WINDOW_NS;
+
+    sched_yield();
+    while (shop_now_ns(CLOCK_MONOTONIC) < until)
+        ;
+}
+
+static bool take_unsafe(struct inventory *inv, size_t i, int64_t qty)
+{
+    int64_t stock = atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
+
+    if (stock < qty)
+        return false;
+    race_window();
+    /* The lost update: another worker may have written since the read. */
+    atomic_store_explicit(&inv->stock[i], stock - qty, memory_order_relaxed);
+    atomic_fetch_add_explicit(&inv->sold[i], qty, memory_order_relaxed);
+    return true;
+}
+
+bool inventory_take(struct inventory *inv, size_t i, int64_t qty)
+{
+    bool ok = false;
+    int64_t stock;
+
+    if (inv->unsafe)
+        return take_unsafe(inv, i, qty);
+
+    pthread_mutex_lock(&inv->lock);
+    stock = atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
+    if (stock >= qty) {
+        atomic_store_explicit(&inv->stock[i], stock - qty,
+                              memory_order_relaxed);
+        atomic_fetch_add_explicit(&inv->sold[i], qty, memory_order_relaxed);
+        ok = true;
+    }
+    pthread_mutex_unlock(&inv->lock);
+    return ok;
+}
+
+void inventory_read_all(struct inventory *inv, struct shop_stock *out)
+{
+    pthread_mutex_lock(&inv->lock);
+    for (size_t i = 0; i < inv->n; i++) {
+        out[i].stock =
+            atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
+        out[i].sold = atomic_load_explicit(&inv->sold[i], memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&inv->lock);
+
+    for (size_t i = 0; i < inv->n; i++) {
+        int64_t over = out[i].sold - inv->initial[i];
+
+        out[i].oversold = over > 0 ? over : 0;
+    }
+}

@@ -1,0 +1,339 @@
+/*
+ * shop.c - the shop floor: takes orders onto the belt, and the worker
+ * handler that fulfils them.
+ *
+ *   shop_submit ──try_send──▶ [ belt: struct queue of shop_item ]
+ *        │                          │ recv (worker pool)
+ *        └─▶ order book (queued)    ▼
+ *                             shop_handle ──lock──▶ inventory
+ *                                   └──▶ order book (final), stats
+ *
+ * The order id is the belt's sequence number, so ids are gap-free, start at
+ * 1 and grow in acceptance order, and the number of accepted orders is
+ * queue_sent(). A submitter records its order as queued only after the send
+ * succeeded; a fast worker may already have recorded it as final, so the
+ * order book never moves an order from a final state back to queued.
+ *
+ * Invariants, exact whenever no call is in progress:
+ *   accepted == processed + belt depth + in flight;
+ *   processed == fulfilled + out_of_stock;
+ *   per product, stock + sold == initial stock (safe mode).
+ * Under load a snapshot reads each counter exactly but not all at one
+ * instant, so these sums may be off by the orders in motion.
+ *
+ * Lock order: the shop itself has no lock. Its parts each have their own
+ * (belt, pool, inventory, order-book stripes, throughput ring) and every
+ * path here takes at most one of them at a time: the handler releases the
+ * inventory lock before touching the order book, shop_submit() returns from
+ * the belt before touching the order book. shop_snapshot() takes neither the
+ * inventory lock nor any order-book stripe, so /stats stays cheap.
+ */
+#include "shop/shop.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+
+#include "queue/queue.h"
+#include "shop/internal.h"
+#include "worker/worker.h"
+
+struct shop {
+    struct shop_config cfg;  /* read-only after create */
+    size_t nproducts;        /* read-only after create */
+    struct product *catalog; /* read-only copy of the catalog */
+    struct queue *belt;
+    struct pool *pool;
+    struct inventory *inv;
+    struct orderbook *book;
+    struct shop_stats *stats;
+    _Atomic bool draining; /* set once; submitters read it */
+    bool started;          /* controlling thread only */
+    bool drained;          /* controlling thread only */
+};
+
+/* Simulated clerk work, outside every lock. */
+static void clerk_work(unsigned ms)
+{
+    struct timespec req = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&req, &req) == -1 && errno == EINTR)
+        ;
+}
+
+/* The pool's handler: one order from the belt, start to finish. */
+static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
+{
+    struct shop *s = arg;
+    struct shop_item *it = item;
+    struct order *o = &it->o;
+    int64_t taken = shop_now_ns(CLOCK_MONOTONIC);
+    bool ok;
+
+    latency_hist_record(shop_stats_queue_wait(s->stats),
+                        taken - it->enqueued_mono_ns);
+    if (s->cfg.work_ms > 0)
+        clerk_work(s->cfg.work_ms);
+
+    ok = inventory_take(s->inv, o->product, (int64_t)o->quantity);
+
+    o->id = seq;
+    o->status = ok ? ORDER_FULFILLED : ORDER_OUT_OF_STOCK;
+    o->worker = (int32_t)worker;
+    o->processed_ns = shop_now_ns(CLOCK_REALTIME);
+    orderbook_put(s->book, o);
+
+    latency_hist_record(shop_stats_processing(s->stats),
+                        shop_now_ns(CLOCK_MONOTONIC) - taken);
+    shop_stats_count_done(s->stats, ok);
+}
+
+static int check_config(const struct shop_config *cfg,
+                        const struct product *catalog, size_t n)
+{
+    if (!cfg || !catalog || n == 0 || n > INT_MAX)
+        return -EINVAL;
+    if (cfg->workers == 0 || cfg->workers > INT32_MAX ||
+        cfg->queue_capacity == 0 || cfg->order_history == 0)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (catalog[i].stock < 0 || catalog[i].price_cents < 0)
+            return -EINVAL;
+    return 0;
+}
+
+struct shop *shop_create(const struct shop_config *cfg,
+                         const struct product *catalog, size_t n)
+{
+    struct shop *s = NULL;
+    int err = -check_config(cfg, catalog, n);
+
+    if (err)
+        goto fail;
+    err = ENOMEM;
+    s = calloc(1, sizeof(*s));
+    if (!s)
+        goto fail;
+    s->cfg = *cfg;
+    s->nproducts = n;
+    atomic_init(&s->draining, false);
+    s->catalog = calloc(n, sizeof(*s->catalog));
+    if (!s->catalog)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        s->catalog[i] = catalog[i];
+        s->catalog[i].sku[SHOP_SKU_MAX] = '\0';
+        s->catalog[i].name[SHOP_NAME_MAX] = '\0';
+    }
+    /* Each part sets errno when it fails. */
+    s->stats = shop_stats_create(shop_now_ns(CLOCK_MONOTONIC));
+    if (!s->stats)
+        goto fail_errno;
+    s->inv = inventory_create(s->catalog, n, cfg->unsafe_inventory);
+    if (!s->inv)
+        goto fail_errno;
+    s->book = orderbook_create(cfg->order_history);
+    if (!s->book)
+        goto fail_errno;
+    s->belt = queue_create(cfg->queue_capacity, sizeof(struct shop_item));
+    if (!s->belt)
+        goto fail_errno;
+    s->pool = pool_create(s->belt, cfg->workers, shop_handle, s);
+    if (!s->pool)
+        goto fail_errno;
+    return s;
+
+fail_errno:
+    err = errno ? errno : ENOMEM;
+fail:
+    shop_destroy(s);
+    errno = err;
+    return NULL;
+}
+
+int shop_start(struct shop *s)
+{
+    int ret = pool_start(s->pool);
+
+    if (ret == 0)
+        s->started = true;
+    return ret;
+}
+
+void shop_stop_accepting(struct shop *s)
+{
+    atomic_store_explicit(&s->draining, true, memory_order_release);
+}
+
+bool shop_draining(struct shop *s)
+{
+    return atomic_load_explicit(&s->draining, memory_order_acquire);
+}
+
+int shop_drain(struct shop *s, const struct timespec *deadline)
+{
+    int ret;
+
+    shop_stop_accepting(s);
+    ret = pool_drain(s->pool, deadline);
+    if (ret == 0)
+        s->drained = true;
+    return ret;
+}
+
+uint64_t shop_left(struct shop *s)
+{
+    return (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
+}
+
+void shop_destroy(struct shop *s)
+{
+    if (!s)
+        return;
+    /*
+     * Workers still running (a drain that timed out) may touch every part:
+     * leaking them is the only safe choice, and the process is about to
+     * exit anyway.
+     */
+    if (s->started && !s->drained)
+        return;
+    pool_destroy(s->pool);
+    queue_destroy(s->belt);
+    orderbook_destroy(s->book);
+    inventory_destroy(s->inv);
+    shop_stats_destroy(s->stats);
+    free(s->catalog);
+    free(s);
+}
+
+int shop_submit(struct shop *s, const struct order *o, uint64_t *id)
+{
+    struct shop_item it;
+    uint64_t seq = 0;
+    int ret;
+
+    if (shop_draining(s))
+        return -EPIPE;
+    if (o->product >= s->nproducts || o->quantity == 0)
+        return -EINVAL;
+
+    memset(&it, 0, sizeof(it));
+    it.o = *o;
+    it.o.id = 0; /* the belt numbers it */
+    it.o.status = ORDER_QUEUED;
+    it.o.worker = -1;
+    it.o.accepted_ns = shop_now_ns(CLOCK_REALTIME);
+    it.o.processed_ns = 0;
+    it.o.customer[SHOP_CUSTOMER_MAX] = '\0';
+    if (!it.o.has_customer)
+        it.o.customer[0] = '\0';
+    it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
+
+    ret = queue_try_send(s->belt, &it, &seq);
+    if (ret == -EAGAIN)
+        shop_stats_count_full(s->stats);
+    if (ret)
+        return ret;
+
+    it.o.id = seq;
+    orderbook_put(s->book, &it.o);
+    if (id)
+        *id = seq;
+    return 0;
+}
+
+void shop_count_invalid(struct shop *s)
+{
+    shop_stats_count_invalid(s->stats);
+}
+
+int shop_order(struct shop *s, uint64_t id, struct order *out)
+{
+    return orderbook_get(s->book, id, out);
+}
+
+size_t shop_product_count(const struct shop *s)
+{
+    return s->nproducts;
+}
+
+const struct product *shop_product(const struct shop *s, size_t i)
+{
+    return i < s->nproducts ? &s->catalog[i] : NULL;
+}
+
+int shop_find_product(const struct shop *s, const char *sku, size_t len)
+{
+    if (len == 0 || len > SHOP_SKU_MAX)
+        return -ENOENT;
+    for (size_t i = 0; i < s->nproducts; i++) {
+        const char *have = s->catalog[i].sku;
+
+        if (strnlen(have, SHOP_SKU_MAX + 1) == len &&
+            memcmp(have, sku, len) == 0)
+            return (int)i;
+    }
+    return -ENOENT;
+}
+
+void shop_stock_all(struct shop *s, struct shop_stock *out)
+{
+    inventory_read_all(s->inv, out);
+}
+
+void shop_snapshot(struct shop *s, struct shop_snapshot *out)
+{
+    /*
+     * The counters are read so that the SPEC's invariants hold exactly in
+     * every snapshot, not only when the shop is idle: processed is the sum
+     * of the outcomes (read first), and the belt's sent and length come from
+     * one hold of its lock; then every order is either on the belt
+     * (len), finished (processed) or taken and not yet finished:
+     *   in_flight = (sent - len) - processed  >= 0,
+     * because an order is counted as processed only after it was received.
+     */
+    shop_stats_read(s->stats, out);
+    out->processed = out->fulfilled + out->out_of_stock;
+    uint64_t sent;
+    size_t len;
+    queue_counts(s->belt, &sent, &len);
+    out->accepted = sent;
+    out->queue_depth = len;
+    uint64_t received = sent - len;
+    out->in_flight = received > out->processed ? received - out->processed : 0;
+    out->queue_high_water = queue_high_water(s->belt);
+    out->queue_capacity = queue_cap(s->belt);
+    out->workers = s->cfg.workers;
+    out->draining = shop_draining(s);
+    shop_stats_rate(s->stats, out->accepted, out->processed,
+                    &out->accepted_per_s, &out->processed_per_s);
+}
+
+void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,
+                     struct shop_histogram *processing)
+{
+    if (queue_wait)
+        latency_hist_export(shop_stats_queue_wait(s->stats), queue_wait);
+    if (processing)
+        latency_hist_export(shop_stats_processing(s->stats), processing);
+}
+
+size_t shop_worker_count(const struct shop *s)
+{
+    return s->cfg.workers;
+}
+
+bool shop_worker_busy(struct shop *s, size_t i)
+{
+    return i < s->cfg.workers && pool_worker_busy(s->pool, i);
+}
+
+uint64_t shop_worker_processed(struct shop *s, size_t i)
+{
+    return i < s->cfg.workers ? pool_worker_handled(s->pool, i) : 0;
+}
+
+bool shop_unsafe(const struct shop *s)
+{
+    return s->cfg.unsafe_inventory;
+}

@@ -1,0 +1,731 @@
+/*
+ * check_shop.c - Check suite of the shop module.
+ *
+ * Every test builds and tears down its own shop. Quiescence is reached by
+ * shop_drain() (close-then-join), never by sleeping; helper threads only
+ * record what they saw, and the test thread asserts after joining them.
+ */
+#include "shop/shop.h"
+
+#include <check.h>
+
+#include "tests/suites.h"
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "shop/internal.h"
+
+static const struct product test_catalog[] = {
+    {"apple", "Apple", 50, 100},
+    {"banana", "Banana", 25, 50},
+    {"cherry", "Cherry", 300, 5},
+};
+#define TEST_NPRODUCTS (sizeof(test_catalog) / sizeof(test_catalog[0]))
+
+static struct shop *make_shop_over(size_t workers, size_t capacity,
+                                   size_t history, unsigned work_ms,
+                                   bool unsafe, const struct product *catalog,
+                                   size_t n)
+{
+    struct shop_config cfg = {
+        .workers = workers,
+        .queue_capacity = capacity,
+        .order_history = history,
+        .work_ms = work_ms,
+        .unsafe_inventory = unsafe,
+    };
+    struct shop *s = shop_create(&cfg, catalog, n);
+
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+static struct shop *make_shop(size_t workers, size_t capacity, size_t history)
+{
+    return make_shop_over(workers, capacity, history, 0, false, test_catalog,
+                          TEST_NPRODUCTS);
+}
+
+static struct order make_order(uint32_t product, uint32_t quantity)
+{
+    struct order o;
+
+    memset(&o, 0, sizeof(o));
+    o.product = product;
+    o.quantity = quantity;
+    return o;
+}
+
+/* Submit one order that must be accepted; returns its id. */
+static uint64_t submit_ok(struct shop *s, uint32_t product, uint32_t quantity)
+{
+    struct order o = make_order(product, quantity);
+    uint64_t id = 0;
+
+    ck_assert_int_eq(shop_submit(s, &o, &id), 0);
+    ck_assert_uint_gt(id, 0);
+    return id;
+}
+
+static void start_and_drain(struct shop *s)
+{
+    ck_assert_int_eq(shop_start(s), 0);
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+}
+
+/* The invariants of SPEC §1 on an idle shop. */
+static void assert_idle_invariants(struct shop *s)
+{
+    struct shop_snapshot snap;
+
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.accepted,
+                      snap.processed + snap.queue_depth + snap.in_flight);
+    ck_assert_uint_eq(snap.processed, snap.fulfilled + snap.out_of_stock);
+}
+
+static void assert_latency_sane(const struct shop_latency *l)
+{
+    ck_assert_double_ge(l->p50, 0);
+    ck_assert_double_le(l->p50, l->p90);
+    ck_assert_double_le(l->p90, l->p99);
+    ck_assert_double_le(l->p99, l->max);
+    ck_assert_double_ge(l->sum_ms, 0);
+}
+
+/* ---- single-threaded behaviour ---------------------------------------- */
+
+START_TEST(test_shop_ids_start_at_one_and_increase)
+{
+    struct shop *s = make_shop(1, 16, 64);
+
+    for (uint64_t want = 1; want <= 5; want++)
+        ck_assert_uint_eq(submit_ok(s, 0, 1), want);
+    start_and_drain(s);
+    assert_idle_invariants(s);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_order_goes_queued_to_fulfilled)
+{
+    struct shop *s = make_shop(1, 16, 64);
+    struct order o = make_order(1, 3);
+    struct order got;
+    struct shop_stock stock[TEST_NPRODUCTS];
+    uint64_t id = 0;
+
+    o.has_customer = true;
+    strcpy(o.customer, "alice");
+    ck_assert_int_eq(shop_submit(s, &o, &id), 0);
+
+    /* No worker runs yet, so the order must still be queued. */
+    ck_assert_int_eq(shop_order(s, id, &got), 0);
+    ck_assert_uint_eq(got.id, id);
+    ck_assert_int_eq(got.status, ORDER_QUEUED);
+    ck_assert_int_eq(got.worker, -1);
+    ck_assert_int_eq(got.processed_ns, 0);
+    ck_assert_int_gt(got.accepted_ns, 0);
+    ck_assert_uint_eq(got.product, 1);
+    ck_assert_uint_eq(got.quantity, 3);
+    ck_assert(got.has_customer);
+    ck_assert_str_eq(got.customer, "alice");
+
+    start_and_drain(s);
+    ck_assert_int_eq(shop_order(s, id, &got), 0);
+    ck_assert_uint_eq(got.id, id);
+    ck_assert_int_eq(got.status, ORDER_FULFILLED);
+    ck_assert_int_eq(got.worker, 0);
+    ck_assert_int_ge(got.processed_ns, got.accepted_ns);
+    ck_assert_str_eq(got.customer, "alice");
+
+    shop_stock_all(s, stock);
+    ck_assert_int_eq(stock[1].stock, 47);
+    ck_assert_int_eq(stock[1].sold, 3);
+    ck_assert_int_eq(stock[0].stock, 100);
+    ck_assert_uint_eq(shop_worker_processed(s, 0), 1);
+    ck_assert(!shop_worker_busy(s, 0));
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_out_of_stock_leaves_stock_unchanged)
+{
+    struct shop *s = make_shop(1, 16, 64);
+    struct shop_stock stock[TEST_NPRODUCTS];
+    struct shop_snapshot snap;
+    struct order got;
+    uint64_t too_many, exact, one_more;
+
+    /* The cherry has 5 in stock; FIFO with one worker fixes the order. */
+    too_many = submit_ok(s, 2, 6);
+    exact = submit_ok(s, 2, 5);
+    one_more = submit_ok(s, 2, 1);
+    start_and_drain(s);
+
+    ck_assert_int_eq(shop_order(s, too_many, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_OUT_OF_STOCK);
+    ck_assert_int_eq(shop_order(s, exact, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_FULFILLED);
+    ck_assert_int_eq(shop_order(s, one_more, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_OUT_OF_STOCK);
+
+    shop_stock_all(s, stock);
+    ck_assert_int_eq(stock[2].stock, 0);
+    ck_assert_int_eq(stock[2].sold, 5);
+    ck_assert_int_eq(stock[2].oversold, 0);
+
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.processed, 3);
+    ck_assert_uint_eq(snap.fulfilled, 1);
+    ck_assert_uint_eq(snap.out_of_stock, 2);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_full_belt_rejects_with_eagain)
+{
+    struct shop *s = make_shop(2, 4, 64);
+    struct order o = make_order(0, 1);
+    struct shop_snapshot snap;
+    uint64_t id = 0;
+
+    /* Workers never start: the belt fills up and stays full. */
+    for (int i = 0; i < 4; i++)
+        submit_ok(s, 0, 1);
+    ck_assert_int_eq(shop_submit(s, &o, &id), -EAGAIN);
+    ck_assert_int_eq(shop_submit(s, &o, &id), -EAGAIN);
+
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.rejected_full, 2);
+    ck_assert_uint_eq(snap.accepted, 4);
+    ck_assert_uint_eq(snap.queue_depth, 4);
+    ck_assert_uint_eq(snap.queue_capacity, 4);
+    ck_assert_uint_eq(snap.queue_high_water, 4);
+    ck_assert_uint_eq(snap.processed, 0);
+    ck_assert_uint_eq(shop_left(s), 4);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_draining_rejects_with_epipe)
+{
+    struct shop *s = make_shop(1, 16, 64);
+    struct order o = make_order(0, 1);
+    struct shop_snapshot snap;
+    uint64_t id = 0;
+
+    ck_assert(!shop_draining(s));
+    ck_assert_int_eq(shop_start(s), 0);
+    submit_ok(s, 0, 1);
+    shop_stop_accepting(s);
+    ck_assert(shop_draining(s));
+    ck_assert_int_eq(shop_submit(s, &o, &id), -EPIPE);
+
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+    ck_assert_int_eq(shop_submit(s, &o, &id), -EPIPE);
+    ck_assert_uint_eq(shop_left(s), 0);
+
+    shop_snapshot(s, &snap);
+    ck_assert(snap.draining);
+    ck_assert_uint_eq(snap.accepted, 1);
+    ck_assert_uint_eq(snap.processed, 1);
+    ck_assert_uint_eq(snap.rejected_full, 0);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_order_book_keeps_last_history)
+{
+    struct shop *s = make_shop(1, 32, 8);
+    struct order got;
+
+    for (int i = 0; i < 20; i++)
+        submit_ok(s, 0, 1);
+    for (uint64_t id = 1; id <= 12; id++)
+        ck_assert_int_eq(shop_order(s, id, &got), -ENOENT);
+    for (uint64_t id = 13; id <= 20; id++) {
+        ck_assert_int_eq(shop_order(s, id, &got), 0);
+        ck_assert_uint_eq(got.id, id);
+    }
+    ck_assert_int_eq(shop_order(s, 0, &got), -ENOENT);
+    ck_assert_int_eq(shop_order(s, 21, &got), -ENOENT);
+    ck_assert_int_eq(shop_order(s, 28, &got), -ENOENT);
+    ck_assert_int_eq(shop_order(s, UINT64_MAX, &got), -ENOENT);
+
+    /* Processing keeps the same window, now with final states. */
+    start_and_drain(s);
+    ck_assert_int_eq(shop_order(s, 12, &got), -ENOENT);
+    ck_assert_int_eq(shop_order(s, 20, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_FULFILLED);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_invalid_order_rejected_with_einval)
+{
+    struct shop *s = make_shop(1, 16, 64);
+    struct order bad_product = make_order(TEST_NPRODUCTS, 1);
+    struct order huge_product = make_order(UINT32_MAX, 1);
+    struct order no_quantity = make_order(0, 0);
+    struct shop_snapshot snap;
+    uint64_t id = 0;
+
+    ck_assert_int_eq(shop_submit(s, &bad_product, &id), -EINVAL);
+    ck_assert_int_eq(shop_submit(s, &huge_product, &id), -EINVAL);
+    ck_assert_int_eq(shop_submit(s, &no_quantity, &id), -EINVAL);
+    shop_count_invalid(s);
+    shop_count_invalid(s);
+
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.accepted, 0);
+    ck_assert_uint_eq(snap.rejected_invalid, 2);
+    ck_assert_uint_eq(snap.rejected_full, 0);
+    /* The next valid order still gets id 1: rejections use no id. */
+    ck_assert_uint_eq(submit_ok(s, 0, 1), 1);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_find_product_exact_match_only)
+{
+    struct shop *s = make_shop(1, 4, 4);
+    const struct product *p;
+
+    ck_assert_uint_eq(shop_product_count(s), TEST_NPRODUCTS);
+    ck_assert_int_eq(shop_find_product(s, "apple", 5), 0);
+    ck_assert_int_eq(shop_find_product(s, "cherry", 6), 2);
+    /* Length-delimited: the bytes after `len` do not matter. */
+    ck_assert_int_eq(shop_find_product(s, "applepie", 5), 0);
+    ck_assert_int_eq(shop_find_product(s, "applepie", 8), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "appl", 4), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "Apple", 5), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "apple\0", 6), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "", 0), -ENOENT);
+
+    p = shop_product(s, 1);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->sku, "banana");
+    ck_assert_int_eq(p->price_cents, 25);
+    ck_assert_int_eq(p->stock, 50);
+    ck_assert_ptr_null(shop_product(s, TEST_NPRODUCTS));
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_create_rejects_bad_config)
+{
+    struct shop_config good = {
+        .workers = 1, .queue_capacity = 4, .order_history = 4};
+    struct shop_config cfg;
+    struct product negative = test_catalog[0];
+
+    cfg = good;
+    cfg.workers = 0;
+    errno = 0;
+    ck_assert_ptr_null(shop_create(&cfg, test_catalog, TEST_NPRODUCTS));
+    ck_assert_int_eq(errno, EINVAL);
+    cfg = good;
+    cfg.queue_capacity = 0;
+    ck_assert_ptr_null(shop_create(&cfg, test_catalog, TEST_NPRODUCTS));
+    cfg = good;
+    cfg.order_history = 0;
+    ck_assert_ptr_null(shop_create(&cfg, test_catalog, TEST_NPRODUCTS));
+    ck_assert_ptr_null(shop_create(&good, test_catalog, 0));
+    ck_assert_ptr_null(shop_create(&good, NULL, 1));
+    ck_assert_ptr_null(shop_create(NULL, test_catalog, 1));
+    negative.stock = -1;
+    errno = 0;
+    ck_assert_ptr_null(shop_create(&good, &negative, 1));
+    ck_assert_int_eq(errno, EINVAL);
+    shop_destroy(NULL);
+}
+END_TEST
+
+START_TEST(test_shop_demo_catalog_is_well_formed)
+{
+    size_t n = 0;
+    const struct product *cat = shop_demo_catalog(&n);
+
+    ck_assert_uint_ge(n, 8);
+    for (size_t i = 0; i < n; i++) {
+        size_t len = strlen(cat[i].sku);
+
+        ck_assert_uint_ge(len, 1);
+        ck_assert_uint_le(len, SHOP_SKU_MAX);
+        ck_assert_uint_eq(strspn(cat[i].sku, "abcdefghijklmnopqrstuvwxyz"
+                                             "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                             "0123456789_-"),
+                          len);
+        ck_assert_uint_ge(strlen(cat[i].name), 1);
+        ck_assert_int_ge(cat[i].price_cents, 0);
+        ck_assert_int_gt(cat[i].stock, 0);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_str_ne(cat[i].sku, cat[j].sku);
+    }
+    ck_assert_str_eq(shop_status_name(ORDER_QUEUED), "queued");
+    ck_assert_str_eq(shop_status_name(ORDER_FULFILLED), "fulfilled");
+    ck_assert_str_eq(shop_status_name(ORDER_OUT_OF_STOCK), "out_of_stock");
+}
+END_TEST
+
+/* ---- histograms ------------------------------------------------------- */
+
+START_TEST(test_shop_latency_percentiles_from_known_values)
+{
+    struct latency_hist *h = latency_hist_create();
+    struct shop_latency l;
+
+    ck_assert_ptr_nonnull(h);
+    latency_hist_summary(h, &l);
+    ck_assert_uint_eq(l.count, 0);
+    ck_assert_double_eq(l.p99, 0);
+
+    /* 1 ms, 2 ms, ... 1000 ms: the buckets are at most 12.5% wide. */
+    for (int64_t ms = 1; ms <= 1000; ms++)
+        latency_hist_record(h, ms * SHOP_NS_PER_MS);
+    latency_hist_summary(h, &l);
+    ck_assert_uint_eq(l.count, 1000);
+    ck_assert_double_eq(l.max, 1000.0);
+    ck_assert_double_eq(l.sum_ms, 500500.0);
+    ck_assert_double_ge(l.p50, 500 * 0.875);
+    ck_assert_double_le(l.p50, 500 * 1.125);
+    ck_assert_double_ge(l.p90, 900 * 0.875);
+    ck_assert_double_le(l.p90, 900 * 1.125);
+    ck_assert_double_ge(l.p99, 990 * 0.875);
+    ck_assert_double_le(l.p99, 1000.0);
+    assert_latency_sane(&l);
+    latency_hist_destroy(h);
+}
+END_TEST
+
+START_TEST(test_shop_prometheus_buckets_are_inclusive_and_cumulative)
+{
+    struct latency_hist *h = latency_hist_create();
+    struct shop_histogram ph;
+
+    ck_assert_ptr_nonnull(h);
+    latency_hist_record(h, -5);                 /* counts as 0 */
+    latency_hist_record(h, 100000);             /* exactly 0.0001 s */
+    latency_hist_record(h, 100001);             /* just above */
+    latency_hist_record(h, 3 * SHOP_NS_PER_S);  /* <= 5 s */
+    latency_hist_record(h, 20 * SHOP_NS_PER_S); /* only +Inf */
+    latency_hist_export(h, &ph);
+
+    ck_assert_uint_eq(ph.count, 5);
+    ck_assert_double_eq(ph.le[0], 0.0001);
+    ck_assert_double_eq(ph.le[SHOP_HIST_BUCKETS - 1], 10);
+    ck_assert_uint_eq(ph.cumulative[0], 2);
+    ck_assert_uint_eq(ph.cumulative[1], 3);
+    ck_assert_uint_eq(ph.cumulative[13], 3); /* le 2.5 */
+    ck_assert_uint_eq(ph.cumulative[14], 4); /* le 5 */
+    ck_assert_uint_eq(ph.cumulative[SHOP_HIST_BUCKETS - 1], 4);
+    ck_assert_double_ge(ph.sum_s, 23.0);
+    ck_assert_double_le(ph.sum_s, 23.001);
+    latency_hist_destroy(h);
+}
+END_TEST
+
+START_TEST(test_shop_histograms_count_every_processed_order)
+{
+    struct shop *s = make_shop(2, 256, 256);
+    struct shop_histogram qw, pr;
+    struct shop_snapshot snap;
+
+    ck_assert_int_eq(shop_start(s), 0);
+    for (int i = 0; i < 200; i++)
+        submit_ok(s, (uint32_t)(i % 3), 1);
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.processed, 200);
+    ck_assert_uint_eq(snap.queue_wait.count, 200);
+    ck_assert_uint_eq(snap.processing.count, 200);
+    assert_latency_sane(&snap.queue_wait);
+    assert_latency_sane(&snap.processing);
+    ck_assert_double_ge(snap.uptime_s, 0);
+    ck_assert_double_ge(snap.accepted_per_s, 0);
+    ck_assert_double_ge(snap.processed_per_s, 0);
+    ck_assert_uint_eq(snap.workers, 2);
+
+    shop_histograms(s, &qw, &pr);
+    ck_assert_uint_eq(qw.count, 200);
+    ck_assert_uint_eq(pr.count, 200);
+    for (size_t i = 1; i < SHOP_HIST_BUCKETS; i++) {
+        ck_assert_double_gt(qw.le[i], qw.le[i - 1]);
+        ck_assert_uint_ge(qw.cumulative[i], qw.cumulative[i - 1]);
+        ck_assert_uint_ge(pr.cumulative[i], pr.cumulative[i - 1]);
+    }
+    ck_assert_uint_le(qw.cumulative[SHOP_HIST_BUCKETS - 1], qw.count);
+    ck_assert_uint_le(pr.cumulative[SHOP_HIST_BUCKETS - 1], pr.count);
+    ck_assert_uint_eq(shop_worker_processed(s, 0) + shop_worker_processed(s, 1),
+                      200);
+    shop_destroy(s);
+}
+END_TEST
+
+/* ---- concurrency ------------------------------------------------------ */
+
+#define SUBMITTERS      4
+#define ORDERS_PER_SUBM 4000
+
+struct submitter {
+    struct shop *s;
+    pthread_barrier_t *go;
+    uint32_t seed;
+    /* Results, read by the test thread after the join. */
+    uint64_t ids[ORDERS_PER_SUBM];
+    size_t accepted;
+    size_t full;
+    size_t other_errors;
+    bool ids_increasing;
+};
+
+static uint32_t next_random(uint32_t *seed)
+{
+    *seed = *seed * 1664525u + 1013904223u;
+    return *seed >> 8;
+}
+
+static void *submitter_main(void *arg)
+{
+    struct submitter *sub = arg;
+    uint64_t last = 0;
+
+    sub->ids_increasing = true;
+    pthread_barrier_wait(sub->go);
+    for (int i = 0; i < ORDERS_PER_SUBM; i++) {
+        uint32_t r = next_random(&sub->seed);
+        struct order o = make_order(r % TEST_NPRODUCTS, 1 + (r >> 4) % 4);
+        uint64_t id = 0;
+        int ret = shop_submit(sub->s, &o, &id);
+
+        if (ret == 0) {
+            if (id <= last)
+                sub->ids_increasing = false;
+            last = id;
+            sub->ids[sub->accepted++] = id;
+        } else if (ret == -EAGAIN) {
+            sub->full++;
+        } else {
+            sub->other_errors++;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_shop_concurrent_orders_never_oversell)
+{
+    static const struct product catalog[] = {
+        {"a", "A", 1, 3000},
+        {"b", "B", 1, 1500},
+        {"c", "C", 1, 200},
+    };
+    enum { N = 3, WORKERS = 4, TOTAL = SUBMITTERS * ORDERS_PER_SUBM };
+    struct shop *s = make_shop_over(WORKERS, 64, TOTAL, 0, false, catalog, N);
+    struct submitter *subs = calloc(SUBMITTERS, sizeof(*subs));
+    pthread_t tid[SUBMITTERS];
+    pthread_barrier_t go;
+    struct shop_snapshot snap;
+    struct shop_stock stock[N];
+    int64_t fulfilled_qty[N] = {0};
+    unsigned char *seen = calloc(TOTAL + 1, 1);
+    size_t accepted = 0, full = 0;
+    uint64_t per_worker = 0;
+
+    ck_assert_ptr_nonnull(subs);
+    ck_assert_ptr_nonnull(seen);
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, SUBMITTERS + 1), 0);
+    ck_assert_int_eq(shop_start(s), 0);
+    for (int i = 0; i < SUBMITTERS; i++) {
+        subs[i].s = s;
+        subs[i].go = &go;
+        subs[i].seed = 12345u + 977u * (uint32_t)i;
+        ck_assert_int_eq(
+            pthread_create(&tid[i], NULL, submitter_main, &subs[i]), 0);
+    }
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < SUBMITTERS; i++)
+        ck_assert_int_eq(pthread_join(tid[i], NULL), 0);
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+
+    for (int i = 0; i < SUBMITTERS; i++) {
+        ck_assert_uint_eq(subs[i].other_errors, 0);
+        ck_assert(subs[i].ids_increasing);
+        accepted += subs[i].accepted;
+        full += subs[i].full;
+        for (size_t k = 0; k < subs[i].accepted; k++) {
+            uint64_t id = subs[i].ids[k];
+
+            ck_assert_uint_ge(id, 1);
+            ck_assert_uint_le(id, TOTAL);
+            ck_assert_uint_eq(seen[id], 0);
+            seen[id] = 1;
+        }
+    }
+    ck_assert_uint_eq(accepted + full, TOTAL);
+    ck_assert_uint_gt(accepted, 0);
+
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.accepted, accepted);
+    ck_assert_uint_eq(snap.rejected_full, full);
+    ck_assert_uint_eq(snap.processed, accepted);
+    ck_assert_uint_eq(snap.queue_depth, 0);
+    ck_assert_uint_eq(snap.in_flight, 0);
+    ck_assert_uint_eq(shop_left(s), 0);
+    assert_idle_invariants(s);
+    ck_assert_uint_eq(snap.queue_wait.count, snap.processed);
+    ck_assert_uint_eq(snap.processing.count, snap.processed);
+    assert_latency_sane(&snap.queue_wait);
+    assert_latency_sane(&snap.processing);
+    for (size_t w = 0; w < WORKERS; w++)
+        per_worker += shop_worker_processed(s, w);
+    ck_assert_uint_eq(per_worker, snap.processed);
+
+    /* Ids are gap-free, and every kept order reached a final state. */
+    for (uint64_t id = 1; id <= accepted; id++) {
+        struct order o;
+
+        ck_assert_uint_eq(seen[id], 1);
+        ck_assert_int_eq(shop_order(s, id, &o), 0);
+        ck_assert_int_ne(o.status, ORDER_QUEUED);
+        ck_assert_int_ge(o.worker, 0);
+        ck_assert_int_lt(o.worker, WORKERS);
+        if (o.status == ORDER_FULFILLED)
+            fulfilled_qty[o.product] += o.quantity;
+    }
+
+    shop_stock_all(s, stock);
+    for (size_t i = 0; i < N; i++) {
+        ck_assert_int_ge(stock[i].stock, 0);
+        ck_assert_int_eq(stock[i].stock + stock[i].sold, catalog[i].stock);
+        ck_assert_int_eq(stock[i].oversold, 0);
+        ck_assert_int_eq(stock[i].sold, fulfilled_qty[i]);
+    }
+    pthread_barrier_destroy(&go);
+    free(seen);
+    free(subs);
+    shop_destroy(s);
+}
+END_TEST
+
+/* 20000 orders of one unit each for a product with 10000 in stock. */
+#define RACE_STOCK  10000
+#define RACE_ORDERS 20000
+
+static void run_race(bool unsafe, struct shop_stock *out,
+                     struct shop_snapshot *snap)
+{
+    static const struct product catalog[] = {
+        {"widget", "Widget", 1, RACE_STOCK},
+    };
+    struct shop *s = make_shop_over(4, RACE_ORDERS, 16, 0, unsafe, catalog, 1);
+
+    ck_assert(shop_unsafe(s) == unsafe);
+    /* Fill the belt first so that all four workers contend from the start. */
+    for (int i = 0; i < RACE_ORDERS; i++)
+        submit_ok(s, 0, 1);
+    start_and_drain(s);
+    shop_stock_all(s, out);
+    shop_snapshot(s, snap);
+    shop_destroy(s);
+}
+
+START_TEST(test_shop_safe_mode_sells_exactly_the_stock)
+{
+    struct shop_stock st;
+    struct shop_snapshot snap;
+
+    run_race(false, &st, &snap);
+    ck_assert_int_eq(st.stock, 0);
+    ck_assert_int_eq(st.sold, RACE_STOCK);
+    ck_assert_int_eq(st.oversold, 0);
+    ck_assert_uint_eq(snap.fulfilled, RACE_STOCK);
+    ck_assert_uint_eq(snap.out_of_stock, RACE_ORDERS - RACE_STOCK);
+}
+END_TEST
+
+START_TEST(test_shop_unsafe_mode_loses_updates)
+{
+    struct shop_stock st;
+    struct shop_snapshot snap;
+
+    run_race(true, &st, &snap);
+    /*
+     * Stock never goes below 0, but concurrent read-modify-writes lose
+     * decrements (never increments of sold), so stock + sold can only grow
+     * past the initial stock: conservation breaks.
+     */
+    ck_assert_int_ge(st.stock, 0);
+    ck_assert_int_gt(st.stock + st.sold, RACE_STOCK);
+    ck_assert_uint_eq(snap.processed, RACE_ORDERS);
+}
+END_TEST
+
+START_TEST(test_shop_drain_past_deadline_times_out_then_finishes)
+{
+    /* One worker, 10 orders of 200 ms each: about 2 s of work. */
+    struct shop *s =
+        make_shop_over(1, 16, 16, 200, false, test_catalog, TEST_NPRODUCTS);
+    struct order o = make_order(0, 1);
+    struct timespec now;
+    struct shop_snapshot snap;
+    uint64_t id = 0;
+
+    for (int i = 0; i < 10; i++)
+        submit_ok(s, 0, 1);
+    ck_assert_int_eq(shop_start(s), 0);
+    ck_assert_int_eq(clock_gettime(CLOCK_MONOTONIC, &now), 0);
+    ck_assert_int_eq(shop_drain(s, &now), -ETIMEDOUT);
+    ck_assert_uint_gt(shop_left(s), 0);
+    ck_assert(shop_draining(s));
+    ck_assert_int_eq(shop_submit(s, &o, &id), -EPIPE);
+
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+    ck_assert_uint_eq(shop_left(s), 0);
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.processed, 10);
+    ck_assert_uint_eq(snap.fulfilled, 10);
+    shop_destroy(s);
+}
+END_TEST
+
+
+Suite *shop_suite(void)
+{
+    Suite *suite = suite_create("shop");
+    TCase *core = tcase_create("core");
+    TCase *hist = tcase_create("histograms");
+    TCase *conc = tcase_create("concurrency");
+
+    tcase_set_timeout(core, 30);
+    tcase_add_test(core, test_shop_ids_start_at_one_and_increase);
+    tcase_add_test(core, test_shop_order_goes_queued_to_fulfilled);
+    tcase_add_test(core, test_shop_out_of_stock_leaves_stock_unchanged);
+    tcase_add_test(core, test_shop_full_belt_rejects_with_eagain);
+    tcase_add_test(core, test_shop_draining_rejects_with_epipe);
+    tcase_add_test(core, test_shop_order_book_keeps_last_history);
+    tcase_add_test(core, test_shop_invalid_order_rejected_with_einval);
+    tcase_add_test(core, test_shop_find_product_exact_match_only);
+    tcase_add_test(core, test_shop_create_rejects_bad_config);
+    tcase_add_test(core, test_shop_demo_catalog_is_well_formed);
+    suite_add_tcase(suite, core);
+
+    tcase_set_timeout(hist, 30);
+    tcase_add_test(hist, test_shop_latency_percentiles_from_known_values);
+    tcase_add_test(hist,
+                   test_shop_prometheus_buckets_are_inclusive_and_cumulative);
+    tcase_add_test(hist, test_shop_histograms_count_every_processed_order);
+    suite_add_tcase(suite, hist);
+
+    tcase_set_timeout(conc, 120);
+    tcase_add_test(conc, test_shop_concurrent_orders_never_oversell);
+    tcase_add_test(conc, test_shop_safe_mode_sells_exactly_the_stock);
+    tcase_add_test(conc, test_shop_unsafe_mode_loses_updates);
+    tcase_add_test(conc, test_shop_drain_past_deadline_times_out_then_finishes);
+    suite_add_tcase(suite, conc);
+    return suite;
+}

@@ -1,0 +1,15 @@
+/*
+ * suites.h - the Check suite of each module, run by tests/run_unit.c.
+ */
+#ifndef SHOPD_TESTS_SUITES_H
+#define SHOPD_TESTS_SUITES_H
+
+#include <check.h>
+
+Suite *queue_suite(void);
+Suite *pool_suite(void);
+Suite *shop_suite(void);
+Suite *config_suite(void);
+Suite *server_suite(void);
+
+#endif /* SHOPD_TESTS_SUITES_H */
