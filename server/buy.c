@@ -115,6 +115,21 @@ static bool is_integer_token(const char *s, size_t n)
     return true;
 }
 
+/*
+ * True if the top-level string member `key` contains an escaped NUL
+ * (\u0000): cJSON decodes it and stops the C string there, so "apple\u0000x"
+ * would silently read as "apple". Such strings are refused instead.
+ */
+static bool has_escaped_nul(const char *body, size_t len, const char *key)
+{
+    size_t n = 0;
+    const char *tok = raw_member(body, len, key, &n);
+    for (size_t i = 0; tok != NULL && i + 6 <= n; i++)
+        if (memcmp(tok + i, "\\u0000", 6) == 0)
+            return true;
+    return false;
+}
+
 static bool sku_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -200,7 +215,8 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     if (!cJSON_IsString(p) || p->valuestring == NULL)
         return field_error(msg, msglen, "field 'product' must be a string");
     size_t n = strlen(p->valuestring);
-    bool ok = n >= 1 && n <= SHOP_SKU_MAX;
+    bool ok = n >= 1 && n <= SHOP_SKU_MAX &&
+              !has_escaped_nul(body, len, "product");
     for (size_t i = 0; ok && i < n; i++)
         ok = sku_char(p->valuestring[i]);
     if (!ok)
@@ -223,6 +239,9 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     if (!cJSON_IsString(c) || c->valuestring == NULL)
         return field_error(msg, msglen, "field 'customer' must be a string");
     n = strlen(c->valuestring);
+    if (has_escaped_nul(body, len, "customer"))
+        return field_error(msg, msglen,
+                           "field 'customer' must not contain NUL");
     if (n > SHOP_CUSTOMER_MAX)
         return field_error(msg, msglen,
                            "field 'customer' must be at most 128 bytes");

@@ -150,6 +150,10 @@ static const struct bad_body bad_bodies[] = {
      "invalid_field", "customer"},
     {"{\"product\":\"apple\",\"quantity\":1,\"customer\":\"\xff\xfe\"}", 400,
      "invalid_field", "customer"},
+    {"{\"product\":\"apple\\u0000x\",\"quantity\":1}", 400, "invalid_field",
+     "product"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":\"a\\u0000b\"}",
+     400, "invalid_field", "customer"},
     {"{\"product\":\"kiwi\",\"quantity\":1}", 404, "unknown_product", "kiwi"},
     {"{\"product\":\"APPLE\",\"quantity\":1}", 404, "unknown_product", NULL},
 };
