@@ -1,0 +1,828 @@
+/*
+ * e2e_orders.c - POST /buy and GET /orders/{id} against the real binary:
+ * every answer of SPEC §1's table, validation, limits, the order book.
+ */
+#include "tests/e2e/harness.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+static const char catalog[] =
+    "{\"products\":["
+    "{\"sku\":\"apple\",\"name\":\"Apple\",\"price_cents\":50,\"stock\":100},"
+    "{\"sku\":\"pear\",\"name\":\"Pear\",\"price_cents\":75,\"stock\":5},"
+    "{\"sku\":\"Gold_Bar-1\",\"name\":\"Gold\",\"price_cents\":9,"
+    "\"stock\":0}]}";
+
+/* Start shopd over `catalog` plus `extra` args; `*path` gets the file. */
+static struct shopd *start_cat(char **path, const char *const *extra)
+{
+    const char *args[24];
+    size_t n = 0;
+    *path = write_tmp(catalog);
+    args[n++] = "--catalog";
+    args[n++] = *path;
+    while (extra && *extra && n < 23)
+        args[n++] = *extra++;
+    args[n] = NULL;
+    return shopd_start(args, NULL);
+}
+
+static void stop_cat(struct shopd *s, char *path)
+{
+    shopd_destroy(s);
+    unlink(path);
+    free(path);
+}
+
+/*
+ * POST /buy `body` (length `len`) with `headers` on a fresh connection. A
+ * failed send is not fatal: the server may answer (413) and close before
+ * it has read everything, so the answer is read regardless.
+ */
+static void post_buy(unsigned port, const char *headers, const char *body,
+                     size_t len, struct http_resp *r)
+{
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    int se = http_send(&c, "POST", "/buy", headers, body, len);
+    int e = http_read(&c, r, false, E2E_IO_TIMEOUT_MS);
+    http_close(&c);
+    ck_assert_msg(e == 0, "POST /buy: no answer: %s (send: %s)", strerror(-e),
+                  se ? strerror(-se) : "ok");
+}
+
+static void check_order(const cJSON *o, uint64_t id, const char *sku, int qty,
+                        const char *customer)
+{
+    ck_assert_msg(jnum(o, "order_id") == (double)id, "order_id");
+    ck_assert_str_eq(jstr(o, "product"), sku);
+    ck_assert_msg(jnum(o, "quantity") == qty, "quantity");
+    const cJSON *c = json_at(o, "customer");
+    if (customer) {
+        ck_assert_msg(cJSON_IsString(c), "customer is not a string");
+        ck_assert_str_eq(c->valuestring, customer);
+    } else {
+        ck_assert_msg(cJSON_IsNull(c), "absent customer is not null");
+    }
+    ck_assert_msg(is_rfc3339_utc(jstr(o, "accepted_at")),
+                  "accepted_at '%s' is not RFC 3339 UTC",
+                  jstr(o, "accepted_at"));
+    ck_assert_msg(json_at(o, "processed_at") != NULL, "no processed_at");
+    ck_assert_msg(json_at(o, "worker") != NULL, "no worker");
+}
+
+START_TEST(test_e2e_buy_accepted)
+{
+    static const char *const extra[] = {"--workers", "2", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    uint64_t a =
+        buy_ok(&c, "{\"product\":\"apple\",\"quantity\":2,\"customer\":"
+                   "\"ann\"}");
+    uint64_t b = buy_ok(&c, "{\"product\":\"apple\",\"quantity\":3}");
+    uint64_t d =
+        buy_ok(&c, "{\"gift\":true,\"product\":\"pear\",\"quantity\":1,"
+                   "\"extra\":{\"x\":[1,2]}}");
+    uint64_t w =
+        buy_ok(&c, " \n{ \"product\" : \"apple\" , \"quantity\" : 1 }\n ");
+    http_close(&c);
+    ck_assert_msg(a == 1 && b == 2 && d == 3 && w == 4,
+                  "ids %llu %llu %llu %llu, want 1 2 3 4",
+                  (unsigned long long)a, (unsigned long long)b,
+                  (unsigned long long)d, (unsigned long long)w);
+
+    static const struct {
+        const char *sku;
+        int qty;
+        const char *customer;
+    } want[] = {{"apple", 2, "ann"},
+                {"apple", 3, NULL},
+                {"pear", 1, NULL},
+                {"apple", 1, NULL}};
+    for (uint64_t id = 1; id <= 4; id++) {
+        cJSON *o = wait_order_final_ok(port, id, 20000);
+        check_order(o, id, want[id - 1].sku, want[id - 1].qty,
+                    want[id - 1].customer);
+        ck_assert_str_eq(jstr(o, "status"), "fulfilled");
+        ck_assert_msg(is_rfc3339_utc(jstr(o, "processed_at")),
+                      "processed_at '%s' is not RFC 3339 UTC",
+                      jstr(o, "processed_at"));
+        const cJSON *wk = json_at(o, "worker");
+        ck_assert_msg(cJSON_IsNumber(wk) && wk->valuedouble >= 0 &&
+                          wk->valuedouble < 2 &&
+                          wk->valuedouble == (double)(int)wk->valuedouble,
+                      "worker is not an index below 2");
+        cJSON_Delete(o);
+    }
+    cJSON *p = get_json_ok(port, "/products/apple");
+    ck_assert_msg(jnum(p, "stock") == 94 && jnum(p, "sold") == 6,
+                  "apple stock %g sold %g, want 94 6", jnum(p, "stock"),
+                  jnum(p, "sold"));
+    cJSON_Delete(p);
+    cJSON *st = wait_idle_ok(port, 10000);
+    ck_assert_msg(jnum(st, "orders.accepted") == 4 &&
+                      jnum(st, "orders.fulfilled") == 4,
+                  "stats accepted/fulfilled");
+    cJSON_Delete(st);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_queued_order_fields)
+{
+    /* One slow worker: the third order waits at least 2 work periods. */
+    static const char *const extra[] = {"--workers", "1", "--work-ms", "3000",
+                                        NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    for (int i = 0; i < 3; i++)
+        buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1,\"customer\":"
+                   "\"q\"}");
+    http_close(&c);
+    cJSON *o = get_json_ok(port, "/orders/3");
+    check_order(o, 3, "apple", 1, "q");
+    ck_assert_str_eq(jstr(o, "status"), "queued");
+    ck_assert_msg(cJSON_IsNull(json_at(o, "processed_at")),
+                  "queued order has processed_at");
+    ck_assert_msg(cJSON_IsNull(json_at(o, "worker")),
+                  "queued order has a worker");
+    cJSON_Delete(o);
+    cJSON *st = get_json_ok(port, "/stats");
+    ck_assert_msg(jnum(st, "orders.accepted") ==
+                      jnum(st, "orders.processed") + jnum(st, "queue.depth") +
+                          jnum(st, "orders.in_flight"),
+                  "accepted != processed + depth + in_flight while busy");
+    cJSON_Delete(st);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_out_of_stock)
+{
+    static const char *const extra[] = {"--workers", "1", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    buy_ok(&c, "{\"product\":\"pear\",\"quantity\":3}");
+    buy_ok(&c, "{\"product\":\"pear\",\"quantity\":3}");
+    buy_ok(&c, "{\"product\":\"Gold_Bar-1\",\"quantity\":1}");
+    buy_ok(&c, "{\"product\":\"pear\",\"quantity\":2}");
+    http_close(&c);
+    static const char *const want[] = {"fulfilled", "out_of_stock",
+                                       "out_of_stock", "fulfilled"};
+    for (uint64_t id = 1; id <= 4; id++) {
+        cJSON *o = wait_order_final_ok(port, id, 20000);
+        ck_assert_msg(strcmp(jstr(o, "status"), want[id - 1]) == 0,
+                      "order %llu is %s, want %s", (unsigned long long)id,
+                      jstr(o, "status"), want[id - 1]);
+        /* A processed order says who processed it, whatever the outcome. */
+        ck_assert_msg(is_rfc3339_utc(jstr(o, "processed_at")),
+                      "processed_at of order %llu", (unsigned long long)id);
+        ck_assert_msg(jnum(o, "worker") == 0, "worker of order %llu",
+                      (unsigned long long)id);
+        cJSON_Delete(o);
+    }
+    cJSON *p = get_json_ok(port, "/products/pear");
+    ck_assert_msg(jnum(p, "stock") == 0 && jnum(p, "sold") == 5,
+                  "pear stock %g sold %g, want 0 5", jnum(p, "stock"),
+                  jnum(p, "sold"));
+    cJSON_Delete(p);
+    p = get_json_ok(port, "/products/Gold_Bar-1");
+    ck_assert_msg(jnum(p, "stock") == 0 && jnum(p, "sold") == 0, "gold");
+    cJSON_Delete(p);
+    cJSON *st = wait_idle_ok(port, 10000);
+    ck_assert_msg(jnum(st, "orders.fulfilled") == 2 &&
+                      jnum(st, "orders.out_of_stock") == 2 &&
+                      jnum(st, "orders.processed") == 4,
+                  "stats fulfilled/out_of_stock/processed");
+    ck_assert_msg(jnum(st, "inventory.pear.stock") == 0 &&
+                      jnum(st, "inventory.pear.sold") == 5,
+                  "stats inventory pear");
+    cJSON_Delete(st);
+    stop_cat(s, cat);
+}
+END_TEST
+
+static const char *const invalid_json_bodies[] = {
+    "",
+    "not json",
+    "[1,2]",
+    "[{\"product\":\"apple\",\"quantity\":1}]",
+    "\"apple\"",
+    "42",
+    "null",
+    "true",
+    "{\"product\":\"apple\",\"quantity\":1} trailing",
+    "{\"product\":\"apple\",\"quantity\":1}{}",
+    "{\"product\":\"apple\",\"quantity\":1",
+    "{\"product\":\"apple\" \"quantity\":1}",
+    "{'product':'apple','quantity':1}",
+    "product=apple&quantity=1",
+};
+
+START_TEST(test_e2e_buy_invalid_json)
+{
+    const char *body = invalid_json_bodies[_i];
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    struct http_resp r;
+    post_buy(shopd_port(s), "Content-Type: application/json\r\n", body,
+             strlen(body), &r);
+    ck_assert_msg(r.status == 400, "body '%s': status %d, body %.200s", body,
+                  r.status, r.body);
+    expect_error(&r, 400, "invalid_json");
+    http_resp_free(&r);
+    stop_cat(s, cat);
+}
+END_TEST
+
+static const struct {
+    const char *body;
+    const char *field;
+} invalid_fields[] = {
+    {"{}", "product"},
+    {"{\"quantity\":1}", "product"},
+    {"{\"product\":\"apple\"}", "quantity"},
+    {"{\"product\":5,\"quantity\":1}", "product"},
+    {"{\"product\":null,\"quantity\":1}", "product"},
+    {"{\"product\":[\"apple\"],\"quantity\":1}", "product"},
+    {"{\"product\":\"\",\"quantity\":1}", "product"},
+    {"{\"product\":\"bad sku\",\"quantity\":1}", "product"},
+    {"{\"product\":\"a/b\",\"quantity\":1}", "product"},
+    {"{\"product\":\"apple!\",\"quantity\":1}", "product"},
+    {"{\"product\":\"appl\\u00e9\",\"quantity\":1}", "product"},
+    {"{\"product\":\"apple\\u0000x\",\"quantity\":1}", "product"},
+    {"{\"product\":"
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+     "aaaaa\",\"quantity\":1}",
+     "product"},
+    {"{\"product\":\"apple\",\"quantity\":0}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":-1}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1.5}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":\"3\"}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1e3}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1E0}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":true}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":null}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":[1]}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1001}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":2147483648}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":4294967297}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":18446744073709551617}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1e300}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":-0.5}", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":5}", "customer"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":true}", "customer"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":[]}", "customer"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":{}}", "customer"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"customer\":\""
+     "cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"
+     "ccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc\"}",
+     "customer"},
+};
+
+START_TEST(test_e2e_buy_invalid_field)
+{
+    const char *body = invalid_fields[_i].body;
+    const char *field = invalid_fields[_i].field;
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    struct http_resp r;
+    post_buy(shopd_port(s), "Content-Type: application/json\r\n", body,
+             strlen(body), &r);
+    ck_assert_msg(r.status == 400, "body '%s': status %d, body %.200s", body,
+                  r.status, r.body);
+    const char *msg = expect_error(&r, 400, "invalid_field");
+    ck_assert_msg(strstr(msg, field) != NULL,
+                  "body '%s': message '%s' does not name '%s'", body, msg,
+                  field);
+    http_resp_free(&r);
+    cJSON *st = get_json_ok(shopd_port(s), "/stats");
+    ck_assert_msg(jnum(st, "orders.accepted") == 0, "an invalid order was "
+                                                    "accepted");
+    cJSON_Delete(st);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_unknown_product)
+{
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    static const char *const bodies[] = {
+        "{\"product\":\"nope\",\"quantity\":1}",
+        "{\"product\":\"APPLE\",\"quantity\":1}",
+        /* 64 characters: well-formed, just not in the catalog. */
+        ("{\"product\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+         "aaaaaaaaaa\",\"quantity\":1}"),
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
+        struct http_resp r;
+        post_buy(shopd_port(s), NULL, bodies[i], strlen(bodies[i]), &r);
+        ck_assert_msg(r.status == 404, "%s: status %d body %.200s", bodies[i],
+                      r.status, r.body);
+        expect_error(&r, 404, "unknown_product");
+        http_resp_free(&r);
+    }
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_limits)
+{
+    static const char *const extra[] = {"--max-quantity", "5", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    ck_assert_int_eq(buy_ok(&c, "{\"product\":\"apple\",\"quantity\":5}"), 1);
+    struct http_resp r;
+    const char *six = "{\"product\":\"apple\",\"quantity\":6}";
+    post_buy(port, NULL, six, strlen(six), &r);
+    const char *msg = expect_error(&r, 400, "invalid_field");
+    ck_assert_msg(strstr(msg, "quantity"), "message '%s' lacks quantity", msg);
+    http_resp_free(&r);
+
+    /* Customer: exactly 128 bytes is fine, and escapes round-trip. */
+    char body[512];
+    char c128[129];
+    memset(c128, 'c', 128);
+    c128[128] = '\0';
+    snprintf(body, sizeof body,
+             "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"%s\"}",
+             c128);
+    ck_assert_int_eq(buy_ok(&c, body), 2);
+    ck_assert_int_eq(
+        buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1,\"customer\":"
+                   "\"Zo\xc3\xab \\\"Q\\\" \\\\ \\n\\t\\u00e9\"}"),
+        3);
+    /* 64 multi-byte characters are 128 bytes: still fine. */
+    char cu[512] = "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"";
+    for (int i = 0; i < 64; i++)
+        strcat(cu, "\xc3\xa9");
+    strcat(cu, "\"}");
+    ck_assert_int_eq(buy_ok(&c, cu), 4);
+    http_close(&c);
+
+    cJSON *o = get_json_ok(port, "/orders/2");
+    ck_assert_str_eq(jstr(o, "customer"), c128);
+    cJSON_Delete(o);
+    o = get_json_ok(port, "/orders/3");
+    ck_assert_str_eq(jstr(o, "customer"), "Zo\xc3\xab \"Q\" \\ \n\t\xc3\xa9");
+    cJSON_Delete(o);
+    o = get_json_ok(port, "/orders/4");
+    ck_assert_int_eq(strlen(jstr(o, "customer")), 128);
+    cJSON_Delete(o);
+
+    /* 129 bytes (two-byte characters) are too many. */
+    char cv[512] = "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"x";
+    for (int i = 0; i < 64; i++)
+        strcat(cv, "\xc3\xa9");
+    strcat(cv, "\"}");
+    post_buy(port, NULL, cv, strlen(cv), &r);
+    msg = expect_error(&r, 400, "invalid_field");
+    ck_assert_msg(strstr(msg, "customer"), "message '%s' lacks customer", msg);
+    http_resp_free(&r);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_method_not_allowed)
+{
+    static const char *const methods[] = {"GET",   "PUT",  "DELETE",
+                                          "PATCH", "HEAD", "OPTIONS"};
+    struct shopd *s = shopd_start(NULL, NULL);
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
+        struct http_conn c;
+        struct http_resp r;
+        ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
+        ck_assert_int_eq(http_send(&c, methods[i], "/buy", NULL, NULL, 0), 0);
+        int e = http_read(&c, &r, strcmp(methods[i], "HEAD") == 0,
+                          E2E_IO_TIMEOUT_MS);
+        ck_assert_msg(e == 0, "%s /buy: %s", methods[i], strerror(-e));
+        ck_assert_msg(r.status == 405, "%s /buy: status %d", methods[i],
+                      r.status);
+        const char *allow = http_header(&r, "Allow");
+        ck_assert_msg(allow && strcmp(allow, "POST") == 0,
+                      "%s /buy: Allow '%s', want POST", methods[i],
+                      allow ? allow : "(none)");
+        if (strcmp(methods[i], "HEAD") != 0) {
+            cJSON *j = resp_json(&r);
+            ck_assert_msg(j && cJSON_IsString(json_at(j, "error")),
+                          "%s /buy: 405 body %.200s", methods[i], r.body);
+            cJSON_Delete(j);
+        }
+        http_resp_free(&r);
+        http_close(&c);
+    }
+    cJSON *st = get_json_ok(shopd_port(s), "/stats");
+    ck_assert_msg(jnum(st, "orders.accepted") == 0, "accepted");
+    cJSON_Delete(st);
+    shopd_destroy(s);
+}
+END_TEST
+
+/* A valid order padded with spaces to exactly `len` bytes. */
+static char *padded_order(size_t len)
+{
+    const char *core = "{\"product\":\"apple\",\"quantity\":1}";
+    size_t cl = strlen(core);
+    ck_assert_uint_ge(len, cl);
+    char *b = malloc(len + 1);
+    ck_assert_ptr_nonnull(b);
+    memcpy(b, core, cl);
+    memset(b + cl, ' ', len - cl);
+    b[len] = '\0';
+    return b;
+}
+
+START_TEST(test_e2e_buy_body_too_large)
+{
+    static const char *const extra[] = {"--max-body", "100", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    char *b = padded_order(100);
+    post_buy(port, NULL, b, 100, &r);
+    ck_assert_msg(r.status == 202, "exactly max-body bytes: status %d %s",
+                  r.status, r.body);
+    http_resp_free(&r);
+    free(b);
+    b = padded_order(101);
+    post_buy(port, NULL, b, 101, &r);
+    expect_error(&r, 413, "body_too_large");
+    http_resp_free(&r);
+    free(b);
+    b = padded_order(20000);
+    post_buy(port, NULL, b, 20000, &r);
+    expect_error(&r, 413, "body_too_large");
+    http_resp_free(&r);
+    free(b);
+    cJSON *st = get_json_ok(port, "/stats");
+    ck_assert_msg(jnum(st, "orders.accepted") == 1, "accepted");
+    ck_assert_msg(jnum(st, "orders.rejected_invalid") == 2,
+                  "rejected_invalid %g, want 2 (two 413s)",
+                  jnum(st, "orders.rejected_invalid"));
+    cJSON_Delete(st);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_body_too_large_default)
+{
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    struct http_resp r;
+    char *b = padded_order(4096);
+    post_buy(shopd_port(s), NULL, b, 4096, &r);
+    ck_assert_msg(r.status == 202, "4096-byte body: status %d %s", r.status,
+                  r.body);
+    http_resp_free(&r);
+    free(b);
+    b = padded_order(4097);
+    post_buy(shopd_port(s), NULL, b, 4097, &r);
+    expect_error(&r, 413, "body_too_large");
+    http_resp_free(&r);
+    free(b);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_too_large_answers_early)
+{
+    /* A huge Content-Length must be refused without waiting for it all. */
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
+    const char *head = "POST /buy HTTP/1.1\r\nHost: x\r\n"
+                       "Content-Length: 1000000000\r\n\r\n";
+    ck_assert_int_eq(http_send_raw(&c, head, strlen(head)), 0);
+    char *b = padded_order(8192);
+    (void)http_send_raw(&c, b, 8192);
+    free(b);
+    struct http_resp r;
+    int e = http_read(&c, &r, false, E2E_IO_TIMEOUT_MS);
+    ck_assert_msg(e == 0,
+                  "no answer to a 1 GB Content-Length before the "
+                  "body was sent (%s)",
+                  e == -ETIMEDOUT ? "timed out" : strerror(-e));
+    expect_error(&r, 413, "body_too_large");
+    http_resp_free(&r);
+    http_close(&c);
+    cJSON_Delete(get_json_ok(shopd_port(s), "/healthz"));
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_chunked)
+{
+    static const char *const extra[] = {"--max-body", "100", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    struct http_conn c;
+    struct http_resp r;
+    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
+    const char *ok = "{\"product\":\"apple\",\"quantity\":2}";
+    ck_assert_int_eq(
+        http_send_chunked(&c, "POST", "/buy", NULL, ok, strlen(ok), 7), 0);
+    ck_assert_int_eq(http_read(&c, &r, false, E2E_IO_TIMEOUT_MS), 0);
+    ck_assert_msg(r.status == 202, "chunked order: status %d %s", r.status,
+                  r.body);
+    ck_assert_str_eq(r.body, "{\"order_id\":1,\"status\":\"queued\"}");
+    http_resp_free(&r);
+    http_close(&c);
+
+    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
+    char *big = padded_order(300);
+    ck_assert_int_eq(http_send_chunked(&c, "POST", "/buy", NULL, big, 300, 50),
+                     0);
+    free(big);
+    ck_assert_int_eq(http_read(&c, &r, false, E2E_IO_TIMEOUT_MS), 0);
+    expect_error(&r, 413, "body_too_large");
+    http_resp_free(&r);
+    http_close(&c);
+    cJSON_Delete(get_json_ok(shopd_port(s), "/healthz"));
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_any_content_type)
+{
+    static const char *const headers[] = {
+        "Content-Type: application/x-www-form-urlencoded\r\n",
+        "Content-Type: text/plain\r\n",
+        NULL, /* none at all */
+        "Content-Type: application/json; charset=utf-8\r\n",
+        "Content-Type: multipart/form-data; boundary=x\r\n",
+    };
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    const char *body = "{\"product\":\"apple\",\"quantity\":2}";
+    for (size_t i = 0; i < sizeof headers / sizeof *headers; i++) {
+        struct http_resp r;
+        post_buy(shopd_port(s), headers[i], body, strlen(body), &r);
+        ck_assert_msg(r.status == 202, "with '%s': status %d %s",
+                      headers[i] ? headers[i] : "no Content-Type", r.status,
+                      r.body);
+        char want[64];
+        snprintf(want, sizeof want, "{\"order_id\":%zu,\"status\":\"queued\"}",
+                 i + 1);
+        ck_assert_str_eq(r.body, want);
+        http_resp_free(&r);
+    }
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_with_curl)
+{
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/buy", shopd_port(s));
+    const char *const argv[] = {"curl",
+                                "-s",
+                                "-S",
+                                "--max-time",
+                                "20",
+                                "-w",
+                                "\n%{http_code}",
+                                "-XPOST",
+                                url,
+                                "-d",
+                                "{\"product\":\"apple\",\"quantity\":2}",
+                                NULL};
+    char *out;
+    int st = run_cmd(argv, NULL, 0, &out, 30000);
+    ck_assert_msg(st != -3, "curl is not on PATH");
+    ck_assert_msg(st == 0, "curl failed (%d): %s", st, out);
+    ck_assert_msg(strcmp(out, "{\"order_id\":1,\"status\":\"queued\"}\n202") ==
+                      0,
+                  "curl -d got '%s'", out);
+    free(out);
+    cJSON *o = wait_order_final_ok(shopd_port(s), 1, 20000);
+    ck_assert_str_eq(jstr(o, "status"), "fulfilled");
+    ck_assert_msg(jnum(o, "quantity") == 2, "quantity");
+    cJSON_Delete(o);
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_expect_continue)
+{
+    /* curl sends Expect: 100-continue for larger bodies. */
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    unsigned port = shopd_port(s);
+    char *b = padded_order(2000);
+    struct http_resp r;
+    post_buy(port, "Expect: 100-continue\r\n", b, 2000, &r);
+    ck_assert_msg(r.status == 202, "Expect: 100-continue: %d %s", r.status,
+                  r.body);
+    http_resp_free(&r);
+    free(b);
+    b = padded_order(5000);
+    post_buy(port, "Expect: 100-continue\r\n", b, 5000, &r);
+    expect_error(&r, 413, "body_too_large");
+    http_resp_free(&r);
+    free(b);
+
+    /* The real curl with a 2000-byte body read from stdin. */
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/buy", port);
+    const char *const argv[] = {
+        "curl",           "-s", "-S", "--max-time", "20", "-w",
+        "\n%{http_code}", url,  "-d", "@-",         NULL};
+    b = padded_order(2000);
+    char *out;
+    int st = run_cmd(argv, b, 2000, &out, 30000);
+    free(b);
+    ck_assert_msg(st != -3, "curl is not on PATH");
+    ck_assert_msg(st == 0, "curl failed (%d): %s", st, out);
+    ck_assert_msg(strcmp(out, "{\"order_id\":2,\"status\":\"queued\"}\n202") ==
+                      0,
+                  "curl -d @- (2000 bytes) got '%s'", out);
+    free(out);
+    stop_cat(s, cat);
+}
+END_TEST
+
+static const char *const bad_ids[] = {
+    "/orders/abc",
+    "/orders/-1",
+    "/orders/1x",
+    "/orders/x1",
+    "/orders/1.0",
+    "/orders/0x10",
+    "/orders/+1",
+    "/orders/%201",
+    "/orders/18446744073709551616",
+    "/orders/99999999999999999999999999",
+};
+
+START_TEST(test_e2e_orders_bad_id)
+{
+    struct shopd *s = shopd_start(NULL, NULL);
+    struct http_resp r;
+    ck_assert_int_eq(
+        http_do(shopd_port(s), "GET", bad_ids[_i], NULL, NULL, 0, &r), 0);
+    ck_assert_msg(r.status == 400, "GET %s: status %d body %.200s", bad_ids[_i],
+                  r.status, r.body);
+    expect_error(&r, 400, "invalid_id");
+    http_resp_free(&r);
+    shopd_destroy(s);
+}
+END_TEST
+
+START_TEST(test_e2e_orders_unknown)
+{
+    static const char *const paths[] = {"/orders/0", "/orders/1", "/orders/2",
+                                        "/orders/18446744073709551615"};
+    char *cat;
+    struct shopd *s = start_cat(&cat, NULL);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
+    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
+    http_close(&c);
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
+        struct http_resp r;
+        ck_assert_int_eq(
+            http_do(shopd_port(s), "GET", paths[i], NULL, NULL, 0, &r), 0);
+        if (i == 1) {
+            ck_assert_msg(r.status == 200, "GET /orders/1: %d", r.status);
+        } else {
+            ck_assert_msg(r.status == 404, "GET %s: status %d body %.200s",
+                          paths[i], r.status, r.body);
+            expect_error(&r, 404, "unknown_order");
+        }
+        http_resp_free(&r);
+    }
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_orders_history)
+{
+    static const char *const extra[] = {"--order-history", "4", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    for (uint64_t i = 1; i <= 6; i++) {
+        char body[96];
+        snprintf(body, sizeof body, "{\"product\":\"apple\",\"quantity\":%llu}",
+                 (unsigned long long)i);
+        ck_assert_int_eq(buy_ok(&c, body), i);
+    }
+    http_close(&c);
+    for (uint64_t i = 1; i <= 6; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/orders/%llu", (unsigned long long)i);
+        struct http_resp r;
+        ck_assert_int_eq(http_do(port, "GET", path, NULL, NULL, 0, &r), 0);
+        if (i <= 2) {
+            ck_assert_msg(r.status == 404,
+                          "%s with --order-history 4 after 6 orders: %d", path,
+                          r.status);
+            expect_error(&r, 404, "unknown_order");
+        } else {
+            ck_assert_msg(r.status == 200, "%s: %d", path, r.status);
+            cJSON *o = resp_json(&r);
+            ck_assert_msg(o != NULL, "%s: not JSON", path);
+            ck_assert_msg(jnum(o, "order_id") == (double)i &&
+                              jnum(o, "quantity") == (double)i,
+                          "%s holds another order: %s", path, r.body);
+            cJSON_Delete(o);
+        }
+        http_resp_free(&r);
+    }
+    stop_cat(s, cat);
+}
+END_TEST
+
+START_TEST(test_e2e_buy_rejected_invalid_counted)
+{
+    static const char *const extra[] = {"--max-body", "100", NULL};
+    char *cat;
+    struct shopd *s = start_cat(&cat, extra);
+    unsigned port = shopd_port(s);
+    static const char *const bodies[] = {
+        "nope", "{\"product\":\"apple\",\"quantity\":0}",
+        "{\"product\":\"nope\",\"quantity\":1}"};
+    for (size_t i = 0; i < 3; i++) {
+        struct http_resp r;
+        post_buy(port, NULL, bodies[i], strlen(bodies[i]), &r);
+        ck_assert_msg(r.status == 400 || r.status == 404, "status %d",
+                      r.status);
+        http_resp_free(&r);
+    }
+    struct http_resp r;
+    char *b = padded_order(500);
+    post_buy(port, NULL, b, 500, &r);
+    free(b);
+    ck_assert_int_eq(r.status, 413);
+    http_resp_free(&r);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
+    http_close(&c);
+    cJSON *st = wait_idle_ok(port, 10000);
+    ck_assert_msg(jnum(st, "orders.rejected_invalid") == 4,
+                  "rejected_invalid %g, want 4",
+                  jnum(st, "orders.rejected_invalid"));
+    ck_assert_msg(jnum(st, "orders.accepted") == 1, "accepted");
+    ck_assert_msg(jnum(st, "orders.rejected_full") == 0, "rejected_full");
+    cJSON_Delete(st);
+    stop_cat(s, cat);
+}
+END_TEST
+
+Suite *e2e_orders_suite(void)
+{
+    Suite *s = suite_create("e2e_orders");
+    TCase *tc = tcase_create("orders");
+    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_e2e_buy_accepted);
+    tcase_add_test(tc, test_e2e_buy_queued_order_fields);
+    tcase_add_test(tc, test_e2e_buy_out_of_stock);
+    tcase_add_loop_test(
+        tc, test_e2e_buy_invalid_json, 0,
+        (int)(sizeof invalid_json_bodies / sizeof *invalid_json_bodies));
+    tcase_add_loop_test(tc, test_e2e_buy_invalid_field, 0,
+                        (int)(sizeof invalid_fields / sizeof *invalid_fields));
+    tcase_add_test(tc, test_e2e_buy_unknown_product);
+    tcase_add_test(tc, test_e2e_buy_limits);
+    tcase_add_test(tc, test_e2e_buy_method_not_allowed);
+    tcase_add_test(tc, test_e2e_buy_body_too_large);
+    tcase_add_test(tc, test_e2e_buy_body_too_large_default);
+    tcase_add_test(tc, test_e2e_buy_too_large_answers_early);
+    tcase_add_test(tc, test_e2e_buy_chunked);
+    tcase_add_test(tc, test_e2e_buy_any_content_type);
+    tcase_add_test(tc, test_e2e_buy_with_curl);
+    tcase_add_test(tc, test_e2e_buy_expect_continue);
+    tcase_add_loop_test(tc, test_e2e_orders_bad_id, 0,
+                        (int)(sizeof bad_ids / sizeof *bad_ids));
+    tcase_add_test(tc, test_e2e_orders_unknown);
+    tcase_add_test(tc, test_e2e_orders_history);
+    tcase_add_test(tc, test_e2e_buy_rejected_invalid_counted);
+    suite_add_tcase(s, tc);
+    return s;
+}
