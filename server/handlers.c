@@ -393,9 +393,11 @@ char *server_stats_json(const struct app *app, size_t *len)
         if (i)
             jb_cstr(&b, ",");
         jb_str(&b, p->sku, strlen(p->sku));
-        jb_printf(&b, ":{\"stock\":%lld,\"sold\":%lld,\"oversold\":%lld}",
+        jb_printf(&b,
+                  ":{\"stock\":%lld,\"sold\":%lld,\"initial\":%lld,"
+                  "\"oversold\":%lld}",
                   (long long)st[i].stock, (long long)st[i].sold,
-                  (long long)st[i].oversold);
+                  (long long)p->stock, (long long)st[i].oversold);
         oversold += st[i].oversold;
     }
     jb_printf(&b, "},\"oversold\":%lld}", (long long)oversold);

@@ -353,7 +353,8 @@ START_TEST(test_e2e_api_stats_shape)
     static const char *const pct[] = {"p50", "p90", "p99", "max", NULL};
     static const char *const thr[] = {"accepted_per_s", "processed_per_s",
                                       NULL};
-    static const char *const inv[] = {"stock", "sold", "oversold", NULL};
+    static const char *const inv[] = {"stock", "sold", "initial", "oversold",
+                                      NULL};
     static const char *const extra[] = {
         "--workers", "3", "--http-threads", "2", "--queue-capacity",
         "100",       NULL};
