@@ -94,7 +94,7 @@ void jb_str(struct jbuf *b, const char *s, size_t n)
     jb_raw(b, "\"", 1);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        char esc[7];
+        char esc[7] = "\\u00";
         switch (c) {
         case '"':
             jb_raw(b, "\\\"", 2);
@@ -113,7 +113,6 @@ void jb_str(struct jbuf *b, const char *s, size_t n)
             break;
         default:
             if (c < 0x20 || c == 0x7f) {
-                memcpy(esc, "\\u00", 4);
                 esc[4] = hex[c >> 4];
                 esc[5] = hex[c & 15];
                 jb_raw(b, esc, 6);

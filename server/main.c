@@ -94,8 +94,36 @@ static int load_catalog(const struct config *cfg, struct product **owned,
     return rc;
 }
 
+/*
+ * `shopd --probe [URL]`: exit 0 if URL (default: /healthz on 127.0.0.1 and
+ * SHOPD_PORT or 8080) answers 2xx, else print why and exit 1. Used as the
+ * container HEALTHCHECK, so the image needs no curl.
+ */
+static int run_probe(int argc, char **argv)
+{
+    char url[128];
+    if (argc >= 3) {
+        snprintf(url, sizeof(url), "%s", argv[2]);
+    } else {
+        /* Single-threaded here: the probe runs before anything starts. */
+        const char *port =
+            getenv("SHOPD_PORT"); // NOLINT(concurrency-mt-unsafe)
+        snprintf(url, sizeof(url), "http://127.0.0.1:%s/healthz",
+                 port != NULL && port[0] != '\0' ? port : "8080");
+    }
+    char err[256];
+    if (probe_url(url, 2000, err, sizeof(err)) < 0) {
+        fprintf(stderr, "shopd: probe %s: %s\n", url, err);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "--probe") == 0)
+        return run_probe(argc, argv);
+
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
@@ -146,14 +174,16 @@ int main(int argc, char **argv)
     int status = 1;
     struct httpd *httpd = NULL;
     struct shop *shop = shop_create(&sc, catalog, nproducts);
+    char why[128];
     if (shop == NULL) {
-        log_msg(LOG_ERROR, "cannot create the shop: %s", strerror(errno));
+        strerror_r(errno, why, sizeof(why));
+        log_msg(LOG_ERROR, "cannot create the shop: %s", why);
         goto out;
     }
     int rc = shop_start(shop);
     if (rc < 0) {
-        log_msg(LOG_ERROR, "cannot start %u workers: %s", cfg.workers,
-                strerror(-rc));
+        strerror_r(-rc, why, sizeof(why));
+        log_msg(LOG_ERROR, "cannot start %u workers: %s", cfg.workers, why);
         goto out;
     }
 

@@ -127,6 +127,16 @@ void httpd_end_streams(struct httpd *h);
 /* Stop serving and free the server. Accepts NULL. Blocks briefly. */
 void httpd_stop(struct httpd *h);
 
+/* --- health probe (container HEALTHCHECK without curl) ------------------ */
+
+/*
+ * GET `url` (http://HOST:PORT/PATH, HOST an IP literal) with a timeout and
+ * return 0 if it answered 2xx; otherwise write the reason into `err` and
+ * return a negative errno (-EPROTO for a non-2xx answer). Blocks up to
+ * `timeout_ms`. Thread-safe.
+ */
+int probe_url(const char *url, unsigned timeout_ms, char *err, size_t errlen);
+
 /* --- logging ----------------------------------------------------------- */
 
 enum log_level { LOG_INFO, LOG_WARN, LOG_ERROR };
