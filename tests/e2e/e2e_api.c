@@ -24,22 +24,12 @@ static const char small_catalog[] =
 /* Start shopd over the small catalog; `*path` gets the catalog file. */
 static struct shopd *start_small(char **path, const char *const *extra)
 {
-    const char *args[16];
-    size_t n = 0;
-    *path = write_tmp(small_catalog);
-    args[n++] = "--catalog";
-    args[n++] = *path;
-    while (extra && *extra && n < 15)
-        args[n++] = *extra++;
-    args[n] = NULL;
-    return shopd_start(args, NULL);
+    return shopd_start_catalog(small_catalog, path, extra);
 }
 
 static void stop_small(struct shopd *s, char *path)
 {
-    shopd_destroy(s);
-    unlink(path);
-    free(path);
+    shopd_stop_catalog(s, path);
 }
 
 START_TEST(test_e2e_api_healthz)

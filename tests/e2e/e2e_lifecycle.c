@@ -40,22 +40,12 @@ static long log_field(const char *text, const char *key)
 
 static struct shopd *start_cat(char **path, const char *const *extra)
 {
-    const char *args[24];
-    size_t n = 0;
-    *path = write_tmp(catalog);
-    args[n++] = "--catalog";
-    args[n++] = *path;
-    while (extra && *extra && n < 23)
-        args[n++] = *extra++;
-    args[n] = NULL;
-    return shopd_start(args, NULL);
+    return shopd_start_catalog(catalog, path, extra);
 }
 
 static void stop_cat(struct shopd *s, char *path)
 {
-    shopd_destroy(s);
-    unlink(path);
-    free(path);
+    shopd_stop_catalog(s, path);
 }
 
 /* Poll /readyz until it answers 503 (the signal has been handled). */

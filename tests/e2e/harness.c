@@ -191,6 +191,27 @@ char *write_tmp(const char *content)
     return xstrdup(tmpl);
 }
 
+struct shopd *shopd_start_catalog(const char *catalog_json, char **path,
+                                  const char *const *extra)
+{
+    const char *args[24];
+    size_t n = 0;
+    *path = write_tmp(catalog_json);
+    args[n++] = "--catalog";
+    args[n++] = *path;
+    while (extra && *extra && n < 23)
+        args[n++] = *extra++;
+    args[n] = NULL;
+    return shopd_start(args, NULL);
+}
+
+void shopd_stop_catalog(struct shopd *s, char *path)
+{
+    shopd_destroy(s);
+    unlink(path);
+    free(path);
+}
+
 int listen_any(unsigned *port)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

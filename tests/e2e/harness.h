@@ -266,6 +266,17 @@ void e2e_tmpdir_remove(void);
 char *write_tmp(const char *content);
 
 /*
+ * Start shopd over a catalog file written from `catalog_json`, plus the
+ * NULL-ended `extra` arguments (may be NULL); `*path` gets the file's
+ * malloc'd path for shopd_stop_catalog().
+ */
+struct shopd *shopd_start_catalog(const char *catalog_json, char **path,
+                                  const char *const *extra);
+
+/* Destroy `s` and remove and free the catalog file `path`. */
+void shopd_stop_catalog(struct shopd *s, char *path);
+
+/*
  * Bind and listen on 127.0.0.1 port 0; stores the port. Returns the socket
  * or -1.
  */
