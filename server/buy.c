@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Skip JSON whitespace. */
+/* Skip whitespace as cJSON does: every byte up to 0x20. */
 static const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+    while (p < end && (unsigned char)*p <= 0x20)
         p++;
     return p;
 }
@@ -56,39 +56,41 @@ static const char *skip_value(const char *p, const char *end)
         }
         return end;
     }
-    while (p < end && *p != ',' && *p != '}' && *p != ']' && *p != ' ' &&
-           *p != '\t' && *p != '\n' && *p != '\r')
+    while (p < end && *p != ',' && *p != '}' && *p != ']' &&
+           (unsigned char)*p > 0x20)
         p++;
     return p;
 }
 
 /*
- * Find the raw text of the first top-level member named `key` (written
- * without escapes). Returns its start and stores its length, or NULL.
+ * Find the raw text of the value of the top-level member at position
+ * `index` (0-based, the order cJSON keeps the children in). By position,
+ * not by name: cJSON decodes escaped keys ("quantit\u0079") and cuts a key
+ * at \u0000, so matching raw names could pick the wrong member.
+ * Returns its start and stores its length, or NULL.
  */
-static const char *raw_member(const char *body, size_t len, const char *key,
+static const char *raw_member(const char *body, size_t len, size_t index,
                               size_t *toklen)
 {
     const char *p = body, *end = body + len;
-    size_t klen = strlen(key);
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3; /* cJSON skips a UTF-8 byte order mark */
     p = skip_ws(p, end);
     if (p == end || *p != '{')
         return NULL;
     p++;
-    for (;;) {
+    for (size_t i = 0;; i++) {
         p = skip_ws(p, end);
         if (p == end || *p != '"')
             return NULL;
-        const char *k = p + 1;
         p = skip_string(p, end);
-        bool match = (size_t)(p - 1 - k) == klen && memcmp(k, key, klen) == 0;
         p = skip_ws(p, end);
         if (p == end || *p != ':')
             return NULL;
         p = skip_ws(p + 1, end);
         const char *v = p;
         p = skip_value(p, end);
-        if (match) {
+        if (i == index) {
             *toklen = (size_t)(p - v);
             return v;
         }
@@ -97,6 +99,16 @@ static const char *raw_member(const char *body, size_t len, const char *key,
             return NULL;
         p++;
     }
+}
+
+/* The raw value text of `item`, a direct child of `root`, or NULL. */
+static const char *raw_value(const cJSON *root, const cJSON *item,
+                             const char *body, size_t len, size_t *toklen)
+{
+    size_t index = 0;
+    for (const cJSON *c = root->child; c != NULL && c != item; c = c->next)
+        index++;
+    return raw_member(body, len, index, toklen);
 }
 
 /* True if `s` is a JSON integer token: -?(0|[1-9][0-9]*). */
@@ -116,14 +128,15 @@ static bool is_integer_token(const char *s, size_t n)
 }
 
 /*
- * True if the top-level string member `key` contains an escaped NUL
+ * True if the string `item` (a child of `root`) contains an escaped NUL
  * (\u0000): cJSON decodes it and stops the C string there, so "apple\u0000x"
  * would silently read as "apple". Such strings are refused instead.
  */
-static bool has_escaped_nul(const char *body, size_t len, const char *key)
+static bool has_escaped_nul(const cJSON *root, const cJSON *item,
+                            const char *body, size_t len)
 {
     size_t n = 0;
-    const char *tok = raw_member(body, len, key, &n);
+    const char *tok = raw_value(root, item, body, len, &n);
     for (size_t i = 0; tok != NULL && i + 6 <= n; i++)
         if (memcmp(tok + i, "\\u0000", 6) == 0)
             return true;
@@ -187,15 +200,16 @@ static enum buy_error check_quantity(const cJSON *root, const char *body,
         return field_error(msg, msglen,
                            "field 'quantity' must be a JSON integer");
     size_t toklen = 0;
-    const char *tok = raw_member(body, len, "quantity", &toklen);
-    if (tok != NULL && !is_integer_token(tok, toklen))
+    const char *tok = raw_value(root, q, body, len, &toklen);
+    /* Fail closed: a number cJSON found but the scanner did not is not
+     * known to be written as an integer. */
+    if (tok == NULL || !is_integer_token(tok, toklen))
         return field_error(msg, msglen,
                            "field 'quantity' must be a JSON integer");
+    /* Range first: converting a double outside long long's range (1e80)
+     * to an integer would be undefined behaviour. */
     double d = q->valuedouble;
-    if (d != (double)(long long)d)
-        return field_error(msg, msglen,
-                           "field 'quantity' must be a JSON integer");
-    if (d < 1 || d > (double)max_quantity) {
+    if (!(d >= 1 && d <= (double)max_quantity)) {
         snprintf(msg, msglen, "field 'quantity' must be between 1 and %u",
                  max_quantity);
         return BUY_INVALID_FIELD;
@@ -215,8 +229,8 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     if (!cJSON_IsString(p) || p->valuestring == NULL)
         return field_error(msg, msglen, "field 'product' must be a string");
     size_t n = strlen(p->valuestring);
-    bool ok = n >= 1 && n <= SHOP_SKU_MAX &&
-              !has_escaped_nul(body, len, "product");
+    bool ok =
+        n >= 1 && n <= SHOP_SKU_MAX && !has_escaped_nul(root, p, body, len);
     for (size_t i = 0; ok && i < n; i++)
         ok = sku_char(p->valuestring[i]);
     if (!ok)
@@ -239,7 +253,7 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     if (!cJSON_IsString(c) || c->valuestring == NULL)
         return field_error(msg, msglen, "field 'customer' must be a string");
     n = strlen(c->valuestring);
-    if (has_escaped_nul(body, len, "customer"))
+    if (has_escaped_nul(root, c, body, len))
         return field_error(msg, msglen,
                            "field 'customer' must not contain NUL");
     if (n > SHOP_CUSTOMER_MAX)

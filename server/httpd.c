@@ -26,11 +26,14 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct httpd {
@@ -39,6 +42,12 @@ struct httpd {
     struct events *events;
     int listen_fd;
     unsigned port;
+    /* Requests between their first call and their completion callback:
+     * stopping waits for these, so no answered 202 is cut off. */
+    _Atomic unsigned in_progress;
+    _Atomic bool stopping; /* httpd_stop() is waiting on `idle` */
+    pthread_mutex_t mu;    /* guards nothing but the wait on `idle` */
+    pthread_cond_t idle;   /* signalled when in_progress drops to 0 */
 };
 
 /* Per-request state, owned by libmicrohttpd's *con_cls slot. */
@@ -67,14 +76,20 @@ static void request_completed(void *cls, struct MHD_Connection *c,
                               void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
     (void)c;
     (void)toe;
+    struct httpd *h = cls;
     struct req_state *st = *con_cls;
     if (st != NULL) {
         free(st->body);
         free(st);
         *con_cls = NULL;
+        if (atomic_fetch_sub(&h->in_progress, 1) == 1 &&
+            atomic_load(&h->stopping)) {
+            pthread_mutex_lock(&h->mu);
+            pthread_cond_broadcast(&h->idle);
+            pthread_mutex_unlock(&h->mu);
+        }
     }
 }
 
@@ -204,6 +219,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         if (st == NULL)
             return MHD_NO;
         *con_cls = st;
+        atomic_fetch_add_explicit(&h->in_progress, 1, memory_order_relaxed);
         if (content_length_over(c, h->app->limits.max_body)) {
             /* Answer now: libmicrohttpd then discards the body unread and
              * closes the connection. */
@@ -278,6 +294,8 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     }
     h->app = app;
     h->listen_fd = -1;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->idle, NULL);
 
     bool ipv6 = false;
     int fd = listen_on(opt->bind, opt->port, &ipv6, &h->port);
@@ -306,7 +324,7 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-        MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
@@ -322,6 +340,8 @@ fail:
     events_destroy(h->events);
     if (h->listen_fd >= 0)
         close(h->listen_fd);
+    pthread_cond_destroy(&h->idle);
+    pthread_mutex_destroy(&h->mu);
     free(h);
     return NULL;
 }
@@ -337,14 +357,45 @@ void httpd_end_streams(struct httpd *h)
         events_stop(h->events);
 }
 
+/* Wait up to `ms` for the requests in progress to finish. */
+static void wait_requests(struct httpd *h, unsigned ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += ms / 1000;
+    deadline.tv_nsec += (long)(ms % 1000) * 1000000;
+    if (deadline.tv_nsec >= 1000000000) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000;
+    }
+    /* seq_cst on both sides: a completion either sees `stopping` and
+     * signals, or finished before the count below is read. */
+    atomic_store(&h->stopping, true);
+    pthread_mutex_lock(&h->mu);
+    while (atomic_load(&h->in_progress) > 0)
+        if (pthread_cond_timedwait(&h->idle, &h->mu, &deadline) != 0)
+            break;
+    pthread_mutex_unlock(&h->mu);
+}
+
 void httpd_stop(struct httpd *h)
 {
     if (h == NULL)
         return;
     if (h->events != NULL)
         events_stop(h->events);
+    /* Stop accepting, then let requests already inside finish (answers
+     * now carry Connection: close), so that a 202 that was decided is also
+     * delivered. MHD_stop_daemon would cut them off. */
+    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+    wait_requests(h, 2000);
     MHD_stop_daemon(h->daemon);
+    /* A quiesced listen socket is the caller's to close; otherwise
+     * libmicrohttpd closed the one it was given. */
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
     events_destroy(h->events);
-    /* libmicrohttpd closes a listen socket it was given at stop. */
+    pthread_cond_destroy(&h->idle);
+    pthread_mutex_destroy(&h->mu);
     free(h);
 }
