@@ -109,8 +109,8 @@ test: deps
 # the end-to-end suite and a short wrk load against the sanitized binary.
 # Any report aborts (-fno-sanitize-recover=all), which fails the target.
 SAN_COMMON := -fno-sanitize-recover=all -fno-omit-frame-pointer -O1 -g
-ASAN_FLAGS := -fsanitize=address,undefined $(SAN_COMMON)
-UBSAN_FLAGS := -fsanitize=undefined $(SAN_COMMON)
+ASAN_FLAGS := -fsanitize=address,undefined,float-cast-overflow $(SAN_COMMON)
+UBSAN_FLAGS := -fsanitize=undefined,float-cast-overflow $(SAN_COMMON)
 TSAN_FLAGS := -fsanitize=thread $(SAN_COMMON)
 SAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -121,7 +121,8 @@ sanitizers: asan ubsan tsan
 
 asan ubsan tsan: deps
 	$(SAN_ENV) $(MAKE) BUILD=build/$@ CFLAGS="-O1 -g" \
-	    SANFLAGS="$($(shell echo $@ | tr a-z A-Z)_FLAGS)" unit e2e load
+	    SANFLAGS="$($(shell echo $@ | tr a-z A-Z)_FLAGS)" \
+	    unit e2e load hostile drain
 
 # A bounded wrk load against $(SHOPD); fails on a non-zero exit or any
 # sanitizer report in its log.
@@ -154,5 +155,7 @@ format-check:
 
 tidy:
 	clang-tidy $(LIB_SRC) server/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
+
+include mk/reliability.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

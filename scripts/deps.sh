@@ -1,8 +1,9 @@
 #!/bin/sh
 # deps.sh - install the Debian packages that are missing, and only those.
 #
-# Each argument is NAME:PACKAGE. NAME is a command on PATH or a pkg-config
-# module; if neither is found, PACKAGE is installed with apt-get (after one
+# Each argument is NAME:PACKAGE. NAME is a command on PATH, a pkg-config
+# module or an installed Debian package; if none is found, PACKAGE is
+# installed with apt-get (after one
 # apt-get update), using sudo when not root. Used by `make run`/`make test`
 # so that both work on a fresh Debian machine.
 set -eu
@@ -16,6 +17,10 @@ for spec in "$@"; do
     fi
     if command -v pkg-config >/dev/null 2>&1 &&
         pkg-config --exists "$name" 2>/dev/null; then
+        continue
+    fi
+    if dpkg-query -W -f='${Status}' "$name" 2>/dev/null |
+        grep -q 'install ok installed'; then
         continue
     fi
     missing="$missing $pkg"

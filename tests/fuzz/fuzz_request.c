@@ -1,0 +1,320 @@
+/*
+ * fuzz_request.c - libFuzzer target over the request path, no socket.
+ *
+ * The input is split into a request as libmicrohttpd would hand it over:
+ *
+ *   byte 0      bits 0-3 pick the method from `methods`; bit 4 sets
+ *               body_too_large (as the glue does past --max-body); bit 5
+ *               passes a NULL body when the body is empty (no body sent)
+ *   bytes 1..   the path, up to the first NUL (no NUL: all of it is the
+ *               path and there is no body)
+ *   the rest    the body; a NUL-terminated copy is passed, as the glue does
+ *
+ * server_handle() routes it and fills a response; the target then checks
+ * what every answer must satisfy (SPEC §1) and aborts if one does not, so
+ * the fuzzer finds wrong answers as well as memory errors:
+ *   - the status is one the API defines;
+ *   - a JSON answer parses as JSON; an error answer (>= 400) is exactly
+ *     {"error":"<code>","message":"<non-empty>"};
+ *   - a 202 came from POST /buy, and its body is one JSON object whose
+ *     "product" is a catalog SKU and whose "quantity" is written as a JSON
+ *     integer within 1..max_quantity (checked here independently of
+ *     buy.c's own scanner).
+ *
+ * The shop is never started (no worker threads, so runs are repeatable);
+ * accepted orders pile up on the belt, so the shop is rebuilt before the
+ * belt fills and a 503 queue_full would hide the accept path.
+ */
+#include "server/server.h"
+#include "shop/shop.h"
+
+#include <cJSON.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define FUZZ_QUEUE_CAPACITY 4096
+#define FUZZ_MAX_BODY       4096
+#define FUZZ_MAX_QUANTITY   1000
+
+static const char *const methods[] = {
+    "GET",  "POST",  "HEAD", "PUT",  "DELETE", "OPTIONS", "PATCH", "",
+    "post", "POSTX", "get",  "GETS", "TRACE",  "CONNECT", "BUY",   "P",
+};
+
+static struct shop *shop;
+static struct app app;
+
+static void fail(const char *what, const struct http_request *req,
+                 const struct http_response *res)
+{
+    fprintf(stderr,
+            "fuzz_request: %s\n  request: %s %s body(%zu)=%.200s\n"
+            "  response: %u %.300s\n",
+            what, req->method, req->path, req->body_len,
+            req->body ? req->body : "(null)", res->status,
+            res->body ? res->body : "(null)");
+    abort();
+}
+
+static void shop_renew(void)
+{
+    shop_destroy(shop);
+    size_t n = 0;
+    const struct product *cat = shop_demo_catalog(&n);
+    struct shop_config cfg = {
+        .workers = 1,
+        .queue_capacity = FUZZ_QUEUE_CAPACITY,
+        .order_history = 1024,
+        .work_ms = 0,
+        .unsafe_inventory = false,
+    };
+    shop = shop_create(&cfg, cat, n);
+    if (shop == NULL) {
+        fputs("fuzz_request: shop_create failed\n", stderr);
+        abort();
+    }
+    app.shop = shop;
+    app.limits.max_body = FUZZ_MAX_BODY;
+    app.limits.max_quantity = FUZZ_MAX_QUANTITY;
+    app.limits.http_threads = 2;
+}
+
+static bool known_status(unsigned st)
+{
+    static const unsigned ok[] = {200, 202, 400, 404, 405, 413, 503};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        if (st == ok[i])
+            return true;
+    return false;
+}
+
+/* A JSON integer token: -?(0|[1-9][0-9]*), nothing else. */
+static bool integer_token(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i == n)
+        return false;
+    if (s[i] == '0')
+        return i + 1 == n;
+    for (; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+    return true;
+}
+
+static void check_error_body(const struct http_request *req,
+                             const struct http_response *res)
+{
+    cJSON *j = cJSON_ParseWithLength(res->body, res->body_len);
+    if (j == NULL || !cJSON_IsObject(j))
+        fail("error body is not a JSON object", req, res);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "message");
+    if (!cJSON_IsString(e) || !cJSON_IsString(m) ||
+        cJSON_GetArraySize(j) != 2 || e->valuestring[0] == '\0' ||
+        m->valuestring[0] == '\0')
+        fail("error body is not {error,message}", req, res);
+    cJSON_Delete(j);
+}
+
+/*
+ * An independent reading of the raw body, as cJSON 1.7.15 reads it: an
+ * optional UTF-8 BOM, whitespace is every byte <= 0x20, strings skip a
+ * backslash and the byte after it. Returns the raw text of the value of the
+ * top-level member at position `index` (0-based), or NULL.
+ */
+static const char *ws(const char *p, const char *end)
+{
+    while (p < end && (unsigned char)*p <= 0x20)
+        p++;
+    return p;
+}
+
+static const char *str_end(const char *p, const char *end)
+{
+    for (p++; p < end; p++) {
+        if (*p == '\\')
+            p++;
+        else if (*p == '"')
+            return p + 1;
+    }
+    return end;
+}
+
+static const char *value_end(const char *p, const char *end)
+{
+    if (p < end && *p == '"')
+        return str_end(p, end);
+    if (p < end && (*p == '{' || *p == '[')) {
+        int depth = 0;
+        while (p < end) {
+            if (*p == '"') {
+                p = str_end(p, end);
+                continue;
+            }
+            if (*p == '{' || *p == '[')
+                depth++;
+            else if ((*p == '}' || *p == ']') && --depth == 0)
+                return p + 1;
+            p++;
+        }
+        return end;
+    }
+    while (p < end && *p != ',' && *p != '}' && *p != ']' &&
+           (unsigned char)*p > 0x20)
+        p++;
+    return p;
+}
+
+static const char *member_value(const char *body, size_t len, int index,
+                                size_t *toklen)
+{
+    const char *p = body, *end = body + len;
+    if (len >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;
+    p = ws(p, end);
+    if (p == end || *p != '{')
+        return NULL;
+    p++;
+    for (int i = 0;; i++) {
+        p = ws(p, end);
+        if (p == end || *p != '"')
+            return NULL;
+        p = ws(str_end(p, end), end);
+        if (p == end || *p != ':')
+            return NULL;
+        p = ws(p + 1, end);
+        const char *v = p;
+        p = value_end(p, end);
+        if (i == index) {
+            *toklen = (size_t)(p - v);
+            return v;
+        }
+        p = ws(p, end);
+        if (p == end || *p != ',')
+            return NULL;
+        p++;
+    }
+}
+
+/* Re-check an accepted order with an independent reading of the body. */
+static void check_accepted(const struct http_request *req,
+                           const struct http_response *res)
+{
+    if (strcmp(req->method, "POST") != 0 || strcmp(req->path, "/buy") != 0 ||
+        req->body == NULL || req->body_too_large)
+        fail("202 for something other than a POST /buy", req, res);
+    cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+    if (j == NULL || !cJSON_IsObject(j))
+        fail("202 for a body that is not one JSON object", req, res);
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(j, "product");
+    const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "quantity");
+    if (!cJSON_IsString(p) ||
+        shop_find_product(shop, p->valuestring, strlen(p->valuestring)) < 0)
+        fail("202 without a catalog product", req, res);
+    if (!cJSON_IsNumber(q) || q->valuedouble < 1 ||
+        q->valuedouble > FUZZ_MAX_QUANTITY)
+        fail("202 with a quantity out of range", req, res);
+    /* cJSON keeps no number text: find the member by its position among
+     * the parsed children (immune to escaped or duplicate keys) and look
+     * at how the body spells it. 1e3, 2.0 and 01 must not be accepted. */
+    int index = 0;
+    for (const cJSON *c = j->child; c != NULL && c != q; c = c->next)
+        index++;
+    size_t toklen = 0;
+    const char *tok = member_value(req->body, req->body_len, index, &toklen);
+    if (tok == NULL || !integer_token(tok, toklen))
+        fail("202 with a quantity not written as a JSON integer", req, res);
+    cJSON_Delete(j);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (shop == NULL)
+        shop_renew();
+    if (size == 0)
+        return 0;
+
+    uint8_t ctl = data[0];
+    const char *method = methods[ctl & 0x0f];
+    const uint8_t *rest = data + 1;
+    size_t rest_len = size - 1;
+    const uint8_t *nul = memchr(rest, '\0', rest_len);
+    size_t path_len = nul ? (size_t)(nul - rest) : rest_len;
+
+    char *path = malloc(path_len + 1);
+    if (path == NULL)
+        return 0;
+    memcpy(path, rest, path_len);
+    path[path_len] = '\0';
+
+    char *body = NULL;
+    size_t body_len = 0;
+    if (nul != NULL) {
+        body_len = rest_len - path_len - 1;
+        body = malloc(body_len + 1);
+        if (body == NULL) {
+            free(path);
+            return 0;
+        }
+        memcpy(body, nul + 1, body_len);
+        body[body_len] = '\0';
+    }
+    if (body != NULL && body_len == 0 && (ctl & 0x20)) {
+        free(body);
+        body = NULL;
+    }
+
+    struct http_request req = {
+        .method = method,
+        .path = path,
+        .body = body,
+        .body_len = body_len,
+        .body_too_large = (ctl & 0x10) != 0 || body_len > FUZZ_MAX_BODY,
+    };
+    struct http_response res;
+    server_handle(&app, &req, &res);
+
+    if (!known_status(res.status))
+        fail("status outside the API", &req, &res);
+    if (!res.stream_events && res.body == NULL)
+        fail("response without a body", &req, &res);
+    if (res.content_type != NULL &&
+        strncmp(res.content_type, "application/json", 16) == 0) {
+        if (res.status >= 400) {
+            check_error_body(&req, &res);
+        } else {
+            cJSON *j = cJSON_ParseWithLength(res.body, res.body_len);
+            if (j == NULL)
+                fail("JSON answer does not parse", &req, &res);
+            cJSON_Delete(j);
+        }
+    } else if (res.status >= 400) {
+        fail("error answer is not JSON", &req, &res);
+    }
+    if (res.status == 202)
+        check_accepted(&req, &res);
+    if (res.status == 405) {
+        bool has_allow = false;
+        for (size_t i = 0; i < res.nheaders; i++)
+            has_allow |= strcmp(res.headers[i].name, "Allow") == 0;
+        if (!has_allow)
+            fail("405 without Allow", &req, &res);
+    }
+    http_response_release(&res);
+    free(body);
+    free(path);
+
+    /* Keep the belt from filling: a never-started shop is rebuilt. */
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    if (snap.queue_depth >= FUZZ_QUEUE_CAPACITY / 2)
+        shop_renew();
+    return 0;
+}

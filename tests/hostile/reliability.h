@@ -1,0 +1,76 @@
+/*
+ * reliability.h - helpers shared by the reliability tests (tests/hostile,
+ * tests/drain, tests/soak), on top of the end-to-end harness: what the
+ * kernel says about a shopd process (resident memory, open descriptors),
+ * the final "drained" log line, sanitizer reports in a log, and a clean
+ * SIGTERM shutdown.
+ *
+ * Thread safety: rel_proc_* and rel_parse_final may be called from any
+ * thread; the rel_expect_* functions assert, so only from the test thread.
+ */
+#ifndef SHOPD_TESTS_HOSTILE_RELIABILITY_H
+#define SHOPD_TESTS_HOSTILE_RELIABILITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "tests/e2e/harness.h"
+
+/* Resident set size of `pid` in KiB (VmRSS), or -1. */
+long rel_proc_rss_kb(pid_t pid);
+
+/* Number of open file descriptors of `pid` (/proc/PID/fd), or -1. */
+int rel_proc_fd_count(pid_t pid);
+
+/*
+ * Wait (polling with back-off) until `pid` has at most `max` descriptors
+ * open or `timeout_ms` passed. Returns the last count seen.
+ */
+int rel_wait_fds_at_most(pid_t pid, int max, int timeout_ms);
+
+/*
+ * The slow-down factor for time bounds: $E2E_SLOW (1..100, default 1), set
+ * by the sanitizer and valgrind targets.
+ */
+int rel_slow(void);
+
+/* The counts of shopd's final "drained ..." or "drain timed out: ..." line. */
+struct rel_final {
+    uint64_t accepted, processed, fulfilled, out_of_stock;
+    uint64_t rejected_full, rejected_invalid, left;
+};
+
+/*
+ * Find the last line of `log` containing `prefix` ("drained" or "drain
+ * timed out:") followed by the counts, and parse them. Returns whether it
+ * was found and complete.
+ */
+bool rel_parse_final(const char *log, const char *prefix,
+                     struct rel_final *out);
+
+/*
+ * Whether `log` holds a sanitizer or libmicrohttpd panic report
+ * (AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer "runtime
+ * error:", ThreadSanitizer, "MHD_PANIC"/"Fatal error in GNU
+ * libmicrohttpd").
+ */
+bool rel_sanitizer_report(const char *log);
+
+/*
+ * Assert that the server still serves: GET /healthz answers 200 and a
+ * normal POST /buy answers 202, each on a fresh connection within
+ * `bound_ms` (times rel_slow()). Returns the order id.
+ */
+uint64_t rel_expect_alive(unsigned port, int bound_ms);
+
+/*
+ * Send SIGTERM and assert a clean exit: status 0 within `timeout_ms`, a
+ * final "drained" line with left=0 and processed == accepted, and no
+ * sanitizer report in stderr. Stores the final counts if `out` is not NULL.
+ * The process is reaped (the struct stays valid for shopd_destroy).
+ */
+void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
+                           struct rel_final *out);
+
+#endif /* SHOPD_TESTS_HOSTILE_RELIABILITY_H */
