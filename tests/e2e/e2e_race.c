@@ -55,16 +55,20 @@ static void *race_main(void *arg)
     return NULL;
 }
 
-/* Run the load against a fresh shopd; return the idle /stats snapshot. */
-static cJSON *run_race(bool unsafe, struct shopd **out, int *accepted)
+/*
+ * Run the load against a fresh shopd; return the idle /stats snapshot. The
+ * caller stops `*out` and its catalog `*cat` with shopd_stop_catalog().
+ */
+static cJSON *run_race(bool unsafe, struct shopd **out, char **cat,
+                       int *accepted)
 {
-    char *cat = write_tmp(race_catalog);
-    const char *const safe_args[] = {
-        "--catalog", cat, "--workers", "4", "--queue-capacity", "8192", NULL};
-    const char *const unsafe_args[] = {
-        "--catalog",        cat,    "--workers",          "4",
-        "--queue-capacity", "8192", "--unsafe-inventory", NULL};
-    struct shopd *s = shopd_start(unsafe ? unsafe_args : safe_args, NULL);
+    const char *const safe_args[] = {"--workers", "4", "--queue-capacity",
+                                     "8192", NULL};
+    const char *const unsafe_args[] = {"--workers",          "4",
+                                       "--queue-capacity",   "8192",
+                                       "--unsafe-inventory", NULL};
+    struct shopd *s = shopd_start_catalog(race_catalog, cat,
+                                          unsafe ? unsafe_args : safe_args);
     *out = s;
     static struct race_thread th[RACE_THREADS];
     memset(th, 0, sizeof th);
@@ -86,8 +90,9 @@ static cJSON *run_race(bool unsafe, struct shopd **out, int *accepted)
 START_TEST(test_e2e_race_unsafe_oversells)
 {
     struct shopd *s;
+    char *cat;
     int accepted;
-    cJSON *st = run_race(true, &s, &accepted);
+    cJSON *st = run_race(true, &s, &cat, &accepted);
     ck_assert_int_eq(accepted, RACE_THREADS * RACE_ORDERS);
     ck_assert_msg(cJSON_IsTrue(json_at(st, "unsafe_inventory")),
                   "unsafe_inventory not reported");
@@ -105,14 +110,16 @@ START_TEST(test_e2e_race_unsafe_oversells)
     ck_assert_msg(stock + sold != RACE_STOCK,
                   "conservation held despite oversell");
     cJSON_Delete(st);
+    shopd_stop_catalog(s, cat);
 }
 END_TEST
 
 START_TEST(test_e2e_race_lock_never_oversells)
 {
     struct shopd *s;
+    char *cat;
     int accepted;
-    cJSON *st = run_race(false, &s, &accepted);
+    cJSON *st = run_race(false, &s, &cat, &accepted);
     ck_assert_int_eq(accepted, RACE_THREADS * RACE_ORDERS);
     ck_assert_msg(cJSON_IsFalse(json_at(st, "unsafe_inventory")),
                   "unsafe_inventory on by default");
@@ -124,6 +131,7 @@ START_TEST(test_e2e_race_lock_never_oversells)
     ck_assert_int_eq((int)jnum(st, "orders.out_of_stock"),
                      accepted - RACE_STOCK);
     cJSON_Delete(st);
+    shopd_stop_catalog(s, cat);
 }
 END_TEST
 
