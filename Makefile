@@ -44,7 +44,7 @@ UNIT_BIN := $(BUILD)/tests/unit
 E2E_BIN  := $(BUILD)/tests/e2e/e2e
 
 .PHONY: all run test unit e2e deps clean install uninstall format \
-        format-check tidy asan ubsan tsan sanitizers valgrind load
+        format-check tidy asan ubsan tsan sanitizers valgrind load test-ui
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -155,6 +155,13 @@ format-check:
 
 tidy:
 	clang-tidy $(LIB_SRC) server/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
+
+# The dashboard in a real browser (headless Chromium via playwright-core);
+# installs chromium, node and playwright-core if missing. Not in `make test`:
+# the C build and its tests never need node.
+test-ui: deps
+	$(MAKE) all
+	SHOPD_BIN=$(SHOPD) tests/ui/run.sh
 
 include mk/reliability.mk
 
