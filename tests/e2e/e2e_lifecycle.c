@@ -305,6 +305,52 @@ START_TEST(test_e2e_life_open_connections)
 }
 END_TEST
 
+/* `shopd --probe URL`: the container health check, without curl. */
+START_TEST(test_e2e_life_probe)
+{
+    struct shopd *s = shopd_start(NULL, NULL);
+    char ok[96], missing[96], closed[96];
+    snprintf(ok, sizeof ok, "http://127.0.0.1:%u/healthz", shopd_port(s));
+    snprintf(missing, sizeof missing, "http://127.0.0.1:%u/nope",
+             shopd_port(s));
+    unsigned port = 0;
+    int fd = listen_any(&port); /* bound, then closed: nobody listens */
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    snprintf(closed, sizeof closed, "http://127.0.0.1:%u/healthz", port);
+
+    const char *const a_ok[] = {"--probe", ok, NULL};
+    const char *const a_missing[] = {"--probe", missing, NULL};
+    const char *const a_closed[] = {"--probe", closed, NULL};
+    const char *const a_bad[] = {"--probe", "ftp://x/", NULL};
+    char *err = NULL;
+    int st = shopd_run(a_ok, NULL, 10000, NULL, &err);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "probe of /healthz failed: %s", err);
+    free(err);
+    const char *const *fails[] = {a_missing, a_closed, a_bad};
+    for (size_t i = 0; i < 3; i++) {
+        err = NULL;
+        st = shopd_run(fails[i], NULL, 10000, NULL, &err);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
+                      "probe %s should exit 1", fails[i][1]);
+        ck_assert_msg(err != NULL && strstr(err, "probe") != NULL,
+                      "probe failure says nothing: %s", err ? err : "");
+        free(err);
+    }
+
+    /* Without a URL it probes /healthz on SHOPD_PORT. */
+    char envport[32];
+    snprintf(envport, sizeof envport, "SHOPD_PORT=%u", shopd_port(s));
+    const char *const env[] = {envport, NULL};
+    const char *const a_default[] = {"--probe", NULL};
+    st = shopd_run(a_default, env, 10000, NULL, NULL);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+                  "probe with SHOPD_PORT failed");
+    shopd_destroy(s);
+}
+END_TEST
+
 Suite *e2e_lifecycle_suite(void)
 {
     Suite *s = suite_create("e2e_lifecycle");
@@ -312,6 +358,7 @@ Suite *e2e_lifecycle_suite(void)
     tcase_add_checked_fixture(tc, NULL, e2e_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_e2e_life_logs_to_stderr);
+    tcase_add_test(tc, test_e2e_life_probe);
     tcase_add_test(tc, test_e2e_life_sigterm_drain);
     tcase_add_test(tc, test_e2e_life_sigint_drain);
     tcase_add_test(tc, test_e2e_life_idle_sigterm);
