@@ -164,5 +164,6 @@ test-ui: deps
 	SHOPD_BIN=$(SHOPD) tests/ui/run.sh
 
 include mk/reliability.mk
+include mk/bench.mk
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

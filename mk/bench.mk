@@ -1,0 +1,58 @@
+# --- benchmarks (issue 3) -------------------------------------------------
+# bench.mk - included by the root Makefile; uses CC, CFLAGS, BUILD, SHOPD
+# and the `deps` target from it.
+# Never part of `make test`; never fails on a number.
+#
+#   make bench        wrk: shopd vs bare libmicrohttpd vs nginx, one table
+#                     (env: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SETTINGS,
+#                     BENCH_SERVERS, BENCH_MILLION=1, ... see run.sh)
+#   make bench-queue  the channel alone vs Go's buffered channel (if `go`)
+
+BENCH_DIR := $(BUILD)/bench
+BENCH_REQ := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread \
+             -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+             -Wformat=2 -Wvla -Wundef -Werror
+BENCH_MHD_CFLAGS = $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
+BENCH_MHD_LIBS   = $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
+BENCH_JSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
+BENCH_JSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
+
+.PHONY: bench bench-run bench-queue bench-deps
+
+$(BENCH_DIR)/baseline: scripts/bench/baseline.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_REQ) $(BENCH_MHD_CFLAGS) $(CFLAGS) -o $@ $< \
+	    $(BENCH_MHD_LIBS) -pthread
+
+$(BENCH_DIR)/statcheck: scripts/bench/statcheck.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_REQ) $(BENCH_JSON_CFLAGS) $(CFLAGS) -o $@ $< \
+	    $(BENCH_JSON_LIBS)
+
+# Built from the sources, not from $(BUILD)/queue/queue.o, so the
+# microbenchmark never picks up sanitizer objects.
+$(BENCH_DIR)/queue_bench: scripts/bench/queue_bench.c queue/queue.c \
+                          queue/queue.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_REQ) $(CFLAGS) -o $@ scripts/bench/queue_bench.c \
+	    queue/queue.c -pthread
+
+# wrk is the load generator; nginx is optional (run.sh skips it if absent).
+bench-deps:
+	@scripts/deps.sh wrk:wrk
+
+bench: deps bench-deps
+	$(MAKE) bench-run
+
+bench-run: $(SHOPD) $(BENCH_DIR)/baseline $(BENCH_DIR)/statcheck
+	SHOPD=$(SHOPD) BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh
+
+# Go is optional and only for this reference: without it the C numbers
+# are printed alone.
+bench-queue: $(BENCH_DIR)/queue_bench
+	@if command -v go >/dev/null 2>&1; then \
+	    go build -o $(BENCH_DIR)/chan_go scripts/bench/chan_go/main.go; \
+	else \
+	    rm -f $(BENCH_DIR)/chan_go; \
+	fi
+	BENCH_DIR=$(BENCH_DIR) scripts/bench/queue.sh
