@@ -50,13 +50,26 @@ struct httpd {
     pthread_cond_t idle;   /* signalled when in_progress drops to 0 */
 };
 
+/* Bodies up to this size (every order is) need no allocation of their own. */
+#define REQ_INLINE_BODY 256
+
 /* Per-request state, owned by libmicrohttpd's *con_cls slot. */
 struct req_state {
-    char *body; /* NUL-terminated, grows up to max_body */
+    char *body; /* NUL-terminated, grows up to max_body; `small` or heap */
     size_t len, cap;
     bool too_large; /* the body went past max_body: dropped, not buffered */
     bool answered;  /* a response has been queued */
+    char small[REQ_INLINE_BODY];
 };
+
+/* Drop the body (freeing it if it outgrew `small`). */
+static void drop_body(struct req_state *st)
+{
+    if (st->body != st->small)
+        free(st->body);
+    st->body = NULL;
+    st->len = st->cap = 0;
+}
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
@@ -81,7 +94,7 @@ static void request_completed(void *cls, struct MHD_Connection *c,
     struct httpd *h = cls;
     struct req_state *st = *con_cls;
     if (st != NULL) {
-        free(st->body);
+        drop_body(st);
         free(st);
         *con_cls = NULL;
         if (atomic_fetch_sub(&h->in_progress, 1) == 1 &&
@@ -101,24 +114,26 @@ static void append_body(struct req_state *st, const char *data, size_t n,
         return;
     if (st->len + n > max_body) {
         st->too_large = true;
-        free(st->body);
-        st->body = NULL;
-        st->len = st->cap = 0;
+        drop_body(st);
         return;
     }
+    if (st->body == NULL) {
+        st->body = st->small;
+        st->cap = sizeof(st->small);
+    }
     if (st->len + n + 1 > st->cap) {
-        size_t cap = st->cap ? st->cap : 512;
+        size_t cap = st->cap * 2;
         while (cap < st->len + n + 1)
             cap *= 2;
-        char *p = realloc(st->body, cap);
+        char *p = st->body == st->small ? malloc(cap) : realloc(st->body, cap);
         if (p == NULL) {
             /* Treat like an oversized body: refuse rather than crash. */
             st->too_large = true;
-            free(st->body);
-            st->body = NULL;
-            st->len = st->cap = 0;
+            drop_body(st);
             return;
         }
+        if (st->body == st->small)
+            memcpy(p, st->small, st->len);
         st->body = p;
         st->cap = cap;
     }
