@@ -34,7 +34,7 @@
  * so the invariant "items and waiters => a wake-up is pending" holds.
  *
  * A receiver that finds the channel empty first spins briefly (yielding
- * the CPU each time; one spinner at a time) before it blocks: under load the
+ * the CPU each time) before it blocks: under load the
  * next item usually arrives within microseconds, and catching it without
  * sleeping saves the futex wake-up the sender would otherwise pay for every
  * item. The spin reads `avail`, a relaxed copy of `len` kept for this purpose
@@ -77,9 +77,6 @@ struct queue {
     /* Copy of len for spinning receivers to read without the lock; written
      * under mu, read relaxed as a hint only. */
     _Atomic size_t avail;
-    /* Receivers spinning now; at most one spins, the others block, so an
-     * idle pool burns at most one thread's worth of yields. */
-    _Atomic unsigned spinners;
 };
 
 struct queue *queue_create(size_t capacity, size_t elem_size)
@@ -223,18 +220,14 @@ int queue_try_send(struct queue *q, const void *elem, uint64_t *seq)
 /* Spins of a receiver that found the channel empty, before it blocks. */
 #define QUEUE_SPINS 64
 
-/* Wait briefly, without the lock, for an item or a close to show up;
- * return at once if another receiver is already spinning. */
+/* Wait briefly, without the lock, for an item or a close to show up. */
 static void spin_for_item(struct queue *q)
 {
-    if (atomic_fetch_add_explicit(&q->spinners, 1, memory_order_relaxed) == 0) {
-        for (int i = 0; i < QUEUE_SPINS; i++) {
-            if (atomic_load_explicit(&q->avail, memory_order_relaxed) > 0)
-                break;
-            sched_yield();
-        }
+    for (int i = 0; i < QUEUE_SPINS; i++) {
+        if (atomic_load_explicit(&q->avail, memory_order_relaxed) > 0)
+            return;
+        sched_yield();
     }
-    atomic_fetch_sub_explicit(&q->spinners, 1, memory_order_relaxed);
 }
 
 int queue_recv(struct queue *q, void *out, uint64_t *seq)

@@ -137,9 +137,16 @@ static bool has_escaped_nul(const cJSON *root, const cJSON *item,
 {
     size_t n = 0;
     const char *tok = raw_value(root, item, body, len, &n);
-    for (size_t i = 0; tok != NULL && i + 6 <= n; i++)
-        if (memcmp(tok + i, "\\u0000", 6) == 0)
+    /* Walk the escapes pair by pair, so "\\u0000" (an escaped backslash,
+     * then text) is not mistaken for an escaped NUL. */
+    for (size_t i = 0; tok != NULL && i + 1 < n; i++) {
+        if (tok[i] != '\\')
+            continue;
+        if (tok[i + 1] == 'u' && i + 6 <= n &&
+            memcmp(tok + i + 2, "0000", 4) == 0)
             return true;
+        i++; /* skip the escaped character */
+    }
     return false;
 }
 
@@ -147,40 +154,6 @@ static bool sku_char(char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
            (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
-/* Strict UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). */
-static bool valid_utf8(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t k;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1, min = 0x80, c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2, min = 0x800, c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3, min = 0x10000, c &= 0x07;
-        } else {
-            return false;
-        }
-        if (i + k >= n)
-            return false;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xc0) != 0x80)
-                return false;
-            c = (c << 6) | (s[i + j] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
 }
 
 static enum buy_error field_error(char *msg, size_t msglen, const char *text)
@@ -259,7 +232,7 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     if (n > SHOP_CUSTOMER_MAX)
         return field_error(msg, msglen,
                            "field 'customer' must be at most 128 bytes");
-    if (!valid_utf8((const unsigned char *)c->valuestring, n))
+    if (!utf8_valid(c->valuestring, n))
         return field_error(msg, msglen, "field 'customer' must be valid UTF-8");
     memcpy(out->customer, c->valuestring, n + 1);
     out->has_customer = true;

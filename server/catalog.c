@@ -120,8 +120,9 @@ static int check_product(const cJSON *item, size_t i, struct product *p,
     if (!cJSON_IsString(sku) || !valid_sku(sku->valuestring))
         bad = "sku must be 1-64 characters of [A-Za-z0-9_-]";
     else if (!cJSON_IsString(name) || strlen(name->valuestring) == 0 ||
-             strlen(name->valuestring) > SHOP_NAME_MAX)
-        bad = "name must be a string of 1-128 bytes";
+             strlen(name->valuestring) > SHOP_NAME_MAX ||
+             !utf8_valid(name->valuestring, strlen(name->valuestring)))
+        bad = "name must be a UTF-8 string of 1-128 bytes";
     else if (!whole_nonneg(price, &p->price_cents))
         bad = "price_cents must be a whole number >= 0";
     else if (!whole_nonneg(stock, &p->stock))

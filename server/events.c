@@ -391,6 +391,7 @@ void events_stop(struct events *ev)
     if (ev == NULL)
         return;
     pthread_mutex_lock(&ev->lock);
+    bool again = ev->stopped;
     ev->stopped = true;
     pthread_cond_signal(&ev->wake);
     struct stream *batch = unlink_parked(ev);
@@ -405,8 +406,13 @@ void events_stop(struct events *ev)
     while (ev->nsuspending > 0 || ev->ticker_busy)
         pthread_cond_wait(&ev->idle, &ev->lock);
 
-    /* Give the resumed streams a moment to send their end of stream.
-     * Past the deadline MHD_stop_daemon() closes what is left. */
+    /* Give the resumed streams a moment to send their end of stream
+     * (once: a second call does not wait again). Past the deadline
+     * MHD_stop_daemon() closes what is left. */
+    if (again) {
+        pthread_mutex_unlock(&ev->lock);
+        return;
+    }
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     add_ms(&deadline, EVENTS_STOP_WAIT_MS);

@@ -309,8 +309,21 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     }
     h->app = app;
     h->listen_fd = -1;
-    pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->idle, NULL);
+    pthread_condattr_t ca;
+    if (pthread_mutex_init(&h->mu, NULL) != 0) {
+        snprintf(err, errlen, "cannot create a mutex");
+        free(h);
+        return NULL;
+    }
+    if (pthread_condattr_init(&ca) != 0 ||
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&h->idle, &ca) != 0) {
+        snprintf(err, errlen, "cannot create a condition variable");
+        pthread_mutex_destroy(&h->mu);
+        free(h);
+        return NULL;
+    }
+    pthread_condattr_destroy(&ca);
 
     bool ipv6 = false;
     int fd = listen_on(opt->bind, opt->port, &ipv6, &h->port);
@@ -376,7 +389,7 @@ void httpd_end_streams(struct httpd *h)
 static void wait_requests(struct httpd *h, unsigned ms)
 {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += ms / 1000;
     deadline.tv_nsec += (long)(ms % 1000) * 1000000;
     if (deadline.tv_nsec >= 1000000000) {

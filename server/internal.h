@@ -1,5 +1,9 @@
 /*
  * internal.h - helpers shared by the server's own .c files only.
+ *
+ * Thread safety: a struct jbuf belongs to one thread at a time; the other
+ * functions touch only their arguments (and the shop through its
+ * thread-safe API) and may run on any thread at once.
  */
 #ifndef SHOPD_SERVER_INTERNAL_H
 #define SHOPD_SERVER_INTERNAL_H
@@ -21,10 +25,15 @@ struct jbuf {
     bool oom;
 };
 
+/* Start an empty string with room for `cap` bytes (sets oom on failure). */
 void jb_init(struct jbuf *b, size_t cap);
+/* Free the string; `b` may be reused after jb_init(). */
 void jb_free(struct jbuf *b);
+/* Append `n` bytes of `s` as they are. */
 void jb_raw(struct jbuf *b, const char *s, size_t n);
+/* Append the C string `s` as it is. */
 void jb_cstr(struct jbuf *b, const char *s);
+/* Append printf-style formatted text (never truncated: grows instead). */
 void jb_printf(struct jbuf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append `s` (n bytes) as a quoted, escaped JSON string. */
@@ -38,6 +47,8 @@ void jb_double(struct jbuf *b, double v);
 void format_rfc3339(char *buf, size_t len, int64_t realtime_ns);
 /* Append an RFC 3339 UTC time with milliseconds, quoted. */
 void jb_time(struct jbuf *b, int64_t realtime_ns);
+/* Strict UTF-8: no overlongs, no surrogates, nothing past U+10FFFF. */
+bool utf8_valid(const char *s, size_t n);
 /* Hand the string over (NUL-terminated) and reset `b`; NULL after oom. */
 char *jb_take(struct jbuf *b, size_t *len);
 
@@ -65,7 +76,8 @@ enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
                          struct buy_order *out, char *sku_buf, char *msg,
                          size_t msglen);
 
-/* Prometheus exposition of the shop's numbers, into `b`. */
+/* Append the Prometheus exposition of the shop's numbers to `b` (sets
+ * b->oom on allocation failure). Takes the inventory lock once, briefly. */
 void metrics_write(const struct app *app, struct jbuf *b);
 
 /* The dashboard page, compiled into the binary (dashboard_blob.S). */

@@ -39,7 +39,7 @@ static bool reserve(struct jbuf *b, size_t n)
         return false;
     if (b->len + n + 1 <= b->cap)
         return true;
-    size_t cap = b->cap;
+    size_t cap = b->cap ? b->cap : 64;
     while (cap < b->len + n + 1)
         cap *= 2;
     char *p = realloc(b->p, cap);
@@ -150,6 +150,40 @@ void jb_time(struct jbuf *b, int64_t ns)
     char when[48];
     format_rfc3339(when, sizeof(when), ns);
     jb_printf(b, "\"%s\"", when);
+}
+
+bool utf8_valid(const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k;
+        unsigned min;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            k = 1, min = 0x80, c &= 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2, min = 0x800, c &= 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3, min = 0x10000, c &= 0x07;
+        } else {
+            return false;
+        }
+        if (i + k >= n)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return false;
+            c = (c << 6) | (s[i + j] & 0x3f);
+        }
+        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
 }
 
 char *jb_take(struct jbuf *b, size_t *len)

@@ -101,9 +101,13 @@ static int load_catalog(const struct config *cfg, struct product **owned,
  */
 static int run_probe(int argc, char **argv)
 {
-    char url[128];
+    char url[256];
     if (argc >= 3) {
-        snprintf(url, sizeof(url), "%s", argv[2]);
+        if ((size_t)snprintf(url, sizeof(url), "%s", argv[2]) >= sizeof(url)) {
+            fprintf(stderr, "shopd: probe: URL longer than %zu bytes\n",
+                    sizeof(url) - 1);
+            return 1;
+        }
     } else {
         /* Single-threaded here: the probe runs before anything starts. */
         const char *port =
@@ -230,8 +234,13 @@ int main(int argc, char **argv)
     deadline.tv_sec += cfg.drain_timeout;
     shop_stop_accepting(shop);
     if (shop_drain(shop, &deadline) == -ETIMEDOUT) {
-        log_final(shop, "drain timed out:", LOG_ERROR);
-        _exit(1);
+        if (shop_left(shop) > 0) {
+            log_final(shop, "drain timed out:", LOG_ERROR);
+            _exit(1);
+        }
+        /* Nothing left: the deadline only beat the workers' own exit
+         * (e.g. --drain-timeout 0 with an empty belt). Join them. */
+        shop_drain(shop, NULL);
     }
     log_final(shop, "drained", LOG_INFO);
     status = 0;

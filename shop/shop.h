@@ -9,9 +9,10 @@
  * The shop knows nothing of HTTP or JSON: the server validates requests and
  * formats answers; the shop takes orders and reports numbers.
  *
- * Thread safety: after shop_start() and until shop_drain(), every function
+ * Thread safety: from shop_create() until shop_destroy(), every function
  * except shop_create/shop_start/shop_drain/shop_destroy may be called from
- * any thread at any time. Those four are for the one controlling thread.
+ * any thread at any time (after a drain, shop_submit fails with -EPIPE).
+ * Those four are for the one controlling thread.
  */
 #ifndef SHOPD_SHOP_H
 #define SHOPD_SHOP_H
@@ -76,8 +77,10 @@ struct shop_stock {
 };
 
 /*
- * A snapshot of every counter. Each field is read atomically, the whole is
- * not: the invariants of SPEC §1 hold exactly only when the shop is idle.
+ * A snapshot of every counter. The counters are read in an order that keeps
+ * the invariants of SPEC §1 exact in every snapshot, even under load:
+ * accepted == processed + queue_depth + in_flight and
+ * processed == fulfilled + out_of_stock.
  */
 struct shop_snapshot {
     double uptime_s;
@@ -139,6 +142,7 @@ void shop_destroy(struct shop *s);
  * callable from any thread; shop_drain() implies it.
  */
 void shop_stop_accepting(struct shop *s);
+/* Whether shop_stop_accepting() (or shop_drain()) has been called. */
 bool shop_draining(struct shop *s);
 
 /*
@@ -156,7 +160,10 @@ void shop_count_invalid(struct shop *s);
 /* Look up a kept order by id. Returns 0, or -ENOENT. */
 int shop_order(struct shop *s, uint64_t id, struct order *out);
 
-/* Number of products; their catalog data; the index of a SKU. */
+/*
+ * Number of products; the catalog data of product `i` (< count), owned by
+ * the shop and immutable until shop_destroy(); the index of a SKU.
+ */
 size_t shop_product_count(const struct shop *s);
 const struct product *shop_product(const struct shop *s, size_t i);
 /* Returns the index (>= 0) of the SKU of `len` bytes, or -ENOENT. */
@@ -169,7 +176,11 @@ int shop_find_product(const struct shop *s, const char *sku, size_t len);
  */
 void shop_stock_all(struct shop *s, struct shop_stock *out);
 
-/* Fill `out` with the current counters (no inventory lock taken). */
+/*
+ * Fill `out` with the current counters. Never takes the inventory lock;
+ * holds the belt's lock for two loads and, at most every 100 ms, a small
+ * lock to record a throughput sample. Never blocks for long.
+ */
 void shop_snapshot(struct shop *s, struct shop_snapshot *out);
 
 /* Histograms of queue wait and processing time, for /metrics. */

@@ -215,6 +215,13 @@ START_TEST(test_server_buy_customer_limits)
          "{\"product\":\"apple\",\"quantity\":1,\"customer\":null}", &res);
     ck_assert_uint_eq(res.status, 202);
     http_response_release(&res);
+
+    /* An escaped backslash before "u0000" is text, not an escaped NUL. */
+    call("POST", "/buy",
+         "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"a\\\\u0000\"}",
+         &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
 }
 END_TEST
 
@@ -498,6 +505,8 @@ END_TEST
 
 static const char *const bad_catalogs[] = {
     "",
+    "{\"products\":[{\"sku\":\"a\",\"name\":\"\xff\",\"price_cents\":1,"
+    "\"stock\":1}]}",
     "{\"products\":[]}",
     "{\"products\":{}}",
     "[]",
