@@ -32,6 +32,8 @@
  * receiver, not one per item. A woken receiver that leaves items behind
  * passes the wake on to the next waiter if none is on its way (the baton),
  * so the invariant "items and waiters => a wake-up is pending" holds.
+ * Senders blocked on a full channel are woken one at a time as slots free
+ * up (`send_woken`, and a baton in queue_send).
  *
  * A receiver that finds the channel empty first spins briefly (yielding
  * the CPU each time) before it blocks: under load the
@@ -73,6 +75,7 @@ struct queue {
     size_t recv_waiting; /* receivers blocked on not_empty */
     size_t recv_woken;   /* of those, already signalled and not yet up */
     size_t send_waiting; /* senders blocked on not_full */
+    size_t send_woken;   /* of those, already signalled and not yet up */
     bool closed;
     /* Copy of len for spinning receivers to read without the lock; written
      * under mu, read relaxed as a hint only. */
@@ -143,6 +146,20 @@ static bool wake_receiver_locked(struct queue *q)
     return true;
 }
 
+/*
+ * The same for a blocked sender when a slot frees up, but one at a time:
+ * many producers blocked on a full channel would otherwise all be woken to
+ * fight over one slot. The woken sender passes the wake on (queue_send's
+ * baton) while slots remain.
+ */
+static bool wake_sender_locked(struct queue *q)
+{
+    if (q->send_waiting == 0 || q->send_woken > 0)
+        return false;
+    q->send_woken++;
+    return true;
+}
+
 /* Append `elem` to the ring. Called with mu held and len < cap. Returns
  * whether a receiver may be waiting and must be signalled. */
 static bool put_locked(struct queue *q, const void *elem, uint64_t *seq)
@@ -173,27 +190,34 @@ static bool take_locked(struct queue *q, void *out, uint64_t *seq)
     q->head = (h + 1 == q->cap) ? 0 : h + 1;
     q->len--;
     atomic_store_explicit(&q->avail, q->len, memory_order_relaxed);
-    return q->send_waiting > 0;
+    return wake_sender_locked(q);
 }
 
 int queue_send(struct queue *q, const void *elem, uint64_t *seq)
 {
-    bool wake;
+    bool wake_receiver, wake_sender = false;
 
     pthread_mutex_lock(&q->mu);
     while (!q->closed && q->len == q->cap) {
         q->send_waiting++;
         pthread_cond_wait(&q->not_full, &q->mu);
         q->send_waiting--;
+        if (q->send_woken > 0)
+            q->send_woken--;
     }
     if (q->closed) {
         pthread_mutex_unlock(&q->mu);
         return -EPIPE;
     }
-    wake = put_locked(q, elem, seq);
+    wake_receiver = put_locked(q, elem, seq);
+    /* The baton: free slots left and blocked senders not yet woken. */
+    if (q->len < q->cap)
+        wake_sender = wake_sender_locked(q);
     pthread_mutex_unlock(&q->mu);
-    if (wake)
+    if (wake_receiver)
         pthread_cond_signal(&q->not_empty);
+    if (wake_sender)
+        pthread_cond_signal(&q->not_full);
     return 0;
 }
 
@@ -217,8 +241,11 @@ int queue_try_send(struct queue *q, const void *elem, uint64_t *seq)
     return 0;
 }
 
-/* Spins of a receiver that found the channel empty, before it blocks. */
+/* Spins of a receiver that found the channel empty, before it blocks
+ * (a build-time knob so that benchmarks can compare; 0 turns it off). */
+#ifndef QUEUE_SPINS
 #define QUEUE_SPINS 64
+#endif
 
 /* Wait briefly, without the lock, for an item or a close to show up. */
 static void spin_for_item(struct queue *q)
@@ -235,7 +262,7 @@ int queue_recv(struct queue *q, void *out, uint64_t *seq)
     bool wake_sender, wake_receiver = false;
 
     pthread_mutex_lock(&q->mu);
-    if (q->len == 0 && !q->closed) {
+    if (QUEUE_SPINS > 0 && q->len == 0 && !q->closed) {
         pthread_mutex_unlock(&q->mu);
         spin_for_item(q);
         pthread_mutex_lock(&q->mu);
