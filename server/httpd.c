@@ -48,7 +48,15 @@ struct httpd {
     _Atomic bool stopping; /* httpd_stop() is waiting on `idle` */
     pthread_mutex_t mu;    /* guards nothing but the wait on `idle` */
     pthread_cond_t idle;   /* signalled when in_progress drops to 0 */
+    /* libmicrohttpd's own messages (one per malformed request) are rate
+     * limited, so a flood of garbage is not a flood of log lines. */
+    _Atomic long log_second;      /* the second being counted */
+    _Atomic unsigned log_lines;   /* lines logged in it */
+    _Atomic unsigned log_dropped; /* lines dropped since the last report */
 };
+
+/* libmicrohttpd lines logged per second at most; the rest are counted. */
+#define MHD_LOG_PER_SECOND 10
 
 /* Bodies up to this size (every order is) need no allocation of their own. */
 #define REQ_INLINE_BODY 256
@@ -74,9 +82,33 @@ static void drop_body(struct req_state *st)
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
 
+/* Whether one more libmicrohttpd line may be logged this second. */
+static bool log_allowed(struct httpd *h)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long sec = (long)now.tv_sec;
+    long seen = atomic_load(&h->log_second);
+    if (seen != sec &&
+        atomic_compare_exchange_strong(&h->log_second, &seen, sec)) {
+        unsigned dropped = atomic_exchange(&h->log_dropped, 0);
+        atomic_store(&h->log_lines, 0);
+        if (dropped > 0)
+            log_msg(LOG_WARN,
+                    "libmicrohttpd: %u more messages suppressed (at most %d "
+                    "a second)",
+                    dropped, MHD_LOG_PER_SECOND);
+    }
+    if (atomic_fetch_add(&h->log_lines, 1) < MHD_LOG_PER_SECOND)
+        return true;
+    atomic_fetch_add(&h->log_dropped, 1);
+    return false;
+}
+
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    if (!log_allowed(cls))
+        return;
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
     size_t n = strlen(line);
@@ -351,7 +383,7 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     unsigned pool = opt->threads >= 2 ? opt->threads : 0;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, NULL, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
