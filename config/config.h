@@ -27,27 +27,27 @@ enum config_log_format {
 
 /* What main should do after config_load(). */
 enum config_action {
-    CONFIG_RUN = 0,  /* serve */
-    CONFIG_HELP,     /* print config_help() and exit 0 */
-    CONFIG_VERSION,  /* print the version and exit 0 */
+    CONFIG_RUN = 0, /* serve */
+    CONFIG_HELP,    /* print config_help() and exit 0 */
+    CONFIG_VERSION, /* print the version and exit 0 */
 };
 
 struct config {
-    char bind[CONFIG_BIND_MAX];   /* listen address, IPv4 or IPv6 literal */
-    unsigned port;                /* 0 picks a free port */
-    unsigned workers;             /* worker threads */
-    unsigned queue_capacity;      /* channel slots */
-    unsigned http_threads;        /* libmicrohttpd threads */
-    unsigned work_ms;             /* simulated work per order */
+    char bind[CONFIG_BIND_MAX];    /* listen address, IPv4 or IPv6 literal */
+    unsigned port;                 /* 0 picks a free port */
+    unsigned workers;              /* worker threads */
+    unsigned queue_capacity;       /* channel slots */
+    unsigned http_threads;         /* libmicrohttpd threads */
+    unsigned work_ms;              /* simulated work per order */
     char catalog[CONFIG_PATH_MAX]; /* catalog file, "" = built-in demo */
-    unsigned max_body;            /* bytes */
+    unsigned max_body;             /* bytes */
     unsigned max_quantity;
-    unsigned order_history;       /* orders kept for /orders/{id} */
+    unsigned order_history; /* orders kept for /orders/{id} */
     unsigned max_connections;
-    unsigned conn_timeout;        /* idle connection timeout, seconds */
-    unsigned drain_timeout;       /* seconds */
+    unsigned conn_timeout;  /* idle connection timeout, seconds */
+    unsigned drain_timeout; /* seconds */
     enum config_log_format log_format;
-    bool unsafe_inventory;        /* demo: drop the inventory lock */
+    bool unsafe_inventory;             /* demo: drop the inventory lock */
     char config_file[CONFIG_PATH_MAX]; /* the --config given, "" if none */
 };
 

@@ -590,7 +590,6 @@ START_TEST(test_queue_mpmc_stress)
 }
 END_TEST
 
-
 Suite *queue_suite(void)
 {
     Suite *s = suite_create("queue");

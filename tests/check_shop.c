@@ -693,7 +693,6 @@ START_TEST(test_shop_drain_past_deadline_times_out_then_finishes)
 }
 END_TEST
 
-
 Suite *shop_suite(void)
 {
     Suite *suite = suite_create("shop");

@@ -495,7 +495,6 @@ START_TEST(test_pool_start_failure_starts_none)
 END_TEST
 #endif /* !POOL_TEST_UNDER_SANITIZER */
 
-
 Suite *pool_suite(void)
 {
     Suite *s = suite_create("pool");
