@@ -42,6 +42,9 @@ struct shop {
     struct shop_config cfg;  /* read-only after create */
     size_t nproducts;        /* read-only after create */
     struct product *catalog; /* read-only copy of the catalog */
+    /* The catalog's entries sorted by SKU, for shop_find_product()'s
+     * binary search; read-only after create. */
+    const struct product **by_sku;
     struct queue *belt;
     struct pool *pool;
     struct inventory *inv;
@@ -102,6 +105,15 @@ static int check_config(const struct shop_config *cfg,
     return 0;
 }
 
+/* qsort order of two catalog entries: by SKU, as strcmp orders them. */
+static int sku_order(const void *a, const void *b)
+{
+    const struct product *const *pa = a;
+    const struct product *const *pb = b;
+
+    return strcmp((*pa)->sku, (*pb)->sku);
+}
+
 struct shop *shop_create(const struct shop_config *cfg,
                          const struct product *catalog, size_t n)
 {
@@ -125,6 +137,12 @@ struct shop *shop_create(const struct shop_config *cfg,
         s->catalog[i].sku[SHOP_SKU_MAX] = '\0';
         s->catalog[i].name[SHOP_NAME_MAX] = '\0';
     }
+    s->by_sku = calloc(n, sizeof(*s->by_sku));
+    if (!s->by_sku)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        s->by_sku[i] = &s->catalog[i];
+    qsort(s->by_sku, n, sizeof(*s->by_sku), sku_order);
     /* Each part sets errno when it fails. */
     s->stats = shop_stats_create(shop_now_ns(CLOCK_MONOTONIC));
     if (!s->stats)
@@ -202,6 +220,7 @@ void shop_destroy(struct shop *s)
     orderbook_destroy(s->book);
     inventory_destroy(s->inv);
     shop_stats_destroy(s->stats);
+    free(s->by_sku);
     free(s->catalog);
     free(s);
 }
@@ -264,14 +283,24 @@ const struct product *shop_product(const struct shop *s, size_t i)
 
 int shop_find_product(const struct shop *s, const char *sku, size_t len)
 {
-    if (len == 0 || len > SHOP_SKU_MAX)
+    if (len == 0 || len > SHOP_SKU_MAX || memchr(sku, '\0', len) != NULL)
         return -ENOENT;
-    for (size_t i = 0; i < s->nproducts; i++) {
-        const char *have = s->catalog[i].sku;
+    /* Binary search in strcmp order: on a tie over `len` bytes, an entry
+     * with more characters sorts after the key. */
+    size_t lo = 0, hi = s->nproducts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *have = s->by_sku[mid]->sku;
+        int c = strncmp(have, sku, len);
 
-        if (strnlen(have, SHOP_SKU_MAX + 1) == len &&
-            memcmp(have, sku, len) == 0)
-            return (int)i;
+        if (c == 0 && have[len] != '\0')
+            c = 1;
+        if (c == 0)
+            return (int)(s->by_sku[mid] - s->catalog);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
     return -ENOENT;
 }

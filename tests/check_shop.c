@@ -290,6 +290,29 @@ START_TEST(test_shop_invalid_order_rejected_with_einval)
 }
 END_TEST
 
+/* Lookup is by binary search over a sorted index: an unsorted catalog with
+ * SKUs that are prefixes of each other must still find each at its index. */
+START_TEST(test_shop_find_product_unsorted_catalog)
+{
+    static const struct product cat[] = {
+        {"zeta", "Z", 1, 1}, {"alpha", "A", 1, 1},     {"mid", "M", 1, 1},
+        {"alp", "Al", 1, 1}, {"alphabet", "Ab", 1, 1}, {"Alpha", "AA", 1, 1},
+        {"a", "a", 1, 1},
+    };
+    size_t n = sizeof(cat) / sizeof(cat[0]);
+    struct shop *s = make_shop_over(1, 4, 4, 0, false, cat, n);
+
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(shop_find_product(s, cat[i].sku, strlen(cat[i].sku)),
+                         (int)i);
+    ck_assert_int_eq(shop_find_product(s, "al", 2), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "alphab", 6), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "zz", 2), -ENOENT);
+    ck_assert_int_eq(shop_find_product(s, "0", 1), -ENOENT);
+    shop_destroy(s);
+}
+END_TEST
+
 START_TEST(test_shop_find_product_exact_match_only)
 {
     struct shop *s = make_shop(1, 4, 4);
@@ -709,6 +732,7 @@ Suite *shop_suite(void)
     tcase_add_test(core, test_shop_order_book_keeps_last_history);
     tcase_add_test(core, test_shop_invalid_order_rejected_with_einval);
     tcase_add_test(core, test_shop_find_product_exact_match_only);
+    tcase_add_test(core, test_shop_find_product_unsorted_catalog);
     tcase_add_test(core, test_shop_create_rejects_bad_config);
     tcase_add_test(core, test_shop_demo_catalog_is_well_formed);
     suite_add_tcase(suite, core);
