@@ -270,8 +270,7 @@ static void write_product(const struct product *p, const struct shop_stock *s,
               (long long)s->sold);
 }
 
-/* Copy every product's stock; NULL on allocation failure. */
-static struct shop_stock *stock_copy(const struct app *app, size_t *n)
+struct shop_stock *stock_copy(const struct app *app, size_t *n)
 {
     *n = shop_product_count(app->shop);
     struct shop_stock *s = calloc(*n, sizeof(*s));

@@ -76,6 +76,13 @@ enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
                          struct buy_order *out, char *sku_buf, char *msg,
                          size_t msglen);
 
+/*
+ * Copy every product's live stock (one short hold of the inventory lock)
+ * into a malloc'd array the caller frees; stores its length in `*n`.
+ * Returns NULL on allocation failure.
+ */
+struct shop_stock *stock_copy(const struct app *app, size_t *n);
+
 /* Append the Prometheus exposition of the shop's numbers to `b` (sets
  * b->oom on allocation failure). Takes the inventory lock once, briefly. */
 void metrics_write(const struct app *app, struct jbuf *b);

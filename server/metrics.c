@@ -76,13 +76,12 @@ void metrics_write(const struct app *app, struct jbuf *b)
           s.draining ? 1 : 0);
     gauge(b, "shopd_uptime_seconds", "Seconds since start.", s.uptime_s);
 
-    size_t n = shop_product_count(app->shop);
-    struct shop_stock *st = calloc(n, sizeof(*st));
+    size_t n;
+    struct shop_stock *st = stock_copy(app, &n);
     if (st == NULL) {
         b->oom = true;
         return;
     }
-    shop_stock_all(app->shop, st);
     family(b, "shopd_product_stock", "gauge", "Units in stock per product.");
     for (size_t i = 0; i < n; i++)
         jb_printf(b, "shopd_product_stock{sku=\"%s\"} %lld\n",

@@ -137,12 +137,14 @@ struct shop *shop_create(const struct shop_config *cfg,
         s->catalog[i].sku[SHOP_SKU_MAX] = '\0';
         s->catalog[i].name[SHOP_NAME_MAX] = '\0';
     }
-    s->by_sku = calloc(n, sizeof(*s->by_sku));
+    /* An array of pointers: the element size is a pointer's, on purpose. */
+    const size_t entry = sizeof(const struct product *);
+    s->by_sku = calloc(n, entry);
     if (!s->by_sku)
         goto fail;
     for (size_t i = 0; i < n; i++)
         s->by_sku[i] = &s->catalog[i];
-    qsort(s->by_sku, n, sizeof(*s->by_sku), sku_order);
+    qsort(s->by_sku, n, entry, sku_order);
     /* Each part sets errno when it fails. */
     s->stats = shop_stats_create(shop_now_ns(CLOCK_MONOTONIC));
     if (!s->stats)
@@ -236,7 +238,6 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id)
     if (o->product >= s->nproducts || o->quantity == 0)
         return -EINVAL;
 
-    memset(&it, 0, sizeof(it));
     it.o = *o;
     it.o.id = 0; /* the belt numbers it */
     it.o.status = ORDER_QUEUED;
