@@ -11,6 +11,7 @@
 #include "server/internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,7 +391,9 @@ static void write_store(const struct app *app, struct jbuf *b)
 {
     struct shop_store_stats ss;
     shop_store_stats(app->shop, &ss);
-    const char *inst = app->instance ? app->instance : "";
+    const char *inst = atomic_load(&app->instance);
+    if (inst == NULL)
+        inst = "";
     jb_cstr(b, "\"instance\":");
     jb_str(b, inst, strlen(inst));
     jb_printf(b, ",\"store\":{\"kind\":\"%s\",\"available\":%s",

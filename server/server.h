@@ -29,7 +29,9 @@ struct server_limits {
 struct app {
     struct shop *shop;
     struct server_limits limits;
-    const char *instance; /* this instance's name, for /stats (may be "") */
+    /* This instance's name for /stats; may be published after the start
+     * (once the port is bound), hence atomic. NULL reads as "". */
+    const char *_Atomic instance;
 };
 
 struct http_request {

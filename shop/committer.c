@@ -60,19 +60,19 @@ struct committer {
     _Atomic size_t *held; /* the shop's reserved belt slots */
     size_t accept_cap, result_cap;
 
-    pthread_mutex_t lock; /* guards every field down to `feeder_done` */
-    pthread_cond_t wake;  /* committer: work arrived or closing */
-    pthread_cond_t room;  /* workers: result room; drain: progress */
-    struct pending_accept *acc;  /* pending accepts (acc_n) */
+    pthread_mutex_t lock;       /* guards every field down to `feeder_done` */
+    pthread_cond_t wake;        /* committer: work arrived or closing */
+    pthread_cond_t room;        /* workers: result room; drain: progress */
+    struct pending_accept *acc; /* pending accepts (acc_n) */
     size_t acc_n;
     struct order *res; /* pending results (res_n) */
     size_t res_n;
-    bool accepts_closed;   /* no more accepts may arrive */
-    bool results_closed;   /* no more results may arrive */
-    bool accepts_busy;     /* the committer holds accepts in flight */
-    bool exited;           /* the committer thread has returned */
-    bool feeder_done;      /* the feeder has put its last order */
-    size_t retained;       /* failed results awaiting retry (committer) */
+    bool accepts_closed; /* no more accepts may arrive */
+    bool results_closed; /* no more results may arrive */
+    bool accepts_busy;   /* the committer holds accepts in flight */
+    bool exited;         /* the committer thread has returned */
+    bool feeder_done;    /* the feeder has put its last order */
+    size_t retained;     /* failed results awaiting retry (committer) */
 
     /* Committer thread only. */
     struct pending_accept *acc_fly;
@@ -285,11 +285,9 @@ static void *feeder_main(void *arg)
 }
 
 struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book,
-                                   _Atomic size_t *held, size_t accept_cap,
-                                   size_t result_cap,
-                                   const struct order *backlog,
-                                   size_t nbacklog)
+                                   struct orderbook *book, _Atomic size_t *held,
+                                   size_t accept_cap, size_t result_cap,
+                                   const struct order *backlog, size_t nbacklog)
 {
     struct committer *c = calloc(1, sizeof(*c));
     int err = ENOMEM;
@@ -408,17 +406,17 @@ void committer_result(struct committer *c, const struct order *o)
 }
 
 /* Wait on `room` until `cond` holds or `deadline` passes. */
-#define WAIT_UNTIL(c, cond, deadline, timedout)                               \
-    do {                                                                      \
-        while (!(cond)) {                                                     \
-            if ((deadline) == NULL)                                           \
-                pthread_cond_wait(&(c)->room, &(c)->lock);                    \
-            else if (pthread_cond_timedwait(&(c)->room, &(c)->lock,           \
-                                            (deadline)) == ETIMEDOUT) {       \
-                timedout = !(cond);                                           \
-                break;                                                        \
-            }                                                                 \
-        }                                                                     \
+#define WAIT_UNTIL(c, cond, deadline, timedout)                                \
+    do {                                                                       \
+        while (!(cond)) {                                                      \
+            if ((deadline) == NULL)                                            \
+                pthread_cond_wait(&(c)->room, &(c)->lock);                     \
+            else if (pthread_cond_timedwait(&(c)->room, &(c)->lock,            \
+                                            (deadline)) == ETIMEDOUT) {        \
+                timedout = !(cond);                                            \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
     } while (0)
 
 int committer_close_accepts(struct committer *c,
