@@ -112,8 +112,8 @@ static void *buyer_main(void *arg)
             cJSON *j = resp_json(&r);
             const cJSON *id = j ? cJSON_GetObjectItem(j, "order_id") : NULL;
             if (cJSON_IsNumber(id))
-                b->got[b->ngot++] = (struct bought){
-                    (uint64_t)id->valuedouble, p, q};
+                b->got[b->ngot++] =
+                    (struct bought){(uint64_t)id->valuedouble, p, q};
             cJSON_Delete(j);
         } else if (r.status != 503) {
             b->other++;
@@ -146,19 +146,10 @@ static struct shopd *start_stored(const char *cat, const char *db,
 {
     char store[600];
     snprintf(store, sizeof(store), "sqlite:%s", db);
-    const char *const args[] = {"--catalog",
-                                cat,
-                                "--store",
-                                store,
-                                "--sync",
-                                sync,
-                                "--workers",
-                                workers,
-                                "--queue-capacity",
-                                "512",
-                                "--work-ms",
-                                "1",
-                                NULL};
+    const char *const args[] = {
+        "--catalog", cat,     "--store",          store, "--sync",    sync,
+        "--workers", workers, "--queue-capacity", "512", "--work-ms", "1",
+        NULL};
     return shopd_start(args, NULL);
 }
 
@@ -185,15 +176,13 @@ static void kill_and_restart(const char *sync)
     static struct buyer b[KILL_THREADS];
     _Atomic bool stop = false;
     for (int i = 0; i < KILL_THREADS; i++) {
-        b[i] = (struct buyer){.port = shopd_port(s),
-                              .seed = 77u + (unsigned)i,
-                              .stop = &stop};
+        b[i] = (struct buyer){
+            .port = shopd_port(s), .seed = 77u + (unsigned)i, .stop = &stop};
         b[i].got = calloc(KILL_MAX, sizeof(*b[i].got));
         b[i].seen = calloc(KILL_MAX, sizeof(*b[i].seen));
         ck_assert_ptr_nonnull(b[i].got);
         ck_assert_ptr_nonnull(b[i].seen);
-        ck_assert_int_eq(pthread_create(&b[i].tid, NULL, buyer_main, &b[i]),
-                         0);
+        ck_assert_int_eq(pthread_create(&b[i].tid, NULL, buyer_main, &b[i]), 0);
     }
     backoff_ms(KILL_AFTER_MS);
     shopd_signal(s, SIGKILL); /* mid-load: the buyers are still buying */
@@ -238,8 +227,7 @@ static void kill_and_restart(const char *sync)
             ck_assert_int_eq((int)jnum(j, "quantity"), o->quantity);
             const char *status = jstr(j, "status");
             ck_assert_msg(strcmp(status, "queued") != 0,
-                          "order %llu still queued",
-                          (unsigned long long)o->id);
+                          "order %llu still queued", (unsigned long long)o->id);
             cJSON_Delete(j);
         }
         for (size_t k = 0; k < b[i].nseen; k++) {
@@ -290,12 +278,16 @@ static void kill_and_restart(const char *sync)
                       "%s: stock %lld + sold %lld != %d", skus[p], stock, sold,
                       initial[p]);
         ck_assert_msg(sold == fulfilled[p],
-                      "%s: sold %lld but fulfilled orders hold %lld",
-                      skus[p], sold, fulfilled[p]);
+                      "%s: sold %lld but fulfilled orders hold %lld", skus[p],
+                      sold, fulfilled[p]);
     }
     ck_assert_str_eq(jstr(stats, "store.kind"), "sqlite");
     if (getenv("E2E_STORE_DEBUG"))
-        fprintf(stderr, "kill9 %s: %zu accepted before the kill, %zu seen final, %g restored, next id %llu\n", sync, total, seen, jnum(stats, "store.restored"), (unsigned long long)next);
+        fprintf(stderr,
+                "kill9 %s: %zu accepted before the kill, %zu seen final, %g "
+                "restored, next id %llu\n",
+                sync, total, seen, jnum(stats, "store.restored"),
+                (unsigned long long)next);
     cJSON_Delete(stats);
     shopd_signal(s, SIGTERM);
     ck_assert_int_eq(shopd_wait_exit(s, 20000), 0);
@@ -376,9 +368,9 @@ START_TEST(test_e2e_store_stock_survives_restart_and_catalog_adds)
         "]}");
     s = start_stored(cat2, db, "full", "1");
     port = shopd_port(s);
-    ck_assert_msg(shopd_wait_output(s, "'salt' was not in the store: added",
-                                    5000),
-                  "no line about the added product");
+    ck_assert_msg(
+        shopd_wait_output(s, "'salt' was not in the store: added", 5000),
+        "no line about the added product");
     cJSON *ore = get_json_ok(port, "/products/ore");
     ck_assert_int_eq((int)jnum(ore, "stock"), 53);
     ck_assert_int_eq((int)jnum(ore, "sold"), 7);
@@ -425,14 +417,13 @@ START_TEST(test_e2e_store_bad_values_exit_2)
         free(err);
     }
     /* A well-formed store that cannot be opened: exit 1 naming it. */
-    const char *const args[] = {
-        "--port", "0", "--store", "sqlite:/nonexistent-dir/x/shop.db", NULL};
+    const char *const args[] = {"--port", "0", "--store",
+                                "sqlite:/nonexistent-dir/x/shop.db", NULL};
     char *err = NULL;
     int ws = shopd_run(args, NULL, 10000, NULL, &err);
     ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 1,
                   "unopenable store: status %d", ws);
-    ck_assert_msg(strstr(err, "/nonexistent-dir/x/shop.db") != NULL, "%s",
-                  err);
+    ck_assert_msg(strstr(err, "/nonexistent-dir/x/shop.db") != NULL, "%s", err);
     free(err);
 }
 END_TEST
@@ -457,9 +448,10 @@ START_TEST(test_e2e_store_full_disk_503_then_recovers)
     char dir[] = "/tmp/shopd-full-XXXXXX";
     ck_assert_ptr_nonnull(mkdtemp(dir));
     if (mount("shopd-test", dir, "tmpfs", 0, "size=1m") != 0) {
-        fprintf(stderr, "e2e_store: cannot mount a tmpfs here (%s): the "
-                        "full-disk test is skipped; the unit suite injects "
-                        "write failures instead\n",
+        fprintf(stderr,
+                "e2e_store: cannot mount a tmpfs here (%s): the "
+                "full-disk test is skipped; the unit suite injects "
+                "write failures instead\n",
                 strerror(errno));
         rmdir(dir);
         return;
@@ -519,8 +511,7 @@ START_TEST(test_e2e_store_full_disk_503_then_recovers)
     unlink(filler);
     int64_t until = now_ms() + 15000;
     for (;;) {
-        ck_assert_int_eq(http_do(port, "GET", "/readyz", NULL, NULL, 0, &r),
-                         0);
+        ck_assert_int_eq(http_do(port, "GET", "/readyz", NULL, NULL, 0, &r), 0);
         int status = r.status;
         http_resp_free(&r);
         if (status == 200)
