@@ -282,7 +282,7 @@ static void kill_and_restart(const char *sync)
                       sold, fulfilled[p]);
     }
     ck_assert_str_eq(jstr(stats, "store.kind"), "sqlite");
-    if (getenv("E2E_STORE_DEBUG"))
+    if (getenv("E2E_STORE_DEBUG")) // NOLINT(concurrency-mt-unsafe)
         fprintf(stderr,
                 "kill9 %s: %zu accepted before the kill, %zu seen final, %g "
                 "restored, next id %llu\n",
