@@ -178,9 +178,11 @@ static struct shop *create(const struct shop_config *cfg,
     if (store_durable(cfg->store)) {
         for (size_t i = 0; i < nbacklog; i++)
             orderbook_put(s->book, &backlog[i]);
+        /* Results may wait for a slow commit: room for four belts' worth
+         * before workers block (memory is only touched when used). */
         s->com = committer_create(
             cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
-            cfg->queue_capacity + cfg->workers, backlog, nbacklog);
+            4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
     }
