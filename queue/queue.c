@@ -80,57 +80,62 @@ struct queue {
     /* Copy of len for spinning receivers to read without the lock; written
      * under mu, read relaxed as a hint only. */
     _Atomic size_t avail;
+    /* Which of mu, not_empty, not_full exist, so that queue_destroy() can
+     * undo a queue_create() that failed half-way. Set once, at creation. */
+    bool have_mu, have_not_empty, have_not_full;
 };
 
-struct queue *queue_create(size_t capacity, size_t elem_size)
+int queue_create(size_t capacity, size_t elem_size, struct queue **out)
 {
-    struct queue *q;
+    struct queue *q = NULL;
+    int rc;
 
-    if (capacity == 0 || elem_size == 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    *out = NULL;
+    if (capacity == 0 || elem_size == 0)
+        return -EINVAL;
     if (capacity > SIZE_MAX / elem_size ||
-        capacity > SIZE_MAX / sizeof(uint64_t)) {
-        errno = ENOMEM;
-        return NULL;
-    }
+        capacity > SIZE_MAX / sizeof(uint64_t))
+        return -ENOMEM;
+    rc = -ENOMEM;
     q = calloc(1, sizeof(*q));
     if (q == NULL)
-        return NULL;
+        goto fail;
     q->cap = capacity;
     q->elem_size = elem_size;
     q->buf = malloc(capacity * elem_size);
     q->seqs = malloc(capacity * sizeof(uint64_t));
     if (q->buf == NULL || q->seqs == NULL)
-        goto fail_mem;
-    if (pthread_mutex_init(&q->mu, NULL) != 0)
-        goto fail_mem;
-    if (pthread_cond_init(&q->not_empty, NULL) != 0)
-        goto fail_mutex;
-    if (pthread_cond_init(&q->not_full, NULL) != 0)
-        goto fail_not_empty;
-    return q;
+        goto fail;
+    rc = -pthread_mutex_init(&q->mu, NULL);
+    if (rc != 0)
+        goto fail;
+    q->have_mu = true;
+    rc = -pthread_cond_init(&q->not_empty, NULL);
+    if (rc != 0)
+        goto fail;
+    q->have_not_empty = true;
+    rc = -pthread_cond_init(&q->not_full, NULL);
+    if (rc != 0)
+        goto fail;
+    q->have_not_full = true;
+    *out = q;
+    return 0;
 
-fail_not_empty:
-    pthread_cond_destroy(&q->not_empty);
-fail_mutex:
-    pthread_mutex_destroy(&q->mu);
-fail_mem:
-    free(q->seqs);
-    free(q->buf);
-    free(q);
-    errno = ENOMEM;
-    return NULL;
+fail:
+    queue_destroy(q);
+    return rc;
 }
 
 void queue_destroy(struct queue *q)
 {
     if (q == NULL)
         return;
-    pthread_cond_destroy(&q->not_full);
-    pthread_cond_destroy(&q->not_empty);
-    pthread_mutex_destroy(&q->mu);
+    if (q->have_not_full)
+        pthread_cond_destroy(&q->not_full);
+    if (q->have_not_empty)
+        pthread_cond_destroy(&q->not_empty);
+    if (q->have_mu)
+        pthread_mutex_destroy(&q->mu);
     free(q->seqs);
     free(q->buf);
     free(q);

@@ -25,10 +25,11 @@
 struct queue;
 
 /*
- * Create a channel of `capacity` slots of `elem_size` bytes each (both > 0).
- * Returns the channel, owned by the caller, or NULL (errno EINVAL or ENOMEM).
+ * Create a channel of `capacity` slots of `elem_size` bytes each (both > 0)
+ * and store it, owned by the caller, in `*out` (NULL on failure).
+ * Returns 0, -EINVAL, -ENOMEM, or the pthread error as a negative errno.
  */
-struct queue *queue_create(size_t capacity, size_t elem_size);
+int queue_create(size_t capacity, size_t elem_size, struct queue **out);
 
 /*
  * Free the channel. Accepts NULL. No thread may be using it any more.

@@ -155,12 +155,13 @@ struct shop *shop_create(const struct shop_config *cfg,
     s->book = orderbook_create(cfg->order_history);
     if (!s->book)
         goto fail_errno;
-    s->belt = queue_create(cfg->queue_capacity, sizeof(struct shop_item));
-    if (!s->belt)
-        goto fail_errno;
-    s->pool = pool_create(s->belt, cfg->workers, shop_handle, s);
-    if (!s->pool)
-        goto fail_errno;
+    err =
+        -queue_create(cfg->queue_capacity, sizeof(struct shop_item), &s->belt);
+    if (err)
+        goto fail;
+    err = -pool_create(s->belt, cfg->workers, shop_handle, s, &s->pool);
+    if (err)
+        goto fail;
     return s;
 
 fail_errno:

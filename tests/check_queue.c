@@ -47,35 +47,37 @@ static void *send_thread(void *opaque)
     return NULL;
 }
 
-static struct queue *new_int_queue(size_t cap)
+/* A new channel of `cap` slots of `elem` bytes; the test fails if not. */
+static struct queue *new_queue(size_t cap, size_t elem)
 {
-    struct queue *q = queue_create(cap, sizeof(int));
+    struct queue *q = NULL;
 
+    ck_assert_int_eq(queue_create(cap, elem, &q), 0);
     ck_assert_ptr_nonnull(q);
     return q;
+}
+
+static struct queue *new_int_queue(size_t cap)
+{
+    return new_queue(cap, sizeof(int));
 }
 
 /* ---- basic behaviour --------------------------------------------------- */
 
 START_TEST(test_queue_create_rejects_bad_sizes)
 {
-    struct queue *q;
+    struct queue *q = (struct queue *)&q; /* any non-NULL value */
 
-    errno = 0;
-    q = queue_create(0, sizeof(int));
+    ck_assert_int_eq(queue_create(0, sizeof(int), &q), -EINVAL);
     ck_assert_ptr_null(q);
-    ck_assert_int_eq(errno, EINVAL);
-
-    errno = 0;
-    q = queue_create(8, 0);
+    q = (struct queue *)&q;
+    ck_assert_int_eq(queue_create(8, 0, &q), -EINVAL);
     ck_assert_ptr_null(q);
-    ck_assert_int_eq(errno, EINVAL);
 
     /* capacity * elem_size would overflow size_t. */
-    errno = 0;
-    q = queue_create(SIZE_MAX / 2, 16);
+    q = (struct queue *)&q;
+    ck_assert_int_eq(queue_create(SIZE_MAX / 2, 16, &q), -ENOMEM);
     ck_assert_ptr_null(q);
-    ck_assert_int_eq(errno, ENOMEM);
 
     queue_destroy(NULL);
 }
@@ -83,7 +85,7 @@ END_TEST
 
 START_TEST(test_queue_reports_cap_and_elem_size)
 {
-    struct queue *q = queue_create(5, 24);
+    struct queue *q = new_queue(5, 24);
 
     ck_assert_ptr_nonnull(q);
     ck_assert_uint_eq(queue_cap(q), 5);
@@ -143,7 +145,7 @@ END_TEST
 START_TEST(test_queue_copies_whole_elements)
 {
     unsigned char in[13], out[13];
-    struct queue *q = queue_create(2, sizeof(in));
+    struct queue *q = new_queue(2, sizeof(in));
     int i;
 
     ck_assert_ptr_nonnull(q);
@@ -517,7 +519,7 @@ START_TEST(test_queue_mpmc_stress)
     size_t i;
     int k;
 
-    s.q = queue_create(STRESS_CAPACITY, sizeof(struct stress_item));
+    s.q = new_queue(STRESS_CAPACITY, sizeof(struct stress_item));
     ck_assert_ptr_nonnull(s.q);
     s.send_seq = calloc(STRESS_ITEMS, sizeof(uint64_t));
     s.recv_seq = calloc(STRESS_ITEMS, sizeof(uint64_t));

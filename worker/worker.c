@@ -75,6 +75,9 @@ struct pool {
     /* Used only by the controlling thread, so unguarded. */
     bool started;
     bool joined;
+    /* Which of mu, gate_cv, exit_cv exist, so that pool_destroy() can undo
+     * a pool_create() that failed half-way. Set once, at creation. */
+    bool have_mu, have_gate_cv, have_exit_cv;
 };
 
 static void *worker_main(void *opaque)
@@ -110,21 +113,22 @@ static void *worker_main(void *opaque)
     return NULL;
 }
 
-struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
-                         void *arg)
+int pool_create(struct queue *q, size_t nthreads, pool_handler fn, void *arg,
+                struct pool **out)
 {
     struct pool *p = NULL;
     pthread_condattr_t ca;
+    bool have_ca = false;
     size_t elem_size, i;
-    bool have_ca = false, have_mu = false, have_gate = false;
+    int rc;
 
-    if (q == NULL || fn == NULL || nthreads == 0 || nthreads > UINT32_MAX) {
-        errno = EINVAL;
-        return NULL;
-    }
+    *out = NULL;
+    if (q == NULL || fn == NULL || nthreads == 0 || nthreads > UINT32_MAX)
+        return -EINVAL;
     if (nthreads > SIZE_MAX / sizeof(struct pool_worker))
-        goto fail;
+        return -ENOMEM;
     elem_size = queue_elem_size(q);
+    rc = -ENOMEM;
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         goto fail;
@@ -151,36 +155,34 @@ struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
         if (w->item == NULL)
             goto fail;
     }
-    if (pthread_mutex_init(&p->mu, NULL) != 0)
+    rc = -pthread_mutex_init(&p->mu, NULL);
+    if (rc != 0)
         goto fail;
-    have_mu = true;
-    if (pthread_cond_init(&p->gate_cv, NULL) != 0)
+    p->have_mu = true;
+    rc = -pthread_cond_init(&p->gate_cv, NULL);
+    if (rc != 0)
         goto fail;
-    have_gate = true;
-    if (pthread_condattr_init(&ca) != 0)
+    p->have_gate_cv = true;
+    rc = -pthread_condattr_init(&ca);
+    if (rc != 0)
         goto fail;
     have_ca = true;
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&p->exit_cv, &ca) != 0)
+    rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc != 0)
         goto fail;
+    rc = -pthread_cond_init(&p->exit_cv, &ca);
+    if (rc != 0)
+        goto fail;
+    p->have_exit_cv = true;
     pthread_condattr_destroy(&ca);
-    return p;
+    *out = p;
+    return 0;
 
 fail:
     if (have_ca)
         pthread_condattr_destroy(&ca);
-    if (have_gate)
-        pthread_cond_destroy(&p->gate_cv);
-    if (have_mu)
-        pthread_mutex_destroy(&p->mu);
-    if (p != NULL && p->workers != NULL) {
-        for (i = 0; i < nthreads; i++)
-            free(p->workers[i].item);
-        free(p->workers);
-    }
-    free(p);
-    errno = ENOMEM;
-    return NULL;
+    pool_destroy(p);
+    return rc;
 }
 
 void pool_destroy(struct pool *p)
@@ -190,11 +192,15 @@ void pool_destroy(struct pool *p)
     if (p == NULL)
         return;
     assert(!p->started || p->joined);
-    pthread_cond_destroy(&p->exit_cv);
-    pthread_cond_destroy(&p->gate_cv);
-    pthread_mutex_destroy(&p->mu);
-    for (i = 0; i < p->nthreads; i++)
-        free(p->workers[i].item);
+    if (p->have_exit_cv)
+        pthread_cond_destroy(&p->exit_cv);
+    if (p->have_gate_cv)
+        pthread_cond_destroy(&p->gate_cv);
+    if (p->have_mu)
+        pthread_mutex_destroy(&p->mu);
+    if (p->workers != NULL)
+        for (i = 0; i < p->nthreads; i++)
+            free(p->workers[i].item);
     free(p->workers);
     free(p);
 }

@@ -33,11 +33,12 @@ struct pool;
 
 /*
  * Create a pool of `nthreads` (> 0) workers over channel `q` (not owned;
- * it must outlive the pool). No thread runs until pool_start().
- * Returns the pool or NULL (errno EINVAL or ENOMEM).
+ * it must outlive the pool) and store it in `*out` (NULL on failure). No
+ * thread runs until pool_start(). Returns 0, -EINVAL, -ENOMEM, or the
+ * pthread error as a negative errno.
  */
-struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
-                         void *arg);
+int pool_create(struct queue *q, size_t nthreads, pool_handler fn, void *arg,
+                struct pool **out);
 
 /*
  * Start every worker thread. All or none: on failure the threads already
