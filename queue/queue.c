@@ -49,6 +49,7 @@
 #include "queue/queue.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -262,10 +263,13 @@ static void spin_for_item(struct queue *q)
     }
 }
 
-int queue_recv(struct queue *q, void *out, uint64_t *seq)
+/*
+ * Lock the channel and wait, as a receiver, until it holds an item or is
+ * closed; spins briefly first. Returns with mu held; false means closed
+ * and drained.
+ */
+static bool lock_for_recv(struct queue *q)
 {
-    bool wake_sender, wake_receiver = false;
-
     pthread_mutex_lock(&q->mu);
     if (QUEUE_SPINS > 0 && q->len == 0 && !q->closed) {
         pthread_mutex_unlock(&q->mu);
@@ -279,20 +283,50 @@ int queue_recv(struct queue *q, void *out, uint64_t *seq)
         if (q->recv_woken > 0)
             q->recv_woken--;
     }
-    if (q->len == 0) { /* closed and drained */
-        pthread_mutex_unlock(&q->mu);
-        return -EPIPE;
-    }
-    wake_sender = take_locked(q, out, seq);
-    /* The baton: items left and waiters with no wake-up on its way. */
-    if (q->len > 0)
-        wake_receiver = wake_receiver_locked(q);
+    return q->len > 0;
+}
+
+/* After a receive: pass the baton if items are left, unlock, and send the
+ * wake-ups decided under the lock. */
+static void unlock_after_recv(struct queue *q, bool wake_sender)
+{
+    bool wake_receiver = q->len > 0 && wake_receiver_locked(q);
+
     pthread_mutex_unlock(&q->mu);
     if (wake_sender)
         pthread_cond_signal(&q->not_full);
     if (wake_receiver)
         pthread_cond_signal(&q->not_empty);
+}
+
+int queue_recv(struct queue *q, void *out, uint64_t *seq)
+{
+    if (!lock_for_recv(q)) { /* closed and drained */
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    unlock_after_recv(q, take_locked(q, out, seq));
     return 0;
+}
+
+int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max)
+{
+    unsigned char *dst = out;
+    bool wake_sender = false;
+    size_t n;
+
+    if (max > INT_MAX)
+        max = INT_MAX;
+    if (!lock_for_recv(q)) {
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    for (n = 0; n < max && q->len > 0; n++) {
+        wake_sender |= take_locked(q, dst, seqs != NULL ? &seqs[n] : NULL);
+        dst += q->elem_size;
+    }
+    unlock_after_recv(q, wake_sender);
+    return (int)n;
 }
 
 int queue_try_recv(struct queue *q, void *out, uint64_t *seq)

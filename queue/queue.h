@@ -62,6 +62,17 @@ int queue_recv(struct queue *q, void *out, uint64_t *seq);
 int queue_try_recv(struct queue *q, void *out, uint64_t *seq);
 
 /*
+ * Receive up to `max` (> 0) of the oldest items in one hold of the lock:
+ * copy them, oldest first, into `out` (room for `max` elements, back to
+ * back) and, if `seqs` is not NULL, their sequence numbers into `seqs`.
+ * Blocks while the channel is empty and open, like queue_recv(). Returns
+ * how many it took (1..max), or -EPIPE once the channel is closed and
+ * empty. A worker that receives in batches pays one lock round trip per
+ * batch instead of one per item.
+ */
+int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max);
+
+/*
  * Close the channel: wake every blocked sender (they return -EPIPE) and
  * receiver (they drain what is left, then return -EPIPE). Idempotent.
  */

@@ -55,7 +55,7 @@ static struct pool *new_pool(struct queue *q, size_t nthreads, pool_handler fn,
 {
     struct pool *p = NULL;
 
-    ck_assert_int_eq(pool_create(q, nthreads, fn, arg, &p), 0);
+    ck_assert_int_eq(pool_create(q, nthreads, 1, fn, arg, &p), 0);
     ck_assert_ptr_nonnull(p);
     return p;
 }
@@ -123,13 +123,20 @@ START_TEST(test_pool_create_rejects_bad_args)
     struct count_ctx c;
     struct pool *p = (struct pool *)&c; /* any non-NULL value */
 
-    ck_assert_int_eq(pool_create(q, 0, count_handler, &c, &p), -EINVAL);
+    ck_assert_int_eq(pool_create(q, 0, 1, count_handler, &c, &p), -EINVAL);
     ck_assert_ptr_null(p);
     p = (struct pool *)&c;
-    ck_assert_int_eq(pool_create(q, 2, NULL, &c, &p), -EINVAL);
+    ck_assert_int_eq(pool_create(q, 2, 1, NULL, &c, &p), -EINVAL);
     ck_assert_ptr_null(p);
     p = (struct pool *)&c;
-    ck_assert_int_eq(pool_create(NULL, 2, count_handler, &c, &p), -EINVAL);
+    ck_assert_int_eq(pool_create(NULL, 2, 1, count_handler, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    p = (struct pool *)&c;
+    ck_assert_int_eq(pool_create(q, 2, 0, count_handler, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    p = (struct pool *)&c;
+    ck_assert_int_eq(
+        pool_create(q, 2, POOL_BATCH_MAX + 1, count_handler, &c, &p), -EINVAL);
     ck_assert_ptr_null(p);
     pool_destroy(NULL);
     queue_destroy(q);
@@ -230,6 +237,26 @@ START_TEST(test_pool_drain_without_start)
 }
 END_TEST
 
+/* Receiving in batches hands out every item exactly once too. */
+START_TEST(test_pool_batches_handle_every_item_once)
+{
+    const size_t n_items = 20000, nthreads = 4;
+    struct queue *q = new_queue(64, sizeof(uint32_t));
+    struct count_ctx c;
+    struct pool *p = NULL;
+
+    count_init(&c, n_items);
+    ck_assert_int_eq(pool_create(q, nthreads, 16, count_handler, &c, &p), 0);
+    ck_assert_int_eq(pool_start(p), 0);
+    for (uint32_t v = 0; v < n_items; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    count_check(&c, p);
+    pool_destroy(p);
+    queue_destroy(q);
+}
+END_TEST
+
 /* ---- a handler the test holds ------------------------------------------- */
 
 struct hold_ctx {
@@ -266,6 +293,46 @@ static struct timespec monotonic_after_ms(long ms)
     t.tv_nsec %= 1000000000L;
     return t;
 }
+
+/* A batch a worker has taken counts as in flight, all of it, until each
+ * item's handler has returned: nothing is lost from the books. */
+START_TEST(test_pool_in_flight_counts_a_held_batch)
+{
+    struct queue *q = new_queue(8, sizeof(uint32_t));
+    struct hold_ctx h = {.entered = 0};
+    struct pool *p = NULL;
+
+    ck_assert_int_eq(pthread_mutex_init(&h.mu, NULL), 0);
+    ck_assert_int_eq(pthread_cond_init(&h.cv, NULL), 0);
+    atomic_init(&h.done, 0);
+    for (uint32_t v = 0; v < 4; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_create(q, 1, 4, hold_handler, &h, &p), 0);
+    ck_assert_int_eq(pool_start(p), 0);
+    pthread_mutex_lock(&h.mu);
+    while (h.entered == 0)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    /* One lock round trip took all four: the belt is empty, the worker
+     * holds them. */
+    ck_assert_uint_eq(queue_len(q), 0);
+    ck_assert_uint_eq(pool_in_flight(p), 4);
+    ck_assert(pool_worker_busy(p, 0));
+    pthread_mutex_lock(&h.mu);
+    h.released = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    ck_assert_uint_eq(atomic_load(&h.done), 4);
+    ck_assert_uint_eq(pool_worker_handled(p, 0), 4);
+    ck_assert_uint_eq(pool_in_flight(p), 0);
+    ck_assert(!pool_worker_busy(p, 0));
+    pool_destroy(p);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+    queue_destroy(q);
+}
+END_TEST
 
 START_TEST(test_pool_drain_times_out_while_handler_blocked)
 {
@@ -522,6 +589,8 @@ Suite *pool_suite(void)
 
     tcase_set_timeout(core, 30);
     tcase_add_test(core, test_pool_create_rejects_bad_args);
+    tcase_add_test(core, test_pool_batches_handle_every_item_once);
+    tcase_add_test(core, test_pool_in_flight_counts_a_held_batch);
     tcase_add_test(core, test_pool_handles_every_item_once);
     tcase_add_test(core, test_pool_single_worker_keeps_order);
     tcase_add_test(core, test_pool_workers_block_termination_signals);
