@@ -614,6 +614,63 @@ START_TEST(test_store_shop_failing_disk_answers_then_recovers)
 }
 END_TEST
 
+/* The verdict of the first order: 202, and from then on the disk fails
+ * (set on the committer thread, before the order's result can commit). */
+static void accept_then_fail(void *arg, int rc, uint64_t id)
+{
+    struct verdicts *v = arg;
+    (void)id;
+    if (rc == 0)
+        atomic_store(&fail_writes, true);
+    count_verdict(v, rc, id);
+}
+
+START_TEST(test_store_shop_result_waits_for_the_disk_and_applies_once)
+{
+    faulty_register();
+    struct store *st = open_sqlite("shopd-faulty");
+    struct store_state s;
+    char err[256];
+    ck_assert_int_eq(store_load(st, catalog, NCAT, &s, err, sizeof(err)), 0);
+    struct shop *shop = stored_shop(st, 16, &s);
+    store_state_free(&s);
+
+    struct order o = {.product = 1, .quantity = 2};
+    struct verdicts v = {0};
+    ck_assert_int_eq(shop_submit_async(shop, &o, accept_then_fail, &v), 0);
+    while (atomic_load(&v.ok) == 0)
+        nap();
+    /* The worker decided, but the result cannot be committed: the order
+     * is not shown final, and the store is reported down. */
+    while (shop_store_ok(shop))
+        nap();
+    struct order got;
+    ck_assert_int_eq(shop_order(shop, 1, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_QUEUED);
+
+    atomic_store(&fail_writes, false);
+    /* The committer retries the kept result by itself. */
+    do {
+        nap();
+        ck_assert_int_eq(shop_order(shop, 1, &got), 0);
+    } while (got.status == ORDER_QUEUED);
+    ck_assert_int_eq(got.status, ORDER_FULFILLED);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    shop_destroy(shop);
+
+    struct store_order so;
+    ck_assert_int_eq(store_order_get(st, 1, &so), 0);
+    ck_assert_int_eq(so.status, STORE_FULFILLED);
+    store_close(st);
+    st = open_loaded(catalog, NCAT, &s);
+    ck_assert_int_eq(s.products[1].stock, 3); /* taken once */
+    ck_assert_int_eq(s.products[1].sold, 2);
+    ck_assert_uint_eq(s.nunfinished, 0);
+    store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -631,6 +688,8 @@ Suite *store_suite(void)
     tcase_add_test(tc, test_store_sqlite_refuses_a_file_that_is_not_a_database);
     tcase_add_test(tc, test_store_shop_restart_backlog_larger_than_the_belt);
     tcase_add_test(tc, test_store_shop_failing_disk_answers_then_recovers);
+    tcase_add_test(tc,
+                   test_store_shop_result_waits_for_the_disk_and_applies_once);
     suite_add_tcase(s, tc);
     return s;
 }
