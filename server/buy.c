@@ -311,15 +311,16 @@ static void duplicate_message(const char *key, bool oom, char *msg,
                               size_t msglen)
 {
     if (oom) {
-        snprintf(msg, msglen, "request body could not be checked for "
-                              "duplicate keys (out of memory)");
+        snprintf(msg, msglen,
+                 "request body could not be checked for "
+                 "duplicate keys (out of memory)");
         return;
     }
     size_t n = strlen(key);
     bool plain = n >= 1 && n <= 32;
     for (size_t i = 0; plain && i < n; i++)
-        plain = isprint((unsigned char)key[i]) && key[i] != '\\' &&
-                key[i] != '\'';
+        plain =
+            isprint((unsigned char)key[i]) && key[i] != '\\' && key[i] != '\'';
     if (plain)
         snprintf(msg, msglen, "key '%s' appears twice in one object", key);
     else

@@ -167,7 +167,8 @@ static const struct bad_body bad_bodies[] = {
      "invalid_json", "product"},
     {"{\"product\":\"apple\",\"quantity\":1,\"x\":{\"a\":1,\"a\":2}}", 400,
      "invalid_json", "'a'"},
-    {"{\"product\":\"apple\",\"quantity\":1,\"x\":[{\"k\":[{\"b\":1,\"b\":1}]}]}",
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":[{\"k\":[{\"b\":1,\"b\":1}]}]"
+     "}",
      400, "invalid_json", "'b'"},
     {"{\"product\":\"apple\",\"quantity\":1,\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
      "\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,\"l\":12,"
