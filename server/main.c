@@ -217,6 +217,13 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_json(cfg.log_format == CONFIG_LOG_JSON);
+    if (cfg.store.kind != CONFIG_STORE_MEMORY) {
+        char store[CONFIG_PATH_MAX + 64];
+        config_store_describe(&cfg.store, store, sizeof(store));
+        log_msg(LOG_ERROR, "store %s: this build has only the memory store",
+                store);
+        return 1;
+    }
 
     struct product *owned = NULL;
     const struct product *catalog = NULL;
@@ -272,11 +279,14 @@ int main(int argc, char **argv)
         shop_drain(shop, NULL);
         goto out;
     }
+    /* An IPv6 address is written in brackets before its port: [::1]:8080. */
+    bool v6 = strchr(cfg.bind, ':') != NULL;
     log_msg(LOG_INFO,
-            "shopd %s listening on %s:%u workers=%u http_threads=%u "
+            "shopd %s listening on %s%s%s:%u workers=%u http_threads=%u "
             "queue_capacity=%u products=%zu",
-            config_version(), cfg.bind, httpd_port(httpd), cfg.workers,
-            cfg.http_threads, cfg.queue_capacity, nproducts);
+            config_version(), v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
+            httpd_port(httpd), cfg.workers, cfg.http_threads,
+            cfg.queue_capacity, nproducts);
     if (cfg.unsafe_inventory)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");

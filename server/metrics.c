@@ -8,6 +8,7 @@
  */
 #include "server/internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,12 @@ static void counter(struct jbuf *b, const char *name, const char *help,
     jb_printf(b, "%s %llu\n", name, v);
 }
 
+/* 15 significant digits: every count exactly, no binary noise
+ * (7.399202177, not 7.3992021770000003). */
 static void gauge(struct jbuf *b, const char *name, const char *help, double v)
 {
     family(b, name, "gauge", help);
-    jb_printf(b, "%s %.17g\n", name, v);
+    jb_printf(b, "%s %.15g\n", name, v);
 }
 
 static void histogram(struct jbuf *b, const char *name, const char *help,
@@ -74,7 +77,9 @@ void metrics_write(const struct app *app, struct jbuf *b)
     gauge(b, "shopd_workers", "Worker threads.", (double)s.workers);
     gauge(b, "shopd_draining", "1 while shutting down, else 0.",
           s.draining ? 1 : 0);
-    gauge(b, "shopd_uptime_seconds", "Seconds since start.", s.uptime_s);
+    /* Milliseconds are all a scrape every few seconds can use. */
+    gauge(b, "shopd_uptime_seconds", "Seconds since start.",
+          floor(s.uptime_s * 1000.0) / 1000.0);
 
     size_t n;
     struct shop_stock *st = stock_copy(app, &n);
