@@ -18,6 +18,7 @@
  * The listen socket is made here, so that "address in use" and friends are
  * reported with their real errno, and port 0 can be resolved.
  */
+#include "server/conns.h"
 #include "server/events.h"
 #include "server/internal.h"
 
@@ -41,6 +42,7 @@ struct httpd {
     struct MHD_Daemon *daemon;
     const struct app *app;
     struct events *events;
+    struct conns *conns; /* admission and request deadlines */
     int listen_fd;
     unsigned port;
     /* Requests between their first call and their completion callback:
@@ -130,14 +132,70 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_WARN, "libmicrohttpd: %s", line);
 }
 
+/* ---- connection admission and deadlines (SPEC §10) ---------------------
+ *
+ * libmicrohttpd's own connection limit is set above max_connections (it
+ * would leave new clients in the listen backlog); every connection it
+ * accepts is registered with conns.c, which shuts down the ones over a
+ * limit at once and the ones whose request is overdue (see conns.c).
+ */
+
+/* The registry record of a connection (its socket context), or NULL. */
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *c,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct httpd *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (fd == NULL)
+            return;
+        *socket_context = conns_open(h->conns, fd->connect_fd,
+                                     addr != NULL ? addr->client_addr : NULL);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conns_close(h->conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* The request line has arrived: a keep-alive request's clock starts. The
+ * request's state stays NULL until the access handler's first call. */
+static void *request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)uri;
+    struct httpd *h = cls;
+    conns_request_started(h->conns, conn_of(c));
+    return NULL;
+}
+
+/* libmicrohttpd's own connection limit: above max_connections in each
+ * thread of a pool (it splits its limit between them), so that it never
+ * stops accepting before conns.c has refused. */
+static unsigned mhd_connection_limit(unsigned max_connections, unsigned pool)
+{
+    unsigned long long n =
+        ((unsigned long long)max_connections + 64) * (pool > 1 ? pool : 1);
+    return n > 0x7fffffffULL ? 0x7fffffffU : (unsigned)n;
+}
+
 static void request_completed(void *cls, struct MHD_Connection *c,
                               void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
     struct httpd *h = cls;
     struct req_state *st = *con_cls;
+    conns_request_done(h->conns, conn_of(c));
     if (st != NULL) {
         drop_body(st);
         free(st);
@@ -424,12 +482,14 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         atomic_fetch_add_explicit(&h->in_progress, 1, memory_order_relaxed);
         struct http_response res = {0};
         if (framing_refused(c, version, &res)) {
+            conns_request_arrived(h->conns, conn_of(c));
             st->answered = true;
             return queue_answer(c, &res);
         }
         if (content_length_over(c, h->app->limits.max_body)) {
             /* Answer now: libmicrohttpd then discards the body unread and
              * closes the connection. */
+            conns_request_arrived(h->conns, conn_of(c));
             st->too_large = true;
             return dispatch(h, c, url, method, st);
         }
@@ -444,6 +504,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
     }
     if (st->answered)
         return MHD_YES;
+    conns_request_arrived(h->conns, conn_of(c));
     return dispatch(h, c, url, method, st);
 }
 
@@ -533,6 +594,17 @@ struct httpd *httpd_start(const struct httpd_options *opt,
         snprintf(err, errlen, "cannot start the event stream thread");
         goto fail;
     }
+    struct conns_limits lim = {
+        .max_total = opt->max_connections,
+        .max_per_ip = opt->max_connections_per_ip,
+        .request_s = opt->header_timeout_s,
+        .keepalive_s = opt->conn_timeout_s,
+    };
+    h->conns = conns_create(&lim, app->http);
+    if (h->conns == NULL) {
+        snprintf(err, errlen, "cannot start the connection reaper thread");
+        goto fail;
+    }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
@@ -545,7 +617,10 @@ struct httpd *httpd_start(const struct httpd_options *opt,
         flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
+        MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h,
+        MHD_OPTION_URI_LOG_CALLBACK, request_line, h,
+        MHD_OPTION_CONNECTION_LIMIT,
+        mhd_connection_limit(opt->max_connections, pool),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned int)pool,
@@ -557,6 +632,7 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     }
     return h;
 fail:
+    conns_destroy(h->conns);
     events_destroy(h->events);
     if (h->listen_fd >= 0)
         close(h->listen_fd);
@@ -615,6 +691,7 @@ void httpd_stop(struct httpd *h)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     events_destroy(h->events);
+    conns_destroy(h->conns);
     pthread_cond_destroy(&h->idle);
     pthread_mutex_destroy(&h->mu);
     free(h);

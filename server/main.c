@@ -260,8 +260,10 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    struct http_counters http_counters = {0};
     struct app app = {
         .shop = shop,
+        .http = &http_counters,
         .limits = {.max_body = cfg.max_body,
                    .max_quantity = cfg.max_quantity,
                    .http_threads = cfg.http_threads},
@@ -272,6 +274,8 @@ int main(int argc, char **argv)
         .threads = cfg.http_threads,
         .max_connections = cfg.max_connections,
         .conn_timeout_s = cfg.conn_timeout,
+        .header_timeout_s = cfg.header_timeout,
+        .max_connections_per_ip = cfg.max_connections_per_ip,
     };
     httpd = httpd_start(&ho, &app, err, sizeof(err));
     if (httpd == NULL) {

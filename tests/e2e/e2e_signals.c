@@ -109,8 +109,8 @@ START_TEST(test_e2e_signals_drain)
                   want, err);
     /* The signal landed with orders still on the belt. */
     long left = log_field(strstr(err, want), "draining ");
-    ck_assert_msg(left > 0, "%s: the belt was empty at the signal (%ld)",
-                  name, left);
+    ck_assert_msg(left > 0, "%s: the belt was empty at the signal (%ld)", name,
+                  left);
     expect_all_processed(err, accepted, name);
     free(err);
     shopd_destroy(s);
@@ -177,10 +177,8 @@ END_TEST
 START_TEST(test_e2e_signals_second_exits_at_once)
 {
     /* 20 orders of 1 s: a drain of ~20 s that the second signal cuts. */
-    static const char *const slow[] = {"--workers",        "1",
-                                       "--work-ms",        "1000",
-                                       "--queue-capacity", "64",
-                                       NULL};
+    static const char *const slow[] = {
+        "--workers", "1", "--work-ms", "1000", "--queue-capacity", "64", NULL};
     struct shopd *s = shopd_start(slow, NULL);
     fill_belt(shopd_port(s), BELT_ORDERS);
     shopd_signal(s, SIGHUP);
