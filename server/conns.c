@@ -144,8 +144,8 @@ static void slot_remove(struct conns *cs, size_t i)
                 return;
             size_t home = slot_hash(cs, cs->slots[j].addr);
             /* Move j back to i unless its home lies cyclically in (i, j]. */
-            bool stays = i <= j ? (i < home && home <= j)
-                                : (i < home || home <= j);
+            bool stays =
+                i <= j ? (i < home && home <= j) : (i < home || home <= j);
             if (!stays)
                 break;
         }
@@ -178,8 +178,8 @@ static void *reaper_main(void *arg)
             continue;
         int64_t now = now_ms();
         for (struct conn *c = cs->head; c != NULL; c = c->next) {
-            int64_t d = atomic_load_explicit(&c->deadline,
-                                             memory_order_relaxed);
+            int64_t d =
+                atomic_load_explicit(&c->deadline, memory_order_relaxed);
             if (d == 0 || d > now || c->shut)
                 continue;
             shutdown(c->fd, SHUT_RDWR);
