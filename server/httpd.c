@@ -293,6 +293,7 @@ struct framing {
     bool cl_bad;      /* a Content-Length that is not plain decimal */
     bool cl_differ;   /* Content-Length values that disagree */
     bool bad_name;    /* a header name that is not an RFC 9110 token */
+    bool folded;      /* a framing header continued on the next line */
     const char *cl_v; /* the first Content-Length value */
 };
 
@@ -323,6 +324,13 @@ static bool same_decimal(const char *a, const char *b)
     return strcmp(a, b) == 0;
 }
 
+/* Whether `key` is longer than `name` and starts with it (any case). */
+static bool has_prefix_nocase(const char *key, const char *name)
+{
+    size_t n = strlen(name);
+    return strlen(key) > n && strncasecmp(key, name, n) == 0;
+}
+
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
                                       const char *key, const char *value)
 {
@@ -336,6 +344,13 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
         f->bad_name = !tchar((unsigned char)*k);
     if (*key == '\0')
         f->bad_name = true;
+    /* libmicrohttpd 0.9.75 appends an obsolete folded line ("\r\n chunked")
+     * to the header's name, not its value: "Transfer-Encodingchunked".
+     * A proxy may unfold it into a framing header, so such a name is a
+     * malformed request, not an unknown header. */
+    if (has_prefix_nocase(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+        has_prefix_nocase(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        f->folded = true;
     if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         f->te++;
         if (strcasecmp(value, "chunked") != 0)
@@ -367,6 +382,10 @@ static bool framing_refused(struct MHD_Connection *c, const char *version,
         http_error(res, 400, "bad_request",
                    "a header name is not a token (no space before the "
                    "colon)");
+    else if (f.folded)
+        http_error(res, 400, "bad_request",
+                   "a framing header is folded over two lines or "
+                   "misspelt");
     else if (f.te > 1 || f.te_other)
         http_error(res, 501, "not_implemented",
                    "the only Transfer-Encoding served is exactly 'chunked'");

@@ -278,8 +278,10 @@ START_TEST(test_e2e_framing_request_deadline)
                  http_wait_closed(&slow, 100) == 0;
     }
     int64_t took = now_ms() - t0;
-    ck_assert_msg(closed, "a trickling request lived %lld ms with "
-                          "--header-timeout 1", (long long)took);
+    ck_assert_msg(closed,
+                  "a trickling request lived %lld ms with "
+                  "--header-timeout 1",
+                  (long long)took);
     ck_assert_int_eq(http_wait_closed(&silent, 10000), 0);
     http_close(&slow);
     http_close(&silent);
@@ -306,10 +308,14 @@ END_TEST
 
 START_TEST(test_e2e_framing_connection_limits)
 {
-    static const char *const args[] = {"--max-connections",        "4",
-                                       "--max-connections-per-ip", "2",
-                                       "--conn-timeout",           "30",
-                                       "--header-timeout",         "30",
+    static const char *const args[] = {"--max-connections",
+                                       "4",
+                                       "--max-connections-per-ip",
+                                       "2",
+                                       "--conn-timeout",
+                                       "30",
+                                       "--header-timeout",
+                                       "30",
                                        NULL};
     struct shopd *s = shopd_start(args, NULL);
     unsigned port = shopd_port(s);
