@@ -135,8 +135,7 @@ static const struct smuggle_case smuggles[] = {
      SMUGGLED, 400, false},
     {"CL +32", "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: +32\r\n\r\n",
      ORDER SMUGGLED, 400, false},
-    {"CL 0x20",
-     "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: 0x20\r\n\r\n",
+    {"CL 0x20", "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: 0x20\r\n\r\n",
      ORDER SMUGGLED, 400, false},
 };
 
@@ -166,8 +165,8 @@ START_TEST(test_hostile_smuggling)
         printf("hostile: smuggling: %s: %d response head(s), then closed\n",
                sc->name, heads);
         if (sc->one_ans)
-            ck_assert_msg(heads == 1, "%s: %d response heads: %.600s",
-                          sc->name, heads, out);
+            ck_assert_msg(heads == 1, "%s: %d response heads: %.600s", sc->name,
+                          heads, out);
         ck_assert_msg(strstr(out, " 202 ") == NULL,
                       "%s: an order was accepted: %.600s", sc->name, out);
         free(out);
@@ -305,13 +304,22 @@ static const struct slow_case slow_cases[] = {
 START_TEST(test_hostile_slow_clients)
 {
     const struct slow_case *sc = &slow_cases[_i];
-    static const char *const per_ip[] = {
-        "--max-connections", "200", "--max-connections-per-ip", "50",
-        "--header-timeout",  "3",   "--conn-timeout",           "30",
-        NULL};
-    static const char *const no_per_ip[] = {
-        "--max-connections", "200", "--header-timeout", "3",
-        "--conn-timeout",    "30",  NULL};
+    static const char *const per_ip[] = {"--max-connections",
+                                         "200",
+                                         "--max-connections-per-ip",
+                                         "50",
+                                         "--header-timeout",
+                                         "3",
+                                         "--conn-timeout",
+                                         "30",
+                                         NULL};
+    static const char *const no_per_ip[] = {"--max-connections",
+                                            "200",
+                                            "--header-timeout",
+                                            "3",
+                                            "--conn-timeout",
+                                            "30",
+                                            NULL};
     struct shopd *s = shopd_start(sc->per_ip ? per_ip : no_per_ip, NULL);
     unsigned port = shopd_port(s);
     pid_t pid = shopd_pid(s);
@@ -481,8 +489,9 @@ START_TEST(test_hostile_stalled_viewers)
            "at most %ld bytes in all, %ld for one socket; VmRSS %ld -> %ld "
            "KiB\n",
            (int)dropped, (long long)took, worst_total, worst_one, rss0, rss);
-    ck_assert_msg(dropped == VIEWERS, "%g of %d stalled viewers dropped in %lld "
-                                      "ms",
+    ck_assert_msg(dropped == VIEWERS,
+                  "%g of %d stalled viewers dropped in %lld "
+                  "ms",
                   dropped, VIEWERS, (long long)took);
     /* Bounded per viewer: the small send buffer (8 KiB asked, the kernel
      * doubles it) plus its bookkeeping. */
