@@ -21,10 +21,11 @@
 
 #define ORDER "{\"product\":\"apple\",\"quantity\":1}"
 
-/* 20 orders of 40 ms on one worker: the belt holds work for ~0.8 s. */
+/* 12 orders of 100 ms on one worker: the belt holds work for ~1.2 s, so
+ * it is not empty when the signal lands even on a slow (valgrind) run. */
 static const char *const belt_args[] = {
-    "--workers", "1", "--work-ms", "40", "--queue-capacity", "64", NULL};
-#define BELT_ORDERS 20
+    "--workers", "1", "--work-ms", "100", "--queue-capacity", "64", NULL};
+#define BELT_ORDERS 12
 
 /* The number after the last `key` (e.g. "processed=") in `text` that is
  * not the tail of a longer key; -1 if there is none. */
