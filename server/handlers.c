@@ -341,6 +341,28 @@ static void write_latency(struct jbuf *b, const char *name,
     jb_cstr(b, "}");
 }
 
+/* The HTTP layer's counts (SPEC §10): /events viewers and connections. */
+static void write_http_counters(struct jbuf *b, struct http_counters *c)
+{
+    struct http_counters zero = {0};
+    if (c == NULL)
+        c = &zero;
+    jb_printf(b,
+              "\"events\":{\"viewers\":%llu,\"dropped\":%llu},"
+              "\"connections\":{\"open\":%llu,\"refused\":%llu,"
+              "\"timed_out\":%llu},",
+              (unsigned long long)atomic_load_explicit(&c->viewers,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->viewers_dropped,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_open,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_refused,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_timed_out,
+                                                       memory_order_relaxed));
+}
+
 char *server_stats_json(const struct app *app, size_t *len)
 {
     struct shop_snapshot s;
@@ -372,6 +394,7 @@ char *server_stats_json(const struct app *app, size_t *len)
         (unsigned long long)s.rejected_invalid, (unsigned long long)s.processed,
         (unsigned long long)s.fulfilled, (unsigned long long)s.out_of_stock,
         (unsigned long long)s.in_flight);
+    write_http_counters(&b, app->http);
     jb_cstr(&b, "\"latency_ms\":{");
     write_latency(&b, "queue_wait", &s.queue_wait);
     jb_cstr(&b, ",");

@@ -97,6 +97,28 @@ void metrics_write(const struct app *app, struct jbuf *b)
                   shop_product(app->shop, i)->sku, (long long)st[i].sold);
     free(st);
 
+    if (app->http != NULL) {
+        struct http_counters *h = app->http;
+        gauge(b, "shopd_events_viewers", "Open /events streams.",
+              (double)atomic_load_explicit(&h->viewers, memory_order_relaxed));
+        counter(
+            b, "shopd_events_dropped_total",
+            "/events viewers dropped for falling behind.",
+            atomic_load_explicit(&h->viewers_dropped, memory_order_relaxed));
+        gauge(
+            b, "shopd_connections_open", "Open HTTP connections.",
+            (double)atomic_load_explicit(&h->conns_open, memory_order_relaxed));
+        counter(b, "shopd_connections_refused_total",
+                "Connections closed at once: over max_connections or "
+                "max_connections_per_ip.",
+                atomic_load_explicit(&h->conns_refused, memory_order_relaxed));
+        counter(
+            b, "shopd_connections_timed_out_total",
+            "Connections closed because a request had not arrived "
+            "within header_timeout (or the next one did not start).",
+            atomic_load_explicit(&h->conns_timed_out, memory_order_relaxed));
+    }
+
     struct shop_histogram qw, pr;
     shop_histograms(app->shop, &qw, &pr);
     histogram(b, "shopd_queue_wait_seconds",

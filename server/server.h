@@ -12,6 +12,7 @@
 #ifndef SHOPD_SERVER_H
 #define SHOPD_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -25,10 +26,24 @@ struct server_limits {
     unsigned http_threads; /* reported by /stats */
 };
 
+/*
+ * Counts of the HTTP layer (SPEC §10), kept by the libmicrohttpd glue and
+ * the /events hub, read by /stats and /metrics. Relaxed atomics: each one
+ * is exact, they are not a consistent snapshot together.
+ */
+struct http_counters {
+    _Atomic uint64_t conns_open;      /* connections open now */
+    _Atomic uint64_t conns_refused;   /* closed at once: over a limit */
+    _Atomic uint64_t conns_timed_out; /* closed: request not in on time */
+    _Atomic uint64_t viewers;         /* /events streams open now */
+    _Atomic uint64_t viewers_dropped; /* /events viewers that fell behind */
+};
+
 /* Everything a handler may touch. */
 struct app {
     struct shop *shop;
     struct server_limits limits;
+    struct http_counters *http; /* may be NULL (then reported as 0) */
 };
 
 struct http_request {
@@ -103,6 +118,8 @@ struct httpd_options {
     unsigned threads; /* 1 = one polling thread, else a pool */
     unsigned max_connections;
     unsigned conn_timeout_s;
+    unsigned header_timeout_s;       /* a request must arrive within this */
+    unsigned max_connections_per_ip; /* 0 = no limit */
 };
 
 struct httpd;

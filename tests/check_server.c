@@ -158,8 +158,23 @@ static const struct bad_body bad_bodies[] = {
     /* cJSON's leniencies must not smuggle a non-integer quantity in. */
     {"{\"product\":\"apple\",\"quantit\\u0079\":1e2}", 400, "invalid_field",
      "quantity"},
+    /* A key twice in one object, anywhere (SPEC §1): parsers disagree on
+     * which one wins, so neither may. Escaped spellings are the same key. */
     {"{\"product\":\"apple\",\"quantit\\u0079\":1e2,\"quantity\":1}", 400,
-     "invalid_field", "quantity"},
+     "invalid_json", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"quantity\":1000000}", 400,
+     "invalid_json", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"product\":\"pear\"}", 400,
+     "invalid_json", "product"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":{\"a\":1,\"a\":2}}", 400,
+     "invalid_json", "'a'"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":[{\"k\":[{\"b\":1,\"b\":1}]}]"
+     "}",
+     400, "invalid_json", "'b'"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+     "\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,\"l\":12,"
+     "\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17,\"a\":18}",
+     400, "invalid_json", "'a'"},
     {"{\"product\":\"apple\",\x0b\"quantity\":1e2}", 400, "invalid_field",
      "quantity"},
     {"\xef\xbb\xbf{\"product\":\"apple\",\"quantity\":1e2}", 400,
