@@ -119,7 +119,28 @@ void metrics_write(const struct app *app, struct jbuf *b)
             atomic_load_explicit(&h->conns_timed_out, memory_order_relaxed));
     }
 
-    struct shop_histogram qw, pr;
+    struct shop_store_stats ss;
+    shop_store_stats(app->shop, &ss);
+    family(b, "shopd_store_info", "gauge",
+           "The store this instance uses (always 1).");
+    jb_printf(b, "shopd_store_info{kind=\"%s\"} 1\n",
+              store_kind_name(ss.store.kind));
+    gauge(b, "shopd_store_available",
+          "1 while the store accepts writes, else 0.", ss.available ? 1 : 0);
+    counter(b, "shopd_store_commits_total",
+            "Commits (atomic store steps), failed ones included.", ss.commits);
+    counter(b, "shopd_store_commit_failures_total", "Commits that failed.",
+            ss.failed_commits);
+    counter(b, "shopd_store_committed_orders_total",
+            "Accepts and results made durable.", ss.committed_orders);
+    gauge(b, "shopd_store_orders_per_commit",
+          "Accepts and results per successful commit, on average.",
+          ss.orders_per_commit);
+
+    struct shop_histogram qw, pr, cl;
+    shop_commit_histogram(app->shop, &cl);
+    histogram(b, "shopd_store_commit_seconds",
+              "Time one commit of a batch takes.", &cl);
     shop_histograms(app->shop, &qw, &pr);
     histogram(b, "shopd_queue_wait_seconds",
               "Time from acceptance until a worker takes the order.", &qw);
