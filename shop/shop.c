@@ -17,7 +17,7 @@
  * Invariants, exact whenever no call is in progress:
  *   accepted == processed + belt depth + in flight;
  *   processed == fulfilled + out_of_stock;
- *   per product, stock + sold == initial stock (safe mode).
+ *   per product, stock + sold == initial stock + restocked (safe mode).
  * Under load a snapshot reads each counter exactly but not all at one
  * instant, so these sums may be off by the orders in motion.
  *
@@ -50,6 +50,7 @@ struct shop {
     struct inventory *inv;
     struct orderbook *book;
     struct shop_stats *stats;
+    struct idem_table *idem;
     _Atomic bool draining; /* set once; submitters read it */
     bool started;          /* controlling thread only */
     bool drained;          /* controlling thread only */
@@ -103,6 +104,14 @@ static int check_config(const struct shop_config *cfg,
         if (catalog[i].stock < 0 || catalog[i].price_cents < 0)
             return -EINVAL;
     return 0;
+}
+
+/* How many idempotency keys the memory store keeps (see shop.h). */
+static size_t idem_capacity(const struct shop_config *cfg)
+{
+    size_t cap = cfg->idempotency_keys ? cfg->idempotency_keys
+                                       : cfg->order_history;
+    return cap < SHOP_IDEM_KEYS_MAX ? cap : SHOP_IDEM_KEYS_MAX;
 }
 
 /* qsort order of two catalog entries: by SKU, as strcmp orders them. */
@@ -160,6 +169,11 @@ struct shop *shop_create(const struct shop_config *cfg,
         goto fail_errno;
     s->pool = pool_create(s->belt, cfg->workers, shop_handle, s);
     if (!s->pool)
+        goto fail_errno;
+    s->idem = idem_create(idem_capacity(cfg), cfg->idempotency_ttl
+                                                  ? cfg->idempotency_ttl
+                                                  : SHOP_IDEM_TTL_DEFAULT);
+    if (!s->idem)
         goto fail_errno;
     return s;
 
@@ -222,6 +236,7 @@ void shop_destroy(struct shop *s)
     orderbook_destroy(s->book);
     inventory_destroy(s->inv);
     shop_stats_destroy(s->stats);
+    idem_destroy(s->idem);
     free(s->by_sku);
     free(s->catalog);
     free(s);
@@ -337,6 +352,7 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     out->draining = shop_draining(s);
     shop_stats_rate(s->stats, out->accepted, out->processed,
                     &out->accepted_per_s, &out->processed_per_s);
+    idem_counts(s->idem, out);
 }
 
 void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,
@@ -366,4 +382,35 @@ uint64_t shop_worker_processed(struct shop *s, size_t i)
 bool shop_unsafe(const struct shop *s)
 {
     return s->cfg.unsafe_inventory;
+}
+
+int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
+{
+    if (i >= s->nproducts)
+        return -ENOENT;
+    if (qty < 1 || qty > SHOP_RESTOCK_MAX)
+        return -EINVAL;
+    return inventory_restock(s->inv, i, qty, out);
+}
+
+int shop_idem_begin(struct shop *s, enum shop_idem_scope scope,
+                    const char *key, size_t len, const uint8_t *fp,
+                    struct shop_idem_ticket *tk, struct shop_idem_answer *ans)
+{
+    if (len == 0 || len > SHOP_IDEM_KEY_MAX)
+        return -EINVAL;
+    return (int)idem_begin(s->idem, scope, key, len, fp,
+                           shop_now_ns(CLOCK_MONOTONIC), tk, ans);
+}
+
+int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
+                       unsigned status, const char *body, size_t len,
+                       const char *location)
+{
+    return idem_complete(s->idem, tk, status, body, len, location);
+}
+
+void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk)
+{
+    idem_abort(s->idem, tk);
 }

@@ -378,7 +378,8 @@ START_TEST(test_server_order_lifecycle)
     call("GET", "/products/apple", NULL, &res);
     ck_assert_uint_eq(res.status, 200);
     ck_assert_str_eq(res.body, "{\"sku\":\"apple\",\"name\":\"Apple\","
-                               "\"price_cents\":50,\"stock\":7,\"sold\":3}");
+                               "\"price_cents\":50,\"stock\":7,\"sold\":3,"
+                               "\"restocked\":0}");
     http_response_release(&res);
 }
 END_TEST

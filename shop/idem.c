@@ -1,0 +1,317 @@
+/*
+ * idem.c - the memory store's idempotency keys (SPEC §8): a bounded table
+ * that remembers, per (endpoint, key), the fingerprint of the first request
+ * and, once it succeeded, its answer.
+ *
+ * Layout: a fixed array of `cap` entries used as a ring in the order keys
+ * are first seen, plus a hash index (`nbuckets` chain heads, a power of two
+ * >= cap, chained through entry.next). A new key takes the slot at the ring's
+ * head; if that slot still holds a key, that key is the oldest one kept and
+ * is dropped first. Nothing is allocated per request: the table is
+ * allocated once, and an answer body of up to IDEM_INLINE_BODY bytes (every
+ * POST /buy answer) lives inside its entry. Larger bodies (restock answers,
+ * which carry a product) get a heap copy, allocated before the lock is
+ * taken and freed after it is released.
+ *
+ * Keys are stored as SHA-256(salt || scope || key), 32 bytes whatever the
+ * key's length. The salt is random per table, so clients cannot choose keys
+ * that pile into one hash chain. A key expires `ttl` seconds after it was
+ * first used (CLOCK_MONOTONIC: the memory store does not outlive the
+ * process); an expired entry found by a lookup is dropped there.
+ *
+ * Entry states: FREE -> PENDING (begin: the first request is being
+ * answered) -> DONE (complete: answer kept) or FREE (abort: not a success,
+ * the key may be used again). Each begin stamps the entry with a new
+ * generation that its ticket carries, so a complete() or abort() for an
+ * entry that was dropped and reused in the meantime does nothing.
+ *
+ * Lock order: `lock` only, never held with another lock; no I/O and no
+ * allocation or free while held.
+ */
+#include "shop/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* Answer bodies up to this size are kept inside the entry. */
+#define IDEM_INLINE_BODY 64
+#define IDEM_NONE        UINT32_MAX
+
+enum idem_state { IDEM_FREE = 0, IDEM_PENDING, IDEM_DONE };
+
+struct idem_entry {
+    uint8_t key[SHOP_SHA256_LEN]; /* SHA-256(salt || scope || key) */
+    uint8_t fp[SHOP_SHA256_LEN];  /* the request's fingerprint */
+    int64_t expires_ns;           /* CLOCK_MONOTONIC */
+    uint64_t gen;                 /* stamped by begin, carried by tickets */
+    uint32_t next;                /* hash chain */
+    uint8_t state;                /* enum idem_state */
+    uint16_t status;
+    uint16_t body_len;
+    char *body_heap; /* a body longer than IDEM_INLINE_BODY, or NULL */
+    char body[IDEM_INLINE_BODY];
+    char location[SHOP_IDEM_LOCATION_MAX];
+};
+
+struct idem_table {
+    pthread_mutex_t lock; /* guards every field below up to `salt` */
+    struct idem_entry *e; /* cap entries */
+    uint32_t *bucket;     /* nbuckets chain heads */
+    size_t head;          /* the ring slot the next new key takes */
+    uint64_t gen;         /* last generation stamped */
+    size_t cap, nbuckets; /* read-only after create */
+    int64_t ttl_ns;       /* read-only after create */
+    uint8_t salt[16];     /* read-only after create */
+    _Atomic size_t used;  /* entries not FREE (for /stats) */
+    _Atomic uint64_t replayed, in_use, mismatched;
+};
+
+/* Random bytes for the salt; falls back to the clock and an address. */
+static void fill_salt(uint8_t *salt, size_t n, const void *self)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, salt, n) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got == (ssize_t)n)
+        return;
+    int64_t seed[3] = {shop_now_ns(CLOCK_MONOTONIC),
+                       shop_now_ns(CLOCK_REALTIME), (int64_t)(intptr_t)self};
+    uint8_t d[SHOP_SHA256_LEN];
+    shop_sha256(seed, sizeof(seed), d);
+    memcpy(salt, d, n);
+}
+
+struct idem_table *idem_create(size_t cap, unsigned ttl_s)
+{
+    struct idem_table *t = calloc(1, sizeof(*t));
+    int err = ENOMEM;
+
+    if (cap == 0 || cap >= IDEM_NONE || ttl_s == 0) {
+        err = EINVAL;
+        goto fail;
+    }
+    if (!t)
+        goto fail;
+    t->cap = cap;
+    t->nbuckets = 1;
+    while (t->nbuckets < cap)
+        t->nbuckets *= 2;
+    t->ttl_ns = (int64_t)ttl_s * SHOP_NS_PER_S;
+    t->e = calloc(cap, sizeof(*t->e));
+    t->bucket = malloc(t->nbuckets * sizeof(*t->bucket));
+    if (!t->e || !t->bucket)
+        goto fail;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        t->bucket[i] = IDEM_NONE;
+    err = pthread_mutex_init(&t->lock, NULL);
+    if (err)
+        goto fail;
+    fill_salt(t->salt, sizeof(t->salt), t);
+    return t;
+
+fail:
+    if (t) {
+        free(t->e);
+        free(t->bucket);
+        free(t);
+    }
+    errno = err;
+    return NULL;
+}
+
+void idem_destroy(struct idem_table *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->cap; i++)
+        free(t->e[i].body_heap);
+    pthread_mutex_destroy(&t->lock);
+    free(t->e);
+    free(t->bucket);
+    free(t);
+}
+
+static size_t bucket_of(const struct idem_table *t, const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof(h));
+    return (size_t)(h & (t->nbuckets - 1));
+}
+
+/*
+ * Unlink entry `i` from its chain and mark it free; returns its heap body
+ * (for the caller to free once the lock is released). Lock held.
+ */
+static char *drop_locked(struct idem_table *t, uint32_t i)
+{
+    struct idem_entry *e = &t->e[i];
+    uint32_t *link = &t->bucket[bucket_of(t, e->key)];
+    while (*link != IDEM_NONE && *link != i)
+        link = &t->e[*link].next;
+    if (*link == i)
+        *link = e->next;
+    char *heap = e->body_heap;
+    e->body_heap = NULL;
+    e->state = IDEM_FREE;
+    e->next = IDEM_NONE;
+    atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
+    return heap;
+}
+
+static void copy_answer(const struct idem_entry *e, struct shop_idem_answer *a)
+{
+    a->status = e->status;
+    a->body_len = e->body_len;
+    memcpy(a->body, e->body_heap ? e->body_heap : e->body, e->body_len);
+    a->body[e->body_len] = '\0';
+    memcpy(a->location, e->location, sizeof(a->location));
+}
+
+enum shop_idem_result idem_begin(struct idem_table *t,
+                                 enum shop_idem_scope scope, const char *key,
+                                 size_t len, const uint8_t *fp, int64_t now_ns,
+                                 struct shop_idem_ticket *tk,
+                                 struct shop_idem_answer *ans)
+{
+    uint8_t digest[SHOP_SHA256_LEN];
+    struct shop_sha256 c;
+    uint8_t sc = (uint8_t)scope;
+    shop_sha256_init(&c);
+    shop_sha256_update(&c, t->salt, sizeof(t->salt));
+    shop_sha256_update(&c, &sc, 1);
+    shop_sha256_update(&c, key, len);
+    shop_sha256_final(&c, digest);
+
+    char *garbage[2] = {NULL, NULL};
+    enum shop_idem_result res = SHOP_IDEM_NEW;
+    size_t b = bucket_of(t, digest);
+
+    pthread_mutex_lock(&t->lock);
+    uint32_t i = t->bucket[b];
+    while (i != IDEM_NONE && memcmp(t->e[i].key, digest, sizeof(digest)) != 0)
+        i = t->e[i].next;
+    if (i != IDEM_NONE && now_ns >= t->e[i].expires_ns) {
+        garbage[0] = drop_locked(t, i);
+        i = IDEM_NONE;
+    }
+    if (i != IDEM_NONE) {
+        struct idem_entry *e = &t->e[i];
+        if (e->state == IDEM_PENDING)
+            res = SHOP_IDEM_IN_PROGRESS;
+        else if (memcmp(e->fp, fp, SHOP_SHA256_LEN) != 0)
+            res = SHOP_IDEM_MISMATCH;
+        else {
+            res = SHOP_IDEM_REPLAY;
+            copy_answer(e, ans);
+        }
+    } else {
+        /* A new key takes the ring's head; a key still there is the oldest
+         * one kept, and is dropped first. */
+        i = (uint32_t)t->head;
+        t->head = (t->head + 1) % t->cap;
+        if (t->e[i].state != IDEM_FREE)
+            garbage[1] = drop_locked(t, i);
+        struct idem_entry *e = &t->e[i];
+        memcpy(e->key, digest, sizeof(digest));
+        memcpy(e->fp, fp, SHOP_SHA256_LEN);
+        e->expires_ns = now_ns + t->ttl_ns;
+        e->gen = ++t->gen;
+        e->state = IDEM_PENDING;
+        e->status = 0;
+        e->body_len = 0;
+        e->location[0] = '\0';
+        e->next = t->bucket[b];
+        t->bucket[b] = i;
+        atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
+        tk->slot = i;
+        tk->gen = e->gen;
+    }
+    pthread_mutex_unlock(&t->lock);
+
+    free(garbage[0]);
+    free(garbage[1]);
+    if (res == SHOP_IDEM_IN_PROGRESS)
+        atomic_fetch_add_explicit(&t->in_use, 1, memory_order_relaxed);
+    else if (res == SHOP_IDEM_MISMATCH)
+        atomic_fetch_add_explicit(&t->mismatched, 1, memory_order_relaxed);
+    else if (res == SHOP_IDEM_REPLAY)
+        atomic_fetch_add_explicit(&t->replayed, 1, memory_order_relaxed);
+    return res;
+}
+
+/* Whether ticket `tk` still names a pending entry. Lock held. */
+static struct idem_entry *ticket_entry(struct idem_table *t,
+                                       const struct shop_idem_ticket *tk)
+{
+    if (tk->slot >= t->cap)
+        return NULL;
+    struct idem_entry *e = &t->e[tk->slot];
+    return e->state == IDEM_PENDING && e->gen == tk->gen ? e : NULL;
+}
+
+int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
+                  unsigned status, const char *body, size_t len,
+                  const char *location)
+{
+    size_t loclen = location ? strlen(location) : 0;
+    if (len > SHOP_IDEM_BODY_MAX || loclen >= SHOP_IDEM_LOCATION_MAX ||
+        status > UINT16_MAX) {
+        idem_abort(t, tk);
+        return -E2BIG;
+    }
+    char *heap = NULL;
+    if (len > IDEM_INLINE_BODY) {
+        heap = malloc(len);
+        if (!heap) {
+            idem_abort(t, tk);
+            return -ENOMEM;
+        }
+        memcpy(heap, body, len);
+    }
+
+    int ret = -ENOENT;
+    pthread_mutex_lock(&t->lock);
+    struct idem_entry *e = ticket_entry(t, tk);
+    if (e) {
+        e->state = IDEM_DONE;
+        e->status = (uint16_t)status;
+        e->body_len = (uint16_t)len;
+        if (heap) {
+            e->body_heap = heap;
+            heap = NULL;
+        } else if (len > 0) {
+            memcpy(e->body, body, len);
+        }
+        memcpy(e->location, location ? location : "", loclen + 1);
+        ret = 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    free(heap); /* only if the entry was dropped meanwhile */
+    return ret;
+}
+
+void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk)
+{
+    char *heap = NULL;
+    pthread_mutex_lock(&t->lock);
+    struct idem_entry *e = ticket_entry(t, tk);
+    if (e)
+        heap = drop_locked(t, tk->slot);
+    pthread_mutex_unlock(&t->lock);
+    free(heap);
+}
+
+void idem_counts(struct idem_table *t, struct shop_snapshot *out)
+{
+    out->idem_replayed =
+        atomic_load_explicit(&t->replayed, memory_order_relaxed);
+    out->idem_in_use = atomic_load_explicit(&t->in_use, memory_order_relaxed);
+    out->idem_mismatched =
+        atomic_load_explicit(&t->mismatched, memory_order_relaxed);
+    out->idem_keys = atomic_load_explicit(&t->used, memory_order_relaxed);
+    out->idem_capacity = t->cap;
+}
