@@ -59,29 +59,37 @@
 #define ATTR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 
 enum setting_type {
-    SET_UINT,       /* unsigned, decimal digits only, min..max */
-    SET_PATH,       /* char[size], non-empty */
-    SET_BIND,       /* char[size], IPv4/IPv6 literal, "localhost", "*" */
-    SET_LOG_FORMAT, /* enum config_log_format, one of log_format_names */
-    SET_BOOL,       /* bool; the bare flag means true */
-    SET_ACTION,     /* --help, --version: no value, no variable, no key */
+    SET_UINT,   /* unsigned, decimal digits only, min..max */
+    SET_PATH,   /* char[size], non-empty */
+    SET_BIND,   /* char[size], IPv4/IPv6 literal, "localhost", "*" */
+    SET_ENUM,   /* an enum, one of names[0..nnames-1] */
+    SET_BOOL,   /* bool; the bare flag means true */
+    SET_STORE,  /* struct config_store, from a store URL */
+    SET_NAME,   /* char[size], 1+ characters of NAME_CHARS */
+    SET_TOKEN,  /* char[size] secret: the flag and the file key name a
+                   file whose first line is the token, the variable
+                   holds the token itself; "" is no token */
+    SET_ACTION, /* --help, --version: no value, no variable, no key */
 };
 
 struct setting {
-    const char *flag;       /* "--queue-capacity" */
-    const char *short_flag; /* "-h", or NULL */
-    const char *key;        /* config file key, NULL if not allowed there */
-    const char *env;        /* environment variable, NULL if none */
-    size_t offset;          /* of the field in struct config */
-    size_t size;            /* of the field */
-    unsigned long min, max; /* SET_UINT range, inclusive */
-    unsigned long def;      /* SET_UINT, SET_BOOL, SET_LOG_FORMAT default;
-                               the enum config_action of a SET_ACTION */
-    const char *def_text;   /* SET_PATH and SET_BIND default */
-    const char *shown_def;  /* default as --help shows it, if not computed */
-    const char *allowed;    /* allowed values as --help shows them */
-    const char *metavar;    /* "N", "ADDR", "FILE" */
-    const char *help;       /* meaning, one or more lines */
+    const char *flag;         /* "--queue-capacity" */
+    const char *short_flag;   /* "-h", or NULL */
+    const char *key;          /* config file key, NULL if not allowed there */
+    const char *env;          /* environment variable, NULL if none */
+    size_t offset;            /* of the field in struct config */
+    size_t size;              /* of the field */
+    unsigned long min, max;   /* SET_UINT range, inclusive */
+    unsigned long def;        /* SET_UINT, SET_BOOL, SET_ENUM default;
+                                 the enum config_action of a SET_ACTION */
+    const char *def_text;     /* SET_PATH, SET_BIND, SET_STORE, SET_NAME
+                                 default */
+    const char *const *names; /* SET_ENUM: the values' names, by value */
+    size_t nnames;
+    const char *shown_def; /* default as --help shows it, if not computed */
+    const char *allowed;   /* allowed values as --help shows them */
+    const char *metavar;   /* "N", "ADDR", "FILE" */
+    const char *help;      /* meaning, one or more lines */
     enum setting_type type;
     bool def_ncpu; /* default: online CPUs, clamped to min..max */
 };
@@ -90,10 +98,21 @@ struct setting {
     .offset = offsetof(struct config, f),                                      \
     .size = sizeof(((struct config *)0)->f)
 
+#define NAMES(a) .names = (a), .nnames = sizeof(a) / sizeof((a)[0])
+
 static const char *const log_format_names[] = {
     [CONFIG_LOG_TEXT] = "text",
     [CONFIG_LOG_JSON] = "json",
 };
+
+static const char *const sync_names[] = {
+    [CONFIG_SYNC_FULL] = "full",
+    [CONFIG_SYNC_NORMAL] = "normal",
+};
+
+/* Characters of an instance name: it appears in logs, JSON and Redis keys. */
+#define NAME_CHARS                                                             \
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:@-"
 
 static const struct setting settings[] = {
     {.flag = "--config",
@@ -237,8 +256,9 @@ static const struct setting settings[] = {
     {.flag = "--log-format",
      .key = "log_format",
      .env = "SHOPD_LOG_FORMAT",
-     .type = SET_LOG_FORMAT,
+     .type = SET_ENUM,
      FIELD(log_format),
+     NAMES(log_format_names),
      .def = CONFIG_LOG_TEXT,
      .allowed = "text|json",
      .metavar = "FMT",
@@ -252,6 +272,94 @@ static const struct setting settings[] = {
      .allowed = "boolean",
      .help = "demo only: drop the inventory lock to show lost updates\n"
              "and oversell"},
+    {.flag = "--store",
+     .key = "store",
+     .env = "SHOPD_STORE",
+     .type = SET_STORE,
+     FIELD(store),
+     .def_text = "memory",
+     .allowed = "memory|sqlite:PATH|redis://|unix://",
+     .metavar = "URL",
+     .help = "where the shop lives: \"memory\" (this process only),\n"
+             "\"sqlite:PATH\" (a durable file), or a Redis >= 6.2 server\n"
+             "that every instance shares: redis://[:PASSWORD@]HOST[:PORT]"
+             "[/DB]\nor unix://PATH[?db=N] (rediss:// is not supported)"},
+    {.flag = "--sync",
+     .key = "sync",
+     .env = "SHOPD_SYNC",
+     .type = SET_ENUM,
+     FIELD(sync),
+     NAMES(sync_names),
+     .def = CONFIG_SYNC_FULL,
+     .allowed = "full|normal",
+     .metavar = "MODE",
+     .help = "sqlite: a 202 is fsynced (full, survives power loss) or\n"
+             "written to the OS (normal, survives a crash of shopd)"},
+    {.flag = "--instance",
+     .key = "instance",
+     .env = "SHOPD_INSTANCE",
+     .type = SET_NAME,
+     FIELD(instance),
+     .def_text = "",
+     .shown_def = "<hostname>:<port>",
+     .allowed = "[A-Za-z0-9._:@-]",
+     .metavar = "NAME",
+     .help = "this instance's name in /stats, orders and the store"},
+    {.flag = "--reclaim-ms",
+     .key = "reclaim_ms",
+     .env = "SHOPD_RECLAIM_MS",
+     .type = SET_UINT,
+     FIELD(reclaim_ms),
+     .min = 100,
+     .max = 3600000,
+     .def = 5000,
+     .metavar = "MS",
+     .help = "redis: finish a dead instance's orders after they have\n"
+             "waited this long; above the slowest processing time"},
+    {.flag = "--idempotency-ttl",
+     .key = "idempotency_ttl",
+     .env = "SHOPD_IDEMPOTENCY_TTL",
+     .type = SET_UINT,
+     FIELD(idempotency_ttl),
+     .min = 1,
+     .max = 31536000,
+     .def = 86400,
+     .metavar = "S",
+     .help = "seconds an Idempotency-Key is remembered after first use"},
+    {.flag = "--admin-token-file",
+     .key = "admin_token_file",
+     .env = "SHOPD_ADMIN_TOKEN",
+     .type = SET_TOKEN,
+     FIELD(admin_token),
+     .shown_def = "none: admin API off",
+     .allowed = "path",
+     .metavar = "FILE",
+     .help = "file whose first line is the admin token (at least 16\n"
+             "printable characters); SHOPD_ADMIN_TOKEN holds the token\n"
+             "itself. Restock (POST /products/{sku}/restock) needs it"},
+    {.flag = "--header-timeout",
+     .key = "header_timeout",
+     .env = "SHOPD_HEADER_TIMEOUT",
+     .type = SET_UINT,
+     FIELD(header_timeout),
+     .min = 1,
+     .max = 3600,
+     .def = 10,
+     .metavar = "S",
+     .help = "a request's head and body must arrive within this many\n"
+             "seconds of its first byte, however slowly they trickle"},
+    {.flag = "--max-connections-per-ip",
+     .key = "max_connections_per_ip",
+     .env = "SHOPD_MAX_CONNECTIONS_PER_IP",
+     .type = SET_UINT,
+     FIELD(max_connections_per_ip),
+     .min = 0,
+     .max = 1000000,
+     .def = 0,
+     .shown_def = "0 (no limit)",
+     .metavar = "N",
+     .help = "open connections from one client address at most;\n"
+             "past it a new one is closed at once"},
     {.flag = "--help",
      .short_flag = "-h",
      .type = SET_ACTION,
@@ -402,6 +510,205 @@ static bool parse_bool(const char *s, bool *out)
     return false;
 }
 
+static int read_file(const char *flag, const char *path, char **out,
+                     size_t *outlen, char *err, size_t errlen);
+
+/* ---- store URLs --------------------------------------------------------- */
+
+/* Parse decimal digits s[0..n-1] into *out, at most max. */
+static bool parse_decimal(const char *s, size_t n, unsigned long max,
+                          unsigned *out)
+{
+    unsigned long v = 0;
+
+    if (n == 0 || n > 10)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (unsigned long)(s[i] - '0');
+    }
+    if (v > max)
+        return false;
+    *out = (unsigned)v;
+    return true;
+}
+
+/* Copy n bytes of s into dst[size] as a C string; false if it won't fit. */
+static bool copy_part(char *dst, size_t size, const char *s, size_t n)
+{
+    if (n >= size)
+        return false;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+    return true;
+}
+
+/* A host name (letters, digits, '.', '-', '_') or an IP literal. */
+static bool host_valid(const char *h)
+{
+    unsigned char bin[sizeof(struct in6_addr)];
+
+    if (h[0] == '\0')
+        return false;
+    if (inet_pton(AF_INET6, h, bin) == 1)
+        return true;
+    for (const char *p = h; *p != '\0'; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+              (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'))
+            return false;
+    return true;
+}
+
+/*
+ * Parse a --store value into *out. On failure writes the reason (no value
+ * quoted: a URL may hold a password) into why and returns false.
+ */
+static bool parse_store(const char *val, struct config_store *out, char *why,
+                        size_t whylen)
+{
+    static const char redis[] = "redis://";
+    static const char unix_[] = "unix://";
+    static const char sqlite[] = "sqlite:";
+
+    memset(out, 0, sizeof *out);
+    if (strcmp(val, "memory") == 0) {
+        out->kind = CONFIG_STORE_MEMORY;
+        return true;
+    }
+    if (strncmp(val, sqlite, sizeof sqlite - 1) == 0) {
+        const char *path = val + sizeof sqlite - 1;
+
+        out->kind = CONFIG_STORE_SQLITE;
+        if (path[0] == '\0') {
+            snprintf(why, whylen, "sqlite: needs a file path (sqlite:PATH)");
+            return false;
+        }
+        if (!copy_part(out->path, sizeof out->path, path, strlen(path))) {
+            snprintf(why, whylen, "the sqlite path is too long");
+            return false;
+        }
+        return true;
+    }
+    if (strncmp(val, unix_, sizeof unix_ - 1) == 0) {
+        const char *path = val + sizeof unix_ - 1;
+        const char *q = strchr(path, '?');
+        size_t plen = q != NULL ? (size_t)(q - path) : strlen(path);
+
+        out->kind = CONFIG_STORE_REDIS;
+        if (plen == 0) {
+            snprintf(why, whylen, "unix:// needs a socket path");
+            return false;
+        }
+        if (!copy_part(out->path, sizeof out->path, path, plen)) {
+            snprintf(why, whylen, "the socket path is too long");
+            return false;
+        }
+        if (q != NULL &&
+            (strncmp(q, "?db=", 4) != 0 ||
+             !parse_decimal(q + 4, strlen(q + 4), 65535, &out->db))) {
+            snprintf(why, whylen,
+                     "after the socket path only ?db=N (0..65535) may "
+                     "follow");
+            return false;
+        }
+        return true;
+    }
+    if (strncmp(val, redis, sizeof redis - 1) == 0) {
+        const char *p = val + sizeof redis - 1;
+        const char *at = strrchr(p, '@');
+        const char *end;
+
+        out->kind = CONFIG_STORE_REDIS;
+        out->port = 6379;
+        if (at != NULL) {
+            if (p[0] != ':') {
+                snprintf(why, whylen,
+                         "a password is written redis://:PASSWORD@HOST "
+                         "(user names are not supported)");
+                return false;
+            }
+            if (at == p + 1 || !copy_part(out->password, sizeof out->password,
+                                          p + 1, (size_t)(at - p - 1))) {
+                snprintf(why, whylen, "the password is empty or too long");
+                return false;
+            }
+            p = at + 1;
+        }
+        if (p[0] == '[') {
+            const char *close = strchr(p, ']');
+
+            if (close == NULL || !copy_part(out->host, sizeof out->host, p + 1,
+                                            (size_t)(close - p - 1))) {
+                snprintf(why, whylen, "bad [IPv6] host");
+                return false;
+            }
+            end = close + 1;
+        } else {
+            end = p + strcspn(p, ":/");
+            if (!copy_part(out->host, sizeof out->host, p, (size_t)(end - p))) {
+                snprintf(why, whylen, "the host name is too long");
+                return false;
+            }
+        }
+        if (!host_valid(out->host)) {
+            snprintf(why, whylen, "the host is empty or not a host name");
+            return false;
+        }
+        if (*end == ':') {
+            size_t n = strcspn(end + 1, "/");
+
+            if (!parse_decimal(end + 1, n, 65535, &out->port) ||
+                out->port == 0) {
+                snprintf(why, whylen, "the port must be 1..65535");
+                return false;
+            }
+            end += 1 + n;
+        }
+        if (*end == '/' && end[1] != '\0') {
+            if (!parse_decimal(end + 1, strlen(end + 1), 65535, &out->db)) {
+                snprintf(why, whylen,
+                         "the database must be a number "
+                         "0..65535");
+                return false;
+            }
+        } else if (*end != '\0' && strcmp(end, "/") != 0) {
+            snprintf(why, whylen, "unexpected text after the host");
+            return false;
+        }
+        return true;
+    }
+    if (strncmp(val, "rediss://", 9) == 0)
+        snprintf(why, whylen, "rediss:// (TLS) is not supported");
+    else
+        snprintf(why, whylen,
+                 "expected memory, sqlite:PATH, redis://[:PASSWORD@]HOST"
+                 "[:PORT][/DB] or unix://PATH[?db=N]");
+    return false;
+}
+
+void config_store_describe(const struct config_store *s, char *buf, size_t len)
+{
+    switch (s->kind) {
+    case CONFIG_STORE_MEMORY:
+        snprintf(buf, len, "memory");
+        return;
+    case CONFIG_STORE_SQLITE:
+        snprintf(buf, len, "sqlite:%s", s->path);
+        return;
+    case CONFIG_STORE_REDIS:
+        if (s->host[0] == '\0')
+            snprintf(buf, len, "unix://%s?db=%u", s->path, s->db);
+        else
+            snprintf(buf, len, "redis://%s%s%s%s:%u/%u",
+                     s->password[0] != '\0' ? ":***@" : "",
+                     strchr(s->host, ':') != NULL ? "[" : "", s->host,
+                     strchr(s->host, ':') != NULL ? "]" : "", s->port, s->db);
+        return;
+    }
+    snprintf(buf, len, "?");
+}
+
 /* ---- setters: one per type, shared by every source ---------------------- */
 
 static int set_uint(struct config *c, const struct setting *s, const char *val,
@@ -473,6 +780,61 @@ bad:
                   s->flag, quote(q, val), from);
 }
 
+/*
+ * Set the admin token from its text: not quoted in any error, since it is a
+ * secret. "" (an empty variable) turns the admin API off.
+ */
+static int set_token_value(struct config *c, const struct setting *s,
+                           const char *tok, size_t len, const char *from,
+                           char *err, size_t errlen)
+{
+    char *dst = field_of(c, s);
+
+    if (len == 0) {
+        dst[0] = '\0';
+        return 0;
+    }
+    if (len < CONFIG_TOKEN_MIN || len >= s->size)
+        return errorf(err, errlen,
+                      "%s: the admin token must be at least %d characters "
+                      "and at most %zu, not %zu (from %s)",
+                      s->flag, CONFIG_TOKEN_MIN, s->size - 1, len, from);
+    for (size_t i = 0; i < len; i++)
+        if (tok[i] <= ' ' || tok[i] > '~')
+            return errorf(err, errlen,
+                          "%s: the admin token must be printable ASCII "
+                          "without spaces (from %s)",
+                          s->flag, from);
+    memcpy(dst, tok, len);
+    dst[len] = '\0';
+    return 0;
+}
+
+/* Set the admin token from the first line of the file at path. */
+static int set_token_file(struct config *c, const struct setting *s,
+                          const char *path, const char *from, char *err,
+                          size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(s->flag, path, &text, &len, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    len = strcspn(text, "\r\n");
+    if (len == 0)
+        rc = errorf(err, errlen,
+                    "%s: the first line of the file is empty "
+                    "(from %s)",
+                    s->flag, from);
+    else
+        rc = set_token_value(c, s, text, len, from, err, errlen);
+    /* The buffer held the secret: wipe it before it goes back. */
+    memset(text, 0, strlen(text));
+    free(text);
+    return rc;
+}
+
 /* Set s from text (a flag, a variable or a JSON string). */
 static int set_text(struct config *c, const struct setting *s, const char *val,
                     const char *from, char *err, size_t errlen)
@@ -498,17 +860,35 @@ static int set_text(struct config *c, const struct setting *s, const char *val,
                           s->flag, len, s->size - 1, from);
         memcpy(field_of(c, s), val, len + 1);
         return 0;
-    case SET_LOG_FORMAT:
-        for (i = 0; i < sizeof log_format_names / sizeof log_format_names[0];
-             i++) {
-            if (strcmp(val, log_format_names[i]) == 0) {
-                *(enum config_log_format *)field_of(c, s) =
-                    (enum config_log_format)i;
+    case SET_ENUM:
+        assert(s->size == sizeof(int));
+        for (i = 0; i < s->nnames; i++) {
+            if (strcmp(val, s->names[i]) == 0) {
+                int v = (int)i;
+
+                memcpy(field_of(c, s), &v, sizeof v);
                 return 0;
             }
         }
         return errorf(err, errlen, "%s: %s is not one of %s (from %s)", s->flag,
                       quote(q, val), s->allowed, from);
+    case SET_STORE: {
+        char why[160];
+
+        assert(s->size == sizeof(struct config_store));
+        if (!parse_store(val, field_of(c, s), why, sizeof why))
+            return errorf(err, errlen, "%s: %s (from %s)", s->flag, why, from);
+        return 0;
+    }
+    case SET_NAME:
+        if (len >= s->size || strspn(val, NAME_CHARS) != len)
+            return errorf(
+                err, errlen, "%s: %s must be 1..%zu characters of %s (from %s)",
+                s->flag, quote(q, val), s->size - 1, s->allowed, from);
+        memcpy(field_of(c, s), val, len + 1);
+        return 0;
+    case SET_TOKEN:
+        return set_token_file(c, s, val, from, err, errlen);
     case SET_BOOL:
         if (!parse_bool(val, &b))
             return errorf(err, errlen,
@@ -580,7 +960,10 @@ static int set_json(struct config *c, const struct setting *s,
         return 0;
     case SET_PATH:
     case SET_BIND:
-    case SET_LOG_FORMAT:
+    case SET_ENUM:
+    case SET_STORE:
+    case SET_NAME:
+    case SET_TOKEN:
         if (!cJSON_IsString(item) || item->valuestring == NULL)
             return errorf(err, errlen,
                           "%s: expected a string, got %s (from %s)", s->flag,
@@ -604,8 +987,8 @@ out_of_range:
  * caller frees *out. Errors name --config, since that is where the path
  * came from.
  */
-static int read_file(const char *path, char **out, size_t *outlen, char *err,
-                     size_t errlen)
+static int read_file(const char *flag, const char *path, char **out,
+                     size_t *outlen, char *err, size_t errlen)
 {
     char q[QUOTE_BUF];
     char why[128];
@@ -628,7 +1011,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err,
 
             if (nbuf == NULL) {
                 rc = -ENOMEM;
-                errorf(err, errlen, "--config: out of memory reading %s",
+                errorf(err, errlen, "%s: out of memory reading %s", flag,
                        quote(q, path));
                 goto fail;
             }
@@ -644,7 +1027,7 @@ static int read_file(const char *path, char **out, size_t *outlen, char *err,
             break;
         len += (size_t)n;
         if (len > CONFIG_FILE_MAX) {
-            rc = errorf(err, errlen, "--config: %s is larger than %zu bytes",
+            rc = errorf(err, errlen, "%s: %s is larger than %zu bytes", flag,
                         quote(q, path), CONFIG_FILE_MAX);
             goto fail;
         }
@@ -659,7 +1042,7 @@ fail_errno:
     saved_errno = errno;
     if (strerror_r(saved_errno, why, sizeof why) != 0)
         snprintf(why, sizeof why, "error %d", saved_errno);
-    rc = errorf(err, errlen, "--config: cannot read %s: %s", quote(q, path),
+    rc = errorf(err, errlen, "%s: cannot read %s: %s", flag, quote(q, path),
                 why);
 fail:
     if (fd >= 0)
@@ -700,7 +1083,7 @@ static int load_file(struct config *c, const char *path, char *err,
     const cJSON *item;
     int rc;
 
-    rc = read_file(path, &text, &len, err, errlen);
+    rc = read_file("--config", path, &text, &len, err, errlen);
     if (rc < 0)
         goto out;
     quote(qpath, path);
@@ -865,13 +1248,27 @@ void config_defaults(struct config *c)
             break;
         case SET_PATH:
         case SET_BIND:
+        case SET_NAME:
             snprintf(field_of(c, s), s->size, "%s",
                      s->def_text != NULL ? s->def_text : "");
             break;
-        case SET_LOG_FORMAT:
-            *(enum config_log_format *)field_of(c, s) =
-                (enum config_log_format)v;
+        case SET_TOKEN:
             break;
+        case SET_STORE: {
+            char why[160];
+            bool ok = parse_store(s->def_text, field_of(c, s), why, sizeof why);
+
+            assert(ok);
+            (void)ok;
+            break;
+        }
+        case SET_ENUM: {
+            int e = (int)v;
+
+            assert(s->size == sizeof e);
+            memcpy(field_of(c, s), &e, sizeof e);
+            break;
+        }
         case SET_BOOL:
             *(bool *)field_of(c, s) = v != 0;
             break;
@@ -940,7 +1337,11 @@ int config_load(struct config *c, int argc, char *const argv[],
         val = env_get(envp, s->env);
         if (val == NULL)
             continue;
-        rc = set_text(&tmp, s, val, s->env, err, errlen);
+        if (s->type == SET_TOKEN)
+            rc =
+                set_token_value(&tmp, s, val, strlen(val), s->env, err, errlen);
+        else
+            rc = set_text(&tmp, s, val, s->env, err, errlen);
         if (rc < 0)
             return rc;
     }
@@ -1031,8 +1432,8 @@ size_t config_help(char *buf, size_t len)
             snprintf(def, sizeof def, "number of CPUs");
         else if (s->type == SET_UINT)
             snprintf(def, sizeof def, "%lu", s->def);
-        else if (s->type == SET_LOG_FORMAT)
-            snprintf(def, sizeof def, "%s", log_format_names[s->def]);
+        else if (s->type == SET_ENUM)
+            snprintf(def, sizeof def, "%s", s->names[s->def]);
         else if (s->type == SET_BOOL)
             snprintf(def, sizeof def, "%s", s->def ? "on" : "off");
         else

@@ -17,12 +17,40 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CONFIG_BIND_MAX 64
-#define CONFIG_PATH_MAX 4096
+#define CONFIG_BIND_MAX     64
+#define CONFIG_PATH_MAX     4096
+#define CONFIG_HOST_MAX     256 /* a Redis host name or IP literal */
+#define CONFIG_SECRET_MAX   256 /* an admin token or a Redis password */
+#define CONFIG_INSTANCE_MAX 128 /* an instance name */
+#define CONFIG_TOKEN_MIN    16  /* shortest admin token accepted */
 
 enum config_log_format {
     CONFIG_LOG_TEXT = 0,
     CONFIG_LOG_JSON,
+};
+
+/* Where the shop lives (SPEC §7), from --store. */
+enum config_store_kind {
+    CONFIG_STORE_MEMORY = 0, /* "memory": this process only */
+    CONFIG_STORE_SQLITE,     /* "sqlite:PATH" */
+    CONFIG_STORE_REDIS,      /* "redis://..." or "unix://PATH[?db=N]" */
+};
+
+/* --store, parsed. Plain data; `password` is a secret: never log it. */
+struct config_store {
+    enum config_store_kind kind;
+    /* sqlite: the database file; redis over unix://: the socket path. */
+    char path[CONFIG_PATH_MAX];
+    char host[CONFIG_HOST_MAX]; /* redis over TCP; "" for unix:// */
+    unsigned port;              /* redis over TCP; 6379 unless given */
+    unsigned db;                /* redis database number, 0 unless given */
+    char password[CONFIG_SECRET_MAX]; /* redis AUTH password, "" if none */
+};
+
+/* --sync: how durable a 202 is with the sqlite store. */
+enum config_sync {
+    CONFIG_SYNC_FULL = 0, /* fsync at every commit: survives power loss */
+    CONFIG_SYNC_NORMAL,   /* written to the OS: survives a crash of shopd */
 };
 
 /* What main should do after config_load(). */
@@ -49,6 +77,19 @@ struct config {
     enum config_log_format log_format;
     bool unsafe_inventory;             /* demo: drop the inventory lock */
     char config_file[CONFIG_PATH_MAX]; /* the --config given, "" if none */
+    struct config_store store;         /* where the shop lives */
+    enum config_sync sync;             /* sqlite durability of a 202 */
+    /* This instance's name; "" means "<hostname>:<bound port>", which only
+     * main can know once the port is bound. */
+    char instance[CONFIG_INSTANCE_MAX];
+    unsigned reclaim_ms;      /* claim a dead instance's orders after */
+    unsigned idempotency_ttl; /* seconds an Idempotency-Key is kept */
+    /* The admin token itself (from SHOPD_ADMIN_TOKEN or the first line of
+     * --admin-token-file), "" when the admin API is off. A secret: never
+     * log or print it. */
+    char admin_token[CONFIG_SECRET_MAX];
+    unsigned header_timeout;         /* whole request must arrive within, s */
+    unsigned max_connections_per_ip; /* 0 = no limit */
 };
 
 /* Fill `c` with the built-in defaults (CPU counts read from the system). */
@@ -72,6 +113,13 @@ int config_load(struct config *c, int argc, char *const argv[],
  * meaning) into `buf`. Returns the length it needed, like snprintf.
  */
 size_t config_help(char *buf, size_t len);
+
+/*
+ * Write `s` as a user would read it in a log line, with any password
+ * replaced by "***": "memory", "sqlite:/data/shop.db",
+ * "redis://:***@redis:6379/0", or for a unix socket "unix://PATH?db=N".
+ */
+void config_store_describe(const struct config_store *s, char *buf, size_t len);
 
 /* The version string, e.g. "0.1.0". */
 const char *config_version(void);

@@ -157,6 +157,13 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_json(cfg.log_format == CONFIG_LOG_JSON);
+    if (cfg.store.kind != CONFIG_STORE_MEMORY) {
+        char store[CONFIG_PATH_MAX + 64];
+        config_store_describe(&cfg.store, store, sizeof(store));
+        log_msg(LOG_ERROR, "store %s: this build has only the memory store",
+                store);
+        return 1;
+    }
 
     struct product *owned = NULL;
     const struct product *catalog = NULL;

@@ -26,7 +26,7 @@
 #define NO_ARGS   ((char *const[]){"shopd", NULL})
 #define ENVP(...) ((char *const[]){__VA_ARGS__, NULL})
 
-#define MAX_TEMP 4
+#define MAX_TEMP 8
 
 static struct config cfg;
 static enum config_action action;
@@ -106,6 +106,14 @@ static void assert_defaults(const struct config *c)
     ck_assert_int_eq(c->log_format, CONFIG_LOG_TEXT);
     ck_assert(!c->unsafe_inventory);
     ck_assert_str_eq(c->config_file, "");
+    ck_assert_int_eq(c->store.kind, CONFIG_STORE_MEMORY);
+    ck_assert_int_eq(c->sync, CONFIG_SYNC_FULL);
+    ck_assert_str_eq(c->instance, "");
+    ck_assert_uint_eq(c->reclaim_ms, 5000);
+    ck_assert_uint_eq(c->idempotency_ttl, 86400);
+    ck_assert_str_eq(c->admin_token, "");
+    ck_assert_uint_eq(c->header_timeout, 10);
+    ck_assert_uint_eq(c->max_connections_per_ip, 0);
 }
 
 /* The values the "every kind" tests set, whatever the source. */
@@ -395,6 +403,137 @@ START_TEST(test_config_range_limits_accepted)
 }
 END_TEST
 
+START_TEST(test_config_store_forms)
+{
+    char desc[256];
+
+    ck_assert_int_eq(load(ARGV("--store", "sqlite:/data/shop.db"), NULL), 0);
+    ck_assert_int_eq(cfg.store.kind, CONFIG_STORE_SQLITE);
+    ck_assert_str_eq(cfg.store.path, "/data/shop.db");
+
+    ck_assert_int_eq(load(ARGV("--store", "redis://cache"), NULL), 0);
+    ck_assert_int_eq(cfg.store.kind, CONFIG_STORE_REDIS);
+    ck_assert_str_eq(cfg.store.host, "cache");
+    ck_assert_uint_eq(cfg.store.port, 6379);
+    ck_assert_uint_eq(cfg.store.db, 0);
+    ck_assert_str_eq(cfg.store.password, "");
+
+    ck_assert_int_eq(
+        load(ARGV("--store", "redis://:s3cr@t@10.0.0.5:6380/2"), NULL), 0);
+    ck_assert_str_eq(cfg.store.host, "10.0.0.5");
+    ck_assert_uint_eq(cfg.store.port, 6380);
+    ck_assert_uint_eq(cfg.store.db, 2);
+    ck_assert_str_eq(cfg.store.password, "s3cr@t");
+    /* The description a log line shows hides the password. */
+    config_store_describe(&cfg.store, desc, sizeof desc);
+    ck_assert_str_eq(desc, "redis://:***@10.0.0.5:6380/2");
+
+    ck_assert_int_eq(load(ARGV("--store", "redis://[::1]:7000/"), NULL), 0);
+    ck_assert_str_eq(cfg.store.host, "::1");
+    ck_assert_uint_eq(cfg.store.port, 7000);
+    config_store_describe(&cfg.store, desc, sizeof desc);
+    ck_assert_str_eq(desc, "redis://[::1]:7000/0");
+
+    ck_assert_int_eq(load(ARGV("--store", "unix:///tmp/r.sock?db=3"), NULL), 0);
+    ck_assert_int_eq(cfg.store.kind, CONFIG_STORE_REDIS);
+    ck_assert_str_eq(cfg.store.path, "/tmp/r.sock");
+    ck_assert_str_eq(cfg.store.host, "");
+    ck_assert_uint_eq(cfg.store.db, 3);
+
+    /* Environment and file spell it the same way; flags still win. */
+    ck_assert_int_eq(
+        load(NO_ARGS, ENVP("SHOPD_STORE=sqlite:a.db", "SHOPD_SYNC=normal")), 0);
+    ck_assert_int_eq(cfg.store.kind, CONFIG_STORE_SQLITE);
+    ck_assert_int_eq(cfg.sync, CONFIG_SYNC_NORMAL);
+    ck_assert_int_eq(
+        load(ARGV("--store", "memory"), ENVP("SHOPD_STORE=sqlite:a.db")), 0);
+    ck_assert_int_eq(cfg.store.kind, CONFIG_STORE_MEMORY);
+    char *path = temp_file("{\"store\": \"sqlite:f.db\", \"sync\": "
+                           "\"normal\", \"instance\": \"a-1\"}");
+    ck_assert_int_eq(load(ARGV("--config", path), NULL), 0);
+    ck_assert_str_eq(cfg.store.path, "f.db");
+    ck_assert_int_eq(cfg.sync, CONFIG_SYNC_NORMAL);
+    ck_assert_str_eq(cfg.instance, "a-1");
+}
+END_TEST
+
+START_TEST(test_config_new_numbers_and_names)
+{
+    ck_assert_int_eq(
+        load(ARGV("--reclaim-ms", "100", "--idempotency-ttl", "1",
+                  "--header-timeout", "1", "--max-connections-per-ip", "0",
+                  "--instance", "web-1.example:8080"),
+             NULL),
+        0);
+    ck_assert_uint_eq(cfg.reclaim_ms, 100);
+    ck_assert_uint_eq(cfg.idempotency_ttl, 1);
+    ck_assert_uint_eq(cfg.header_timeout, 1);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 0);
+    ck_assert_str_eq(cfg.instance, "web-1.example:8080");
+    ck_assert_int_eq(load(NO_ARGS, ENVP("SHOPD_RECLAIM_MS=3600000",
+                                        "SHOPD_IDEMPOTENCY_TTL=31536000",
+                                        "SHOPD_HEADER_TIMEOUT=3600",
+                                        "SHOPD_MAX_CONNECTIONS_PER_IP=50")),
+                     0);
+    ck_assert_uint_eq(cfg.reclaim_ms, 3600000);
+    ck_assert_uint_eq(cfg.idempotency_ttl, 31536000);
+    ck_assert_uint_eq(cfg.header_timeout, 3600);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 50);
+}
+END_TEST
+
+START_TEST(test_config_admin_token_sources)
+{
+    /* The first line of the file, without its CR/LF. */
+    char *file = temp_file("0123456789abcdefFILE\r\nsecond line\n");
+    char *other = temp_file("fromtheconfigfile-token\n");
+    char conf[256];
+
+    ck_assert_int_eq(load(ARGV("--admin-token-file", file), NULL), 0);
+    ck_assert_str_eq(cfg.admin_token, "0123456789abcdefFILE");
+    /* The variable holds the token itself. */
+    ck_assert_int_eq(
+        load(NO_ARGS, ENVP("SHOPD_ADMIN_TOKEN=abcdefghijklmnopENV")), 0);
+    ck_assert_str_eq(cfg.admin_token, "abcdefghijklmnopENV");
+    /* The flag wins over the variable. */
+    ck_assert_int_eq(load(ARGV("--admin-token-file", file),
+                          ENVP("SHOPD_ADMIN_TOKEN=abcdefghijklmnopENV")),
+                     0);
+    ck_assert_str_eq(cfg.admin_token, "0123456789abcdefFILE");
+    /* An empty variable means no token, even over the config file. */
+    snprintf(conf, sizeof conf, "{\"admin_token_file\": \"%s\"}", other);
+    char *cf = temp_file(conf);
+    ck_assert_int_eq(load(ARGV("--config", cf), NULL), 0);
+    ck_assert_str_eq(cfg.admin_token, "fromtheconfigfile-token");
+    ck_assert_int_eq(load(ARGV("--config", cf), ENVP("SHOPD_ADMIN_TOKEN=")), 0);
+    ck_assert_str_eq(cfg.admin_token, "");
+}
+END_TEST
+
+START_TEST(test_config_admin_token_never_in_errors)
+{
+    char *shortfile = temp_file("short-SECRET\n");
+
+    ck_assert_int_eq(load(NO_ARGS, ENVP("SHOPD_ADMIN_TOKEN=tiny-SECRET")),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "at least") ? err : strstr(err, "16"));
+    ck_assert_ptr_null(strstr(err, "SECRET"));
+    ck_assert_int_eq(load(ARGV("--admin-token-file", shortfile), NULL),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--admin-token-file"));
+    ck_assert_ptr_null(strstr(err, "SECRET"));
+    ck_assert_int_eq(
+        load(NO_ARGS, ENVP("SHOPD_ADMIN_TOKEN=has a space SECRET 123")),
+        -EINVAL);
+    ck_assert_ptr_null(strstr(err, "SECRET"));
+    /* A Redis password in a bad URL is not echoed either. */
+    ck_assert_int_eq(load(ARGV("--store", "redis://:SECRET@host:99999"), NULL),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--store"));
+    ck_assert_ptr_null(strstr(err, "SECRET"));
+}
+END_TEST
+
 /* One bad input: argv after argv[0], envp, and optionally a config file. */
 struct bad_case {
     const char *args[5];
@@ -604,6 +743,47 @@ static const struct bad_case bad_cases[] = {
     {{"--config", "/tmp"}, {0}, NULL, false, {"--config", "Is a directory"}},
     {{0}, {"SHOPD_CONFIG="}, NULL, false, {"--config: empty value"}},
     {{"--config"}, {0}, NULL, false, {"--config: missing value"}},
+    /* Stores (SPEC §7): a malformed --store is exit status 2. */
+    {{"--store", "postgres://x"}, {0}, NULL, false, {"--store", "expected"}},
+    {{"--store", "sqlite:"}, {0}, NULL, false, {"--store", "file path"}},
+    {{"--store", "redis://"}, {0}, NULL, false, {"--store", "host"}},
+    {{"--store", "redis://h:0"}, {0}, NULL, false, {"--store", "port"}},
+    {{"--store", "redis://h:65536"}, {0}, NULL, false, {"--store", "port"}},
+    {{"--store", "redis://h:12x"}, {0}, NULL, false, {"--store", "port"}},
+    {{"--store", "redis://h/abc"}, {0}, NULL, false, {"--store", "database"}},
+    {{"--store", "rediss://h"}, {0}, NULL, false, {"--store", "TLS"}},
+    {{"--store", "unix://"}, {0}, NULL, false, {"--store", "socket path"}},
+    {{"--store", "unix:///s?x=1"}, {0}, NULL, false, {"--store", "?db="}},
+    {{0}, {"SHOPD_STORE="}, NULL, false, {"--store: empty value"}},
+    {{"--sync", "always"}, {0}, NULL, false, {"--sync", "full|normal"}},
+    {{"--instance", "a b"}, {0}, NULL, false, {"--instance", "characters"}},
+    {{"--reclaim-ms", "99"},
+     {0},
+     NULL,
+     false,
+     {"--reclaim-ms", "out of range 100..3600000"}},
+    {{"--idempotency-ttl", "0"},
+     {0},
+     NULL,
+     false,
+     {"--idempotency-ttl", "out of range 1..31536000"}},
+    {{"--header-timeout", "0"}, {0}, NULL, false, {"--header-timeout"}},
+    {{"--max-connections-per-ip", "x"},
+     {0},
+     NULL,
+     false,
+     {"--max-connections-per-ip"}},
+    {{"--admin-token-file", "/nonexistent/tok"},
+     {0},
+     NULL,
+     false,
+     {"--admin-token-file: cannot read"}},
+    {{0},
+     {"SHOPD_ADMIN_TOKEN=123456789012345"},
+     NULL,
+     false,
+     {"--admin-token-file", "at least"}},
+    {{0}, {0}, "{\"store\": \"ftp://x\"}", false, {"--store", "config file"}},
 };
 
 #define N_BAD_CASES ((int)(sizeof bad_cases / sizeof bad_cases[0]))
@@ -724,6 +904,22 @@ START_TEST(test_config_help_lists_every_setting)
         "SHOPD_UNSAFE_INVENTORY",
         "--config",
         "SHOPD_CONFIG",
+        "--store",
+        "SHOPD_STORE",
+        "--sync",
+        "SHOPD_SYNC",
+        "--instance",
+        "SHOPD_INSTANCE",
+        "--reclaim-ms",
+        "SHOPD_RECLAIM_MS",
+        "--idempotency-ttl",
+        "SHOPD_IDEMPOTENCY_TTL",
+        "--admin-token-file",
+        "SHOPD_ADMIN_TOKEN",
+        "--header-timeout",
+        "SHOPD_HEADER_TIMEOUT",
+        "--max-connections-per-ip",
+        "SHOPD_MAX_CONNECTIONS_PER_IP",
         "--help",
         "--version",
         "number of CPUs",
@@ -819,6 +1015,10 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_bool_words);
     tcase_add_test(tc, test_config_bind_forms);
     tcase_add_test(tc, test_config_range_limits_accepted);
+    tcase_add_test(tc, test_config_store_forms);
+    tcase_add_test(tc, test_config_new_numbers_and_names);
+    tcase_add_test(tc, test_config_admin_token_sources);
+    tcase_add_test(tc, test_config_admin_token_never_in_errors);
     tcase_add_test(tc, test_config_help_and_version_actions);
     tcase_add_test(tc, test_config_help_wins_over_bad_values);
     tcase_add_test(tc, test_config_help_lists_every_setting);
