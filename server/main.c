@@ -50,6 +50,14 @@ static void raise_fd_limit(unsigned max_connections)
                 (unsigned long long)rl.rlim_cur, max_connections);
 }
 
+/* Zero a secret in a way the compiler may not drop as a dead store. */
+static void explicit_wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n-- > 0)
+        *v++ = '\0';
+}
+
 /* After the first signal: a second one ends the process at once. */
 static void *second_signal(void *arg)
 {
@@ -181,6 +189,7 @@ int main(int argc, char **argv)
         .order_history = cfg.order_history,
         .work_ms = cfg.work_ms,
         .unsafe_inventory = cfg.unsafe_inventory,
+        .idempotency_ttl = cfg.idempotency_ttl,
     };
     int status = 1;
     struct httpd *httpd = NULL;
@@ -202,8 +211,15 @@ int main(int argc, char **argv)
         .shop = shop,
         .limits = {.max_body = cfg.max_body,
                    .max_quantity = cfg.max_quantity,
-                   .http_threads = cfg.http_threads},
+                   .http_threads = cfg.http_threads,
+                   .admin_enabled = cfg.admin_token[0] != '\0'},
     };
+    /* The server keeps only the token's digest; the token itself is wiped
+     * from the config once it is no longer needed. */
+    if (app.limits.admin_enabled)
+        shop_sha256(cfg.admin_token, strlen(cfg.admin_token),
+                    app.limits.admin_digest);
+    explicit_wipe(cfg.admin_token, sizeof(cfg.admin_token));
     struct httpd_options ho = {
         .bind = cfg.bind,
         .port = cfg.port,
@@ -222,6 +238,9 @@ int main(int argc, char **argv)
             "queue_capacity=%u products=%zu",
             config_version(), cfg.bind, httpd_port(httpd), cfg.workers,
             cfg.http_threads, cfg.queue_capacity, nproducts);
+    log_msg(LOG_INFO, "admin API %s; idempotency keys kept %us",
+            app.limits.admin_enabled ? "on (token set)" : "off",
+            cfg.idempotency_ttl);
     if (cfg.unsafe_inventory)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");
