@@ -36,9 +36,9 @@ typedef void (*route_fn)(const struct app *app, const struct http_request *req,
                          const char *arg, struct http_response *res);
 
 struct route {
-    const char *path;   /* exact path, or prefix when `prefix` */
-    bool prefix;        /* the rest of the path is the handler's argument */
-    bool post;          /* POST only; otherwise GET and HEAD */
+    const char *path; /* exact path, or prefix when `prefix` */
+    bool prefix;      /* the rest of the path is the handler's argument */
+    bool post;        /* POST only; otherwise GET and HEAD */
     route_fn fn;
     const char *suffix; /* with `prefix`: the path must end so, and the
                            argument is what lies between (one segment) */
@@ -225,8 +225,8 @@ static void idem_finish(const struct app *app,
                         const struct http_response *res, const char *location)
 {
     if (res->status >= 200 && res->status < 300 && !res->body_static)
-        shop_idem_complete(app->shop, tk, res->status, res->body,
-                           res->body_len, location);
+        shop_idem_complete(app->shop, tk, res->status, res->body, res->body_len,
+                           location);
     else
         shop_idem_abort(app->shop, tk);
 }
@@ -647,13 +647,12 @@ char *server_stats_json(const struct app *app, size_t *len)
         (unsigned long long)s.rejected_invalid, (unsigned long long)s.processed,
         (unsigned long long)s.fulfilled, (unsigned long long)s.out_of_stock,
         (unsigned long long)s.in_flight);
-    jb_printf(&b,
-              "\"idempotency\":{\"replayed\":%llu,\"in_use\":%llu,"
-              "\"mismatched\":%llu,\"keys\":%zu,\"capacity\":%zu},",
-              (unsigned long long)s.idem_replayed,
-              (unsigned long long)s.idem_in_use,
-              (unsigned long long)s.idem_mismatched, s.idem_keys,
-              s.idem_capacity);
+    jb_printf(
+        &b,
+        "\"idempotency\":{\"replayed\":%llu,\"in_use\":%llu,"
+        "\"mismatched\":%llu,\"keys\":%zu,\"capacity\":%zu},",
+        (unsigned long long)s.idem_replayed, (unsigned long long)s.idem_in_use,
+        (unsigned long long)s.idem_mismatched, s.idem_keys, s.idem_capacity);
     jb_cstr(&b, "\"latency_ms\":{");
     write_latency(&b, "queue_wait", &s.queue_wait);
     jb_cstr(&b, ",");

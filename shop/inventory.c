@@ -29,11 +29,11 @@
 struct inventory {
     /* guards stock[], sold[] and restocked[] (they must agree) */
     pthread_mutex_t lock;
-    bool unsafe;          /* demo mode: take without the lock */
+    bool unsafe; /* demo mode: take without the lock */
     size_t n;
-    int64_t *initial;       /* read-only after create */
-    _Atomic int64_t *stock; /* units on the shelf */
-    _Atomic int64_t *sold;  /* units sold so far */
+    int64_t *initial;           /* read-only after create */
+    _Atomic int64_t *stock;     /* units on the shelf */
+    _Atomic int64_t *sold;      /* units sold so far */
     _Atomic int64_t *restocked; /* units added by restocks */
 };
 

@@ -109,8 +109,8 @@ static int check_config(const struct shop_config *cfg,
 /* How many idempotency keys the memory store keeps (see shop.h). */
 static size_t idem_capacity(const struct shop_config *cfg)
 {
-    size_t cap = cfg->idempotency_keys ? cfg->idempotency_keys
-                                       : cfg->order_history;
+    size_t cap =
+        cfg->idempotency_keys ? cfg->idempotency_keys : cfg->order_history;
     return cap < SHOP_IDEM_KEYS_MAX ? cap : SHOP_IDEM_KEYS_MAX;
 }
 
@@ -393,9 +393,9 @@ int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
     return inventory_restock(s->inv, i, qty, out);
 }
 
-int shop_idem_begin(struct shop *s, enum shop_idem_scope scope,
-                    const char *key, size_t len, const uint8_t *fp,
-                    struct shop_idem_ticket *tk, struct shop_idem_answer *ans)
+int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
+                    size_t len, const uint8_t *fp, struct shop_idem_ticket *tk,
+                    struct shop_idem_answer *ans)
 {
     if (len == 0 || len > SHOP_IDEM_KEY_MAX)
         return -EINVAL;

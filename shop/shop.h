@@ -278,9 +278,9 @@ struct shop_idem_answer {
  * a key of a bad length. Counts replays, in-use and mismatch answers for
  * shop_snapshot(). Never blocks for long; no allocation.
  */
-int shop_idem_begin(struct shop *s, enum shop_idem_scope scope,
-                    const char *key, size_t len, const uint8_t *fp,
-                    struct shop_idem_ticket *tk, struct shop_idem_answer *ans);
+int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
+                    size_t len, const uint8_t *fp, struct shop_idem_ticket *tk,
+                    struct shop_idem_answer *ans);
 
 /*
  * Remember the answer to the request of a NEW key (success answers only):

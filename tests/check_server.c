@@ -623,7 +623,14 @@ START_TEST(test_server_buy_idempotent_replay)
 END_TEST
 
 static const char *const bad_keys[] = {
-    "", "\"\"", "\"abc", "abc\"", "a b", "a\"b", "caf\xc3\xa9", "tab\there",
+    "",
+    "\"\"",
+    "\"abc",
+    "abc\"",
+    "a b",
+    "a\"b",
+    "caf\xc3\xa9",
+    "tab\there",
     "\"a\"b\"",
     /* 256 characters */
     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -710,6 +717,39 @@ START_TEST(test_server_buy_key_after_queue_full)
 }
 END_TEST
 
+START_TEST(test_server_buy_key_in_use_409)
+{
+    /* Hold the key as a request still being answered would. */
+    struct shop_idem_ticket tk;
+    struct shop_idem_answer ans;
+    uint8_t fp[SHOP_SHA256_LEN] = {0};
+    ck_assert_int_eq(
+        shop_idem_begin(shop, SHOP_IDEM_BUY, "busy", 4, fp, &tk, &ans),
+        SHOP_IDEM_NEW);
+    struct http_response res;
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "\"busy\"",
+           1, NULL, &res);
+    assert_error(&res, 409, "idempotency_key_in_use");
+    ck_assert_str_eq(header(&res, "Retry-After"), "1");
+    http_response_release(&res);
+    /* Whatever the body. */
+    call_h("POST", "/buy", "{\"product\":\"pear\",\"quantity\":9}", "busy", 1,
+           NULL, &res);
+    assert_error(&res, 409, "idempotency_key_in_use");
+    http_response_release(&res);
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    ck_assert_uint_eq(snap.accepted, 0);
+    ck_assert_uint_eq(snap.idem_in_use, 2);
+    /* Once the first one failed, the key is free again. */
+    shop_idem_abort(shop, &tk);
+    call_h("POST", "/buy", "{\"product\":\"pear\",\"quantity\":9}", "busy", 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+}
+END_TEST
+
 START_TEST(test_server_restock_checks_in_order)
 {
     struct http_response res;
@@ -793,12 +833,13 @@ START_TEST(test_server_restock_adds_and_replays)
 {
     struct http_response res;
     enable_admin();
-    call_h("POST", "/products/pear/restock", "{\"quantity\":1000000000}",
-           NULL, 0, "bearer   " ADMIN_TOKEN, &res);
+    call_h("POST", "/products/pear/restock", "{\"quantity\":1000000000}", NULL,
+           0, "bearer   " ADMIN_TOKEN, &res);
     ck_assert_uint_eq(res.status, 200);
-    const char want[] = "{\"sku\":\"pear\",\"name\":\"Pear\",\"price_cents\":70,"
-                        "\"stock\":1000000000,\"sold\":0,"
-                        "\"restocked\":1000000000}";
+    const char want[] =
+        "{\"sku\":\"pear\",\"name\":\"Pear\",\"price_cents\":70,"
+        "\"stock\":1000000000,\"sold\":0,"
+        "\"restocked\":1000000000}";
     ck_assert_str_eq(res.body, want);
     http_response_release(&res);
     call("GET", "/products/pear", NULL, &res);
@@ -841,10 +882,10 @@ START_TEST(test_server_restock_adds_and_replays)
     const cJSON *pear = cJSON_GetObjectItem(inv, "pear");
     ck_assert_int_eq(cJSON_GetObjectItem(pear, "restocked")->valueint,
                      1000000005);
-    ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(inv, "apple"),
-                                         "restocked")
-                         ->valueint,
-                     0);
+    ck_assert_int_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(inv, "apple"), "restocked")
+            ->valueint,
+        0);
     const cJSON *idem = cJSON_GetObjectItem(j, "idempotency");
     ck_assert_int_eq(cJSON_GetObjectItem(idem, "replayed")->valueint, 1);
     ck_assert_int_eq(cJSON_GetObjectItem(idem, "mismatched")->valueint, 1);
@@ -854,9 +895,9 @@ START_TEST(test_server_restock_adds_and_replays)
     http_response_release(&res);
 
     call("GET", "/metrics", NULL, &res);
-    ck_assert_ptr_nonnull(
-        strstr(res.body, "\nshopd_restocked_units_total{sku=\"pear\"} "
-                         "1000000005\n"));
+    ck_assert_ptr_nonnull(strstr(res.body,
+                                 "\nshopd_restocked_units_total{sku=\"pear\"} "
+                                 "1000000005\n"));
     ck_assert_ptr_nonnull(
         strstr(res.body, "\nshopd_restocked_units_total{sku=\"apple\"} 0\n"));
     ck_assert_ptr_nonnull(
@@ -894,6 +935,7 @@ Suite *server_suite(void)
                         sizeof(bad_keys) / sizeof(bad_keys[0]));
     tcase_add_test(tc, test_server_buy_key_edges);
     tcase_add_test(tc, test_server_buy_key_after_queue_full);
+    tcase_add_test(tc, test_server_buy_key_in_use_409);
     tcase_add_test(tc, test_server_restock_checks_in_order);
     tcase_add_test(tc, test_server_restock_adds_and_replays);
     suite_add_tcase(s, tc);

@@ -736,7 +736,8 @@ START_TEST(test_shop_sha256_known_vectors)
         const char *msg;
         const char *hex;
     } v[] = {
-        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"",
+         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
         {"abc",
          "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
         {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
@@ -763,7 +764,8 @@ START_TEST(test_shop_sha256_known_vectors)
     shop_sha256_final(&c, d);
     hex(d, got);
     ck_assert_str_eq(
-        got, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+        got,
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     shop_sha256("abd", 3, d2);
     shop_sha256("abc", 3, d);
     ck_assert(shop_digest_equal(d, d));
@@ -849,8 +851,8 @@ START_TEST(test_shop_restock_invariant_under_concurrent_buys)
         subs[i].s = s;
         subs[i].go = &go;
         subs[i].seed = 7u + 31u * (uint32_t)i;
-        ck_assert_int_eq(pthread_create(&tid[i], NULL, submitter_main, &subs[i]),
-                         0);
+        ck_assert_int_eq(
+            pthread_create(&tid[i], NULL, submitter_main, &subs[i]), 0);
     }
     for (int i = 0; i < RESTOCKERS; i++) {
         rs[i].s = s;
@@ -907,9 +909,9 @@ START_TEST(test_shop_idem_new_in_use_replay_mismatch)
     ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fb, &tk2, &ans),
                      SHOP_IDEM_IN_PROGRESS);
     const char body[] = "{\"order_id\":7,\"status\":\"queued\"}";
-    ck_assert_int_eq(shop_idem_complete(s, &tk, 202, body, sizeof(body) - 1,
-                                        "/orders/7"),
-                     0);
+    ck_assert_int_eq(
+        shop_idem_complete(s, &tk, 202, body, sizeof(body) - 1, "/orders/7"),
+        0);
     memset(&ans, 0, sizeof(ans));
     ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fa, &tk2, &ans),
                      SHOP_IDEM_REPLAY);
@@ -928,8 +930,8 @@ START_TEST(test_shop_idem_new_in_use_replay_mismatch)
     memset(longkey, 'x', sizeof(longkey));
     ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "", 0, fa, &tk2, &ans),
                      -EINVAL);
-    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, longkey,
-                                     sizeof(longkey), fa, &tk2, &ans),
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, longkey, sizeof(longkey),
+                                     fa, &tk2, &ans),
                      -EINVAL);
     ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, longkey,
                                      SHOP_IDEM_KEY_MAX, fa, &tk2, &ans),
@@ -997,9 +999,9 @@ START_TEST(test_shop_idem_bounded_oldest_dropped_first)
     ck_assert_ptr_nonnull(t);
     for (int i = 0; i < CAP + 1; i++) {
         snprintf(key, sizeof(key), "key-%d", i);
-        ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp, 0,
-                                    &tk, &ans),
-                         SHOP_IDEM_NEW);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp, 0, &tk, &ans),
+            SHOP_IDEM_NEW);
         ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
     }
     struct shop_snapshot snap;
@@ -1008,20 +1010,17 @@ START_TEST(test_shop_idem_bounded_oldest_dropped_first)
     /* key-0 was the oldest: dropped to make room for key-16. */
     for (int i = CAP; i >= 1; i--) {
         snprintf(key, sizeof(key), "key-%d", i);
-        ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp, 0,
-                                    &tk, &ans),
-                         SHOP_IDEM_REPLAY);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp, 0, &tk, &ans),
+            SHOP_IDEM_REPLAY);
     }
-    ck_assert_int_eq(
-        idem_begin(t, SHOP_IDEM_BUY, "key-0", 5, fp, 0, &tk, &ans),
-        SHOP_IDEM_NEW);
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "key-0", 5, fp, 0, &tk, &ans),
+                     SHOP_IDEM_NEW);
     /* ... which dropped key-1, the oldest then. */
-    ck_assert_int_eq(
-        idem_begin(t, SHOP_IDEM_BUY, "key-1", 5, fp, 0, &tk, &ans),
-        SHOP_IDEM_NEW);
-    ck_assert_int_eq(
-        idem_begin(t, SHOP_IDEM_BUY, "key-3", 5, fp, 0, &tk, &ans),
-        SHOP_IDEM_REPLAY);
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "key-1", 5, fp, 0, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "key-3", 5, fp, 0, &tk, &ans),
+                     SHOP_IDEM_REPLAY);
     idem_destroy(t);
 }
 END_TEST
