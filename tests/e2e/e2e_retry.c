@@ -339,6 +339,61 @@ START_TEST(test_e2e_retry_keys_per_endpoint)
 }
 END_TEST
 
+/* Huge and repeated key and Authorization headers: a 4xx, and the server
+ * keeps serving. */
+START_TEST(test_e2e_retry_huge_and_repeated_headers)
+{
+    char *cat;
+    struct shopd *s = start_shop(&cat, true, NULL);
+    unsigned port = shopd_port(s);
+    enum { BIG = 6000, REPEAT = 100 };
+    char *h = malloc(BIG + 64);
+    ck_assert_ptr_nonnull(h);
+    struct http_resp r;
+
+    /* A 6000-character key: over 255, refused as a key. */
+    int n = snprintf(h, 64, "Idempotency-Key: ");
+    memset(h + n, 'k', BIG);
+    memcpy(h + n + BIG, "\r\n", 3);
+    post(port, "/buy", h, apple2, &r);
+    expect_error(&r, 400, "invalid_idempotency_key");
+    http_resp_free(&r);
+
+    /* A 6000-character token: simply wrong. */
+    n = snprintf(h, 64, "Authorization: Bearer ");
+    memset(h + n, 't', BIG);
+    memcpy(h + n + BIG, "\r\n", 3);
+    post(port, "/products/apple/restock", h, "{\"quantity\":1}", &r);
+    expect_error(&r, 401, "unauthorized");
+    http_resp_free(&r);
+
+    /* The same key header 100 times, and Authorization 100 times. */
+    char *rep = malloc(REPEAT * 48 + 1);
+    ck_assert_ptr_nonnull(rep);
+    rep[0] = '\0';
+    for (int i = 0; i < REPEAT; i++)
+        strcat(rep, "Idempotency-Key: same\r\n");
+    post(port, "/buy", rep, apple2, &r);
+    expect_error(&r, 400, "invalid_idempotency_key");
+    http_resp_free(&r);
+    rep[0] = '\0';
+    for (int i = 0; i < REPEAT; i++)
+        strcat(rep, AUTH);
+    post(port, "/products/apple/restock", rep, "{\"quantity\":1}", &r);
+    expect_error(&r, 401, "unauthorized");
+    http_resp_free(&r);
+    free(rep);
+    free(h);
+
+    /* Still serving, nothing bought or restocked. */
+    cJSON *st = get_json_ok(port, "/stats");
+    ck_assert_int_eq((int)jnum(st, "orders.accepted"), 0);
+    ck_assert_int_eq((int)jnum(st, "inventory.apple.restocked"), 0);
+    cJSON_Delete(st);
+    stop_shop(s, cat);
+}
+END_TEST
+
 /* ---- 20 clients, one key, one body, at once (rows 2 and 3) ------------- */
 
 #define RACERS 20
@@ -801,6 +856,7 @@ Suite *e2e_retry_suite(void)
     tcase_add_test(keys, test_e2e_retry_key_expires);
     tcase_add_test(keys, test_e2e_retry_keys_per_endpoint);
     tcase_add_test(keys, test_e2e_retry_twenty_clients_one_key);
+    tcase_add_test(keys, test_e2e_retry_huge_and_repeated_headers);
     suite_add_tcase(s, keys);
 
     TCase *admin = tcase_create("admin");
