@@ -106,15 +106,18 @@ void shop_sha256_update(struct shop_sha256 *c, const void *data, size_t len)
 void shop_sha256_final(struct shop_sha256 *c, uint8_t out[SHOP_SHA256_LEN])
 {
     uint64_t bits = c->total * 8;
-    uint8_t pad = 0x80;
-    shop_sha256_update(c, &pad, 1);
-    pad = 0;
-    while (c->fill != 56)
-        shop_sha256_update(c, &pad, 1);
-    uint8_t len_be[8];
+    /* Pad in place: 0x80, zeros, the length in bits (big-endian) in the
+     * last 8 bytes of the final block (a block more if they do not fit). */
+    c->buf[c->fill++] = 0x80;
+    if (c->fill > 56) {
+        memset(c->buf + c->fill, 0, 64 - c->fill);
+        block(c->h, c->buf);
+        c->fill = 0;
+    }
+    memset(c->buf + c->fill, 0, 56 - c->fill);
     for (int i = 0; i < 8; i++)
-        len_be[i] = (uint8_t)(bits >> (56 - 8 * i));
-    shop_sha256_update(c, len_be, 8);
+        c->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
+    block(c->h, c->buf);
     for (int i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);

@@ -3,6 +3,10 @@
 # its two ceilings, on this machine, in one run.
 #
 #   shopd     the real server, default settings, a catalog with huge stock
+#   idem      the same shopd, but every POST /buy carries a fresh
+#             Idempotency-Key (buy.lua with BUY_IDEMPOTENCY=1): the cost of
+#             the key table; the "÷ shopd" column compares it with the
+#             keyless run of the same round
 #   baseline  bare libmicrohttpd in shopd's daemon mode answering a fixed 202
 #             (scripts/bench/baseline.c: the library's ceiling)
 #   nginx     Debian's nginx from a private prefix answering the same fixed
@@ -29,7 +33,7 @@
 #                          wrk threads:connections. wrk gives each thread
 #                          connections/threads (integer division), so odd
 #                          counts use one thread to open exactly that many.
-#   BENCH_SERVERS="shopd baseline nginx"
+#   BENCH_SERVERS="shopd idem baseline nginx"
 #   BENCH_SCRIPT=scripts/wrk/buy.lua
 #   BENCH_STOCK=1000000000000   stock of every product in the bench catalog
 #   BENCH_SHOPD_ARGS=      extra shopd flags (e.g. --queue-capacity 65536)
@@ -53,7 +57,7 @@ STATCHECK=${STATCHECK:-$BENCH_DIR/statcheck}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 SETTINGS=${BENCH_SETTINGS:-"1:64 1:127 1:128 1:129 2:128 2:256 2:1024"}
-SERVERS=${BENCH_SERVERS:-"shopd baseline nginx"}
+SERVERS=${BENCH_SERVERS:-"shopd idem baseline nginx"}
 ALT=${BENCH_ALT:-}
 if [ -n "$ALT" ] && [[ " $SERVERS " != *" alt "* ]]; then
     SERVERS="$SERVERS alt"
@@ -169,6 +173,10 @@ wait_listening() {
 }
 
 start_shopd() {
+    start_shopd_bin "$SHOPD" "$1"
+}
+
+start_idem() {
     start_shopd_bin "$SHOPD" "$1"
 }
 
@@ -340,8 +348,10 @@ measure() {
         PIDS+=("$probe_pid")
     fi
 
-    wrk -t"$t" -c"$c" -d"${SECONDS_PER_RUN}s" --timeout 5s -s "$SCRIPT" \
-        "$url/buy" >"$wout" 2>&1 || true
+    local keyed=0
+    [ "$server" = idem ] && keyed=1
+    BUY_IDEMPOTENCY=$keyed wrk -t"$t" -c"$c" -d"${SECONDS_PER_RUN}s" \
+        --timeout 5s -s "$SCRIPT" "$url/buy" >"$wout" 2>&1 || true
     if [ -n "$probe_pid" ]; then
         wait "$probe_pid" 2>/dev/null || true
         forget_pid "$probe_pid"
@@ -353,7 +363,7 @@ measure() {
         echo "bench: wrk printed no result for $tag:" >&2
         cat "$wout" >&2
     fi
-    if [ "$server" = shopd ] || [ "$server" = alt ]; then
+    if [ "$server" = shopd ] || [ "$server" = alt ] || [ "$server" = idem ]; then
         settle=$(shopd_settle "$port")
         echo "$settle" >"$OUT/$tag.stats.txt"
         case $settle in
@@ -398,8 +408,8 @@ print_table() {
     echo "medians over rounds; ratios = median over rounds of (this row's" \
         "2xx/s / that server's 2xx/s in the same round)"
     echo
-    echo "| setting | server | 2xx/s | p50 ms | p99 ms | max ms | non-2xx | sock err | peak RSS MB | /stats p50 ms | invariants | ÷ baseline | ÷ nginx |"
-    echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
+    echo "| setting | server | 2xx/s | p50 ms | p99 ms | max ms | non-2xx | sock err | peak RSS MB | /stats p50 ms | invariants | ÷ baseline | ÷ nginx | ÷ shopd |"
+    echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"
     local setting t c server
     for setting in $SETTINGS; do
         t=${setting%%:*}
@@ -437,31 +447,34 @@ print_table() {
                 rounds[n] = $1;
             }
             END {
-                if (n == 0) { printf "| %s | %s | no data | | | | | | | | | | |\n", shown, s; exit }
+                if (n == 0) { printf "| %s | %s | no data | | | | | | | | | | | |\n", shown, s; exit }
                 nx = "";
                 for (i = 1; i <= ncodes; i++)
                     nx = nx (nx == "" ? "" : ", ") order[i] ": " codes[order[i]];
                 if (nx == "") nx = "0";
                 inv = bad ? "BAD" : (ok ? "OK" : "—");
-                vb = "—"; vn = "—";
+                vb = "—"; vn = "—"; vs = "—";
                 if (s != "nginx") {
-                    for (other = 1; other <= 2; other++) {
-                        o = other == 1 ? "baseline" : "nginx";
+                    for (other = 1; other <= 3; other++) {
+                        o = other == 1 ? "baseline" : (other == 2 ? "nginx" : "shopd");
                         if (o == s || index(" " servers " ", " " o " ") == 0) continue;
+                        if (o == "shopd" && s != "idem" && s != "alt") continue;
                         m = 0;
                         for (i = 1; i <= n; i++)
                             if (((o, rounds[i]) in rps) && rps[o, rounds[i]] > 0)
                                 ratio[++m] = r[i] / rps[o, rounds[i]];
                         if (m > 0) {
                             v = sprintf("%.2f", med(ratio, m));
-                            if (o == "baseline") vb = v; else vn = v;
+                            if (o == "baseline") vb = v;
+                            else if (o == "nginx") vn = v;
+                            else vs = v;
                         }
                     }
                 }
-                printf "| %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %d | %.1f | %s | %s | %s | %s |\n",
+                printf "| %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %d | %.1f | %s | %s | %s | %s | %s |\n",
                     shown, s, med(r, n), med(p50, n) / 1000, med(p99, n) / 1000,
                     med(mx, n) / 1000, nx, errs, rss / 1024,
-                    ns ? sprintf("%.3f", med(st, ns)) : "—", inv, vb, vn;
+                    ns ? sprintf("%.3f", med(st, ns)) : "—", inv, vb, vn, vs;
             }' "$RESULTS"
         done
     done
