@@ -122,6 +122,10 @@ int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
                   const char *location);
 void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk);
 
+/* SipHash-2-4 with a 128-bit output of `len` bytes under `key`. */
+void idem_siphash128(const uint8_t key[16], const void *data, size_t len,
+                     uint8_t out[16]);
+
 /* Fill the idem_* fields of `out`. */
 void idem_counts(struct idem_table *t, struct shop_snapshot *out);
 

@@ -773,6 +773,30 @@ START_TEST(test_shop_sha256_known_vectors)
 }
 END_TEST
 
+START_TEST(test_shop_siphash128_reference_vectors)
+{
+    /* vectors_sip128 of the reference implementation: key 00..0f, message
+     * 00 01 .. (len - 1). */
+    static const uint8_t want[][16] = {
+        {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14,
+         0xc7, 0x55, 0x02, 0x93},
+        {0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44, 0x34, 0x76, 0x59, 0x11,
+         0x9b, 0x22, 0xfc, 0x45},
+        {0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7, 0xfc, 0xa3, 0x8b, 0xde,
+         0xf6, 0x0a, 0xff, 0xe4},
+        {0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e, 0x5f, 0x33, 0xb6, 0xb0,
+         0x29, 0x85, 0xed, 0x51},
+    };
+    uint8_t key[16], msg[16], out[16];
+    for (int i = 0; i < 16; i++)
+        key[i] = msg[i] = (uint8_t)i;
+    for (size_t n = 0; n < sizeof(want) / sizeof(want[0]); n++) {
+        idem_siphash128(key, msg, n, out);
+        ck_assert_mem_eq(out, want[n], 16);
+    }
+}
+END_TEST
+
 START_TEST(test_shop_restock_adds_to_stock_and_restocked)
 {
     struct shop *s = make_shop(1, 8, 8);
@@ -1149,6 +1173,7 @@ Suite *shop_suite(void)
     TCase *idem = tcase_create("restock_and_keys");
     tcase_set_timeout(idem, 30);
     tcase_add_test(idem, test_shop_sha256_known_vectors);
+    tcase_add_test(idem, test_shop_siphash128_reference_vectors);
     tcase_add_test(idem, test_shop_restock_adds_to_stock_and_restocked);
     tcase_add_test(idem, test_shop_restock_refuses_overflow);
     tcase_add_test(idem, test_shop_idem_new_in_use_replay_mismatch);
