@@ -3,11 +3,17 @@
  * that remembers, per (endpoint, key), the fingerprint of the first request
  * and, once it succeeded, its answer.
  *
- * Layout: a fixed array of `cap` entries used as a ring in the order keys
- * are first seen, plus a hash index (`nbuckets` chain heads, a power of two
- * >= cap, chained through entry.next). A new key takes the slot at the ring's
- * head; if that slot still holds a key, that key is the oldest one kept and
- * is dropped first. Nothing is allocated per request: the table is
+ * Layout: the table is split into `nshards` shards (up to IDEM_SHARDS, each
+ * of at least IDEM_SHARD_MIN keys), a key's shard chosen by its digest, so
+ * that HTTP threads rarely wait on one another's lock. A shard is a fixed
+ * array of entries used as a ring in the order keys are first seen, plus a
+ * hash index (chain heads, a power of two >= its entries, chained through
+ * entry.next). A new key takes the slot at its shard's ring head; if that
+ * slot still holds a key, that key is the oldest one kept in the shard and
+ * is dropped first. Digests are uniform, so every shard sees an even share
+ * of the keys and the key dropped is among the oldest of the whole table
+ * (exactly the oldest when there is one shard: tables under
+ * 2 * IDEM_SHARD_MIN keys). Nothing is allocated per request: the table is
  * allocated once, and an answer body of up to IDEM_INLINE_BODY bytes (every
  * POST /buy answer) lives inside its entry. Larger bodies (restock answers,
  * which carry a product) get a heap copy, allocated before the lock is
@@ -30,8 +36,8 @@
  * generation that its ticket carries, so a complete() or abort() for an
  * entry that was dropped and reused in the meantime does nothing.
  *
- * Lock order: `lock` only, never held with another lock; no I/O and no
- * allocation or free while held.
+ * Lock order: one shard's `lock` at a time, never held with another lock;
+ * no I/O and no allocation or free while held.
  */
 #include "shop/internal.h"
 
@@ -63,16 +69,26 @@ struct idem_entry {
     char location[SHOP_IDEM_LOCATION_MAX];
 };
 
-struct idem_table {
-    pthread_mutex_t lock; /* guards every field below up to `salt` */
+#define IDEM_SHARDS    16 /* at most; a power of two */
+#define IDEM_SHARD_MIN 64 /* keys per shard, at least */
+#define IDEM_SLOT_BITS 24 /* a ticket's slot: shard << 24 | index */
+
+struct idem_shard {
+    /* guards every field below up to `cap`; each shard on its own lines */
+    _Alignas(SHOP_CACHE_LINE) pthread_mutex_t lock;
     struct idem_entry *e; /* cap entries */
     uint32_t *bucket;     /* nbuckets chain heads */
     size_t head;          /* the ring slot the next new key takes */
     uint64_t gen;         /* last generation stamped */
     size_t cap, nbuckets; /* read-only after create */
-    int64_t ttl_ns;       /* read-only after create */
-    uint8_t salt[16];     /* read-only after create */
-    _Atomic size_t used;  /* entries not FREE (for /stats) */
+};
+
+struct idem_table {
+    struct idem_shard *shard; /* nshards, each on its own cache lines */
+    size_t nshards, cap;      /* read-only after create */
+    int64_t ttl_ns;           /* read-only after create */
+    uint8_t salt[16];         /* read-only after create */
+    _Atomic size_t used;      /* entries not FREE (for /stats) */
     _Atomic uint64_t replayed, in_use, mismatched;
 };
 
@@ -168,40 +184,75 @@ static void fill_salt(uint8_t *salt, size_t n, const void *self)
     memcpy(salt, d, n);
 }
 
+static int shard_init(struct idem_shard *sh, size_t cap)
+{
+    sh->cap = cap;
+    sh->nbuckets = 1;
+    while (sh->nbuckets < cap)
+        sh->nbuckets *= 2;
+    sh->e = calloc(cap, sizeof(*sh->e));
+    sh->bucket = malloc(sh->nbuckets * sizeof(*sh->bucket));
+    if (!sh->e || !sh->bucket) {
+        free(sh->e);
+        free(sh->bucket);
+        sh->e = NULL;
+        sh->bucket = NULL;
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < sh->nbuckets; i++)
+        sh->bucket[i] = IDEM_NONE;
+    int err = pthread_mutex_init(&sh->lock, NULL);
+    if (err) {
+        free(sh->e);
+        free(sh->bucket);
+        sh->e = NULL;
+        sh->bucket = NULL;
+    }
+    return err;
+}
+
+static void shard_fini(struct idem_shard *sh)
+{
+    if (!sh->e)
+        return;
+    for (size_t i = 0; i < sh->cap; i++)
+        free(sh->e[i].body_heap);
+    pthread_mutex_destroy(&sh->lock);
+    free(sh->e);
+    free(sh->bucket);
+}
+
 struct idem_table *idem_create(size_t cap, unsigned ttl_s)
 {
-    struct idem_table *t = calloc(1, sizeof(*t));
-    int err = ENOMEM;
+    struct idem_table *t = NULL;
+    int err = EINVAL;
 
-    if (cap == 0 || cap >= IDEM_NONE || ttl_s == 0) {
-        err = EINVAL;
+    if (cap == 0 || cap > SHOP_IDEM_KEYS_MAX || ttl_s == 0)
         goto fail;
-    }
+    err = ENOMEM;
+    t = calloc(1, sizeof(*t));
     if (!t)
         goto fail;
     t->cap = cap;
-    t->nbuckets = 1;
-    while (t->nbuckets < cap)
-        t->nbuckets *= 2;
+    t->nshards = 1;
+    while (t->nshards < IDEM_SHARDS && cap / (t->nshards * 2) >= IDEM_SHARD_MIN)
+        t->nshards *= 2;
     t->ttl_ns = (int64_t)ttl_s * SHOP_NS_PER_S;
-    t->e = calloc(cap, sizeof(*t->e));
-    t->bucket = malloc(t->nbuckets * sizeof(*t->bucket));
-    if (!t->e || !t->bucket)
+    t->shard = shop_cache_zalloc(t->nshards * sizeof(*t->shard));
+    if (!t->shard)
         goto fail;
-    for (size_t i = 0; i < t->nbuckets; i++)
-        t->bucket[i] = IDEM_NONE;
-    err = pthread_mutex_init(&t->lock, NULL);
-    if (err)
-        goto fail;
+    /* The shards' sizes add up to `cap` exactly. */
+    for (size_t i = 0; i < t->nshards; i++) {
+        err = shard_init(&t->shard[i],
+                         cap / t->nshards + (i < cap % t->nshards ? 1 : 0));
+        if (err)
+            goto fail;
+    }
     fill_salt(t->salt, sizeof(t->salt), t);
     return t;
 
 fail:
-    if (t) {
-        free(t->e);
-        free(t->bucket);
-        free(t);
-    }
+    idem_destroy(t);
     errno = err;
     return NULL;
 }
@@ -210,31 +261,38 @@ void idem_destroy(struct idem_table *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; i < t->cap; i++)
-        free(t->e[i].body_heap);
-    pthread_mutex_destroy(&t->lock);
-    free(t->e);
-    free(t->bucket);
+    for (size_t i = 0; t->shard && i < t->nshards; i++)
+        shard_fini(&t->shard[i]);
+    free(t->shard);
     free(t);
 }
 
-static size_t bucket_of(const struct idem_table *t, const uint8_t *key)
+/* The digest's first 8 bytes pick the bucket, the next 8 the shard. */
+static size_t bucket_of(const struct idem_shard *sh, const uint8_t *key)
 {
     uint64_t h;
     memcpy(&h, key, sizeof(h));
-    return (size_t)(h & (t->nbuckets - 1));
+    return (size_t)(h & (sh->nbuckets - 1));
+}
+
+static size_t shard_of(const struct idem_table *t, const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key + 8, sizeof(h));
+    return (size_t)(h & (t->nshards - 1));
 }
 
 /*
  * Unlink entry `i` from its chain and mark it free; returns its heap body
  * (for the caller to free once the lock is released). Lock held.
  */
-static char *drop_locked(struct idem_table *t, uint32_t i)
+static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
+                         uint32_t i)
 {
-    struct idem_entry *e = &t->e[i];
-    uint32_t *link = &t->bucket[bucket_of(t, e->key)];
+    struct idem_entry *e = &sh->e[i];
+    uint32_t *link = &sh->bucket[bucket_of(sh, e->key)];
     while (*link != IDEM_NONE && *link != i)
-        link = &t->e[*link].next;
+        link = &sh->e[*link].next;
     if (*link == i)
         *link = e->next;
     char *heap = e->body_heap;
@@ -270,18 +328,25 @@ enum shop_idem_result idem_begin(struct idem_table *t,
 
     char *garbage[2] = {NULL, NULL};
     enum shop_idem_result res = SHOP_IDEM_NEW;
-    size_t b = bucket_of(t, digest);
+    size_t si = shard_of(t, digest);
+    struct idem_shard *sh = &t->shard[si];
+    size_t b = bucket_of(sh, digest);
 
-    pthread_mutex_lock(&t->lock);
-    uint32_t i = t->bucket[b];
-    while (i != IDEM_NONE && memcmp(t->e[i].key, digest, sizeof(digest)) != 0)
-        i = t->e[i].next;
-    if (i != IDEM_NONE && now_ns >= t->e[i].expires_ns) {
-        garbage[0] = drop_locked(t, i);
+    /* The table is larger than the caches: start the two loads that miss
+     * (the chain head, and the ring slot a new key takes) before waiting
+     * on them one after the other. */
+    __builtin_prefetch(&sh->bucket[b]);
+    pthread_mutex_lock(&sh->lock);
+    __builtin_prefetch(&sh->e[sh->head], 1);
+    uint32_t i = sh->bucket[b];
+    while (i != IDEM_NONE && memcmp(sh->e[i].key, digest, sizeof(digest)) != 0)
+        i = sh->e[i].next;
+    if (i != IDEM_NONE && now_ns >= sh->e[i].expires_ns) {
+        garbage[0] = drop_locked(t, sh, i);
         i = IDEM_NONE;
     }
     if (i != IDEM_NONE) {
-        struct idem_entry *e = &t->e[i];
+        struct idem_entry *e = &sh->e[i];
         if (e->state == IDEM_PENDING)
             res = SHOP_IDEM_IN_PROGRESS;
         else if (memcmp(e->fp, fp, SHOP_SHA256_LEN) != 0)
@@ -293,26 +358,26 @@ enum shop_idem_result idem_begin(struct idem_table *t,
     } else {
         /* A new key takes the ring's head; a key still there is the oldest
          * one kept, and is dropped first. */
-        i = (uint32_t)t->head;
-        t->head = (t->head + 1) % t->cap;
-        if (t->e[i].state != IDEM_FREE)
-            garbage[1] = drop_locked(t, i);
-        struct idem_entry *e = &t->e[i];
+        i = (uint32_t)sh->head;
+        sh->head = (sh->head + 1) % sh->cap;
+        if (sh->e[i].state != IDEM_FREE)
+            garbage[1] = drop_locked(t, sh, i);
+        struct idem_entry *e = &sh->e[i];
         memcpy(e->key, digest, sizeof(digest));
         memcpy(e->fp, fp, SHOP_SHA256_LEN);
         e->expires_ns = now_ns + t->ttl_ns;
-        e->gen = ++t->gen;
+        e->gen = ++sh->gen;
         e->state = IDEM_PENDING;
         e->status = 0;
         e->body_len = 0;
         e->location[0] = '\0';
-        e->next = t->bucket[b];
-        t->bucket[b] = i;
+        e->next = sh->bucket[b];
+        sh->bucket[b] = i;
         atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
-        tk->slot = i;
+        tk->slot = (uint32_t)(si << IDEM_SLOT_BITS) | i;
         tk->gen = e->gen;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&sh->lock);
 
     free(garbage[0]);
     free(garbage[1]);
@@ -325,13 +390,20 @@ enum shop_idem_result idem_begin(struct idem_table *t,
     return res;
 }
 
-/* Whether ticket `tk` still names a pending entry. Lock held. */
-static struct idem_entry *ticket_entry(struct idem_table *t,
+/* The shard of ticket `tk`, or NULL for a ticket no begin() gave. */
+static struct idem_shard *ticket_shard(struct idem_table *t,
                                        const struct shop_idem_ticket *tk)
 {
-    if (tk->slot >= t->cap)
-        return NULL;
-    struct idem_entry *e = &t->e[tk->slot];
+    size_t si = tk->slot >> IDEM_SLOT_BITS;
+    size_t i = tk->slot & ((1u << IDEM_SLOT_BITS) - 1);
+    return si < t->nshards && i < t->shard[si].cap ? &t->shard[si] : NULL;
+}
+
+/* The entry ticket `tk` names, if it is still pending. Lock held. */
+static struct idem_entry *ticket_entry(struct idem_shard *sh,
+                                       const struct shop_idem_ticket *tk)
+{
+    struct idem_entry *e = &sh->e[tk->slot & ((1u << IDEM_SLOT_BITS) - 1)];
     return e->state == IDEM_PENDING && e->gen == tk->gen ? e : NULL;
 }
 
@@ -356,8 +428,13 @@ int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
     }
 
     int ret = -ENOENT;
-    pthread_mutex_lock(&t->lock);
-    struct idem_entry *e = ticket_entry(t, tk);
+    struct idem_shard *sh = ticket_shard(t, tk);
+    if (!sh) {
+        free(heap);
+        return ret;
+    }
+    pthread_mutex_lock(&sh->lock);
+    struct idem_entry *e = ticket_entry(sh, tk);
     if (e) {
         e->state = IDEM_DONE;
         e->status = (uint16_t)status;
@@ -371,7 +448,7 @@ int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
         memcpy(e->location, location ? location : "", loclen + 1);
         ret = 0;
     }
-    pthread_mutex_unlock(&t->lock);
+    pthread_mutex_unlock(&sh->lock);
     free(heap); /* only if the entry was dropped meanwhile */
     return ret;
 }
@@ -379,11 +456,14 @@ int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
 void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk)
 {
     char *heap = NULL;
-    pthread_mutex_lock(&t->lock);
-    struct idem_entry *e = ticket_entry(t, tk);
+    struct idem_shard *sh = ticket_shard(t, tk);
+    if (!sh)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    struct idem_entry *e = ticket_entry(sh, tk);
     if (e)
-        heap = drop_locked(t, tk->slot);
-    pthread_mutex_unlock(&t->lock);
+        heap = drop_locked(t, sh, (uint32_t)(e - sh->e));
+    pthread_mutex_unlock(&sh->lock);
     free(heap);
 }
 

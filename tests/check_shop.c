@@ -1049,6 +1049,47 @@ START_TEST(test_shop_idem_bounded_oldest_dropped_first)
 }
 END_TEST
 
+START_TEST(test_shop_idem_sharded_table_keeps_the_newest)
+{
+    /* A large table is sharded; still at most `cap` keys, and the keys
+     * dropped are the oldest ones. */
+    enum { CAP = 4096 };
+    struct idem_table *t = idem_create(CAP, 60);
+    struct shop_idem_ticket tk;
+    static struct shop_idem_answer ans;
+    uint8_t fp[SHOP_SHA256_LEN];
+    char key[24];
+    fp_of("same", fp);
+    ck_assert_ptr_nonnull(t);
+    for (int i = 0; i < 3 * CAP; i++) {
+        int n = snprintf(key, sizeof(key), "k-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp, 0, &tk, &ans),
+            SHOP_IDEM_NEW);
+        ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+    }
+    struct shop_snapshot snap;
+    idem_counts(t, &snap);
+    ck_assert_uint_eq(snap.idem_keys, CAP);
+    ck_assert_uint_eq(snap.idem_capacity, CAP);
+    /* The newest half is all there ... */
+    for (int i = 3 * CAP - CAP / 2; i < 3 * CAP; i++) {
+        int n = snprintf(key, sizeof(key), "k-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp, 0, &tk, &ans),
+            SHOP_IDEM_REPLAY);
+    }
+    /* ... and the oldest are all gone. */
+    for (int i = 0; i < CAP; i++) {
+        int n = snprintf(key, sizeof(key), "k-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp, 0, &tk, &ans),
+            SHOP_IDEM_NEW);
+    }
+    idem_destroy(t);
+}
+END_TEST
+
 START_TEST(test_shop_idem_keys_expire_after_ttl)
 {
     struct idem_table *t = idem_create(8, 10);
@@ -1180,6 +1221,7 @@ Suite *shop_suite(void)
     tcase_add_test(idem, test_shop_idem_abort_frees_the_key);
     tcase_add_test(idem, test_shop_idem_bounded_oldest_dropped_first);
     tcase_add_test(idem, test_shop_idem_keys_expire_after_ttl);
+    tcase_add_test(idem, test_shop_idem_sharded_table_keeps_the_newest);
     suite_add_tcase(suite, idem);
     return suite;
 }
