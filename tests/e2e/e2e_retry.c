@@ -229,7 +229,7 @@ END_TEST
 START_TEST(test_e2e_retry_only_success_remembered)
 {
     char *cat;
-    const char *const extra[] = {"--workers",        "1", "--work-ms", "1500",
+    const char *const extra[] = {"--workers",        "1", "--work-ms", "2500",
                                  "--queue-capacity", "1", NULL};
     struct shopd *s = start_shop(&cat, false, extra);
     unsigned port = shopd_port(s);
@@ -243,14 +243,17 @@ START_TEST(test_e2e_retry_only_success_remembered)
          "{\"product\":\"apple\",\"quantity\":0}", &r);
     expect_error(&r, 400, "invalid_field");
     http_resp_free(&r);
-    /* ... then a 503: fill the worker and the one-slot belt. */
-    bool full = false;
-    for (int i = 0; i < 20 && !full; i++) {
-        post(port, "/buy", NULL, "{\"product\":\"apple\",\"quantity\":1}", &r);
-        full = r.status == 503;
-        http_resp_free(&r);
-    }
-    ck_assert_msg(full, "the belt never filled");
+    /* ... then a 503: the worker busy with one order (waited for on
+     * /stats), the one-slot belt holding another. */
+    post(port, "/buy", NULL, "{\"product\":\"apple\",\"quantity\":1}", &r);
+    expect_202(&r, false);
+    http_resp_free(&r);
+    int64_t until = now_ms() + 20000;
+    while (stat_of(port, "orders.in_flight") != 1 && now_ms() < until)
+        backoff_ms(5);
+    post(port, "/buy", NULL, "{\"product\":\"apple\",\"quantity\":1}", &r);
+    expect_202(&r, false);
+    http_resp_free(&r);
     post(port, "/buy", "Idempotency-Key: later\r\n", apple2, &r);
     expect_error(&r, 503, "queue_full");
     ck_assert_str_eq(http_header(&r, "Retry-After"), "1");
@@ -809,9 +812,10 @@ START_TEST(test_e2e_admin_token_never_printed)
         assert_no_token(paths[i], r.body);
         http_resp_free(&r);
     }
-    shopd_signal(s, SIGUSR1);
     shopd_signal(s, SIGTERM);
-    ck_assert_int_ge(shopd_wait_exit(s, 30000), 0);
+    int status = shopd_wait_exit(s, 30000);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "shopd did not drain and exit 0 (status %d)", status);
     char *err = shopd_stderr(s), *out = shopd_stdout(s);
     ck_assert_ptr_nonnull(strstr(err, "admin API on"));
     assert_no_token("stderr", err);
