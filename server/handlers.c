@@ -796,7 +796,7 @@ void server_handle(const struct app *app, const struct http_request *req,
                       : strcmp(req->path, r->path) != 0)
             continue;
         const char *arg = r->prefix ? req->path + n : NULL;
-        if (r->suffix != NULL) {
+        if (r->suffix != NULL && arg != NULL) {
             size_t len = strlen(arg), sl = strlen(r->suffix);
             if (len <= sl || strcmp(arg + len - sl, r->suffix) != 0 ||
                 memchr(arg, '/', len - sl) != NULL)

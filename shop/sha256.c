@@ -36,7 +36,7 @@ static inline uint32_t ror(uint32_t x, unsigned n)
 static void block(uint32_t h[8], const uint8_t *p)
 {
     uint32_t w[64];
-    for (int i = 0; i < 16; i++)
+    for (size_t i = 0; i < 16; i++)
         w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
                (uint32_t)p[4 * i + 2] << 8 | (uint32_t)p[4 * i + 3];
     for (int i = 16; i < 64; i++) {
@@ -118,7 +118,7 @@ void shop_sha256_final(struct shop_sha256 *c, uint8_t out[SHOP_SHA256_LEN])
     for (int i = 0; i < 8; i++)
         c->buf[56 + i] = (uint8_t)(bits >> (56 - 8 * i));
     block(c->h, c->buf);
-    for (int i = 0; i < 8; i++) {
+    for (size_t i = 0; i < 8; i++) {
         out[4 * i] = (uint8_t)(c->h[i] >> 24);
         out[4 * i + 1] = (uint8_t)(c->h[i] >> 16);
         out[4 * i + 2] = (uint8_t)(c->h[i] >> 8);
