@@ -21,8 +21,14 @@
  * Under load a snapshot reads each counter exactly but not all at one
  * instant, so these sums may be off by the orders in motion.
  *
+ * Restocks (shop_restock) go through the inventory lock like a sale. The
+ * idempotency key table (idem.c) sits beside the belt: the server asks it
+ * about a key before shop_submit() and tells it the answer after, so the
+ * shop never holds a key's lock while it touches the belt.
+ *
  * Lock order: the shop itself has no lock. Its parts each have their own
- * (belt, pool, inventory, order-book stripes, throughput ring) and every
+ * (belt, pool, inventory, order-book stripes, throughput ring, key-table
+ * shards) and every
  * path here takes at most one of them at a time: the handler releases the
  * inventory lock before touching the order book, shop_submit() returns from
  * the belt before touching the order book. shop_snapshot() takes neither the
