@@ -367,3 +367,46 @@ enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
     cJSON_Delete(root);
     return e;
 }
+
+/* True if two members of the object `root` have the same name. */
+static bool has_duplicate_member(const cJSON *root)
+{
+    for (const cJSON *a = root->child; a != NULL; a = a->next)
+        for (const cJSON *b = a->next; b != NULL; b = b->next)
+            if (a->string != NULL && b->string != NULL &&
+                strcmp(a->string, b->string) == 0)
+                return true;
+    return false;
+}
+
+enum buy_error restock_parse(const char *body, size_t len, unsigned *quantity,
+                             char *msg, size_t msglen)
+{
+    if (body == NULL || len == 0) {
+        snprintf(msg, msglen, "request body is empty; expected a JSON object");
+        return BUY_INVALID_JSON;
+    }
+    if (memchr(body, '\0', len) != NULL) {
+        snprintf(msg, msglen, "request body must not contain NUL bytes");
+        return BUY_INVALID_JSON;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
+    if (root == NULL) {
+        snprintf(msg, msglen, "request body is not valid JSON");
+        return BUY_INVALID_JSON;
+    }
+    enum buy_error e;
+    if (!cJSON_IsObject(root)) {
+        snprintf(msg, msglen, "request body must be one JSON object");
+        e = BUY_INVALID_JSON;
+    } else if (has_duplicate_member(root)) {
+        snprintf(msg, msglen, "request body names a field twice");
+        e = BUY_INVALID_JSON;
+    } else {
+        e = check_quantity(root, body, len, SHOP_RESTOCK_MAX, quantity, msg,
+                           msglen);
+    }
+    cJSON_Delete(root);
+    return e;
+}

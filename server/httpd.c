@@ -275,6 +275,32 @@ static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
     return ok;
 }
 
+/*
+ * The request headers the handlers read (Idempotency-Key, Authorization):
+ * the first value of each and how many times it came. libmicrohttpd owns
+ * the strings until the request completes.
+ */
+static enum MHD_Result note_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    struct http_request *req = cls;
+    const char **first = NULL;
+    unsigned *count = NULL;
+    if (strcasecmp(key, "Idempotency-Key") == 0) {
+        first = &req->idempotency_key;
+        count = &req->idempotency_keys;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+        first = &req->authorization;
+        count = &req->authorizations;
+    } else {
+        return MHD_YES;
+    }
+    if ((*count)++ == 0)
+        *first = value != NULL ? value : "";
+    return MHD_YES;
+}
+
 /* ---- request framing (SPEC §10) ---------------------------------------
  *
  * libmicrohttpd 0.9.75 frames a body by the first Transfer-Encoding header
@@ -503,6 +529,7 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
         .body_len = st->len,
         .body_too_large = st->too_large,
     };
+    MHD_get_connection_values(c, MHD_HEADER_KIND, note_header, &req);
     struct http_response res;
     server_handle(h->app, &req, &res);
     st->answered = true;

@@ -121,6 +121,14 @@ static int wait_drain_signal(struct signal_watch *w)
     }
 }
 
+/* Zero a secret in a way the compiler may not drop as a dead store. */
+static void explicit_wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n-- > 0)
+        *v++ = '\0';
+}
+
 /* After the first signal: a second one ends the process at once. */
 static void *second_signal(void *arg)
 {
@@ -332,6 +340,7 @@ int main(int argc, char **argv)
         .work_ms = cfg.work_ms,
         .unsafe_inventory = cfg.unsafe_inventory,
         .store = store,
+        .idempotency_ttl = cfg.idempotency_ttl,
     };
     if (store_durable(store)) {
         shop = shop_create_stored(&sc, &state);
@@ -366,8 +375,15 @@ int main(int argc, char **argv)
         .instance = instance,
         .limits = {.max_body = cfg.max_body,
                    .max_quantity = cfg.max_quantity,
-                   .http_threads = cfg.http_threads},
+                   .http_threads = cfg.http_threads,
+                   .admin_enabled = cfg.admin_token[0] != '\0'},
     };
+    /* The server keeps only the token's digest; the token itself is wiped
+     * from the config once it is no longer needed. */
+    if (app.limits.admin_enabled)
+        shop_sha256(cfg.admin_token, strlen(cfg.admin_token),
+                    app.limits.admin_digest);
+    explicit_wipe(cfg.admin_token, sizeof(cfg.admin_token));
     struct httpd_options ho = {
         .bind = cfg.bind,
         .port = cfg.port,
@@ -397,6 +413,9 @@ int main(int argc, char **argv)
             config_version(), v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
             httpd_port(httpd), cfg.workers, cfg.http_threads,
             cfg.queue_capacity, nproducts);
+    log_msg(LOG_INFO, "admin API %s; idempotency keys kept %us",
+            app.limits.admin_enabled ? "on (token set)" : "off",
+            cfg.idempotency_ttl);
     if (cfg.unsafe_inventory)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");

@@ -80,6 +80,22 @@ void metrics_write(const struct app *app, struct jbuf *b)
     /* Milliseconds are all a scrape every few seconds can use. */
     gauge(b, "shopd_uptime_seconds", "Seconds since start.",
           floor(s.uptime_s * 1000.0) / 1000.0);
+    counter(b, "shopd_idempotent_replays_total",
+            "Requests answered with the remembered answer of their "
+            "Idempotency-Key.",
+            s.idem_replayed);
+    counter(b, "shopd_idempotency_conflicts_total",
+            "Requests answered 409: their Idempotency-Key was still in use.",
+            s.idem_in_use);
+    counter(b, "shopd_idempotency_mismatches_total",
+            "Requests answered 422: their Idempotency-Key was used for "
+            "another request.",
+            s.idem_mismatched);
+    gauge(b, "shopd_idempotency_keys", "Idempotency keys kept now.",
+          (double)s.idem_keys);
+    gauge(b, "shopd_idempotency_keys_capacity",
+          "Most idempotency keys kept (the oldest is dropped first).",
+          (double)s.idem_capacity);
 
     size_t n;
     struct shop_stock *st = stock_copy(app, &n);
@@ -95,6 +111,11 @@ void metrics_write(const struct app *app, struct jbuf *b)
     for (size_t i = 0; i < n; i++)
         jb_printf(b, "shopd_product_sold_total{sku=\"%s\"} %lld\n",
                   shop_product(app->shop, i)->sku, (long long)st[i].sold);
+    family(b, "shopd_restocked_units_total", "counter",
+           "Units added by restocks per product.");
+    for (size_t i = 0; i < n; i++)
+        jb_printf(b, "shopd_restocked_units_total{sku=\"%s\"} %lld\n",
+                  shop_product(app->shop, i)->sku, (long long)st[i].restocked);
     free(st);
 
     if (app->http != NULL) {

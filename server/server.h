@@ -24,6 +24,11 @@ struct server_limits {
     size_t max_body;       /* bytes accepted in a request body */
     unsigned max_quantity; /* largest quantity of one order */
     unsigned http_threads; /* reported by /stats */
+    /* The admin API (SPEC §9): off unless a token was configured. Only the
+     * token's SHA-256 is kept here, never the token itself, and a
+     * presented token is compared as a digest, in constant time. */
+    bool admin_enabled;
+    uint8_t admin_digest[SHOP_SHA256_LEN];
 };
 
 /*
@@ -55,9 +60,15 @@ struct http_request {
     const char *body;    /* NUL-terminated copy of the body, or NULL */
     size_t body_len;     /* bytes in body, not counting the NUL */
     bool body_too_large; /* the body went past limits.max_body */
+    /* Request headers the handlers read (values as the client sent them,
+     * or NULL when absent), each with how many times it was sent. */
+    const char *idempotency_key; /* the first Idempotency-Key */
+    unsigned idempotency_keys;
+    const char *authorization; /* the first Authorization */
+    unsigned authorizations;
 };
 
-#define HTTP_MAX_HEADERS 4
+#define HTTP_MAX_HEADERS 6
 
 struct http_deferred;
 
