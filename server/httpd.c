@@ -15,6 +15,13 @@
  * calls server_handle() and queues the answer. A Content-Length over the
  * cap is answered 413 on the first call, before any body byte is read.
  *
+ * Hostile clients (SPEC §10): on the first call, before any body byte is
+ * read, the headers that frame the request are checked across all their
+ * values (see "request framing" below); a refusal closes the connection.
+ * Every connection is registered with conns.c (admission past the limits,
+ * and a total deadline per request), through libmicrohttpd's connection
+ * notifications and its request-line callback.
+ *
  * The listen socket is made here, so that "address in use" and friends are
  * reported with their real errno, and port 0 can be resolved.
  */
@@ -399,7 +406,8 @@ static bool framing_refused(struct MHD_Connection *c, const char *version,
     else if (f.host > 1)
         http_error(res, 400, "bad_request", "more than one Host header");
     else if (f.host == 0 && version != NULL &&
-             strcmp(version, MHD_HTTP_VERSION_1_1) == 0)
+             strncmp(version, "HTTP/1.", 7) == 0 &&
+             strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         http_error(res, 400, "bad_request", "HTTP/1.1 requires a Host header");
     else
         return false;
