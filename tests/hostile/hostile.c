@@ -301,7 +301,7 @@ START_TEST(test_hostile_headers_over_limit)
     target_start(&t, default_args);
     static const int allowed[] = {431, 400, 413, 0};
 
-    /* One 80 KiB header: past the 64 KiB connection memory pool
+    /* One 80 KiB header: past the 32 KiB connection memory pool
      * (8 KiB of headers are served, SPEC §10). */
     char *big = repeat("b", 80 * 1024);
     size_t cap = 200 * 1024;
