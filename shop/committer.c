@@ -425,6 +425,8 @@ int committer_close_accepts(struct committer *c,
                             const struct timespec *deadline)
 {
     bool timedout = false;
+    if (!c->thread_started)
+        return 0; /* never started: nothing was accepted or fed */
     pthread_mutex_lock(&c->lock);
     c->accepts_closed = true;
     pthread_cond_signal(&c->wake);
