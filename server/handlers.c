@@ -602,6 +602,74 @@ static void restock_fingerprint(const char *sku, unsigned qty, uint8_t *fp)
     shop_sha256_final(&c, fp);
 }
 
+/* A restock handed to a durable store's committer, until its verdict. */
+struct restock_pending {
+    struct http_deferred *d;
+    const struct app *app;
+    const struct product *p;
+    bool keyed; /* it carries an Idempotency-Key: tk holds it */
+    struct shop_idem_ticket tk;
+};
+
+/* The 200 of a restock: the product as GET /products/{sku} shows it. */
+static void restock_done(struct http_response *res, const struct product *p,
+                         const struct shop_stock *st)
+{
+    struct jbuf b;
+    jb_init(&b, 256);
+    write_product(p, st, &b);
+    set_body(res, 200, CT_JSON, &b);
+}
+
+/* A durable store's verdict on one restock (committer thread): 200 with
+ * the product once committed, or 503 store_unavailable. */
+static void restock_committed(void *arg, int rc, const struct shop_stock *st)
+{
+    struct restock_pending *p = arg;
+    struct http_response res;
+    memset(&res, 0, sizeof(res));
+    if (rc == 0) {
+        restock_done(&res, p->p, st);
+    } else {
+        http_error(&res, 503, "store_unavailable",
+                   "the restock could not be stored; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    }
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    http_deferred_complete(p->d, &res);
+    free(p);
+}
+
+/* Hand a restock to the durable store's committer: answer later. Returns
+ * 0 when `res` is deferred, else a negative errno (nothing handed over). */
+static int restock_durable(const struct app *app, int idx, unsigned qty,
+                           const struct shop_idem_ticket *tk,
+                           struct http_response *res)
+{
+    struct restock_pending *p = calloc(1, sizeof(*p));
+    struct http_deferred *d = p ? http_deferred_create() : NULL;
+    int rc = -ENOMEM;
+    if (d != NULL) {
+        p->d = d;
+        p->app = app;
+        p->p = shop_product(app->shop, (size_t)idx);
+        p->keyed = tk != NULL;
+        if (tk != NULL)
+            p->tk = *tk;
+        rc = shop_restock_async(app->shop, (size_t)idx, (int64_t)qty,
+                                restock_committed, p);
+    }
+    if (rc == 0) {
+        res->deferred = d;
+        return 0;
+    }
+    http_deferred_release(d);
+    http_deferred_release(d);
+    free(p);
+    return rc;
+}
+
 static void handle_restock(const struct app *app,
                            const struct http_request *req, const char *arg,
                            struct http_response *res)
@@ -660,12 +728,21 @@ static void handle_restock(const struct app *app,
             return;
     }
     struct shop_stock st;
-    int rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
+    int rc;
+    if (shop_durable(app->shop)) {
+        /* Committed first, then applied and answered (deferred). */
+        rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL, res);
+        if (rc == 0)
+            return;
+    } else {
+        rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
+    }
     if (rc == 0) {
-        struct jbuf b;
-        jb_init(&b, 256);
-        write_product(p, &st, &b);
-        set_body(res, 200, CT_JSON, &b);
+        restock_done(res, p, &st);
+    } else if (rc == -EPIPE) {
+        http_error(res, 503, "shutting_down",
+                   "the shop is closing and takes no restocks");
+        res->close = true;
     } else if (rc == -EOVERFLOW) {
         http_error(res, 400, "invalid_field",
                    "field 'quantity' would take the stock past its limit");

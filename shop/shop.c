@@ -207,7 +207,7 @@ static struct shop *create(const struct shop_config *cfg,
         /* Results may wait for a slow commit: room for four belts' worth
          * before workers block (memory is only touched when used). */
         s->com = committer_create(
-            cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
+            cfg->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
             4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
@@ -582,11 +582,27 @@ bool shop_unsafe(const struct shop *s)
 
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
 {
+    if (s->com != NULL)
+        return -EINVAL; /* a durable store's restock: shop_restock_async() */
     if (i >= s->nproducts)
         return -ENOENT;
     if (qty < 1 || qty > SHOP_RESTOCK_MAX)
         return -EINVAL;
     return inventory_restock(s->inv, i, qty, out);
+}
+
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       shop_restock_fn done, void *arg)
+{
+    if (s->com == NULL)
+        return -EINVAL;
+    if (i >= s->nproducts)
+        return -ENOENT;
+    if (qty < 1 || qty > SHOP_RESTOCK_MAX)
+        return -EINVAL;
+    if (shop_draining(s))
+        return -EPIPE;
+    return committer_restock(s->com, (uint32_t)i, qty, done, arg);
 }
 
 int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,

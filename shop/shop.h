@@ -282,6 +282,24 @@ bool shop_unsafe(const struct shop *s);
  */
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out);
 
+/*
+ * Called once per shop_restock_async() that returned 0, on the committer
+ * thread: `rc` 0 and the product's numbers after the restock, or -EIO (the
+ * store failed; nothing changed) with `st` NULL. It must not block.
+ */
+typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
+
+/*
+ * The durable store's way of shop_restock(): the restock is committed in
+ * the committer's next batch, and only then applied to the inventory (so
+ * no sale uses units the store does not have) and answered through `done`.
+ * Returns 0 at once, or without calling `done`: -ENOENT (no product `i`),
+ * -EINVAL (bad quantity, or not a durable shop), -EPIPE (draining),
+ * -ENOMEM. Never blocks.
+ */
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       shop_restock_fn done, void *arg);
+
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *
  * The key table answers one question per request that carries a key: has

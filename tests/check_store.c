@@ -671,6 +671,66 @@ START_TEST(test_store_shop_result_waits_for_the_disk_and_applies_once)
 }
 END_TEST
 
+struct restock_verdict {
+    _Atomic int calls;
+    int rc;
+    struct shop_stock st;
+};
+
+static void note_restock(void *arg, int rc, const struct shop_stock *st)
+{
+    struct restock_verdict *v = arg;
+    v->rc = rc;
+    if (st != NULL)
+        v->st = *st;
+    atomic_fetch_add(&v->calls, 1); /* last: the test thread polls it */
+}
+
+START_TEST(test_store_shop_restock_commits_before_it_counts)
+{
+    faulty_register();
+    struct store *st = open_sqlite("shopd-faulty");
+    struct store_state s;
+    char err[256];
+    ck_assert_int_eq(store_load(st, catalog, NCAT, &s, err, sizeof(err)), 0);
+    struct shop *shop = stored_shop(st, 16, &s);
+    store_state_free(&s);
+    struct shop_stock now;
+    /* The memory path's restock is refused: it would bypass the store. */
+    ck_assert_int_eq(shop_restock(shop, 1, 1, &now), -EINVAL);
+
+    /* A failing disk: the restock is refused and changes nothing. */
+    atomic_store(&fail_writes, true);
+    struct restock_verdict v = {0};
+    ck_assert_int_eq(shop_restock_async(shop, 1, 10, note_restock, &v), 0);
+    while (atomic_load(&v.calls) == 0)
+        nap();
+    ck_assert_int_eq(v.rc, -EIO);
+    struct shop_stock all[NCAT];
+    shop_stock_all(shop, all);
+    ck_assert_int_eq(all[1].stock, 5);
+    ck_assert_int_eq(all[1].restocked, 0);
+
+    atomic_store(&fail_writes, false);
+    struct restock_verdict ok = {0};
+    ck_assert_int_eq(shop_restock_async(shop, 1, 10, note_restock, &ok), 0);
+    while (atomic_load(&ok.calls) == 0)
+        nap();
+    ck_assert_int_eq(ok.rc, 0);
+    ck_assert_int_eq(ok.st.stock, 15);
+    ck_assert_int_eq(ok.st.restocked, 10);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    shop_destroy(shop);
+    store_close(st);
+
+    st = open_loaded(catalog, NCAT, &s);
+    ck_assert_int_eq(s.products[1].stock, 15);
+    ck_assert_int_eq(s.products[1].restocked, 10);
+    store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -690,6 +750,7 @@ Suite *store_suite(void)
     tcase_add_test(tc, test_store_shop_failing_disk_answers_then_recovers);
     tcase_add_test(tc,
                    test_store_shop_result_waits_for_the_disk_and_applies_once);
+    tcase_add_test(tc, test_store_shop_restock_commits_before_it_counts);
     suite_add_tcase(s, tc);
     return s;
 }
