@@ -285,7 +285,9 @@ struct buy_pending {
 };
 
 /* A durable store's verdict on one order (committer thread): the deferred
- * answer is 202, or 503 store_unavailable when the commit failed. */
+ * answer is 202, 409 when the store turned out to hold its key already
+ * (the retry is then answered from the store), or 503 store_unavailable
+ * when the commit failed. */
 static void buy_committed(void *arg, int rc, uint64_t id)
 {
     struct buy_pending *p = arg;
@@ -293,6 +295,11 @@ static void buy_committed(void *arg, int rc, uint64_t id)
     memset(&res, 0, sizeof(res));
     if (rc == 0) {
         buy_accepted(&res, id);
+    } else if (rc == -EEXIST) {
+        http_error(&res, 409, "idempotency_key_in_use",
+                   "a request with this Idempotency-Key was just stored; "
+                   "retry in a second");
+        http_add_header(&res, "Retry-After", "1");
     } else {
         http_error(&res, 503, "store_unavailable",
                    "the order could not be stored; retry in a second");
@@ -302,6 +309,46 @@ static void buy_committed(void *arg, int rc, uint64_t id)
         idem_finish(p->app, &p->tk, &res);
     http_deferred_complete(p->d, &res);
     free(p);
+}
+
+/*
+ * A key the memory table saw as new may still be in a durable store (kept
+ * across restarts, or dropped from the bounded table). Answer from there:
+ * a replay or 422, and the memory table learns it. Returns true when `res`
+ * is the answer (the ticket is then finished), false to go on.
+ */
+static bool idem_from_store(const struct app *app, const char *key, size_t len,
+                            const uint8_t *fp,
+                            const struct shop_idem_ticket *tk,
+                            struct http_response *res)
+{
+    struct shop_idem_answer ans;
+    uint8_t first[SHOP_SHA256_LEN];
+    int rc = shop_idem_stored(app->shop, key, len, &ans, first);
+    if (rc == -ENOENT)
+        return false;
+    if (rc < 0) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be read now; retry in a second");
+        http_add_header(res, "Retry-After", "1");
+        shop_idem_abort(app->shop, tk);
+        return true;
+    }
+    if (memcmp(first, fp, SHOP_SHA256_LEN) != 0) {
+        http_error(res, 422, "idempotency_key_reused",
+                   "this Idempotency-Key was used for a different request");
+        shop_idem_abort(app->shop, tk);
+        return true;
+    }
+    struct jbuf b;
+    jb_init(&b, ans.body_len + 1);
+    jb_raw(&b, ans.body, ans.body_len);
+    set_body(res, ans.status, CT_JSON, &b);
+    if (ans.location[0] != '\0')
+        http_add_header(res, "Location", ans.location);
+    idem_finish(app, tk, res); /* later replays come from memory */
+    http_add_header(res, "Idempotent-Replayed", "true");
+    return true;
 }
 
 static void handle_buy(const struct app *app, const struct http_request *req,
@@ -360,10 +407,13 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
     struct shop_idem_ticket tk;
+    uint8_t fp[SHOP_SHA256_LEN];
     if (kc == KEY_OK) {
-        uint8_t fp[SHOP_SHA256_LEN];
         buy_fingerprint(&bo, fp);
         if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
+            return;
+        if (shop_durable(app->shop) &&
+            idem_from_store(app, key, key_len, fp, &tk, res))
             return;
     }
 
@@ -380,7 +430,9 @@ static void handle_buy(const struct app *app, const struct http_request *req,
             p->keyed = kc == KEY_OK;
             if (p->keyed)
                 p->tk = tk;
-            rc = shop_submit_async(app->shop, &o, buy_committed, p);
+            struct shop_order_key ok = {key, key_len, fp};
+            rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
+                                       buy_committed, p);
         }
         if (rc == 0) {
             res->deferred = d;

@@ -58,12 +58,24 @@ struct pending_restock {
     void *arg;
 };
 
-/* One accept handed over by shop_submit_async(). */
+/* One accept handed over by shop_submit_async(), with its key if any. */
 struct pending_accept {
     struct shop_item item;
     shop_done_fn done;
     void *arg;
+    bool keyed;
+    struct store_idem idem; /* points into key and fp below */
+    size_t key_len;
+    char key[SHOP_IDEM_KEY_MAX];
+    uint8_t fp[STORE_FINGERPRINT];
 };
+
+_Static_assert(STORE_FINGERPRINT == SHOP_SHA256_LEN, "fingerprint sizes");
+_Static_assert(STORE_IDEM_KEY_MAX == SHOP_IDEM_KEY_MAX, "key sizes");
+
+/* The 202 a key remembers; the store puts the order's id in. */
+static const char buy_answer[] =
+    "{\"order_id\":" STORE_ID_PLACEHOLDER ",\"status\":\"queued\"}";
 
 struct committer {
     struct store *store;
@@ -175,8 +187,21 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
     }
     for (size_t i = 0; i < na; i++) {
         struct store_accept *a = &c->sacc[i];
+        struct pending_accept *p = &c->acc_fly[i];
         memset(a, 0, sizeof(*a));
-        to_store_order(&c->acc_fly[i].item.o, &a->order);
+        to_store_order(&p->item.o, &a->order);
+        if (p->keyed) {
+            p->idem = (struct store_idem){
+                .endpoint = "buy",
+                .key = p->key,
+                .key_len = p->key_len,
+                .status = 202,
+                .body = buy_answer,
+                .body_len = sizeof(buy_answer) - 1,
+            };
+            memcpy(p->idem.fingerprint, p->fp, STORE_FINGERPRINT);
+            a->idem = &p->idem;
+        }
     }
     for (size_t i = 0; i < nr; i++) {
         const struct order *o = &c->res_fly[i];
@@ -428,7 +453,8 @@ int committer_start(struct committer *c)
 }
 
 int committer_accept(struct committer *c, const struct shop_item *it,
-                     shop_done_fn done, void *arg)
+                     const struct shop_order_key *key, shop_done_fn done,
+                     void *arg)
 {
     pthread_mutex_lock(&c->lock);
     if (c->accepts_closed || c->acc_n == c->accept_cap) {
@@ -439,6 +465,12 @@ int committer_accept(struct committer *c, const struct shop_item *it,
     p->item = *it;
     p->done = done;
     p->arg = arg;
+    p->keyed = key != NULL;
+    if (key != NULL) {
+        p->key_len = key->len;
+        memcpy(p->key, key->key, key->len);
+        memcpy(p->fp, key->fp, STORE_FINGERPRINT);
+    }
     if (c->acc_n == 1)
         pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);

@@ -220,7 +220,8 @@ int committer_start(struct committer *c);
 /* Hand an accept over (its belt slot is reserved). 0, or -EPIPE once
  * accepts are closed. Never blocks for long (one short lock). */
 int committer_accept(struct committer *c, const struct shop_item *it,
-                     shop_done_fn done, void *arg);
+                     const struct shop_order_key *key, shop_done_fn done,
+                     void *arg);
 /* Hand a restock over: committed in the next batch, then applied to the
  * inventory and answered through `done` on the committer thread. 0,
  * -EPIPE once accepts are closed, -ENOMEM. Never blocks for long. */

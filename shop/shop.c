@@ -414,9 +414,18 @@ static bool reserve_slot(struct shop *s)
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg)
 {
+    return shop_submit_async_key(s, o, NULL, done, arg);
+}
+
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg)
+{
     struct shop_item it;
 
     if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX))
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
@@ -436,7 +445,7 @@ int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
     if (!it.o.has_customer)
         it.o.customer[0] = '\0';
     it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
-    int ret = committer_accept(s->com, &it, done, arg);
+    int ret = committer_accept(s->com, &it, key, done, arg);
     if (ret != 0)
         atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
     return ret;
@@ -603,6 +612,28 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
     if (shop_draining(s))
         return -EPIPE;
     return committer_restock(s->com, (uint32_t)i, qty, done, arg);
+}
+
+int shop_idem_stored(struct shop *s, const char *key, size_t len,
+                     struct shop_idem_answer *ans, uint8_t *fp)
+{
+    if (s->com == NULL)
+        return -ENOENT;
+    struct store_answer sa;
+    int rc = store_idem_get(s->cfg.store, "buy", key, len, &sa);
+    if (rc != 0)
+        return rc == -ENOENT ? -ENOENT : -EIO;
+    memset(ans, 0, sizeof(*ans));
+    ans->status = sa.status;
+    ans->body_len =
+        sa.body_len < SHOP_IDEM_BODY_MAX ? sa.body_len : SHOP_IDEM_BODY_MAX;
+    memcpy(ans->body, sa.body, ans->body_len);
+    ans->body[ans->body_len] = '\0';
+    if (sa.order_id != 0)
+        snprintf(ans->location, sizeof(ans->location), "/orders/%llu",
+                 (unsigned long long)sa.order_id);
+    memcpy(fp, sa.fingerprint, SHOP_SHA256_LEN);
+    return 0;
 }
 
 int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,

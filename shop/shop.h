@@ -216,6 +216,23 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id);
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg);
 
+/* An Idempotency-Key of POST /buy that travels with its order into the
+ * durable store (copied): committed in the same step as the order, with
+ * the 202 it answered. */
+struct shop_order_key {
+    const char *key; /* 1..SHOP_IDEM_KEY_MAX bytes, not terminated */
+    size_t len;
+    const uint8_t *fp; /* SHOP_SHA256_LEN bytes: the request's fingerprint */
+};
+
+/*
+ * As shop_submit_async(), with the order's key (may be NULL). If the store
+ * already holds the key, the order is not created and `done` gets -EEXIST.
+ */
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg);
+
 /* Whether the store works (always true in memory): /readyz. */
 bool shop_store_ok(struct shop *s);
 
@@ -377,6 +394,17 @@ int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
 
 /* Forget the key of a NEW request that did not succeed: it may be reused. */
 void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
+
+/*
+ * A durable store's remembered answer to `key` of POST /buy, for a key the
+ * memory table does not know (after a restart, or dropped from the table):
+ * fills `ans` (with Location /orders/N) and `fp` (the first request's
+ * fingerprint) and returns 0; -ENOENT if the store has no such unexpired
+ * key (or the shop is not durable); -EIO if the store cannot be read.
+ * Blocks on a read of the store (brief in WAL mode). Thread-safe.
+ */
+int shop_idem_stored(struct shop *s, const char *key, size_t len,
+                     struct shop_idem_answer *ans, uint8_t *fp);
 
 /* --- SHA-256 (for key digests, request fingerprints, the admin token) --- */
 

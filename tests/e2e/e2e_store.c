@@ -464,6 +464,70 @@ START_TEST(test_e2e_store_restock_is_durable)
 }
 END_TEST
 
+/* POST /buy with an Idempotency-Key; returns the response (caller frees). */
+static void buy_keyed(unsigned port, const char *key, const char *body,
+                      struct http_resp *r)
+{
+    char hdr[320];
+    snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s\r\n", key);
+    ck_assert_int_eq(http_do(port, "POST", "/buy", hdr, body, strlen(body), r),
+                     0);
+}
+
+START_TEST(test_e2e_store_idempotency_key_survives_kill9)
+{
+    char *cat = write_tmp(store_catalog);
+    char *db = db_path();
+    struct shopd *s = start_stored(cat, db, "full", "1");
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    buy_keyed(port, "order-42", "{\"product\":\"ore\",\"quantity\":2}", &r);
+    ck_assert_int_eq(r.status, 202);
+    cJSON *j = resp_json(&r);
+    uint64_t id = (uint64_t)jnum(j, "order_id");
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    cJSON *o = wait_order_final_ok(port, id, 10000);
+    cJSON_Delete(o);
+    shopd_signal(s, SIGKILL);
+    shopd_wait_exit(s, 10000);
+    shopd_destroy(s);
+
+    /* The key was committed with its order: after kill -9 a retry (fields
+     * in another order) is the first answer again, and no new order. */
+    s = start_stored(cat, db, "full", "1");
+    port = shopd_port(s);
+    buy_keyed(port, "order-42", "{\"quantity\":2,\"product\":\"ore\"}", &r);
+    ck_assert_int_eq(r.status, 202);
+    const char *rep = http_header(&r, "Idempotent-Replayed");
+    ck_assert_msg(rep != NULL && strcmp(rep, "true") == 0,
+                  "no Idempotent-Replayed");
+    char want[64];
+    snprintf(want, sizeof(want), "/orders/%llu", (unsigned long long)id);
+    ck_assert_str_eq(http_header(&r, "Location"), want);
+    j = resp_json(&r);
+    ck_assert_uint_eq((uint64_t)jnum(j, "order_id"), id);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    /* A different request under the key: 422. */
+    buy_keyed(port, "order-42", "{\"product\":\"ore\",\"quantity\":3}", &r);
+    expect_error(&r, 422, "idempotency_key_reused");
+    http_resp_free(&r);
+    cJSON *ore = get_json_ok(port, "/products/ore");
+    ck_assert_int_eq((int)jnum(ore, "sold"), 2); /* bought once */
+    cJSON_Delete(ore);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    ck_assert_uint_eq(buy_ok(&c, "{\"product\":\"tin\",\"quantity\":1}"),
+                      id + 1);
+    http_close(&c);
+    shopd_destroy(s);
+    db_remove(db);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
 START_TEST(test_e2e_store_bad_values_exit_2)
 {
     static const char *const bad[][3] = {
@@ -626,6 +690,7 @@ Suite *e2e_store_suite(void)
     tcase_add_test(tc, test_e2e_store_second_instance_refused);
     tcase_add_test(tc, test_e2e_store_stock_survives_restart_and_catalog_adds);
     tcase_add_test(tc, test_e2e_store_restock_is_durable);
+    tcase_add_test(tc, test_e2e_store_idempotency_key_survives_kill9);
     tcase_add_test(tc, test_e2e_store_bad_values_exit_2);
     suite_add_tcase(s, tc);
     TCase *full = tcase_create("full_disk");
