@@ -317,14 +317,14 @@ static void buy_committed(void *arg, int rc, uint64_t id)
  * a replay or 422, and the memory table learns it. Returns true when `res`
  * is the answer (the ticket is then finished), false to go on.
  */
-static bool idem_from_store(const struct app *app, const char *key, size_t len,
-                            const uint8_t *fp,
+static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
+                            const char *key, size_t len, const uint8_t *fp,
                             const struct shop_idem_ticket *tk,
                             struct http_response *res)
 {
     struct shop_idem_answer ans;
     uint8_t first[SHOP_SHA256_LEN];
-    int rc = shop_idem_stored(app->shop, key, len, &ans, first);
+    int rc = shop_idem_stored(app->shop, scope, key, len, &ans, first);
     if (rc == -ENOENT)
         return false;
     if (rc < 0) {
@@ -413,7 +413,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
             return;
         if (shop_durable(app->shop) &&
-            idem_from_store(app, key, key_len, fp, &tk, res))
+            idem_from_store(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
             return;
     }
 
@@ -535,18 +535,30 @@ static void handle_order(const struct app *app, const struct http_request *req,
 
 /* --- GET /products, /products/{sku} ---------------------------------- */
 
-static void write_product(const struct product *p, const struct shop_stock *s,
-                          struct jbuf *b)
+/* A product as GET /products/{sku} shows it, its numbers given as text:
+ * decimals, or a durable store's placeholders (for a restock's key). */
+static void write_product_as(const struct product *p, const char *stock,
+                             const char *sold, const char *restocked,
+                             struct jbuf *b)
 {
     jb_cstr(b, "{\"sku\":");
     jb_str(b, p->sku, strlen(p->sku));
     jb_cstr(b, ",\"name\":");
     jb_str(b, p->name, strlen(p->name));
     jb_printf(b,
-              ",\"price_cents\":%lld,\"stock\":%lld,\"sold\":%lld,"
-              "\"restocked\":%lld}",
-              (long long)p->price_cents, (long long)s->stock,
-              (long long)s->sold, (long long)s->restocked);
+              ",\"price_cents\":%lld,\"stock\":%s,\"sold\":%s,"
+              "\"restocked\":%s}",
+              (long long)p->price_cents, stock, sold, restocked);
+}
+
+static void write_product(const struct product *p, const struct shop_stock *s,
+                          struct jbuf *b)
+{
+    char stock[24], sold[24], restocked[24];
+    snprintf(stock, sizeof(stock), "%lld", (long long)s->stock);
+    snprintf(sold, sizeof(sold), "%lld", (long long)s->sold);
+    snprintf(restocked, sizeof(restocked), "%lld", (long long)s->restocked);
+    write_product_as(p, stock, sold, restocked, b);
 }
 
 struct shop_stock *stock_copy(const struct app *app, size_t *n)
@@ -682,6 +694,11 @@ static void restock_committed(void *arg, int rc, const struct shop_stock *st)
     memset(&res, 0, sizeof(res));
     if (rc == 0) {
         restock_done(&res, p->p, st);
+    } else if (rc == -EEXIST) {
+        http_error(&res, 409, "idempotency_key_in_use",
+                   "a restock with this Idempotency-Key was just stored; "
+                   "retry in a second");
+        http_add_header(&res, "Retry-After", "1");
     } else {
         http_error(&res, 503, "store_unavailable",
                    "the restock could not be stored; retry in a second");
@@ -693,12 +710,25 @@ static void restock_committed(void *arg, int rc, const struct shop_stock *st)
     free(p);
 }
 
-/* Hand a restock to the durable store's committer: answer later. Returns
- * 0 when `res` is deferred, else a negative errno (nothing handed over). */
+/* Hand a restock to the durable store's committer: answer later. With a
+ * key, the key commits with the restock, remembering the 200 whose
+ * numbers the store fills in (the same ones this answer shows). Returns 0
+ * when `res` is deferred, else a negative errno (nothing handed over). */
 static int restock_durable(const struct app *app, int idx, unsigned qty,
                            const struct shop_idem_ticket *tk,
+                           const struct shop_order_key *key,
                            struct http_response *res)
 {
+    struct jbuf tpl;
+    jb_init(&tpl, 256);
+    if (key != NULL)
+        write_product_as(shop_product(app->shop, (size_t)idx),
+                         STORE_STOCK_PLACEHOLDER, STORE_SOLD_PLACEHOLDER,
+                         STORE_RESTOCKED_PLACEHOLDER, &tpl);
+    if (tpl.oom) {
+        jb_free(&tpl);
+        return -ENOMEM;
+    }
     struct restock_pending *p = calloc(1, sizeof(*p));
     struct http_deferred *d = p ? http_deferred_create() : NULL;
     int rc = -ENOMEM;
@@ -709,9 +739,10 @@ static int restock_durable(const struct app *app, int idx, unsigned qty,
         p->keyed = tk != NULL;
         if (tk != NULL)
             p->tk = *tk;
-        rc = shop_restock_async(app->shop, (size_t)idx, (int64_t)qty,
-                                restock_committed, p);
+        rc = shop_restock_async(app->shop, (size_t)idx, (int64_t)qty, key,
+                                tpl.p, tpl.len, restock_committed, p);
     }
+    jb_free(&tpl);
     if (rc == 0) {
         res->deferred = d;
         return 0;
@@ -773,17 +804,22 @@ static void handle_restock(const struct app *app,
 
     const struct product *p = shop_product(app->shop, (size_t)idx);
     struct shop_idem_ticket tk;
+    uint8_t fp[SHOP_SHA256_LEN];
     if (kc == KEY_OK) {
-        uint8_t fp[SHOP_SHA256_LEN];
         restock_fingerprint(p->sku, qty, fp);
         if (!idem_start(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
+            return;
+        if (shop_durable(app->shop) &&
+            idem_from_store(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
             return;
     }
     struct shop_stock st;
     int rc;
     if (shop_durable(app->shop)) {
         /* Committed first, then applied and answered (deferred). */
-        rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL, res);
+        struct shop_order_key ok = {key, key_len, fp};
+        rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL,
+                             kc == KEY_OK ? &ok : NULL, res);
         if (rc == 0)
             return;
     } else {

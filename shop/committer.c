@@ -56,6 +56,13 @@ struct pending_restock {
     int64_t qty;
     shop_restock_fn done;
     void *arg;
+    bool keyed;
+    struct store_idem idem; /* points into the fields below */
+    struct store_answer existing;
+    size_t key_len, answer_len;
+    char key[SHOP_IDEM_KEY_MAX];
+    uint8_t fp[STORE_FINGERPRINT];
+    char answer[STORE_ANSWER_MAX];
 };
 
 /* One accept handed over by shop_submit_async(), with its key if any. */
@@ -182,8 +189,22 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
 {
     for (size_t i = 0; i < nk; i++) {
         memset(&c->srs[i], 0, sizeof(c->srs[i]));
-        c->srs[i].product = c->rs_fly[i]->product;
-        c->srs[i].quantity = c->rs_fly[i]->qty;
+        struct pending_restock *p = c->rs_fly[i];
+        c->srs[i].product = p->product;
+        c->srs[i].quantity = p->qty;
+        if (p->keyed) {
+            p->idem = (struct store_idem){
+                .endpoint = "restock",
+                .key = p->key,
+                .key_len = p->key_len,
+                .status = 200,
+                .body = p->answer,
+                .body_len = p->answer_len,
+            };
+            memcpy(p->idem.fingerprint, p->fp, STORE_FINGERPRINT);
+            c->srs[i].idem = &p->idem;
+            c->srs[i].existing = &p->existing;
+        }
     }
     for (size_t i = 0; i < na; i++) {
         struct store_accept *a = &c->sacc[i];
@@ -262,9 +283,14 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
 {
     for (size_t i = 0; i < nk; i++) {
         struct pending_restock *p = c->rs_fly[i];
-        struct shop_stock st;
-        if (rc == 0) {
-            inventory_restock(c->inv, p->product, p->qty, &st);
+        const struct store_restock *r = &c->srs[i];
+        if (rc == 0 && r->result == STORE_KEY_EXISTS) {
+            p->done(p->arg, -EEXIST, NULL);
+        } else if (rc == 0) {
+            inventory_restock(c->inv, p->product, p->qty, NULL);
+            /* The numbers committed with it: what its key remembers. */
+            struct shop_stock st = {
+                .stock = r->stock, .sold = r->sold, .restocked = r->restocked};
             p->done(p->arg, 0, &st);
         } else {
             p->done(p->arg, -EIO, NULL);
@@ -478,12 +504,24 @@ int committer_accept(struct committer *c, const struct shop_item *it,
 }
 
 int committer_restock(struct committer *c, uint32_t product, int64_t qty,
-                      shop_restock_fn done, void *arg)
+                      const struct shop_order_key *key, const char *answer,
+                      size_t answer_len, shop_restock_fn done, void *arg)
 {
-    struct pending_restock *p = malloc(sizeof(*p));
+    struct pending_restock *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return -ENOMEM;
-    *p = (struct pending_restock){NULL, product, qty, done, arg};
+    p->product = product;
+    p->qty = qty;
+    p->done = done;
+    p->arg = arg;
+    if (key != NULL) {
+        p->keyed = true;
+        p->key_len = key->len;
+        memcpy(p->key, key->key, key->len);
+        memcpy(p->fp, key->fp, STORE_FINGERPRINT);
+        p->answer_len = answer_len;
+        memcpy(p->answer, answer, answer_len);
+    }
     pthread_mutex_lock(&c->lock);
     if (c->accepts_closed) {
         pthread_mutex_unlock(&c->lock);

@@ -226,7 +226,8 @@ int committer_accept(struct committer *c, const struct shop_item *it,
  * inventory and answered through `done` on the committer thread. 0,
  * -EPIPE once accepts are closed, -ENOMEM. Never blocks for long. */
 int committer_restock(struct committer *c, uint32_t product, int64_t qty,
-                      shop_restock_fn done, void *arg);
+                      const struct shop_order_key *key, const char *answer,
+                      size_t answer_len, shop_restock_fn done, void *arg);
 /* Hand a decided result over; blocks while result_cap results wait. */
 void committer_result(struct committer *c, const struct order *o);
 /* Refuse new accepts; wait until every accepted one and the whole backlog

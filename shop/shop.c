@@ -601,9 +601,13 @@ int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
 }
 
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,
-                       shop_restock_fn done, void *arg)
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg)
 {
     if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
+                        answer == NULL || answer_len > STORE_ANSWER_MAX))
         return -EINVAL;
     if (i >= s->nproducts)
         return -ENOENT;
@@ -611,16 +615,20 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
-    return committer_restock(s->com, (uint32_t)i, qty, done, arg);
+    return committer_restock(s->com, (uint32_t)i, qty, key, answer, answer_len,
+                             done, arg);
 }
 
-int shop_idem_stored(struct shop *s, const char *key, size_t len,
-                     struct shop_idem_answer *ans, uint8_t *fp)
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp)
 {
     if (s->com == NULL)
         return -ENOENT;
     struct store_answer sa;
-    int rc = store_idem_get(s->cfg.store, "buy", key, len, &sa);
+    int rc = store_idem_get(s->cfg.store,
+                            scope == SHOP_IDEM_RESTOCK ? "restock" : "buy", key,
+                            len, &sa);
     if (rc != 0)
         return rc == -ENOENT ? -ENOENT : -EIO;
     memset(ans, 0, sizeof(*ans));

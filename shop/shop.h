@@ -309,13 +309,21 @@ typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
 /*
  * The durable store's way of shop_restock(): the restock is committed in
  * the committer's next batch, and only then applied to the inventory (so
- * no sale uses units the store does not have) and answered through `done`.
- * Returns 0 at once, or without calling `done`: -ENOENT (no product `i`),
- * -EINVAL (bad quantity, or not a durable shop), -EPIPE (draining),
- * -ENOMEM. Never blocks.
+ * no sale uses units the store does not have) and answered through `done`
+ * with the product's numbers as committed with it. Returns 0 at once, or
+ * without calling `done`: -ENOENT (no product `i`), -EINVAL (bad quantity
+ * or key, or not a durable shop), -EPIPE (draining), -ENOMEM. Never
+ * blocks.
+ *
+ * With a `key` (may be NULL), the key is committed with the restock, its
+ * answer being `answer` (`answer_len` bytes, copied) with the store's
+ * STORE_STOCK/SOLD/RESTOCKED placeholders filled in from those numbers; if
+ * the store already holds the key, nothing changes and `done` gets
+ * -EEXIST.
  */
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,
-                       shop_restock_fn done, void *arg);
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg);
 
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *
@@ -396,15 +404,17 @@ int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
 void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
 
 /*
- * A durable store's remembered answer to `key` of POST /buy, for a key the
+ * A durable store's remembered answer to `key` in `scope`, for a key the
  * memory table does not know (after a restart, or dropped from the table):
- * fills `ans` (with Location /orders/N) and `fp` (the first request's
+ * fills `ans` (an order's with Location /orders/N) and `fp` (the first
+ * request's
  * fingerprint) and returns 0; -ENOENT if the store has no such unexpired
  * key (or the shop is not durable); -EIO if the store cannot be read.
  * Blocks on a read of the store (brief in WAL mode). Thread-safe.
  */
-int shop_idem_stored(struct shop *s, const char *key, size_t len,
-                     struct shop_idem_answer *ans, uint8_t *fp);
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp);
 
 /* --- SHA-256 (for key digests, request fingerprints, the admin token) --- */
 

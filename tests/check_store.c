@@ -476,6 +476,51 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
 }
 END_TEST
 
+START_TEST(test_store_sqlite_restock_key_remembers_the_numbers)
+{
+    struct store_state s;
+    struct store *st = open_loaded(catalog, NCAT, &s);
+    store_state_free(&s);
+    static const char body[] =
+        "{\"stock\":" STORE_STOCK_PLACEHOLDER
+        ",\"sold\":" STORE_SOLD_PLACEHOLDER
+        ",\"restocked\":" STORE_RESTOCKED_PLACEHOLDER "}";
+    struct store_idem k = {
+        .endpoint = "restock",
+        .key = "r-1",
+        .key_len = 3,
+        .status = 200,
+        .body = body,
+        .body_len = sizeof(body) - 1,
+    };
+    struct store_answer existing;
+    struct store_restock r = {
+        .product = 1, .quantity = 4, .idem = &k, .existing = &existing};
+    struct store_batch b = {.restocks = &r, .nrestocks = 1};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    ck_assert_int_eq(r.result, STORE_ACCEPTED);
+    ck_assert_int_eq(r.stock, 9);
+    ck_assert_int_eq(r.restocked, 4);
+    struct store_answer ans;
+    ck_assert_int_eq(store_idem_get(st, "restock", "r-1", 3, &ans), 0);
+    ck_assert_str_eq(ans.body, "{\"stock\":9,\"sold\":0,\"restocked\":4}");
+
+    /* The same key again: no second restock, the kept answer. */
+    struct store_restock again = {
+        .product = 1, .quantity = 4, .idem = &k, .existing = &existing};
+    struct store_batch b2 = {.restocks = &again, .nrestocks = 1};
+    ck_assert_int_eq(store_commit(st, &b2), 0);
+    ck_assert_int_eq(again.result, STORE_KEY_EXISTS);
+    ck_assert_str_eq(existing.body, ans.body);
+    store_close(st);
+    st = open_loaded(catalog, NCAT, &s);
+    ck_assert_int_eq(s.products[1].stock, 9);
+    ck_assert_int_eq(s.products[1].restocked, 4);
+    store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_store_sqlite_refuses_a_file_that_is_not_a_database)
 {
     FILE *f = fopen(path, "w");
@@ -702,7 +747,8 @@ START_TEST(test_store_shop_restock_commits_before_it_counts)
     /* A failing disk: the restock is refused and changes nothing. */
     atomic_store(&fail_writes, true);
     struct restock_verdict v = {0};
-    ck_assert_int_eq(shop_restock_async(shop, 1, 10, note_restock, &v), 0);
+    ck_assert_int_eq(
+        shop_restock_async(shop, 1, 10, NULL, NULL, 0, note_restock, &v), 0);
     while (atomic_load(&v.calls) == 0)
         nap();
     ck_assert_int_eq(v.rc, -EIO);
@@ -713,7 +759,8 @@ START_TEST(test_store_shop_restock_commits_before_it_counts)
 
     atomic_store(&fail_writes, false);
     struct restock_verdict ok = {0};
-    ck_assert_int_eq(shop_restock_async(shop, 1, 10, note_restock, &ok), 0);
+    ck_assert_int_eq(
+        shop_restock_async(shop, 1, 10, NULL, NULL, 0, note_restock, &ok), 0);
     while (atomic_load(&ok.calls) == 0)
         nap();
     ck_assert_int_eq(ok.rc, 0);
@@ -745,6 +792,7 @@ Suite *store_suite(void)
                    test_store_sqlite_failed_commit_keeps_nothing_and_recovers);
     tcase_add_test(tc,
                    test_store_sqlite_idempotency_key_commits_with_its_order);
+    tcase_add_test(tc, test_store_sqlite_restock_key_remembers_the_numbers);
     tcase_add_test(tc, test_store_sqlite_refuses_a_file_that_is_not_a_database);
     tcase_add_test(tc, test_store_shop_restart_backlog_larger_than_the_belt);
     tcase_add_test(tc, test_store_shop_failing_disk_answers_then_recovers);

@@ -455,6 +455,35 @@ START_TEST(test_e2e_store_restock_is_durable)
     ck_assert_int_eq((int)jnum(gem, "stock"), 5);
     ck_assert_int_eq((int)jnum(gem, "restocked"), 10);
     cJSON_Delete(gem);
+
+    /* A restock's key commits with it: after kill -9 its retry is the
+     * first answer again (same body), not a second restock. */
+    char keyed[192];
+    snprintf(keyed, sizeof(keyed), "%sIdempotency-Key: restock-1\r\n", auth);
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", keyed, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    char *first = strdup(r.body);
+    http_resp_free(&r);
+    shopd_signal(s, SIGKILL);
+    shopd_wait_exit(s, 10000);
+    shopd_destroy(s);
+    s = shopd_start(args, env);
+    port = shopd_port(s);
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", keyed, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, first);
+    const char *rep = http_header(&r, "Idempotent-Replayed");
+    ck_assert_msg(rep != NULL && strcmp(rep, "true") == 0,
+                  "no Idempotent-Replayed");
+    http_resp_free(&r);
+    free(first);
+    gem = get_json_ok(port, "/products/gem");
+    ck_assert_int_eq((int)jnum(gem, "restocked"), 15); /* once */
+    cJSON_Delete(gem);
     shopd_signal(s, SIGTERM);
     ck_assert_int_eq(shopd_wait_exit(s, 20000), 0);
     shopd_destroy(s);
