@@ -14,7 +14,9 @@
  * of the keys and the key dropped is among the oldest of the whole table
  * (exactly the oldest when there is one shard: tables under
  * 2 * IDEM_SHARD_MIN keys). Nothing is allocated per request: the table is
- * allocated once, and an answer body of up to IDEM_INLINE_BODY bytes (every
+ * mapped once (all shards' entries in one mapping, their chain heads in
+ * another, with huge pages requested; pages are only made resident as keys
+ * arrive), and an answer body of up to IDEM_INLINE_BODY bytes (every
  * POST /buy answer) lives inside its entry. Larger bodies (restock answers,
  * which carry a product) get a heap copy, allocated before the lock is
  * taken and freed after it is released.
@@ -39,12 +41,16 @@
  * Lock order: one shard's `lock` at a time, never held with another lock;
  * no I/O and no allocation or free while held.
  */
+/* madvise(MADV_HUGEPAGE) is a Linux extension, outside strict POSIX. */
+#define _DEFAULT_SOURCE 1
+
 #include "shop/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Answer bodies up to this size are kept inside the entry. */
@@ -84,11 +90,16 @@ struct idem_shard {
 };
 
 struct idem_table {
-    struct idem_shard *shard; /* nshards, each on its own cache lines */
-    size_t nshards, cap;      /* read-only after create */
-    int64_t ttl_ns;           /* read-only after create */
-    uint8_t salt[16];         /* read-only after create */
-    _Atomic size_t used;      /* entries not FREE (for /stats) */
+    struct idem_shard *shard;   /* nshards, each on its own cache lines */
+    size_t nshards, cap;        /* read-only after create */
+    size_t shards_ready;        /* shards whose lock exists (create/destroy) */
+    size_t shard_buckets;       /* chain heads per shard */
+    struct idem_entry *entries; /* all shards' entries, one mapping */
+    uint32_t *buckets;          /* all shards' chain heads, one mapping */
+    size_t entries_size, buckets_size; /* bytes mapped */
+    int64_t ttl_ns;                    /* read-only after create */
+    uint8_t salt[16];                  /* read-only after create */
+    _Atomic size_t used;               /* entries not FREE (for /stats) */
     _Atomic uint64_t replayed, in_use, mismatched;
 };
 
@@ -184,42 +195,43 @@ static void fill_salt(uint8_t *salt, size_t n, const void *self)
     memcpy(salt, d, n);
 }
 
-static int shard_init(struct idem_shard *sh, size_t cap)
+/*
+ * Zeroed memory for the table, straight from the kernel: untouched pages
+ * cost nothing (a shopd that never sees a key never pays for the table),
+ * and huge pages are asked for, because keys land on random entries and
+ * with 4 KiB pages nearly every lookup in a table of many megabytes would
+ * also miss the TLB. Returns NULL on failure; free with table_free().
+ */
+static void *table_alloc(size_t size)
 {
-    sh->cap = cap;
-    sh->nbuckets = 1;
-    while (sh->nbuckets < cap)
-        sh->nbuckets *= 2;
-    sh->e = calloc(cap, sizeof(*sh->e));
-    sh->bucket = malloc(sh->nbuckets * sizeof(*sh->bucket));
-    if (!sh->e || !sh->bucket) {
-        free(sh->e);
-        free(sh->bucket);
-        sh->e = NULL;
-        sh->bucket = NULL;
-        return ENOMEM;
-    }
-    for (size_t i = 0; i < sh->nbuckets; i++)
-        sh->bucket[i] = IDEM_NONE;
-    int err = pthread_mutex_init(&sh->lock, NULL);
-    if (err) {
-        free(sh->e);
-        free(sh->bucket);
-        sh->e = NULL;
-        sh->bucket = NULL;
-    }
-    return err;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE); /* advice only: may fail */
+#endif
+    return p;
 }
 
-static void shard_fini(struct idem_shard *sh)
+static void table_free(void *p, size_t size)
 {
-    if (!sh->e)
-        return;
-    for (size_t i = 0; i < sh->cap; i++)
-        free(sh->e[i].body_heap);
-    pthread_mutex_destroy(&sh->lock);
-    free(sh->e);
-    free(sh->bucket);
+    if (p)
+        munmap(p, size);
+}
+
+/* Set up shard `sh` over `cap` entries at `e` and `nbuckets` heads at
+ * `bucket` (parts of the table's two allocations). */
+static int shard_init(struct idem_shard *sh, struct idem_entry *e, size_t cap,
+                      uint32_t *bucket, size_t nbuckets)
+{
+    sh->e = e;
+    sh->cap = cap;
+    sh->bucket = bucket;
+    sh->nbuckets = nbuckets;
+    for (size_t i = 0; i < nbuckets; i++)
+        bucket[i] = IDEM_NONE;
+    return pthread_mutex_init(&sh->lock, NULL);
 }
 
 struct idem_table *idem_create(size_t cap, unsigned ttl_s)
@@ -237,16 +249,28 @@ struct idem_table *idem_create(size_t cap, unsigned ttl_s)
     t->nshards = 1;
     while (t->nshards < IDEM_SHARDS && cap / (t->nshards * 2) >= IDEM_SHARD_MIN)
         t->nshards *= 2;
+    /* Every shard gets the same number of chain heads: a power of two at
+     * least as large as its share of the keys (the shares add up to cap). */
+    t->shard_buckets = 1;
+    while (t->shard_buckets < (cap + t->nshards - 1) / t->nshards)
+        t->shard_buckets *= 2;
     t->ttl_ns = (int64_t)ttl_s * SHOP_NS_PER_S;
     t->shard = shop_cache_zalloc(t->nshards * sizeof(*t->shard));
-    if (!t->shard)
+    t->entries_size = cap * sizeof(struct idem_entry);
+    t->buckets_size = t->nshards * t->shard_buckets * sizeof(uint32_t);
+    t->entries = table_alloc(t->entries_size);
+    t->buckets = table_alloc(t->buckets_size);
+    if (!t->shard || !t->entries || !t->buckets)
         goto fail;
-    /* The shards' sizes add up to `cap` exactly. */
+    struct idem_entry *e = t->entries;
     for (size_t i = 0; i < t->nshards; i++) {
-        err = shard_init(&t->shard[i],
-                         cap / t->nshards + (i < cap % t->nshards ? 1 : 0));
+        size_t n = cap / t->nshards + (i < cap % t->nshards ? 1 : 0);
+        err = shard_init(&t->shard[i], e, n, t->buckets + i * t->shard_buckets,
+                         t->shard_buckets);
         if (err)
             goto fail;
+        t->shards_ready++;
+        e += n;
     }
     fill_salt(t->salt, sizeof(t->salt), t);
     return t;
@@ -261,8 +285,12 @@ void idem_destroy(struct idem_table *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; t->shard && i < t->nshards; i++)
-        shard_fini(&t->shard[i]);
+    for (size_t i = 0; i < t->shards_ready; i++)
+        pthread_mutex_destroy(&t->shard[i].lock);
+    for (size_t i = 0; t->entries && i < t->cap; i++)
+        free(t->entries[i].body_heap);
+    table_free(t->entries, t->entries_size);
+    table_free(t->buckets, t->buckets_size);
     free(t->shard);
     free(t);
 }
