@@ -70,7 +70,6 @@ struct idem_entry {
     uint8_t state;               /* enum idem_state */
     uint16_t status;
     uint16_t body_len;
-    char *body_heap; /* a body longer than IDEM_INLINE_BODY, or NULL */
     char body[IDEM_INLINE_BODY];
     char location[SHOP_IDEM_LOCATION_MAX];
 };
@@ -79,11 +78,17 @@ struct idem_entry {
 #define IDEM_SHARD_MIN 64 /* keys per shard, at least */
 #define IDEM_SLOT_BITS 24 /* a ticket's slot: shard << 24 | index */
 
+/*
+ * A body longer than IDEM_INLINE_BODY lives on the heap, its pointer in the
+ * shard's `heap` array (index = the entry's), which is ordinary heap memory:
+ * leak checkers scan that, not the table's own mapping.
+ */
 struct idem_shard {
     /* guards every field below up to `cap`; each shard on its own lines */
     _Alignas(SHOP_CACHE_LINE) pthread_mutex_t lock;
     struct idem_entry *e; /* cap entries */
     uint32_t *bucket;     /* nbuckets chain heads */
+    char **heap;          /* cap heap bodies (or NULL), by entry */
     size_t head;          /* the ring slot the next new key takes */
     uint64_t gen;         /* last generation stamped */
     size_t cap, nbuckets; /* read-only after create */
@@ -95,6 +100,7 @@ struct idem_table {
     size_t shards_ready;        /* shards whose lock exists (create/destroy) */
     size_t shard_buckets;       /* chain heads per shard */
     struct idem_entry *entries; /* all shards' entries, one mapping */
+    char **heap;                /* all shards' heap bodies, by entry */
     uint32_t *buckets;          /* all shards' chain heads, one mapping */
     size_t entries_size, buckets_size; /* bytes mapped */
     int64_t ttl_ns;                    /* read-only after create */
@@ -222,10 +228,11 @@ static void table_free(void *p, size_t size)
 
 /* Set up shard `sh` over `cap` entries at `e` and `nbuckets` heads at
  * `bucket` (parts of the table's two allocations). */
-static int shard_init(struct idem_shard *sh, struct idem_entry *e, size_t cap,
-                      uint32_t *bucket, size_t nbuckets)
+static int shard_init(struct idem_shard *sh, struct idem_entry *e, char **heap,
+                      size_t cap, uint32_t *bucket, size_t nbuckets)
 {
     sh->e = e;
+    sh->heap = heap;
     sh->cap = cap;
     sh->bucket = bucket;
     sh->nbuckets = nbuckets;
@@ -260,17 +267,18 @@ struct idem_table *idem_create(size_t cap, unsigned ttl_s)
     t->buckets_size = t->nshards * t->shard_buckets * sizeof(uint32_t);
     t->entries = table_alloc(t->entries_size);
     t->buckets = table_alloc(t->buckets_size);
-    if (!t->shard || !t->entries || !t->buckets)
+    t->heap = calloc(cap, sizeof(*t->heap));
+    if (!t->shard || !t->entries || !t->buckets || !t->heap)
         goto fail;
-    struct idem_entry *e = t->entries;
+    size_t first = 0;
     for (size_t i = 0; i < t->nshards; i++) {
         size_t n = cap / t->nshards + (i < cap % t->nshards ? 1 : 0);
-        err = shard_init(&t->shard[i], e, n, t->buckets + i * t->shard_buckets,
-                         t->shard_buckets);
+        err = shard_init(&t->shard[i], t->entries + first, t->heap + first, n,
+                         t->buckets + i * t->shard_buckets, t->shard_buckets);
         if (err)
             goto fail;
         t->shards_ready++;
-        e += n;
+        first += n;
     }
     fill_salt(t->salt, sizeof(t->salt), t);
     return t;
@@ -287,8 +295,9 @@ void idem_destroy(struct idem_table *t)
         return;
     for (size_t i = 0; i < t->shards_ready; i++)
         pthread_mutex_destroy(&t->shard[i].lock);
-    for (size_t i = 0; t->entries && i < t->cap; i++)
-        free(t->entries[i].body_heap);
+    for (size_t i = 0; t->heap && i < t->cap; i++)
+        free(t->heap[i]);
+    free(t->heap);
     table_free(t->entries, t->entries_size);
     table_free(t->buckets, t->buckets_size);
     free(t->shard);
@@ -323,19 +332,21 @@ static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
         link = &sh->e[*link].next;
     if (*link == i)
         *link = e->next;
-    char *heap = e->body_heap;
-    e->body_heap = NULL;
+    char *heap = sh->heap[i];
+    sh->heap[i] = NULL;
     e->state = IDEM_FREE;
     e->next = IDEM_NONE;
     atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
     return heap;
 }
 
-static void copy_answer(const struct idem_entry *e, struct shop_idem_answer *a)
+static void copy_answer(const struct idem_shard *sh, uint32_t i,
+                        struct shop_idem_answer *a)
 {
+    const struct idem_entry *e = &sh->e[i];
     a->status = e->status;
     a->body_len = e->body_len;
-    memcpy(a->body, e->body_heap ? e->body_heap : e->body, e->body_len);
+    memcpy(a->body, sh->heap[i] ? sh->heap[i] : e->body, e->body_len);
     a->body[e->body_len] = '\0';
     memcpy(a->location, e->location, sizeof(a->location));
 }
@@ -381,7 +392,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
             res = SHOP_IDEM_MISMATCH;
         else {
             res = SHOP_IDEM_REPLAY;
-            copy_answer(e, ans);
+            copy_answer(sh, i, ans);
         }
     } else {
         /* A new key takes the ring's head; a key still there is the oldest
@@ -468,7 +479,7 @@ int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
         e->status = (uint16_t)status;
         e->body_len = (uint16_t)len;
         if (heap) {
-            e->body_heap = heap;
+            sh->heap[e - sh->e] = heap;
             heap = NULL;
         } else if (len > 0) {
             memcpy(e->body, body, len);
