@@ -26,6 +26,7 @@
 #include "server/internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,14 +220,24 @@ static bool idem_start(const struct app *app, enum shop_idem_scope scope,
     }
 }
 
+/* The value of header `name` that `res` carries, or "". */
+static const char *response_header(const struct http_response *res,
+                                   const char *name)
+{
+    for (size_t i = 0; i < res->nheaders; i++)
+        if (strcmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    return "";
+}
+
 /* Hand a success answer to the key table (or forget the key). */
 static void idem_finish(const struct app *app,
                         const struct shop_idem_ticket *tk,
-                        const struct http_response *res, const char *location)
+                        const struct http_response *res)
 {
     if (res->status >= 200 && res->status < 300 && !res->body_static)
         shop_idem_complete(app->shop, tk, res->status, res->body, res->body_len,
-                           location);
+                           response_header(res, "Location"));
     else
         shop_idem_abort(app->shop, tk);
 }
@@ -251,6 +262,47 @@ static void buy_fingerprint(const struct buy_order *bo, uint8_t *fp)
 }
 
 /* --- POST /buy ------------------------------------------------------- */
+
+/* The 202 of an accepted order. */
+static void buy_accepted(struct http_response *res, uint64_t id)
+{
+    struct jbuf b;
+    jb_init(&b, 64);
+    jb_printf(&b, "{\"order_id\":%llu,\"status\":\"queued\"}",
+              (unsigned long long)id);
+    set_body(res, 202, CT_JSON, &b);
+    char loc[40];
+    snprintf(loc, sizeof(loc), "/orders/%llu", (unsigned long long)id);
+    http_add_header(res, "Location", loc);
+}
+
+/* An order handed to a durable store's committer, until its verdict. */
+struct buy_pending {
+    struct http_deferred *d;
+    const struct app *app;
+    bool keyed; /* it carries an Idempotency-Key: tk holds it */
+    struct shop_idem_ticket tk;
+};
+
+/* A durable store's verdict on one order (committer thread): the deferred
+ * answer is 202, or 503 store_unavailable when the commit failed. */
+static void buy_committed(void *arg, int rc, uint64_t id)
+{
+    struct buy_pending *p = arg;
+    struct http_response res;
+    memset(&res, 0, sizeof(res));
+    if (rc == 0) {
+        buy_accepted(&res, id);
+    } else {
+        http_error(&res, 503, "store_unavailable",
+                   "the order could not be stored; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    }
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    http_deferred_complete(p->d, &res);
+    free(p);
+}
 
 static void handle_buy(const struct app *app, const struct http_request *req,
                        const char *arg, struct http_response *res)
@@ -315,17 +367,34 @@ static void handle_buy(const struct app *app, const struct http_request *req,
             return;
     }
 
-    char loc[40] = "";
     uint64_t id = 0;
-    int rc = shop_submit(app->shop, &o, &id);
+    int rc;
+    if (shop_durable(app->shop)) {
+        /* 202 only once the order is committed: answer later. */
+        struct buy_pending *p = calloc(1, sizeof(*p));
+        struct http_deferred *d = p ? http_deferred_create() : NULL;
+        rc = -ENOMEM;
+        if (d != NULL) {
+            p->d = d;
+            p->app = app;
+            p->keyed = kc == KEY_OK;
+            if (p->keyed)
+                p->tk = tk;
+            rc = shop_submit_async(app->shop, &o, buy_committed, p);
+        }
+        if (rc == 0) {
+            res->deferred = d;
+            return;
+        }
+        /* Never handed over: drop both references. */
+        http_deferred_release(d);
+        http_deferred_release(d);
+        free(p);
+    } else {
+        rc = shop_submit(app->shop, &o, &id);
+    }
     if (rc == 0) {
-        struct jbuf b;
-        jb_init(&b, 64);
-        jb_printf(&b, "{\"order_id\":%llu,\"status\":\"queued\"}",
-                  (unsigned long long)id);
-        set_body(res, 202, CT_JSON, &b);
-        snprintf(loc, sizeof(loc), "/orders/%llu", (unsigned long long)id);
-        http_add_header(res, "Location", loc);
+        buy_accepted(res, id);
     } else if (rc == -EAGAIN) {
         http_error(res, 503, "queue_full",
                    "the order belt is full; retry in a second");
@@ -338,7 +407,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         http_error(res, 500, "internal", "the order could not be queued");
     }
     if (kc == KEY_OK)
-        idem_finish(app, &tk, res, loc);
+        idem_finish(app, &tk, res);
 }
 
 /* --- GET /orders/{id} ------------------------------------------------ */
@@ -394,7 +463,14 @@ static void handle_order(const struct app *app, const struct http_request *req,
         return;
     }
     struct order o;
-    if (id == 0 || shop_order(app->shop, id, &o) < 0) {
+    int rc = id == 0 ? -ENOENT : shop_order(app->shop, id, &o);
+    if (rc == -EIO) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be read now; retry in a second");
+        http_add_header(res, "Retry-After", "1");
+        return;
+    }
+    if (rc < 0) {
         http_error(res, 404, "unknown_order",
                    "no such order (never issued, or no longer kept)");
         return;
@@ -597,7 +673,7 @@ static void handle_restock(const struct app *app,
         http_error(res, 500, "internal", "the restock failed");
     }
     if (kc == KEY_OK)
-        idem_finish(app, &tk, res, NULL);
+        idem_finish(app, &tk, res);
 }
 
 /* --- GET /stats ------------------------------------------------------ */
@@ -613,6 +689,62 @@ static void write_latency(struct jbuf *b, const char *name,
     jb_double(b, l->p99);
     jb_cstr(b, ",\"max\":");
     jb_double(b, l->max);
+    jb_cstr(b, "}");
+}
+
+/* The HTTP layer's counts (SPEC §10): /events viewers and connections. */
+static void write_http_counters(struct jbuf *b, struct http_counters *c)
+{
+    struct http_counters zero = {0};
+    if (c == NULL)
+        c = &zero;
+    jb_printf(b,
+              "\"events\":{\"viewers\":%llu,\"dropped\":%llu},"
+              "\"connections\":{\"open\":%llu,\"refused\":%llu,"
+              "\"timed_out\":%llu},",
+              (unsigned long long)atomic_load_explicit(&c->viewers,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->viewers_dropped,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_open,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_refused,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_timed_out,
+                                                       memory_order_relaxed));
+}
+
+/* "instance" and "store" of /stats: which store, and its own cost. */
+static void write_store(const struct app *app, struct jbuf *b)
+{
+    struct shop_store_stats ss;
+    shop_store_stats(app->shop, &ss);
+    const char *inst = atomic_load(&app->instance);
+    if (inst == NULL)
+        inst = "";
+    jb_cstr(b, "\"instance\":");
+    jb_str(b, inst, strlen(inst));
+    jb_printf(b, ",\"store\":{\"kind\":\"%s\",\"available\":%s",
+              store_kind_name(ss.store.kind), ss.available ? "true" : "false");
+    if (ss.durable) {
+        jb_cstr(b, ",\"describe\":");
+        jb_str(b, ss.store.describe, strlen(ss.store.describe));
+        jb_printf(b,
+                  ",\"commits\":%llu,\"failed_commits\":%llu,"
+                  "\"committed_orders\":%llu,\"orders_per_commit\":",
+                  (unsigned long long)ss.commits,
+                  (unsigned long long)ss.failed_commits,
+                  (unsigned long long)ss.committed_orders);
+        jb_double(b, ss.orders_per_commit);
+        jb_cstr(b, ",");
+        write_latency(b, "commit_latency_ms", &ss.commit_latency);
+        jb_printf(b,
+                  ",\"round_trips\":%llu,\"duplicates\":%llu,"
+                  "\"restored\":%zu,\"restored_on_belt\":%zu",
+                  (unsigned long long)ss.store.round_trips,
+                  (unsigned long long)ss.store.duplicates, ss.backlog,
+                  ss.backlog_fed);
+    }
     jb_cstr(b, "}");
 }
 
@@ -647,6 +779,7 @@ char *server_stats_json(const struct app *app, size_t *len)
         (unsigned long long)s.rejected_invalid, (unsigned long long)s.processed,
         (unsigned long long)s.fulfilled, (unsigned long long)s.out_of_stock,
         (unsigned long long)s.in_flight);
+    write_http_counters(&b, app->http);
     jb_printf(
         &b,
         "\"idempotency\":{\"replayed\":%llu,\"in_use\":%llu,"
@@ -681,7 +814,9 @@ char *server_stats_json(const struct app *app, size_t *len)
                   (long long)st[i].oversold);
         oversold += st[i].oversold;
     }
-    jb_printf(&b, "},\"oversold\":%lld}", (long long)oversold);
+    jb_printf(&b, "},\"oversold\":%lld,", (long long)oversold);
+    write_store(app, &b);
+    jb_cstr(&b, "}");
     free(st);
     return jb_take(&b, len);
 }
@@ -747,6 +882,12 @@ static void handle_readyz(const struct app *app, const struct http_request *req,
     if (shop_draining(app->shop)) {
         http_error(res, 503, "shutting_down",
                    "draining: not accepting new orders");
+        return;
+    }
+    if (!shop_store_ok(app->shop)) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be written; retrying by itself");
+        http_add_header(res, "Retry-After", "1");
         return;
     }
     static_body(res, 200, CT_JSON, ready, sizeof(ready) - 1);

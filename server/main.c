@@ -2,13 +2,20 @@
  * main.c - wires config, shop and HTTP together and owns the process:
  * signals, start-up errors, the drain on shutdown, exit status.
  *
- * Signals: SIGINT and SIGTERM are blocked before any thread starts, so
- * every thread inherits the mask and only main receives them, with
- * sigwait(). That also works when shopd is PID 1 in a container. On the
- * first signal the shop stops taking orders (503 shutting_down, /readyz
- * 503, Connection: close) while HTTP keeps answering reads; the workers
- * drain the belt; a final stats line is logged; exit 0. A second signal
- * exits at once; a drain past --drain-timeout logs what is left and exits 1.
+ * Signals (SPEC §3): every signal whose default action would end the
+ * process and that a person, a terminal or a supervisor sends is blocked
+ * before any thread starts, so every thread inherits the mask and only
+ * main receives them, with sigwait(). That also works when shopd is PID 1
+ * in a container. SIGINT, SIGTERM, SIGHUP, SIGQUIT, and the timers and
+ * limits nobody here arms (SIGALRM, SIGVTALRM, SIGXCPU, SIGPWR, SIGIO,
+ * SIGSTKFLT) all start the drain: the shop stops taking orders (503
+ * shutting_down, /readyz 503, Connection: close) while HTTP keeps answering
+ * reads; the workers drain the belt; a final stats line is logged; exit 0.
+ * So no signal loses an order that got a 202. SIGUSR1 logs one stats line
+ * and changes nothing; SIGUSR2 and SIGXFSZ are ignored (a write past a file
+ * size limit then fails with EFBIG instead of killing the process). A
+ * second draining signal exits at once; a drain past --drain-timeout logs
+ * what is left and exits 1.
  *
  * Exit status: 0 after a clean drain, 1 on a run-time failure (port in use,
  * drain timeout), 2 for a bad setting or catalog, 128+N on a second signal.
@@ -16,10 +23,12 @@
 #include "config/config.h"
 #include "server/server.h"
 #include "shop/shop.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +59,68 @@ static void raise_fd_limit(unsigned max_connections)
                 (unsigned long long)rl.rlim_cur, max_connections);
 }
 
+/* Signals that start the drain (SPEC §3), with their names for the log. */
+static const struct {
+    int sig;
+    const char *name;
+} drain_signals[] = {
+    {SIGINT, "SIGINT"},       {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
+    {SIGQUIT, "SIGQUIT"},     {SIGALRM, "SIGALRM"}, {SIGVTALRM, "SIGVTALRM"},
+    {SIGXCPU, "SIGXCPU"},     {SIGPWR, "SIGPWR"},   {SIGIO, "SIGIO"},
+    {SIGSTKFLT, "SIGSTKFLT"},
+};
+
+static const char *signal_name(int sig)
+{
+    for (size_t i = 0; i < sizeof(drain_signals) / sizeof(drain_signals[0]);
+         i++)
+        if (drain_signals[i].sig == sig)
+            return drain_signals[i].name;
+    return sig == SIGUSR1 ? "SIGUSR1" : "signal";
+}
+
+/* Block every signal main waits for (call before any thread starts, so
+ * that all threads inherit the mask), and ignore the ones that mean
+ * nothing to shopd. */
+static void take_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof(drain_signals) / sizeof(drain_signals[0]);
+         i++)
+        sigaddset(set, drain_signals[i].sig);
+    sigaddset(set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+static void log_final(struct shop *s, const char *what, enum log_level lvl);
+
+/* The shop SIGUSR1 reports on, shared with the second-signal thread. */
+struct signal_watch {
+    const sigset_t *set;
+    pthread_mutex_t mu; /* guards shop */
+    struct shop *shop;  /* NULL once main is about to destroy it */
+};
+
+/* Wait for a draining signal and return it; each SIGUSR1 on the way logs
+ * one stats line. */
+static int wait_drain_signal(struct signal_watch *w)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(w->set, &sig) != 0)
+            continue;
+        if (sig != SIGUSR1)
+            return sig;
+        pthread_mutex_lock(&w->mu);
+        if (w->shop != NULL)
+            log_final(w->shop, "stats:", LOG_INFO);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
 /* Zero a secret in a way the compiler may not drop as a dead store. */
 static void explicit_wipe(char *p, size_t n)
 {
@@ -61,14 +132,9 @@ static void explicit_wipe(char *p, size_t n)
 /* After the first signal: a second one ends the process at once. */
 static void *second_signal(void *arg)
 {
-    const sigset_t *set = arg;
-    int sig = 0;
-    if (sigwait(set, &sig) == 0) {
-        log_msg(LOG_WARN, "second signal (%s): exiting now",
-                sig == SIGINT ? "SIGINT" : "SIGTERM");
-        _exit(128 + sig);
-    }
-    return NULL;
+    int sig = wait_drain_signal(arg);
+    log_msg(LOG_WARN, "second signal (%s): exiting now", signal_name(sig));
+    _exit(128 + sig);
 }
 
 static void log_final(struct shop *s, const char *what, enum log_level lvl)
@@ -131,17 +197,95 @@ static int run_probe(int argc, char **argv)
     return 0;
 }
 
+/* <hostname>:<port>, or the configured --instance. */
+static void instance_name(const struct config *cfg, unsigned port, char *buf,
+                          size_t len)
+{
+    if (cfg->instance[0] != '\0') {
+        snprintf(buf, len, "%s", cfg->instance);
+        return;
+    }
+    char host[64];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, len, "%s:%u", host, port);
+}
+
+/*
+ * Open the store named by --store and, if it is durable, load the shop
+ * from it (seeding it from the catalog when empty). Logs what it found.
+ * Returns 0, or -1 after logging one line naming the store and the reason.
+ */
+static int open_store(const struct config *cfg, const struct product *catalog,
+                      size_t n, struct store **out, struct store_state *state)
+{
+    char name[CONFIG_PATH_MAX + 64];
+    char err[CONFIG_PATH_MAX + 256];
+    config_store_describe(&cfg->store, name, sizeof(name));
+    struct store_options so = {
+        .kind = cfg->store.kind == CONFIG_STORE_SQLITE  ? STORE_SQLITE
+                : cfg->store.kind == CONFIG_STORE_REDIS ? STORE_REDIS
+                                                        : STORE_MEMORY,
+        .path = cfg->store.path,
+        .host = cfg->store.host,
+        .port = cfg->store.port,
+        .db = cfg->store.db,
+        .password = cfg->store.password,
+        .sync = cfg->sync == CONFIG_SYNC_NORMAL ? STORE_SYNC_NORMAL
+                                                : STORE_SYNC_FULL,
+        .instance = cfg->instance,
+        .reclaim_ms = cfg->reclaim_ms,
+        .idempotency_ttl = cfg->idempotency_ttl,
+        .queue_capacity = cfg->queue_capacity,
+    };
+    if (store_open(&so, out, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (!store_durable(*out))
+        return 0;
+    struct store_product *cat = calloc(n, sizeof(*cat));
+    if (cat == NULL) {
+        log_msg(LOG_ERROR, "store %s: out of memory", name);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(cat[i].sku, sizeof(cat[i].sku), "%s", catalog[i].sku);
+        snprintf(cat[i].name, sizeof(cat[i].name), "%s", catalog[i].name);
+        cat[i].price_cents = catalog[i].price_cents;
+        cat[i].initial = cat[i].stock = catalog[i].stock;
+    }
+    int rc = store_load(*out, cat, n, state, err, sizeof(err));
+    free(cat);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    for (size_t i = 0; i < state->nproducts; i++)
+        if (state->products[i].added)
+            log_msg(LOG_INFO,
+                    "store %s: catalog product '%s' was not in the store: "
+                    "added with stock %lld",
+                    name, state->products[i].sku,
+                    (long long)state->products[i].stock);
+    log_msg(LOG_INFO,
+            "store %s sync=%s: %s, %zu products, next order id %llu, %zu "
+            "unfinished orders go back on the belt",
+            name, cfg->sync == CONFIG_SYNC_NORMAL ? "normal" : "full",
+            state->seeded ? "seeded from the catalog" : "loaded",
+            state->nproducts, (unsigned long long)state->next_id,
+            state->nunfinished);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--probe") == 0)
         return run_probe(argc, argv);
 
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    take_signals(&sigs);
 
     struct config cfg;
     enum config_action action;
@@ -165,12 +309,10 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_json(cfg.log_format == CONFIG_LOG_JSON);
-    if (cfg.store.kind != CONFIG_STORE_MEMORY) {
-        char store[CONFIG_PATH_MAX + 64];
-        config_store_describe(&cfg.store, store, sizeof(store));
-        log_msg(LOG_ERROR, "store %s: this build has only the memory store",
-                store);
-        return 1;
+    if (cfg.unsafe_inventory && cfg.store.kind != CONFIG_STORE_MEMORY) {
+        fprintf(stderr, "shopd: --unsafe-inventory is a demo of the memory "
+                        "store only; it cannot be used with --store\n");
+        return EXIT_BAD_CONFIG;
     }
 
     struct product *owned = NULL;
@@ -183,17 +325,31 @@ int main(int argc, char **argv)
     }
     raise_fd_limit(cfg.max_connections);
 
+    int status = 1;
+    struct signal_watch watch = {.set = &sigs, .mu = PTHREAD_MUTEX_INITIALIZER};
+    struct httpd *httpd = NULL;
+    struct shop *shop = NULL;
+    struct store *store = NULL;
+    struct store_state state = {0};
+    if (open_store(&cfg, catalog, nproducts, &store, &state) < 0)
+        goto out;
     struct shop_config sc = {
         .workers = cfg.workers,
         .queue_capacity = cfg.queue_capacity,
         .order_history = cfg.order_history,
         .work_ms = cfg.work_ms,
         .unsafe_inventory = cfg.unsafe_inventory,
+        .store = store,
         .idempotency_ttl = cfg.idempotency_ttl,
     };
-    int status = 1;
-    struct httpd *httpd = NULL;
-    struct shop *shop = shop_create(&sc, catalog, nproducts);
+    if (store_durable(store)) {
+        shop = shop_create_stored(&sc, &state);
+        nproducts = state.nproducts;
+    } else {
+        shop = shop_create(&sc, catalog, nproducts);
+    }
+    store_state_free(&state);
+    watch.shop = shop;
     char why[128];
     if (shop == NULL) {
         strerror_r(errno, why, sizeof(why));
@@ -207,8 +363,16 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* The instance's name: "" means <hostname>:<port>; with --port 0 the
+     * port is only known once bound, so it is published after the start
+     * (handlers read it through an atomic pointer). */
+    char instance[CONFIG_INSTANCE_MAX + 80];
+    instance_name(&cfg, cfg.port, instance, sizeof(instance));
+    struct http_counters http_counters = {0};
     struct app app = {
         .shop = shop,
+        .http = &http_counters,
+        .instance = instance,
         .limits = {.max_body = cfg.max_body,
                    .max_quantity = cfg.max_quantity,
                    .http_threads = cfg.http_threads,
@@ -226,6 +390,8 @@ int main(int argc, char **argv)
         .threads = cfg.http_threads,
         .max_connections = cfg.max_connections,
         .conn_timeout_s = cfg.conn_timeout,
+        .header_timeout_s = cfg.header_timeout,
+        .max_connections_per_ip = cfg.max_connections_per_ip,
     };
     httpd = httpd_start(&ho, &app, err, sizeof(err));
     if (httpd == NULL) {
@@ -233,11 +399,20 @@ int main(int argc, char **argv)
         shop_drain(shop, NULL);
         goto out;
     }
+    static char bound_instance[CONFIG_INSTANCE_MAX + 80];
+    if (cfg.port == 0 && cfg.instance[0] == '\0') {
+        instance_name(&cfg, httpd_port(httpd), bound_instance,
+                      sizeof(bound_instance));
+        atomic_store(&app.instance, bound_instance);
+    }
+    /* An IPv6 address is written in brackets before its port: [::1]:8080. */
+    bool v6 = strchr(cfg.bind, ':') != NULL;
     log_msg(LOG_INFO,
-            "shopd %s listening on %s:%u workers=%u http_threads=%u "
+            "shopd %s listening on %s%s%s:%u workers=%u http_threads=%u "
             "queue_capacity=%u products=%zu",
-            config_version(), cfg.bind, httpd_port(httpd), cfg.workers,
-            cfg.http_threads, cfg.queue_capacity, nproducts);
+            config_version(), v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
+            httpd_port(httpd), cfg.workers, cfg.http_threads,
+            cfg.queue_capacity, nproducts);
     log_msg(LOG_INFO, "admin API %s; idempotency keys kept %us",
             app.limits.admin_enabled ? "on (token set)" : "off",
             cfg.idempotency_ttl);
@@ -245,14 +420,11 @@ int main(int argc, char **argv)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM",
+    int sig = wait_drain_signal(&watch);
+    log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)", signal_name(sig),
             (unsigned long long)shop_left(shop), cfg.drain_timeout);
     pthread_t watcher;
-    if (pthread_create(&watcher, NULL, second_signal, &sigs) == 0)
+    if (pthread_create(&watcher, NULL, second_signal, &watch) == 0)
         pthread_detach(watcher);
 
     struct timespec deadline;
@@ -273,7 +445,13 @@ int main(int argc, char **argv)
 out:
     httpd_end_streams(httpd);
     httpd_stop(httpd);
+    pthread_mutex_lock(&watch.mu);
+    watch.shop = NULL;
+    pthread_mutex_unlock(&watch.mu);
     shop_destroy(shop);
+    /* Every path here has a drained (or never started) shop: a drain that
+     * timed out left through _exit(), so no committer still uses it. */
+    store_close(store);
     free(owned);
     return status;
 }

@@ -12,6 +12,7 @@
 #ifndef SHOPD_SERVER_H
 #define SHOPD_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,10 +31,27 @@ struct server_limits {
     uint8_t admin_digest[SHOP_SHA256_LEN];
 };
 
+/*
+ * Counts of the HTTP layer (SPEC §10), kept by the libmicrohttpd glue and
+ * the /events hub, read by /stats and /metrics. Relaxed atomics: each one
+ * is exact, they are not a consistent snapshot together.
+ */
+struct http_counters {
+    _Atomic uint64_t conns_open;      /* connections open now */
+    _Atomic uint64_t conns_refused;   /* closed at once: over a limit */
+    _Atomic uint64_t conns_timed_out; /* closed: request not in on time */
+    _Atomic uint64_t viewers;         /* /events streams open now */
+    _Atomic uint64_t viewers_dropped; /* /events viewers that fell behind */
+};
+
 /* Everything a handler may touch. */
 struct app {
     struct shop *shop;
     struct server_limits limits;
+    struct http_counters *http; /* may be NULL (then reported as 0) */
+    /* This instance's name for /stats; may be published after the start
+     * (once the port is bound), hence atomic. NULL reads as "". */
+    const char *_Atomic instance;
 };
 
 struct http_request {
@@ -52,6 +70,8 @@ struct http_request {
 
 #define HTTP_MAX_HEADERS 6
 
+struct http_deferred;
+
 struct http_header {
     const char *name; /* static string */
     char value[48];
@@ -65,6 +85,9 @@ struct http_response {
     bool body_static;   /* body points to static storage */
     bool close;         /* add "Connection: close" */
     bool stream_events; /* answer with the /events stream instead */
+    /* Not NULL: the answer comes later, through this (see below); the
+     * rest of the response is ignored. */
+    struct http_deferred *deferred;
     size_t nheaders;
     struct http_header headers[HTTP_MAX_HEADERS];
 };
@@ -76,6 +99,25 @@ struct http_response {
  */
 void server_handle(const struct app *app, const struct http_request *req,
                    struct http_response *res);
+
+/*
+ * Deferred answers. A handler that must wait for another thread (a commit)
+ * creates one, hands it to that thread and sets res->deferred; the HTTP
+ * glue suspends the connection (no HTTP thread waits), and the other
+ * thread calls http_deferred_complete() with the final response, which
+ * resumes the connection and sends it.
+ *
+ * http_deferred_create(): NULL when out of memory. It holds two
+ * references: the request's and the completer's.
+ * http_deferred_complete(): callable once, from any thread; takes over
+ * what `res` owns (leaves it zeroed) and drops the completer's reference.
+ * Never blocks for long.
+ * http_deferred_release(): drop one reference (a handler that could not
+ * hand the deferred answer over drops both). Accepts NULL.
+ */
+struct http_deferred *http_deferred_create(void);
+void http_deferred_complete(struct http_deferred *d, struct http_response *res);
+void http_deferred_release(struct http_deferred *d);
 
 /* Free what a response owns. Accepts a zeroed response. */
 void http_response_release(struct http_response *res);
@@ -114,6 +156,8 @@ struct httpd_options {
     unsigned threads; /* 1 = one polling thread, else a pool */
     unsigned max_connections;
     unsigned conn_timeout_s;
+    unsigned header_timeout_s;       /* a request must arrive within this */
+    unsigned max_connections_per_ip; /* 0 = no limit */
 };
 
 struct httpd;

@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include "tests/suites.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,8 +159,23 @@ static const struct bad_body bad_bodies[] = {
     /* cJSON's leniencies must not smuggle a non-integer quantity in. */
     {"{\"product\":\"apple\",\"quantit\\u0079\":1e2}", 400, "invalid_field",
      "quantity"},
+    /* A key twice in one object, anywhere (SPEC §1): parsers disagree on
+     * which one wins, so neither may. Escaped spellings are the same key. */
     {"{\"product\":\"apple\",\"quantit\\u0079\":1e2,\"quantity\":1}", 400,
-     "invalid_field", "quantity"},
+     "invalid_json", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"quantity\":1000000}", 400,
+     "invalid_json", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"product\":\"pear\"}", 400,
+     "invalid_json", "product"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":{\"a\":1,\"a\":2}}", 400,
+     "invalid_json", "'a'"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":[{\"k\":[{\"b\":1,\"b\":1}]}]"
+     "}",
+     400, "invalid_json", "'b'"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+     "\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,\"l\":12,"
+     "\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17,\"a\":18}",
+     400, "invalid_json", "'a'"},
     {"{\"product\":\"apple\",\x0b\"quantity\":1e2}", 400, "invalid_field",
      "quantity"},
     {"\xef\xbb\xbf{\"product\":\"apple\",\"quantity\":1e2}", 400,
@@ -456,6 +472,14 @@ START_TEST(test_server_metrics_text)
     ck_assert_ptr_nonnull(
         strstr(res.body, "shopd_product_stock{sku=\"apple\"} 10\n"));
     ck_assert_int_eq(res.body[res.body_len - 1], '\n');
+    /* Uptime in milliseconds at most, no binary noise (issue 9). */
+    const char *up = strstr(res.body, "\nshopd_uptime_seconds ");
+    ck_assert_ptr_nonnull(up);
+    up += strlen("\nshopd_uptime_seconds ");
+    const char *dot = strchr(up, '.');
+    size_t line = strcspn(up, "\n");
+    if (dot != NULL && (size_t)(dot - up) < line)
+        ck_assert_uint_le(line - (size_t)(dot - up) - 1, 3);
     http_response_release(&res);
 }
 END_TEST
@@ -543,6 +567,37 @@ START_TEST(test_server_catalog_rejects)
 }
 END_TEST
 
+/* The messages name where and what: a position for JSON errors, the real
+ * limits for fields (issue 9). */
+START_TEST(test_server_catalog_messages)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {"{\"products\": [\n  {\"sku\": \"a\",,}\n]}", "line 2, column"},
+        {"{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":1,"
+         "\"stock\":9007199254740992}]}",
+         "stock must be a whole number from 0 to 9007199254740991 (2^53 - 1)"},
+        {"{\"products\":[{\"sku\":\"abcdefghijabcdefghijabcdefghijabcdefghij"
+         "abcdefghijabcdefghijabcde\",\"name\":\"A\",\"price_cents\":1,"
+         "\"stock\":1}]}",
+         "sku must be 1-64 characters"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct product *p = NULL;
+        size_t n = 0;
+        char err[256] = "";
+        const char *path = write_catalog(cases[i].text);
+        int rc = catalog_load_file(path, &p, &n, err, sizeof(err));
+        unlink(path);
+        ck_assert_int_eq(rc, -EINVAL);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "\"%s\" lacks \"%s\"",
+                      err, cases[i].want);
+    }
+}
+END_TEST
+
 START_TEST(test_server_catalog_missing_file)
 {
     struct product *p = NULL;
@@ -552,6 +607,70 @@ START_TEST(test_server_catalog_missing_file)
                                        sizeof(err)),
                      0);
     ck_assert_ptr_nonnull(strstr(err, "No such file"));
+}
+END_TEST
+
+/* ---- deferred answers: the suspend/complete handshake ------------------ */
+
+struct fake_conn {
+    int suspended, resumed;
+};
+
+static void fake_suspend(void *ctx)
+{
+    ((struct fake_conn *)ctx)->suspended++;
+}
+
+static void fake_resume(void *ctx)
+{
+    ((struct fake_conn *)ctx)->resumed++;
+}
+
+static void final_answer(struct http_response *res)
+{
+    memset(res, 0, sizeof(*res));
+    http_error(res, 503, "store_unavailable", "try again");
+}
+
+START_TEST(test_server_deferred_completed_before_suspend)
+{
+    struct http_deferred *d = http_deferred_create();
+    ck_assert_ptr_nonnull(d);
+    struct http_response res;
+    final_answer(&res);
+    http_deferred_complete(d, &res); /* the completer was quick */
+    ck_assert_ptr_null(res.body);    /* taken over */
+    struct fake_conn c = {0};
+    /* The glue must not suspend: the answer is there already. */
+    ck_assert(!http_deferred_suspend(d, fake_suspend, fake_resume, &c));
+    ck_assert_int_eq(c.suspended, 0);
+    struct http_response out;
+    ck_assert(http_deferred_take(d, &out));
+    ck_assert_uint_eq(out.status, 503);
+    ck_assert_ptr_nonnull(strstr(out.body, "store_unavailable"));
+    http_response_release(&out);
+    ck_assert_int_eq(c.resumed, 0);
+    http_deferred_release(d); /* the request's reference: frees */
+}
+END_TEST
+
+START_TEST(test_server_deferred_completed_after_suspend)
+{
+    struct http_deferred *d = http_deferred_create();
+    ck_assert_ptr_nonnull(d);
+    struct fake_conn c = {0};
+    ck_assert(http_deferred_suspend(d, fake_suspend, fake_resume, &c));
+    ck_assert_int_eq(c.suspended, 1);
+    struct http_response out;
+    ck_assert(!http_deferred_take(d, &out)); /* nothing yet */
+    struct http_response res;
+    final_answer(&res);
+    http_deferred_complete(d, &res);
+    ck_assert_int_eq(c.resumed, 1); /* resumed exactly once */
+    ck_assert(http_deferred_take(d, &out));
+    ck_assert_uint_eq(out.status, 503);
+    http_response_release(&out);
+    http_deferred_release(d);
 }
 END_TEST
 
@@ -930,6 +1049,8 @@ Suite *server_suite(void)
     tcase_add_test(tc, test_server_stats_shape);
     tcase_add_test(tc, test_server_metrics_text);
     tcase_add_test(tc, test_server_dashboard_served);
+    tcase_add_test(tc, test_server_deferred_completed_before_suspend);
+    tcase_add_test(tc, test_server_deferred_completed_after_suspend);
     tcase_add_test(tc, test_server_buy_idempotent_replay);
     tcase_add_loop_test(tc, test_server_buy_bad_idempotency_keys, 0,
                         sizeof(bad_keys) / sizeof(bad_keys[0]));
@@ -946,6 +1067,7 @@ Suite *server_suite(void)
     tcase_add_loop_test(cat, test_server_catalog_rejects, 0,
                         sizeof(bad_catalogs) / sizeof(bad_catalogs[0]));
     tcase_add_test(cat, test_server_catalog_missing_file);
+    tcase_add_test(cat, test_server_catalog_messages);
     suite_add_tcase(s, cat);
     return s;
 }

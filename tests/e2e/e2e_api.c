@@ -327,13 +327,15 @@ static void expect_numbers(const cJSON *obj, const char *what)
 
 START_TEST(test_e2e_api_stats_shape)
 {
-    /* The SPEC's keys plus the documented additions for the dashboard,
-     * the race demo and retries (README: unsafe_inventory, worker_state,
-     * oversold, idempotency). */
+    /* The SPEC's keys (§7 adds instance and store) plus the documented
+     * additions for the dashboard, the race demo and retries (README:
+     * unsafe_inventory, worker_state, oversold, idempotency) and for
+     * hostile clients (SPEC §10: events, connections). */
     static const char *const top[] = {
-        "uptime_s",    "workers",  "http_threads",     "draining",
-        "queue",       "orders",   "latency_ms",       "throughput",
-        "inventory",   "oversold", "unsafe_inventory", "worker_state",
+        "uptime_s",    "workers",     "http_threads",     "draining",
+        "queue",       "orders",      "latency_ms",       "throughput",
+        "inventory",   "oversold",    "unsafe_inventory", "worker_state",
+        "events",      "connections", "instance",         "store",
         "idempotency", NULL};
     static const char *const idem[] = {"replayed", "in_use",   "mismatched",
                                        "keys",     "capacity", NULL};

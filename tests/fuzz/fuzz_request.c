@@ -24,7 +24,8 @@
  *   - a 202 came from POST /buy, and its body is one JSON object whose
  *     "product" is a catalog SKU and whose "quantity" is written as a JSON
  *     integer within 1..max_quantity (checked here independently of
- *     buy.c's own scanner);
+ *     buy.c's own scanner), and in which no object anywhere has the same
+ *     key twice (a pairwise walk of the whole tree here; buy.c sorts);
  *   - a 200 from a restock came with exactly one Authorization carrying the
  *     fuzz token; a 401 has WWW-Authenticate, a 409 Retry-After; no answer
  *     contains the token unless the request's path or body did.
@@ -160,6 +161,20 @@ static void check_error_body(const struct http_request *req,
     cJSON_Delete(j);
 }
 
+/* Whether any object in the tree under `item` has a key twice. */
+static bool has_duplicate_key(const cJSON *item)
+{
+    for (const cJSON *a = item->child; a != NULL; a = a->next) {
+        if (cJSON_IsObject(item))
+            for (const cJSON *b = a->next; b != NULL; b = b->next)
+                if (strcmp(a->string, b->string) == 0)
+                    return true;
+        if (has_duplicate_key(a))
+            return true;
+    }
+    return false;
+}
+
 /* Re-check an accepted order with an independent reading of the body. */
 static void check_accepted(const struct http_request *req,
                            const struct http_response *res)
@@ -183,6 +198,8 @@ static void check_accepted(const struct http_request *req,
      * here the value itself must be a whole number. */
     if (q->valuedouble != floor(q->valuedouble))
         fail("202 with a quantity that is not whole", req, res);
+    if (has_duplicate_key(j))
+        fail("202 for a body with a key twice in one object", req, res);
     cJSON_Delete(j);
 }
 
