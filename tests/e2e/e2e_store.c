@@ -314,6 +314,10 @@ static void kill_and_restart(const char *sync)
                       sold, fulfilled[p]);
     }
     ck_assert_str_eq(jstr(stats, "store.kind"), "sqlite");
+    /* Every order is final: nothing decided is waiting for a commit. */
+    ck_assert_int_eq((int)jnum(stats, "store.uncommitted"), 0);
+    ck_assert_int_eq((int)jnum(stats, "store.restored"),
+                     (int)jnum(stats, "store.restored_on_belt"));
     if (getenv("E2E_STORE_DEBUG")) // NOLINT(concurrency-mt-unsafe)
         fprintf(stderr,
                 "kill9 %s: %zu accepted before the kill, %zu seen final, %g "
