@@ -44,14 +44,16 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 
 #include "queue/queue.h"
 #include "store/store.h"
 
-#define RETRY_MS 100
-#define PROBE_MS 1000
+#define RETRY_MS    100
+#define SMALL_BATCH 16 /* a batch below this waits one yield for more */
+#define PROBE_MS    1000
 /* Restocks taken into one commit at most (they are rare admin actions). */
 #define RESTOCKS_PER_COMMIT 64
 
@@ -326,6 +328,15 @@ static void *committer_main(void *arg)
             deadline_in(&ts, c->retained ? RETRY_MS : PROBE_MS);
             if (pthread_cond_timedwait(&c->wake, &c->lock, &ts) == ETIMEDOUT)
                 break;
+        }
+        /* A small batch that just arrived: let the producers that are
+         * running add to it first (one yield, as PostgreSQL's commit_delay
+         * waits for siblings), so that fewer, larger commits carry the
+         * same orders when the CPUs are busy. */
+        if (c->acc_n + c->res_n < SMALL_BATCH && c->retained == 0) {
+            pthread_mutex_unlock(&c->lock);
+            sched_yield();
+            pthread_mutex_lock(&c->lock);
         }
         /* Take the batch: retained results first, then the new ones. */
         size_t na = c->acc_n;
