@@ -211,7 +211,8 @@ struct queue;
  * Returns NULL (errno) on failure. No thread runs before committer_start().
  */
 struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book, _Atomic size_t *held,
+                                   struct orderbook *book,
+                                   struct inventory *inv, _Atomic size_t *held,
                                    size_t accept_cap, size_t result_cap,
                                    const struct order *backlog,
                                    size_t nbacklog);
@@ -219,7 +220,14 @@ int committer_start(struct committer *c);
 /* Hand an accept over (its belt slot is reserved). 0, or -EPIPE once
  * accepts are closed. Never blocks for long (one short lock). */
 int committer_accept(struct committer *c, const struct shop_item *it,
-                     shop_done_fn done, void *arg);
+                     const struct shop_order_key *key, shop_done_fn done,
+                     void *arg);
+/* Hand a restock over: committed in the next batch, then applied to the
+ * inventory and answered through `done` on the committer thread. 0,
+ * -EPIPE once accepts are closed, -ENOMEM. Never blocks for long. */
+int committer_restock(struct committer *c, uint32_t product, int64_t qty,
+                      const struct shop_order_key *key, const char *answer,
+                      size_t answer_len, shop_restock_fn done, void *arg);
 /* Hand a decided result over; blocks while result_cap results wait. */
 void committer_result(struct committer *c, const struct order *o);
 /* Refuse new accepts; wait until every accepted one and the whole backlog

@@ -207,7 +207,7 @@ static struct shop *create(const struct shop_config *cfg,
         /* Results may wait for a slow commit: room for four belts' worth
          * before workers block (memory is only touched when used). */
         s->com = committer_create(
-            cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
+            cfg->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
             4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
@@ -414,9 +414,18 @@ static bool reserve_slot(struct shop *s)
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg)
 {
+    return shop_submit_async_key(s, o, NULL, done, arg);
+}
+
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg)
+{
     struct shop_item it;
 
     if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX))
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
@@ -436,7 +445,7 @@ int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
     if (!it.o.has_customer)
         it.o.customer[0] = '\0';
     it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
-    int ret = committer_accept(s->com, &it, done, arg);
+    int ret = committer_accept(s->com, &it, key, done, arg);
     if (ret != 0)
         atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
     return ret;
@@ -582,11 +591,57 @@ bool shop_unsafe(const struct shop *s)
 
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
 {
+    if (s->com != NULL)
+        return -EINVAL; /* a durable store's restock: shop_restock_async() */
     if (i >= s->nproducts)
         return -ENOENT;
     if (qty < 1 || qty > SHOP_RESTOCK_MAX)
         return -EINVAL;
     return inventory_restock(s->inv, i, qty, out);
+}
+
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg)
+{
+    if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
+                        answer == NULL || answer_len > STORE_ANSWER_MAX))
+        return -EINVAL;
+    if (i >= s->nproducts)
+        return -ENOENT;
+    if (qty < 1 || qty > SHOP_RESTOCK_MAX)
+        return -EINVAL;
+    if (shop_draining(s))
+        return -EPIPE;
+    return committer_restock(s->com, (uint32_t)i, qty, key, answer, answer_len,
+                             done, arg);
+}
+
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp)
+{
+    if (s->com == NULL)
+        return -ENOENT;
+    struct store_answer sa;
+    int rc = store_idem_get(s->cfg.store,
+                            scope == SHOP_IDEM_RESTOCK ? "restock" : "buy", key,
+                            len, &sa);
+    if (rc != 0)
+        return rc == -ENOENT ? -ENOENT : -EIO;
+    memset(ans, 0, sizeof(*ans));
+    ans->status = sa.status;
+    ans->body_len =
+        sa.body_len < SHOP_IDEM_BODY_MAX ? sa.body_len : SHOP_IDEM_BODY_MAX;
+    memcpy(ans->body, sa.body, ans->body_len);
+    ans->body[ans->body_len] = '\0';
+    if (sa.order_id != 0)
+        snprintf(ans->location, sizeof(ans->location), "/orders/%llu",
+                 (unsigned long long)sa.order_id);
+    memcpy(fp, sa.fingerprint, SHOP_SHA256_LEN);
+    return 0;
 }
 
 int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,

@@ -216,6 +216,23 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id);
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg);
 
+/* An Idempotency-Key of POST /buy that travels with its order into the
+ * durable store (copied): committed in the same step as the order, with
+ * the 202 it answered. */
+struct shop_order_key {
+    const char *key; /* 1..SHOP_IDEM_KEY_MAX bytes, not terminated */
+    size_t len;
+    const uint8_t *fp; /* SHOP_SHA256_LEN bytes: the request's fingerprint */
+};
+
+/*
+ * As shop_submit_async(), with the order's key (may be NULL). If the store
+ * already holds the key, the order is not created and `done` gets -EEXIST.
+ */
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg);
+
 /* Whether the store works (always true in memory): /readyz. */
 bool shop_store_ok(struct shop *s);
 
@@ -281,6 +298,32 @@ bool shop_unsafe(const struct shop *s);
  * -EOVERFLOW if the stock would pass INT64_MAX.
  */
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out);
+
+/*
+ * Called once per shop_restock_async() that returned 0, on the committer
+ * thread: `rc` 0 and the product's numbers after the restock, or -EIO (the
+ * store failed; nothing changed) with `st` NULL. It must not block.
+ */
+typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
+
+/*
+ * The durable store's way of shop_restock(): the restock is committed in
+ * the committer's next batch, and only then applied to the inventory (so
+ * no sale uses units the store does not have) and answered through `done`
+ * with the product's numbers as committed with it. Returns 0 at once, or
+ * without calling `done`: -ENOENT (no product `i`), -EINVAL (bad quantity
+ * or key, or not a durable shop), -EPIPE (draining), -ENOMEM. Never
+ * blocks.
+ *
+ * With a `key` (may be NULL), the key is committed with the restock, its
+ * answer being `answer` (`answer_len` bytes, copied) with the store's
+ * STORE_STOCK/SOLD/RESTOCKED placeholders filled in from those numbers; if
+ * the store already holds the key, nothing changes and `done` gets
+ * -EEXIST.
+ */
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg);
 
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *
@@ -359,6 +402,19 @@ int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
 
 /* Forget the key of a NEW request that did not succeed: it may be reused. */
 void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
+
+/*
+ * A durable store's remembered answer to `key` in `scope`, for a key the
+ * memory table does not know (after a restart, or dropped from the table):
+ * fills `ans` (an order's with Location /orders/N) and `fp` (the first
+ * request's
+ * fingerprint) and returns 0; -ENOENT if the store has no such unexpired
+ * key (or the shop is not durable); -EIO if the store cannot be read.
+ * Blocks on a read of the store (brief in WAL mode). Thread-safe.
+ */
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp);
 
 /* --- SHA-256 (for key digests, request fingerprints, the admin token) --- */
 
