@@ -15,7 +15,7 @@ BUILD   ?= build
 # Extra flags for sanitizer builds (set by the asan/ubsan/tsan targets).
 SANFLAGS ?=
 
-PKGS      := libmicrohttpd libcjson
+PKGS      := libmicrohttpd libcjson sqlite3
 TEST_PKGS := check
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -30,7 +30,7 @@ LIBS := -pthread -lm
 
 ALL_CFLAGS = $(REQ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
-LIB_SRC := $(wildcard queue/*.c worker/*.c shop/*.c config/*.c) \
+LIB_SRC := $(wildcard queue/*.c worker/*.c store/*.c shop/*.c config/*.c) \
            $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/dashboard_blob.o
 MAIN_OBJ := $(BUILD)/server/main.o
@@ -87,7 +87,7 @@ $(E2E_BIN): $(E2E_OBJ)
 # argument is COMMAND-OR-pkgconfig-NAME:DEBIAN-PACKAGE.
 deps:
 	@scripts/deps.sh pkg-config:pkg-config libmicrohttpd:libmicrohttpd-dev \
-	    libcjson:libcjson-dev check:check curl:curl promtool:prometheus \
+	    libcjson:libcjson-dev sqlite3:libsqlite3-dev check:check curl:curl promtool:prometheus \
 	    cc:gcc make:make
 
 run: deps

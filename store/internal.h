@@ -1,0 +1,50 @@
+/*
+ * store/internal.h - the backend table behind store.h, shared by the
+ * store's own .c files only.
+ *
+ * Each backend fills one static const struct store_backend; store.c
+ * dispatches through it. A backend's state begins with a struct store, so
+ * the public handle and the backend's own struct are one allocation.
+ *
+ * Thread safety: as store.h says for the function each entry implements.
+ */
+#ifndef SHOPD_STORE_INTERNAL_H
+#define SHOPD_STORE_INTERNAL_H
+
+#include "store/store.h"
+
+struct store_backend {
+    enum store_kind kind;
+    unsigned caps; /* enum store_cap bits */
+    int (*open)(const struct store_options *opt, struct store **out, char *err,
+                size_t errlen);
+    void (*close)(struct store *st);
+    int (*load)(struct store *st, const struct store_product *catalog, size_t n,
+                struct store_state *out, char *err, size_t errlen);
+    int (*commit)(struct store *st, struct store_batch *b);
+    int (*order_get)(struct store *st, uint64_t id, struct store_order *out);
+    int (*idem_get)(struct store *st, const char *endpoint, const char *key,
+                    size_t key_len, struct store_answer *out);
+    /* NULL unless STORE_CAP_SHARED */
+    int (*take)(struct store *st, unsigned worker, struct store_order *out,
+                size_t max, unsigned wait_ms);
+    bool (*available)(struct store *st);
+    void (*stats)(struct store *st, struct store_stats *out);
+};
+
+/* The head of every backend's state. */
+struct store {
+    const struct store_backend *be;
+};
+
+extern const struct store_backend store_memory_backend;
+extern const struct store_backend store_sqlite_backend;
+
+/*
+ * Replace the first STORE_ID_PLACEHOLDER in `body` (`len` bytes) with `id`
+ * into `out` (room for STORE_ANSWER_MAX + 1). Returns the new length, or
+ * -EINVAL if it would not fit.
+ */
+int store_render_answer(const char *body, size_t len, uint64_t id, char *out);
+
+#endif /* SHOPD_STORE_INTERNAL_H */
