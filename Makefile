@@ -15,7 +15,7 @@ BUILD   ?= build
 # Extra flags for sanitizer builds (set by the asan/ubsan/tsan targets).
 SANFLAGS ?=
 
-PKGS      := libmicrohttpd libcjson sqlite3
+PKGS      := libmicrohttpd libcjson sqlite3 hiredis
 TEST_PKGS := check
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
@@ -32,11 +32,12 @@ ALL_CFLAGS = $(REQ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
 LIB_SRC := $(wildcard queue/*.c worker/*.c store/*.c shop/*.c config/*.c) \
            $(filter-out server/main.c,$(wildcard server/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/dashboard_blob.o
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/dashboard_blob.o \
+           $(BUILD)/store/redis_blob.o
 MAIN_OBJ := $(BUILD)/server/main.o
-UNIT_SRC := $(wildcard tests/check_*.c) tests/run_unit.c
+UNIT_SRC := $(wildcard tests/check_*.c) tests/run_unit.c tests/lib/redis_harness.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-E2E_SRC  := $(wildcard tests/e2e/*.c)
+E2E_SRC  := $(wildcard tests/e2e/*.c) tests/lib/redis_harness.c
 E2E_OBJ  := $(E2E_SRC:%.c=$(BUILD)/%.o)
 
 BIN      := shopd
@@ -71,6 +72,11 @@ $(BUILD)/server/dashboard_blob.o: server/dashboard_blob.S server/dashboard.html
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -c -o $@ $<
 
+# The Redis Functions library, the same way.
+$(BUILD)/store/redis_blob.o: store/redis_blob.S store/redis_lib.lua
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) -c -o $@ $<
+
 $(BUILD)/tests/%.o: tests/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CHECK_CFLAGS) -c -o $@ $<
@@ -87,7 +93,8 @@ $(E2E_BIN): $(E2E_OBJ)
 # argument is COMMAND-OR-pkgconfig-NAME:DEBIAN-PACKAGE.
 deps:
 	@scripts/deps.sh pkg-config:pkg-config libmicrohttpd:libmicrohttpd-dev \
-	    libcjson:libcjson-dev sqlite3:libsqlite3-dev check:check curl:curl promtool:prometheus \
+	    libcjson:libcjson-dev sqlite3:libsqlite3-dev hiredis:libhiredis-dev \
+	    redis-server:redis-server check:check curl:curl promtool:prometheus \
 	    cc:gcc make:make
 
 run: deps

@@ -39,6 +39,7 @@ struct store {
 
 extern const struct store_backend store_memory_backend;
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_redis_backend;
 
 /*
  * Replace the first STORE_ID_PLACEHOLDER in `body` (`len` bytes) with `id`

@@ -23,7 +23,7 @@ static const struct store_backend *backend_of(enum store_kind kind)
     case STORE_SQLITE:
         return &store_sqlite_backend;
     case STORE_REDIS:
-        return NULL;
+        return &store_redis_backend;
     }
     return NULL;
 }

@@ -104,6 +104,8 @@ struct store_options {
                                  the store's default (2 MiB) */
     const char *vfs;          /* sqlite: VFS name, NULL = the default one
                                  (tests wrap it to fail writes on demand) */
+    unsigned connect_wait_ms; /* redis: how long open retries an
+                                 unreachable server, 0 = 10 s (SPEC §7) */
 };
 
 /* Order states, in the same order as shop's enum order_status. */
