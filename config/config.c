@@ -31,7 +31,6 @@
 #include <arpa/inet.h>
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -44,6 +43,8 @@
 #include <unistd.h>
 
 #include <cJSON.h>
+
+#include "common/file.h"
 
 #ifndef SHOPD_VERSION
 #define SHOPD_VERSION "0.1.0"
@@ -984,88 +985,29 @@ out_of_range:
 
 /*
  * Read all of path into a malloc'ed, NUL-terminated buffer. On success the
- * caller frees *out. Errors name --config, since that is where the path
- * came from.
+ * caller frees *out. Errors name `flag`, since that is where the path came
+ * from.
  */
 static int read_file(const char *flag, const char *path, char **out,
                      size_t *outlen, char *err, size_t errlen)
 {
     char q[QUOTE_BUF];
     char why[128];
-    char *buf = NULL;
-    size_t len = 0;
-    size_t cap = 0;
-    int saved_errno;
-    int fd;
-    int rc;
+    int rc = file_read_all(path, CONFIG_FILE_MAX, out, outlen);
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        goto fail_errno;
-    for (;;) {
-        ssize_t n;
-
-        if (len == cap) {
-            size_t ncap = cap == 0 ? 4096 : cap * 2;
-            char *nbuf = realloc(buf, ncap + 1);
-
-            if (nbuf == NULL) {
-                rc = -ENOMEM;
-                errorf(err, errlen, "%s: out of memory reading %s", flag,
-                       quote(q, path));
-                goto fail;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        n = read(fd, buf + len, cap - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            goto fail_errno;
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > CONFIG_FILE_MAX) {
-            rc = errorf(err, errlen, "%s: %s is larger than %zu bytes", flag,
-                        quote(q, path), CONFIG_FILE_MAX);
-            goto fail;
-        }
+    if (rc == -EFBIG)
+        return errorf(err, errlen, "%s: %s is larger than %zu bytes", flag,
+                      quote(q, path), CONFIG_FILE_MAX);
+    if (rc == -ENOMEM)
+        return errorf(err, errlen, "%s: out of memory reading %s", flag,
+                      quote(q, path));
+    if (rc < 0) {
+        if (strerror_r(-rc, why, sizeof why) != 0)
+            snprintf(why, sizeof why, "error %d", -rc);
+        return errorf(err, errlen, "%s: cannot read %s: %s", flag,
+                      quote(q, path), why);
     }
-    close(fd);
-    buf[len] = '\0';
-    *out = buf;
-    *outlen = len;
     return 0;
-
-fail_errno:
-    saved_errno = errno;
-    if (strerror_r(saved_errno, why, sizeof why) != 0)
-        snprintf(why, sizeof why, "error %d", saved_errno);
-    rc = errorf(err, errlen, "%s: cannot read %s: %s", flag, quote(q, path),
-                why);
-fail:
-    if (fd >= 0)
-        close(fd);
-    free(buf);
-    return rc;
-}
-
-/* Line and column (both from 1) of text + off, for parse errors. */
-static void line_col(const char *text, size_t off, size_t *line, size_t *col)
-{
-    size_t i;
-
-    *line = 1;
-    *col = 1;
-    for (i = 0; i < off; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
 }
 
 /* Apply every key of the file at path to c. */
@@ -1108,7 +1050,7 @@ static int load_file(struct config *c, const char *path, char *err,
                          ? (size_t)(end - text)
                          : 0;
 
-        line_col(text, off, &line, &col);
+        text_line_col(text, off, &line, &col);
         rc = errorf(err, errlen, "%s: invalid JSON at line %zu, column %zu",
                     from, line, col);
         goto out;
@@ -1455,6 +1397,10 @@ size_t config_help(char *buf, size_t len)
         snprintf(name, sizeof name, "%s, %s", s->flag, s->short_flag);
         out_printf(&o, "  %-22s %s\n", name, s->help);
     }
+    out_printf(&o, "  %-22s %s\n", "--probe [URL]",
+               "GET URL (default http://127.0.0.1:$SHOPD_PORT/healthz),");
+    out_printf(&o, "  %-22s %s\n", "",
+               "exit 0 on a 2xx answer, else 1: a container health check");
     out_printf(
         &o,
         "\n"

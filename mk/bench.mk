@@ -9,9 +9,7 @@
 #   make bench-queue  the channel alone vs Go's buffered channel (if `go`)
 
 BENCH_DIR := $(BUILD)/bench
-BENCH_REQ := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread \
-             -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-             -Wformat=2 -Wvla -Wundef -Werror
+BENCH_REQ := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread $(WARN)
 BENCH_MHD_CFLAGS = $(shell pkg-config --cflags libmicrohttpd 2>/dev/null)
 BENCH_MHD_LIBS   = $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 BENCH_JSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)

@@ -27,8 +27,7 @@ FUZZ_SAN        := -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS     := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread -MMD -MP \
                    $(WARN) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
                    -fsanitize=fuzzer-no-link
-FUZZ_LIB_SRC    := $(wildcard queue/*.c worker/*.c shop/*.c config/*.c) \
-                   $(filter-out server/main.c,$(wildcard server/*.c))
+FUZZ_LIB_SRC    := $(LIB_SRC)
 FUZZ_OBJ        := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) \
                    $(FUZZ_BUILD)/server/dashboard_blob.o \
                    $(FUZZ_BUILD)/tests/fuzz/fuzz_request.o
@@ -77,22 +76,21 @@ fuzz-ci: fuzz-build
 # ---- hostile clients, drain, soak -------------------------------------------
 REL_COMMON_OBJ := $(BUILD)/tests/e2e/harness.o \
                   $(BUILD)/tests/hostile/reliability.o
+REL_OBJ        := $(REL_COMMON_OBJ) $(BUILD)/tests/hostile/hostile.o \
+                  $(BUILD)/tests/drain/drain.o $(BUILD)/tests/soak/soak.o
 HOSTILE_BIN    := $(BUILD)/tests/hostile/hostile
 DRAIN_BIN      := $(BUILD)/tests/drain/drain
 SOAK_BIN       := $(BUILD)/tests/soak/soak
 SOAK_ORDERS    ?= 1000000
 
 $(HOSTILE_BIN): $(BUILD)/tests/hostile/hostile.o $(REL_COMMON_OBJ)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
-	    $(CHECK_LIBS) -pthread -lm
+	$(LINK) $(PKG_LIBS) $(CHECK_LIBS) $(LIBS)
 
 $(DRAIN_BIN): $(BUILD)/tests/drain/drain.o $(REL_COMMON_OBJ)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
-	    $(CHECK_LIBS) -pthread -lm
+	$(LINK) $(PKG_LIBS) $(CHECK_LIBS) $(LIBS)
 
 $(SOAK_BIN): $(BUILD)/tests/soak/soak.o $(REL_COMMON_OBJ)
-	$(CC) $(CFLAGS) $(SANFLAGS) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) \
-	    $(CHECK_LIBS) -pthread -lm
+	$(LINK) $(PKG_LIBS) $(CHECK_LIBS) $(LIBS)
 
 hostile: $(SHOPD) $(HOSTILE_BIN)
 	SHOPD_BIN=$(SHOPD) $(HOSTILE_BIN)

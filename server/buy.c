@@ -10,6 +10,8 @@
  */
 #include "server/internal.h"
 
+#include "common/macros.h"
+
 #include <cJSON.h>
 #include <errno.h>
 #include <stdio.h>
@@ -208,8 +210,9 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
         ok = sku_char(p->valuestring[i]);
     if (!ok)
         return field_error(msg, msglen,
-                           "field 'product' must be 1-64 characters of "
-                           "[A-Za-z0-9_-]");
+                           "field 'product' must be 1-" SHOPD_STR(
+                               SHOP_SKU_MAX) " characters of "
+                                             "[A-Za-z0-9_-]");
     memcpy(sku_buf, p->valuestring, n + 1);
     out->sku = sku_buf;
     out->sku_len = n;
@@ -231,7 +234,8 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
                            "field 'customer' must not contain NUL");
     if (n > SHOP_CUSTOMER_MAX)
         return field_error(msg, msglen,
-                           "field 'customer' must be at most 128 bytes");
+                           "field 'customer' must be at most " SHOPD_STR(
+                               SHOP_CUSTOMER_MAX) " bytes");
     if (!utf8_valid(c->valuestring, n))
         return field_error(msg, msglen, "field 'customer' must be valid UTF-8");
     memcpy(out->customer, c->valuestring, n + 1);

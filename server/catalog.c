@@ -9,6 +9,9 @@
  */
 #include "server/internal.h"
 
+#include "common/file.h"
+#include "common/macros.h"
+
 #include <cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -17,62 +20,27 @@
 #include <string.h>
 
 #define CATALOG_FILE_MAX (16u << 20) /* refuse catalog files over 16 MiB */
-#define JSON_INT_MAX     9007199254740991.0 /* 2^53 - 1: exact in a double */
+/* 2^53 - 1: the largest whole number a JSON parser reads exactly. */
+#define JSON_INT_MAX      9007199254740991.0
+#define JSON_INT_MAX_TEXT "9007199254740991 (2^53 - 1)"
 
-/* Read the whole file into a NUL-terminated malloc'd buffer. */
+/* Read the whole file, with errors worded for --catalog. */
 static int read_file(const char *path, char **out, size_t *len, char *err,
                      size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        int e = errno;
-        char why[128];
-        strerror_r(e, why, sizeof(why));
-        snprintf(err, errlen, "--catalog: cannot read \"%s\": %s", path, why);
-        return -e;
-    }
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    int rc = 0;
-    while (buf != NULL) {
-        if (n + 1 == cap) {
-            if (cap >= CATALOG_FILE_MAX) {
-                snprintf(err, errlen, "--catalog: \"%s\" is over 16 MiB", path);
-                rc = -EFBIG;
-                break;
-            }
-            char *p = realloc(buf, cap * 2);
-            if (p == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = p;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                snprintf(err, errlen, "--catalog: error reading \"%s\"", path);
-                rc = -EIO;
-            }
-            break;
-        }
-    }
-    fclose(f);
-    if (buf == NULL) {
+    int rc = file_read_all(path, CATALOG_FILE_MAX, out, len);
+    char why[128];
+
+    if (rc == -EFBIG) {
+        snprintf(err, errlen, "--catalog: \"%s\" is over 16 MiB", path);
+    } else if (rc == -ENOMEM) {
         snprintf(err, errlen, "--catalog: out of memory reading \"%s\"", path);
-        return -ENOMEM;
+    } else if (rc < 0) {
+        if (strerror_r(-rc, why, sizeof(why)) != 0)
+            snprintf(why, sizeof(why), "error %d", -rc);
+        snprintf(err, errlen, "--catalog: cannot read \"%s\": %s", path, why);
     }
-    if (rc < 0) {
-        free(buf);
-        return rc;
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return 0;
+    return rc;
 }
 
 static bool valid_sku(const char *s)
@@ -118,15 +86,17 @@ static int check_product(const cJSON *item, size_t i, struct product *p,
     const cJSON *stock = cJSON_GetObjectItemCaseSensitive(item, "stock");
     const char *bad = NULL;
     if (!cJSON_IsString(sku) || !valid_sku(sku->valuestring))
-        bad = "sku must be 1-64 characters of [A-Za-z0-9_-]";
+        bad = "sku must be 1-" SHOPD_STR(
+            SHOP_SKU_MAX) " characters of [A-Za-z0-9_-]";
     else if (!cJSON_IsString(name) || strlen(name->valuestring) == 0 ||
              strlen(name->valuestring) > SHOP_NAME_MAX ||
              !utf8_valid(name->valuestring, strlen(name->valuestring)))
-        bad = "name must be a UTF-8 string of 1-128 bytes";
+        bad = "name must be a UTF-8 string of 1-" SHOPD_STR(
+            SHOP_NAME_MAX) " bytes";
     else if (!whole_nonneg(price, &p->price_cents))
-        bad = "price_cents must be a whole number >= 0";
+        bad = "price_cents must be a whole number from 0 to " JSON_INT_MAX_TEXT;
     else if (!whole_nonneg(stock, &p->stock))
-        bad = "stock must be a whole number >= 0";
+        bad = "stock must be a whole number from 0 to " JSON_INT_MAX_TEXT;
     if (bad != NULL) {
         snprintf(err, errlen, "--catalog: \"%s\": products[%zu]: %s", path, i,
                  bad);
@@ -164,7 +134,15 @@ int catalog_load_file(const char *path, struct product **out, size_t *n,
             ? cJSON_GetObjectItemCaseSensitive(root, "products")
             : NULL;
     if (root == NULL) {
-        snprintf(err, errlen, "--catalog: \"%s\" is not valid JSON", path);
+        size_t line, col;
+        size_t off = end != NULL && end >= text && end <= text + len
+                         ? (size_t)(end - text)
+                         : 0;
+
+        text_line_col(text, off, &line, &col);
+        snprintf(err, errlen,
+                 "--catalog: \"%s\" is not valid JSON (line %zu, column %zu)",
+                 path, line, col);
         goto fail;
     }
     if (!cJSON_IsArray(products) || cJSON_GetArraySize(products) < 1) {

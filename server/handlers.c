@@ -11,6 +11,7 @@
 #include "server/internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,35 @@ void http_error(struct http_response *res, unsigned status, const char *code,
 
 /* --- POST /buy ------------------------------------------------------- */
 
+/* The 202 of an accepted order. */
+static void buy_accepted(struct http_response *res, uint64_t id)
+{
+    struct jbuf b;
+    jb_init(&b, 64);
+    jb_printf(&b, "{\"order_id\":%llu,\"status\":\"queued\"}",
+              (unsigned long long)id);
+    set_body(res, 202, CT_JSON, &b);
+    char loc[40];
+    snprintf(loc, sizeof(loc), "/orders/%llu", (unsigned long long)id);
+    http_add_header(res, "Location", loc);
+}
+
+/* A durable store's verdict on one order (committer thread): the deferred
+ * answer is 202, or 503 store_unavailable when the commit failed. */
+static void buy_committed(void *arg, int rc, uint64_t id)
+{
+    struct http_response res;
+    memset(&res, 0, sizeof(res));
+    if (rc == 0) {
+        buy_accepted(&res, id);
+    } else {
+        http_error(&res, 503, "store_unavailable",
+                   "the order could not be stored; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    }
+    http_deferred_complete(arg, &res);
+}
+
 static void handle_buy(const struct app *app, const struct http_request *req,
                        const char *arg, struct http_response *res)
 {
@@ -164,7 +194,22 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
     uint64_t id = 0;
-    int rc = shop_submit(app->shop, &o, &id);
+    struct http_deferred *d = NULL;
+    int rc;
+    if (shop_durable(app->shop)) {
+        /* 202 only once the order is committed: answer later. */
+        d = http_deferred_create();
+        rc = d ? shop_submit_async(app->shop, &o, buy_committed, d) : -ENOMEM;
+        if (rc == 0) {
+            res->deferred = d;
+            return;
+        }
+        /* Never handed over: drop both references. */
+        http_deferred_release(d);
+        http_deferred_release(d);
+    } else {
+        rc = shop_submit(app->shop, &o, &id);
+    }
     if (rc == -EAGAIN) {
         http_error(res, 503, "queue_full",
                    "the order belt is full; retry in a second");
@@ -182,14 +227,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         return;
     }
 
-    struct jbuf b;
-    jb_init(&b, 64);
-    jb_printf(&b, "{\"order_id\":%llu,\"status\":\"queued\"}",
-              (unsigned long long)id);
-    set_body(res, 202, CT_JSON, &b);
-    char loc[40];
-    snprintf(loc, sizeof(loc), "/orders/%llu", (unsigned long long)id);
-    http_add_header(res, "Location", loc);
+    buy_accepted(res, id);
 }
 
 /* --- GET /orders/{id} ------------------------------------------------ */
@@ -245,7 +283,14 @@ static void handle_order(const struct app *app, const struct http_request *req,
         return;
     }
     struct order o;
-    if (id == 0 || shop_order(app->shop, id, &o) < 0) {
+    int rc = id == 0 ? -ENOENT : shop_order(app->shop, id, &o);
+    if (rc == -EIO) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be read now; retry in a second");
+        http_add_header(res, "Retry-After", "1");
+        return;
+    }
+    if (rc < 0) {
         http_error(res, 404, "unknown_order",
                    "no such order (never issued, or no longer kept)");
         return;
@@ -341,6 +386,40 @@ static void write_latency(struct jbuf *b, const char *name,
     jb_cstr(b, "}");
 }
 
+/* "instance" and "store" of /stats: which store, and its own cost. */
+static void write_store(const struct app *app, struct jbuf *b)
+{
+    struct shop_store_stats ss;
+    shop_store_stats(app->shop, &ss);
+    const char *inst = atomic_load(&app->instance);
+    if (inst == NULL)
+        inst = "";
+    jb_cstr(b, "\"instance\":");
+    jb_str(b, inst, strlen(inst));
+    jb_printf(b, ",\"store\":{\"kind\":\"%s\",\"available\":%s",
+              store_kind_name(ss.store.kind), ss.available ? "true" : "false");
+    if (ss.durable) {
+        jb_cstr(b, ",\"describe\":");
+        jb_str(b, ss.store.describe, strlen(ss.store.describe));
+        jb_printf(b,
+                  ",\"commits\":%llu,\"failed_commits\":%llu,"
+                  "\"committed_orders\":%llu,\"orders_per_commit\":",
+                  (unsigned long long)ss.commits,
+                  (unsigned long long)ss.failed_commits,
+                  (unsigned long long)ss.committed_orders);
+        jb_double(b, ss.orders_per_commit);
+        jb_cstr(b, ",");
+        write_latency(b, "commit_latency_ms", &ss.commit_latency);
+        jb_printf(b,
+                  ",\"round_trips\":%llu,\"duplicates\":%llu,"
+                  "\"restored\":%zu,\"restored_on_belt\":%zu",
+                  (unsigned long long)ss.store.round_trips,
+                  (unsigned long long)ss.store.duplicates, ss.backlog,
+                  ss.backlog_fed);
+    }
+    jb_cstr(b, "}");
+}
+
 char *server_stats_json(const struct app *app, size_t *len)
 {
     struct shop_snapshot s;
@@ -399,7 +478,9 @@ char *server_stats_json(const struct app *app, size_t *len)
                   (long long)p->stock, (long long)st[i].oversold);
         oversold += st[i].oversold;
     }
-    jb_printf(&b, "},\"oversold\":%lld}", (long long)oversold);
+    jb_printf(&b, "},\"oversold\":%lld,", (long long)oversold);
+    write_store(app, &b);
+    jb_cstr(&b, "}");
     free(st);
     return jb_take(&b, len);
 }
@@ -465,6 +546,12 @@ static void handle_readyz(const struct app *app, const struct http_request *req,
     if (shop_draining(app->shop)) {
         http_error(res, 503, "shutting_down",
                    "draining: not accepting new orders");
+        return;
+    }
+    if (!shop_store_ok(app->shop)) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be written; retrying by itself");
+        http_add_header(res, "Retry-After", "1");
         return;
     }
     static_body(res, 200, CT_JSON, ready, sizeof(ready) - 1);

@@ -67,6 +67,10 @@ struct req_state {
     size_t len, cap;
     bool too_large; /* the body went past max_body: dropped, not buffered */
     bool answered;  /* a response has been queued */
+    /* A deferred answer (server.h): the connection is suspended until it
+     * completes; `deferred_sent` once its final response is queued. */
+    struct http_deferred *deferred;
+    bool deferred_sent;
     char small[REQ_INLINE_BODY];
 };
 
@@ -127,6 +131,7 @@ static void request_completed(void *cls, struct MHD_Connection *c,
     struct req_state *st = *con_cls;
     if (st != NULL) {
         drop_body(st);
+        http_deferred_release(st->deferred);
         free(st);
         *con_cls = NULL;
         if (atomic_fetch_sub(&h->in_progress, 1) == 1 &&
@@ -199,24 +204,12 @@ static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
     return ok;
 }
 
-/* Route the complete request and queue its answer. */
-static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
-                                const char *url, const char *method,
-                                struct req_state *st)
+/* Queue a plain (complete) response; takes over what `res` owns. */
+static enum MHD_Result queue_plain(struct MHD_Connection *c,
+                                   struct http_response *res_in)
 {
-    struct http_request req = {
-        .method = method,
-        .path = url,
-        .body = st->body,
-        .body_len = st->len,
-        .body_too_large = st->too_large,
-    };
-    struct http_response res;
-    server_handle(h->app, &req, &res);
-    st->answered = true;
-    if (res.stream_events)
-        return queue_events(h, c);
-
+    struct http_response res = *res_in;
+    memset(res_in, 0, sizeof(*res_in));
     struct MHD_Response *r = MHD_create_response_from_buffer(
         res.body_len, res.body,
         res.body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
@@ -236,6 +229,64 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
     enum MHD_Result ok = MHD_queue_response(c, res.status, r);
     MHD_destroy_response(r);
     return ok;
+}
+
+/* --- deferred answers: suspend now, resume when the answer is ready ---- */
+
+static void suspend_conn(void *ctx)
+{
+    MHD_suspend_connection(ctx);
+}
+
+static void resume_conn(void *ctx)
+{
+    MHD_resume_connection(ctx);
+}
+
+/* Queue the deferred answer if it is complete (after a resume, or when it
+ * completed before the connection could be suspended). */
+static enum MHD_Result send_deferred(struct MHD_Connection *c,
+                                     struct req_state *st)
+{
+    struct http_response res;
+    if (st->deferred_sent || !http_deferred_take(st->deferred, &res))
+        return MHD_YES;
+    st->deferred_sent = true;
+    return queue_plain(c, &res);
+}
+
+/* The handler answered `deferred`: suspend the connection until it
+ * completes, unless it already has. */
+static enum MHD_Result defer_answer(struct MHD_Connection *c,
+                                    struct req_state *st,
+                                    struct http_deferred *d)
+{
+    st->deferred = d;
+    if (http_deferred_suspend(d, suspend_conn, resume_conn, c))
+        return MHD_YES;
+    return send_deferred(c, st);
+}
+
+/* Route the complete request and queue its answer. */
+static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
+                                const char *url, const char *method,
+                                struct req_state *st)
+{
+    struct http_request req = {
+        .method = method,
+        .path = url,
+        .body = st->body,
+        .body_len = st->len,
+        .body_too_large = st->too_large,
+    };
+    struct http_response res;
+    server_handle(h->app, &req, &res);
+    st->answered = true;
+    if (res.stream_events)
+        return queue_events(h, c);
+    if (res.deferred != NULL)
+        return defer_answer(c, st, res.deferred);
+    return queue_plain(c, &res);
 }
 
 /* True if the request announces a body larger than `max`. */
@@ -282,6 +333,8 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         *upload_data_size = 0;
         return MHD_YES;
     }
+    if (st->deferred != NULL)
+        return send_deferred(c, st);
     if (st->answered)
         return MHD_YES;
     return dispatch(h, c, url, method, st);

@@ -87,6 +87,17 @@ struct shop_stock *stock_copy(const struct app *app, size_t *n);
  * b->oom on allocation failure). Takes the inventory lock once, briefly. */
 void metrics_write(const struct app *app, struct jbuf *b);
 
+/*
+ * The glue's side of a deferred answer (deferred.c). Suspend: if `d` is
+ * not complete yet, remember `resume(ctx)` and call `suspend(ctx)` (both
+ * under d's lock, so the completer resumes a connection only after it was
+ * suspended) and return true; if it is complete, return false (answer at
+ * once). Take: move the final response into `out` if complete (true).
+ */
+bool http_deferred_suspend(struct http_deferred *d, void (*suspend)(void *ctx),
+                           void (*resume)(void *ctx), void *ctx);
+bool http_deferred_take(struct http_deferred *d, struct http_response *out);
+
 /* The dashboard page, compiled into the binary (dashboard_blob.S). */
 extern const char dashboard_html[];
 extern const char dashboard_html_end[];

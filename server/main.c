@@ -16,10 +16,12 @@
 #include "config/config.h"
 #include "server/server.h"
 #include "shop/shop.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,88 @@ static int run_probe(int argc, char **argv)
     return 0;
 }
 
+/* <hostname>:<port>, or the configured --instance. */
+static void instance_name(const struct config *cfg, unsigned port, char *buf,
+                          size_t len)
+{
+    if (cfg->instance[0] != '\0') {
+        snprintf(buf, len, "%s", cfg->instance);
+        return;
+    }
+    char host[64];
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(buf, len, "%s:%u", host, port);
+}
+
+/*
+ * Open the store named by --store and, if it is durable, load the shop
+ * from it (seeding it from the catalog when empty). Logs what it found.
+ * Returns 0, or -1 after logging one line naming the store and the reason.
+ */
+static int open_store(const struct config *cfg, const struct product *catalog,
+                      size_t n, struct store **out, struct store_state *state)
+{
+    char name[CONFIG_PATH_MAX + 64];
+    char err[CONFIG_PATH_MAX + 256];
+    config_store_describe(&cfg->store, name, sizeof(name));
+    struct store_options so = {
+        .kind = cfg->store.kind == CONFIG_STORE_SQLITE  ? STORE_SQLITE
+                : cfg->store.kind == CONFIG_STORE_REDIS ? STORE_REDIS
+                                                        : STORE_MEMORY,
+        .path = cfg->store.path,
+        .host = cfg->store.host,
+        .port = cfg->store.port,
+        .db = cfg->store.db,
+        .password = cfg->store.password,
+        .sync = cfg->sync == CONFIG_SYNC_NORMAL ? STORE_SYNC_NORMAL
+                                                : STORE_SYNC_FULL,
+        .instance = cfg->instance,
+        .reclaim_ms = cfg->reclaim_ms,
+        .idempotency_ttl = cfg->idempotency_ttl,
+        .queue_capacity = cfg->queue_capacity,
+    };
+    if (store_open(&so, out, err, sizeof(err)) < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    if (!store_durable(*out))
+        return 0;
+    struct store_product *cat = calloc(n, sizeof(*cat));
+    if (cat == NULL) {
+        log_msg(LOG_ERROR, "store %s: out of memory", name);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        snprintf(cat[i].sku, sizeof(cat[i].sku), "%s", catalog[i].sku);
+        snprintf(cat[i].name, sizeof(cat[i].name), "%s", catalog[i].name);
+        cat[i].price_cents = catalog[i].price_cents;
+        cat[i].initial = cat[i].stock = catalog[i].stock;
+    }
+    int rc = store_load(*out, cat, n, state, err, sizeof(err));
+    free(cat);
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    for (size_t i = 0; i < state->nproducts; i++)
+        if (state->products[i].added)
+            log_msg(LOG_INFO,
+                    "store %s: catalog product '%s' was not in the store: "
+                    "added with stock %lld",
+                    name, state->products[i].sku,
+                    (long long)state->products[i].stock);
+    log_msg(LOG_INFO,
+            "store %s sync=%s: %s, %zu products, next order id %llu, %zu "
+            "unfinished orders go back on the belt",
+            name, cfg->sync == CONFIG_SYNC_NORMAL ? "normal" : "full",
+            state->seeded ? "seeded from the catalog" : "loaded",
+            state->nproducts, (unsigned long long)state->next_id,
+            state->nunfinished);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "--probe") == 0)
@@ -157,12 +241,10 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_json(cfg.log_format == CONFIG_LOG_JSON);
-    if (cfg.store.kind != CONFIG_STORE_MEMORY) {
-        char store[CONFIG_PATH_MAX + 64];
-        config_store_describe(&cfg.store, store, sizeof(store));
-        log_msg(LOG_ERROR, "store %s: this build has only the memory store",
-                store);
-        return 1;
+    if (cfg.unsafe_inventory && cfg.store.kind != CONFIG_STORE_MEMORY) {
+        fprintf(stderr, "shopd: --unsafe-inventory is a demo of the memory "
+                        "store only; it cannot be used with --store\n");
+        return EXIT_BAD_CONFIG;
     }
 
     struct product *owned = NULL;
@@ -175,16 +257,28 @@ int main(int argc, char **argv)
     }
     raise_fd_limit(cfg.max_connections);
 
+    int status = 1;
+    struct httpd *httpd = NULL;
+    struct shop *shop = NULL;
+    struct store *store = NULL;
+    struct store_state state = {0};
+    if (open_store(&cfg, catalog, nproducts, &store, &state) < 0)
+        goto out;
     struct shop_config sc = {
         .workers = cfg.workers,
         .queue_capacity = cfg.queue_capacity,
         .order_history = cfg.order_history,
         .work_ms = cfg.work_ms,
         .unsafe_inventory = cfg.unsafe_inventory,
+        .store = store,
     };
-    int status = 1;
-    struct httpd *httpd = NULL;
-    struct shop *shop = shop_create(&sc, catalog, nproducts);
+    if (store_durable(store)) {
+        shop = shop_create_stored(&sc, &state);
+        nproducts = state.nproducts;
+    } else {
+        shop = shop_create(&sc, catalog, nproducts);
+    }
+    store_state_free(&state);
     char why[128];
     if (shop == NULL) {
         strerror_r(errno, why, sizeof(why));
@@ -198,8 +292,14 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    /* The instance's name: "" means <hostname>:<port>; with --port 0 the
+     * port is only known once bound, so it is published after the start
+     * (handlers read it through an atomic pointer). */
+    char instance[CONFIG_INSTANCE_MAX + 80];
+    instance_name(&cfg, cfg.port, instance, sizeof(instance));
     struct app app = {
         .shop = shop,
+        .instance = instance,
         .limits = {.max_body = cfg.max_body,
                    .max_quantity = cfg.max_quantity,
                    .http_threads = cfg.http_threads},
@@ -217,11 +317,20 @@ int main(int argc, char **argv)
         shop_drain(shop, NULL);
         goto out;
     }
+    static char bound_instance[CONFIG_INSTANCE_MAX + 80];
+    if (cfg.port == 0 && cfg.instance[0] == '\0') {
+        instance_name(&cfg, httpd_port(httpd), bound_instance,
+                      sizeof(bound_instance));
+        atomic_store(&app.instance, bound_instance);
+    }
+    /* An IPv6 address is written in brackets before its port: [::1]:8080. */
+    bool v6 = strchr(cfg.bind, ':') != NULL;
     log_msg(LOG_INFO,
-            "shopd %s listening on %s:%u workers=%u http_threads=%u "
+            "shopd %s listening on %s%s%s:%u workers=%u http_threads=%u "
             "queue_capacity=%u products=%zu",
-            config_version(), cfg.bind, httpd_port(httpd), cfg.workers,
-            cfg.http_threads, cfg.queue_capacity, nproducts);
+            config_version(), v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
+            httpd_port(httpd), cfg.workers, cfg.http_threads,
+            cfg.queue_capacity, nproducts);
     if (cfg.unsafe_inventory)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");
@@ -255,6 +364,10 @@ out:
     httpd_end_streams(httpd);
     httpd_stop(httpd);
     shop_destroy(shop);
+    /* A drain that timed out left the committer running: exit without
+     * closing the store under it (committed orders are safe on disk). */
+    if (status == 0 || shop == NULL)
+        store_close(store);
     free(owned);
     return status;
 }

@@ -8,6 +8,7 @@
  */
 #include "server/internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,10 +26,12 @@ static void counter(struct jbuf *b, const char *name, const char *help,
     jb_printf(b, "%s %llu\n", name, v);
 }
 
+/* 15 significant digits: every count exactly, no binary noise
+ * (7.399202177, not 7.3992021770000003). */
 static void gauge(struct jbuf *b, const char *name, const char *help, double v)
 {
     family(b, name, "gauge", help);
-    jb_printf(b, "%s %.17g\n", name, v);
+    jb_printf(b, "%s %.15g\n", name, v);
 }
 
 static void histogram(struct jbuf *b, const char *name, const char *help,
@@ -74,7 +77,9 @@ void metrics_write(const struct app *app, struct jbuf *b)
     gauge(b, "shopd_workers", "Worker threads.", (double)s.workers);
     gauge(b, "shopd_draining", "1 while shutting down, else 0.",
           s.draining ? 1 : 0);
-    gauge(b, "shopd_uptime_seconds", "Seconds since start.", s.uptime_s);
+    /* Milliseconds are all a scrape every few seconds can use. */
+    gauge(b, "shopd_uptime_seconds", "Seconds since start.",
+          floor(s.uptime_s * 1000.0) / 1000.0);
 
     size_t n;
     struct shop_stock *st = stock_copy(app, &n);
@@ -92,7 +97,28 @@ void metrics_write(const struct app *app, struct jbuf *b)
                   shop_product(app->shop, i)->sku, (long long)st[i].sold);
     free(st);
 
-    struct shop_histogram qw, pr;
+    struct shop_store_stats ss;
+    shop_store_stats(app->shop, &ss);
+    family(b, "shopd_store_info", "gauge",
+           "The store this instance uses (always 1).");
+    jb_printf(b, "shopd_store_info{kind=\"%s\"} 1\n",
+              store_kind_name(ss.store.kind));
+    gauge(b, "shopd_store_available",
+          "1 while the store accepts writes, else 0.", ss.available ? 1 : 0);
+    counter(b, "shopd_store_commits_total",
+            "Commits (atomic store steps), failed ones included.", ss.commits);
+    counter(b, "shopd_store_commit_failures_total", "Commits that failed.",
+            ss.failed_commits);
+    counter(b, "shopd_store_committed_orders_total",
+            "Accepts and results made durable.", ss.committed_orders);
+    gauge(b, "shopd_store_orders_per_commit",
+          "Accepts and results per successful commit, on average.",
+          ss.orders_per_commit);
+
+    struct shop_histogram qw, pr, cl;
+    shop_commit_histogram(app->shop, &cl);
+    histogram(b, "shopd_store_commit_seconds",
+              "Time one commit of a batch takes.", &cl);
     shop_histograms(app->shop, &qw, &pr);
     histogram(b, "shopd_queue_wait_seconds",
               "Time from acceptance until a worker takes the order.", &qw);

@@ -29,6 +29,9 @@ struct server_limits {
 struct app {
     struct shop *shop;
     struct server_limits limits;
+    /* This instance's name for /stats; may be published after the start
+     * (once the port is bound), hence atomic. NULL reads as "". */
+    const char *_Atomic instance;
 };
 
 struct http_request {
@@ -40,6 +43,8 @@ struct http_request {
 };
 
 #define HTTP_MAX_HEADERS 4
+
+struct http_deferred;
 
 struct http_header {
     const char *name; /* static string */
@@ -54,6 +59,9 @@ struct http_response {
     bool body_static;   /* body points to static storage */
     bool close;         /* add "Connection: close" */
     bool stream_events; /* answer with the /events stream instead */
+    /* Not NULL: the answer comes later, through this (see below); the
+     * rest of the response is ignored. */
+    struct http_deferred *deferred;
     size_t nheaders;
     struct http_header headers[HTTP_MAX_HEADERS];
 };
@@ -65,6 +73,25 @@ struct http_response {
  */
 void server_handle(const struct app *app, const struct http_request *req,
                    struct http_response *res);
+
+/*
+ * Deferred answers. A handler that must wait for another thread (a commit)
+ * creates one, hands it to that thread and sets res->deferred; the HTTP
+ * glue suspends the connection (no HTTP thread waits), and the other
+ * thread calls http_deferred_complete() with the final response, which
+ * resumes the connection and sends it.
+ *
+ * http_deferred_create(): NULL when out of memory. It holds two
+ * references: the request's and the completer's.
+ * http_deferred_complete(): callable once, from any thread; takes over
+ * what `res` owns (leaves it zeroed) and drops the completer's reference.
+ * Never blocks for long.
+ * http_deferred_release(): drop one reference (a handler that could not
+ * hand the deferred answer over drops both). Accepts NULL.
+ */
+struct http_deferred *http_deferred_create(void);
+void http_deferred_complete(struct http_deferred *d, struct http_response *res);
+void http_deferred_release(struct http_deferred *d);
 
 /* Free what a response owns. Accepts a zeroed response. */
 void http_response_release(struct http_response *res);

@@ -76,6 +76,12 @@ struct inventory;
  */
 struct inventory *inventory_create(const struct product *catalog, size_t n,
                                    bool unsafe);
+/* As inventory_create(), but starting from `start[i].stock` and `.sold`
+ * (a restarted durable shop); `catalog[i].stock` is then the stock the
+ * product ever had (initial + restocked), for the oversold figure. */
+struct inventory *inventory_create_at(const struct product *catalog, size_t n,
+                                      bool unsafe,
+                                      const struct shop_stock *start);
 void inventory_destroy(struct inventory *inv);
 
 /*
@@ -149,5 +155,46 @@ void shop_stats_read(struct shop_stats *st, struct shop_snapshot *out);
 void shop_stats_rate(struct shop_stats *st, uint64_t accepted,
                      uint64_t processed, double *accepted_per_s,
                      double *processed_per_s);
+
+/* ---- committer.c ------------------------------------------------------ */
+
+struct committer;
+struct queue;
+
+/*
+ * The group committer of a durable store `st` (not owned), feeding `belt`
+ * and recording in `book`. `held` is the shop's count of reserved belt
+ * slots: the committer (and the restorer) release one per order put on the
+ * belt or refused. At most `accept_cap` accepts and `result_cap` results
+ * wait. `backlog` (`nbacklog` orders, copied) go on the belt first.
+ * Returns NULL (errno) on failure. No thread runs before committer_start().
+ */
+struct committer *committer_create(struct store *st, struct queue *belt,
+                                   struct orderbook *book, _Atomic size_t *held,
+                                   size_t accept_cap, size_t result_cap,
+                                   const struct order *backlog,
+                                   size_t nbacklog);
+int committer_start(struct committer *c);
+/* Hand an accept over (its belt slot is reserved). 0, or -EPIPE once
+ * accepts are closed. Never blocks for long (one short lock). */
+int committer_accept(struct committer *c, const struct shop_item *it,
+                     shop_done_fn done, void *arg);
+/* Hand a decided result over; blocks while result_cap results wait. */
+void committer_result(struct committer *c, const struct order *o);
+/* Refuse new accepts; wait until every accepted one and the whole backlog
+ * is on the belt. 0 or -ETIMEDOUT past `deadline` (may be NULL). */
+int committer_close_accepts(struct committer *c,
+                            const struct timespec *deadline);
+/* Commit every result left, then stop the thread. 0 or -ETIMEDOUT. */
+int committer_finish(struct committer *c, const struct timespec *deadline);
+/* Orders not yet durable in their final state or not yet on the belt. */
+size_t committer_unfinished(struct committer *c);
+void committer_destroy(struct committer *c);
+void committer_stats(struct committer *c, struct shop_store_stats *out);
+void committer_histogram(struct committer *c, struct shop_histogram *out);
+bool committer_available(struct committer *c);
+
+/* Copy a store's order into a shop order. */
+void shop_order_from_store(const struct store_order *so, struct order *o);
 
 #endif /* SHOPD_SHOP_INTERNAL_H */

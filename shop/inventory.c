@@ -36,6 +36,13 @@ struct inventory {
 struct inventory *inventory_create(const struct product *catalog, size_t n,
                                    bool unsafe)
 {
+    return inventory_create_at(catalog, n, unsafe, NULL);
+}
+
+struct inventory *inventory_create_at(const struct product *catalog, size_t n,
+                                      bool unsafe,
+                                      const struct shop_stock *start)
+{
     struct inventory *inv = calloc(1, sizeof(*inv));
     int err = ENOMEM;
 
@@ -53,8 +60,8 @@ struct inventory *inventory_create(const struct product *catalog, size_t n,
     inv->n = n;
     for (size_t i = 0; i < n; i++) {
         inv->initial[i] = catalog[i].stock;
-        atomic_init(&inv->stock[i], catalog[i].stock);
-        atomic_init(&inv->sold[i], 0);
+        atomic_init(&inv->stock[i], start ? start[i].stock : catalog[i].stock);
+        atomic_init(&inv->sold[i], start ? start[i].sold : 0);
     }
     return inv;
 

@@ -32,10 +32,12 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdatomic.h>
 
 #include "queue/queue.h"
 #include "shop/internal.h"
+#include "store/store.h"
 #include "worker/worker.h"
 
 struct shop {
@@ -50,6 +52,10 @@ struct shop {
     struct inventory *inv;
     struct orderbook *book;
     struct shop_stats *stats;
+    struct committer *com; /* durable stores only, else NULL */
+    /* Belt slots reserved by shop_submit_async() for orders not yet on the
+     * belt (being committed, or the restart backlog). */
+    _Atomic size_t held;
     _Atomic bool draining; /* set once; submitters read it */
     bool started;          /* controlling thread only */
     bool drained;          /* controlling thread only */
@@ -80,11 +86,16 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
 
     ok = inventory_take(s->inv, o->product, (int64_t)o->quantity);
 
-    o->id = seq;
+    if (s->com == NULL)
+        o->id = seq; /* in memory, the belt numbers the orders */
     o->status = ok ? ORDER_FULFILLED : ORDER_OUT_OF_STOCK;
     o->worker = (int32_t)worker;
     o->processed_ns = shop_now_ns(CLOCK_REALTIME);
-    orderbook_put(s->book, o);
+    /* A durable store's result shows once it is committed. */
+    if (s->com != NULL)
+        committer_result(s->com, o);
+    else
+        orderbook_put(s->book, o);
 
     latency_hist_record(shop_stats_processing(s->stats),
                         shop_now_ns(CLOCK_MONOTONIC) - taken);
@@ -114,8 +125,10 @@ static int sku_order(const void *a, const void *b)
     return strcmp((*pa)->sku, (*pb)->sku);
 }
 
-struct shop *shop_create(const struct shop_config *cfg,
-                         const struct product *catalog, size_t n)
+static struct shop *create(const struct shop_config *cfg,
+                           const struct product *catalog, size_t n,
+                           const struct shop_stock *start,
+                           const struct order *backlog, size_t nbacklog)
 {
     struct shop *s = NULL;
     int err = -check_config(cfg, catalog, n);
@@ -149,7 +162,8 @@ struct shop *shop_create(const struct shop_config *cfg,
     s->stats = shop_stats_create(shop_now_ns(CLOCK_MONOTONIC));
     if (!s->stats)
         goto fail_errno;
-    s->inv = inventory_create(s->catalog, n, cfg->unsafe_inventory);
+    atomic_init(&s->held, nbacklog);
+    s->inv = inventory_create_at(s->catalog, n, cfg->unsafe_inventory, start);
     if (!s->inv)
         goto fail_errno;
     s->book = orderbook_create(cfg->order_history);
@@ -161,6 +175,15 @@ struct shop *shop_create(const struct shop_config *cfg,
     s->pool = pool_create(s->belt, cfg->workers, shop_handle, s);
     if (!s->pool)
         goto fail_errno;
+    if (store_durable(cfg->store)) {
+        for (size_t i = 0; i < nbacklog; i++)
+            orderbook_put(s->book, &backlog[i]);
+        s->com = committer_create(
+            cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
+            cfg->queue_capacity + cfg->workers, backlog, nbacklog);
+        if (!s->com)
+            goto fail_errno;
+    }
     return s;
 
 fail_errno:
@@ -171,10 +194,72 @@ fail:
     return NULL;
 }
 
+struct shop *shop_create(const struct shop_config *cfg,
+                         const struct product *catalog, size_t n)
+{
+    if (cfg && store_durable(cfg->store)) {
+        errno = EINVAL; /* a durable store's shop comes from its state */
+        return NULL;
+    }
+    return create(cfg, catalog, n, NULL, NULL, 0);
+}
+
+struct shop *shop_create_stored(const struct shop_config *cfg,
+                                const struct store_state *state)
+{
+    struct shop *s = NULL;
+    size_t n = state->nproducts;
+    struct product *cat = calloc(n ? n : 1, sizeof(*cat));
+    struct shop_stock *start = calloc(n ? n : 1, sizeof(*start));
+    size_t nb = state->nunfinished;
+    struct order *backlog = calloc(nb ? nb : 1, sizeof(*backlog));
+    int err = ENOMEM;
+
+    if (!cat || !start || !backlog)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        const struct store_product *p = &state->products[i];
+        snprintf(cat[i].sku, sizeof(cat[i].sku), "%s", p->sku);
+        snprintf(cat[i].name, sizeof(cat[i].name), "%s", p->name);
+        cat[i].price_cents = p->price_cents;
+        /* What the product ever had: stock + sold == this. */
+        cat[i].stock = p->initial + p->restocked;
+        start[i].stock = p->stock;
+        start[i].sold = p->sold;
+    }
+    for (size_t i = 0; i < nb; i++) {
+        shop_order_from_store(&state->unfinished[i], &backlog[i]);
+        if (backlog[i].product >= n) {
+            err = EINVAL;
+            goto out;
+        }
+    }
+    s = create(cfg, cat, n, start, backlog, nb);
+    err = s ? 0 : errno;
+out:
+    free(cat);
+    free(start);
+    free(backlog);
+    errno = err;
+    return s;
+}
+
+bool shop_durable(const struct shop *s)
+{
+    return s->com != NULL;
+}
+
 int shop_start(struct shop *s)
 {
     int ret = pool_start(s->pool);
 
+    if (ret == 0 && s->com != NULL) {
+        ret = committer_start(s->com);
+        if (ret != 0) {
+            pool_drain(s->pool, NULL);
+            s->drained = true;
+        }
+    }
     if (ret == 0)
         s->started = true;
     return ret;
@@ -195,7 +280,16 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
     int ret;
 
     shop_stop_accepting(s);
+    /* A durable shop: every committed accept and the restart backlog go
+     * on the belt first; after the workers, their results commit. */
+    if (s->com != NULL) {
+        ret = committer_close_accepts(s->com, deadline);
+        if (ret)
+            return ret;
+    }
     ret = pool_drain(s->pool, deadline);
+    if (ret == 0 && s->com != NULL)
+        ret = committer_finish(s->com, deadline);
     if (ret == 0)
         s->drained = true;
     return ret;
@@ -203,7 +297,10 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
 
 uint64_t shop_left(struct shop *s)
 {
-    return (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
+    uint64_t n = (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
+    if (s->com != NULL)
+        n += committer_unfinished(s->com);
+    return n;
 }
 
 void shop_destroy(struct shop *s)
@@ -217,6 +314,7 @@ void shop_destroy(struct shop *s)
      */
     if (s->started && !s->drained)
         return;
+    committer_destroy(s->com);
     pool_destroy(s->pool);
     queue_destroy(s->belt);
     orderbook_destroy(s->book);
@@ -262,6 +360,77 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id)
     return 0;
 }
 
+/* Reserve one belt slot for an order on its way through the committer:
+ * orders on the belt plus reserved ones never exceed the capacity. */
+static bool reserve_slot(struct shop *s)
+{
+    size_t cap = queue_cap(s->belt);
+    size_t held = atomic_load_explicit(&s->held, memory_order_acquire);
+    for (;;) {
+        if (queue_len(s->belt) + held >= cap)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(&s->held, &held, held + 1,
+                                                  memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return true;
+    }
+}
+
+int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
+                      void *arg)
+{
+    struct shop_item it;
+
+    if (s->com == NULL)
+        return -EINVAL;
+    if (shop_draining(s))
+        return -EPIPE;
+    if (o->product >= s->nproducts || o->quantity == 0)
+        return -EINVAL;
+    if (!reserve_slot(s)) {
+        shop_stats_count_full(s->stats);
+        return -EAGAIN;
+    }
+    it.o = *o;
+    it.o.id = 0; /* the store numbers it */
+    it.o.status = ORDER_QUEUED;
+    it.o.worker = -1;
+    it.o.accepted_ns = shop_now_ns(CLOCK_REALTIME);
+    it.o.processed_ns = 0;
+    it.o.customer[SHOP_CUSTOMER_MAX] = '\0';
+    if (!it.o.has_customer)
+        it.o.customer[0] = '\0';
+    it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
+    int ret = committer_accept(s->com, &it, done, arg);
+    if (ret != 0)
+        atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
+    return ret;
+}
+
+bool shop_store_ok(struct shop *s)
+{
+    return s->com == NULL || committer_available(s->com);
+}
+
+void shop_store_stats(struct shop *s, struct shop_store_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->available = shop_store_ok(s);
+    if (s->cfg.store != NULL)
+        store_stats(s->cfg.store, &out->store);
+    if (s->com == NULL)
+        return;
+    out->durable = true;
+    committer_stats(s->com, out);
+}
+
+void shop_commit_histogram(struct shop *s, struct shop_histogram *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (s->com != NULL)
+        committer_histogram(s->com, out);
+}
+
 void shop_count_invalid(struct shop *s)
 {
     shop_stats_count_invalid(s->stats);
@@ -269,7 +438,14 @@ void shop_count_invalid(struct shop *s)
 
 int shop_order(struct shop *s, uint64_t id, struct order *out)
 {
-    return orderbook_get(s->book, id, out);
+    int ret = orderbook_get(s->book, id, out);
+    if (ret == 0 || s->com == NULL)
+        return ret;
+    struct store_order so;
+    ret = store_order_get(s->cfg.store, id, &so);
+    if (ret == 0)
+        shop_order_from_store(&so, out);
+    return ret;
 }
 
 size_t shop_product_count(const struct shop *s)

@@ -22,6 +22,8 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "store/store.h"
+
 #define SHOP_SKU_MAX      64  /* longest SKU, in bytes */
 #define SHOP_NAME_MAX     128 /* longest product name, in bytes */
 #define SHOP_CUSTOMER_MAX 128 /* longest customer name, in bytes */
@@ -60,13 +62,38 @@ struct shop_config {
     size_t order_history;  /* orders kept for shop_order(), > 0 */
     unsigned work_ms;      /* simulated work per order, outside the lock */
     bool unsafe_inventory; /* demo: update stock without the lock */
+    /* Where the shop lives (not owned; outlives the shop). NULL or a
+     * memory store: this process only, as before. A durable store: use
+     * shop_create_stored() and shop_submit_async(). */
+    struct store *store;
 };
+
+/*
+ * Called once per shop_submit_async() that returned 0, on the committer
+ * thread, when the order's fate is durable: `rc` 0 and its id (answer
+ * 202), -EIO (the store failed: 503 store_unavailable). It must not block.
+ */
+typedef void (*shop_done_fn)(void *arg, int rc, uint64_t id);
 
 /* Latency percentiles, in milliseconds. */
 struct shop_latency {
     double p50, p90, p99, max;
     uint64_t count;
     double sum_ms;
+};
+
+/* The store's cost as the committer sees it (durable stores only). */
+struct shop_store_stats {
+    bool durable;
+    bool available;   /* the last commit succeeded */
+    uint64_t commits; /* store_commit() calls, failed ones too */
+    uint64_t failed_commits;
+    uint64_t committed_orders; /* accepts + results in successful commits */
+    double orders_per_commit;  /* committed_orders / successful commits */
+    struct shop_latency commit_latency;
+    size_t backlog;           /* unfinished orders found at start */
+    size_t backlog_fed;       /* of them, put back on the belt so far */
+    struct store_stats store; /* the backend's own figures */
 };
 
 /* Live numbers of one product. */
@@ -121,7 +148,21 @@ const char *shop_status_name(enum order_status st);
 struct shop *shop_create(const struct shop_config *cfg,
                          const struct product *catalog, size_t n);
 
-/* Start the workers. Returns 0 or a negative errno. */
+/*
+ * Build a shop over what store_load() found in the durable store
+ * cfg->store: its products with their stock and sold, order ids going on
+ * from state->next_id, and state's unfinished orders, which go back on
+ * the belt in id order (as room frees) before any new order. `state` is
+ * copied. Returns the shop or NULL (errno).
+ */
+struct shop *shop_create_stored(const struct shop_config *cfg,
+                                const struct store_state *state);
+
+/* Whether the shop's orders go through a durable store. */
+bool shop_durable(const struct shop *s);
+
+/* Start the workers (and a durable shop's committer and restorer).
+ * Returns 0 or a negative errno. */
 int shop_start(struct shop *s);
 
 /*
@@ -154,10 +195,33 @@ bool shop_draining(struct shop *s);
  */
 int shop_submit(struct shop *s, const struct order *o, uint64_t *id);
 
+/*
+ * The durable store's way of shop_submit(): reserve a belt slot, hand the
+ * order to the committer and return 0 at once; `done(arg, ...)` runs later
+ * on the committer thread, once the order is committed (then it is on the
+ * belt) or the commit failed. Returns without calling `done`: -EAGAIN when
+ * the belt is full, -EPIPE when draining, -EINVAL for a bad order. Never
+ * blocks. Only for a shop with shop_durable().
+ */
+int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
+                      void *arg);
+
+/* Whether the store works (always true in memory): /readyz. */
+bool shop_store_ok(struct shop *s);
+
+/* The store's figures; never blocks. */
+void shop_store_stats(struct shop *s, struct shop_store_stats *out);
+
+/* Histogram of commit latency, for /metrics (zeroed in memory). */
+void shop_commit_histogram(struct shop *s, struct shop_histogram *out);
+
 /* Count one rejected invalid order (bad request, unknown product, ...). */
 void shop_count_invalid(struct shop *s);
 
-/* Look up a kept order by id. Returns 0, or -ENOENT. */
+/*
+ * Look up an order by id: the order book, then (durable stores) the
+ * store, which may read the disk. Returns 0, -ENOENT, or -EIO.
+ */
 int shop_order(struct shop *s, uint64_t id, struct order *out);
 
 /*

@@ -922,6 +922,7 @@ START_TEST(test_config_help_lists_every_setting)
         "SHOPD_MAX_CONNECTIONS_PER_IP",
         "--help",
         "--version",
+        "--probe [URL]",
         "number of CPUs",
         "0..65535",
         "text|json",

@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include "tests/suites.h"
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,6 +455,14 @@ START_TEST(test_server_metrics_text)
     ck_assert_ptr_nonnull(
         strstr(res.body, "shopd_product_stock{sku=\"apple\"} 10\n"));
     ck_assert_int_eq(res.body[res.body_len - 1], '\n');
+    /* Uptime in milliseconds at most, no binary noise (issue 9). */
+    const char *up = strstr(res.body, "\nshopd_uptime_seconds ");
+    ck_assert_ptr_nonnull(up);
+    up += strlen("\nshopd_uptime_seconds ");
+    const char *dot = strchr(up, '.');
+    size_t line = strcspn(up, "\n");
+    if (dot != NULL && (size_t)(dot - up) < line)
+        ck_assert_uint_le(line - (size_t)(dot - up) - 1, 3);
     http_response_release(&res);
 }
 END_TEST
@@ -541,6 +550,37 @@ START_TEST(test_server_catalog_rejects)
 }
 END_TEST
 
+/* The messages name where and what: a position for JSON errors, the real
+ * limits for fields (issue 9). */
+START_TEST(test_server_catalog_messages)
+{
+    static const struct {
+        const char *text;
+        const char *want;
+    } cases[] = {
+        {"{\"products\": [\n  {\"sku\": \"a\",,}\n]}", "line 2, column"},
+        {"{\"products\":[{\"sku\":\"a\",\"name\":\"A\",\"price_cents\":1,"
+         "\"stock\":9007199254740992}]}",
+         "stock must be a whole number from 0 to 9007199254740991 (2^53 - 1)"},
+        {"{\"products\":[{\"sku\":\"abcdefghijabcdefghijabcdefghijabcdefghij"
+         "abcdefghijabcdefghijabcde\",\"name\":\"A\",\"price_cents\":1,"
+         "\"stock\":1}]}",
+         "sku must be 1-64 characters"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct product *p = NULL;
+        size_t n = 0;
+        char err[256] = "";
+        const char *path = write_catalog(cases[i].text);
+        int rc = catalog_load_file(path, &p, &n, err, sizeof(err));
+        unlink(path);
+        ck_assert_int_eq(rc, -EINVAL);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "\"%s\" lacks \"%s\"",
+                      err, cases[i].want);
+    }
+}
+END_TEST
+
 START_TEST(test_server_catalog_missing_file)
 {
     struct product *p = NULL;
@@ -581,6 +621,7 @@ Suite *server_suite(void)
     tcase_add_loop_test(cat, test_server_catalog_rejects, 0,
                         sizeof(bad_catalogs) / sizeof(bad_catalogs[0]));
     tcase_add_test(cat, test_server_catalog_missing_file);
+    tcase_add_test(cat, test_server_catalog_messages);
     suite_add_tcase(s, cat);
     return s;
 }

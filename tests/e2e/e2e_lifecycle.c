@@ -84,6 +84,26 @@ static void expect_exit(struct shopd *s, int timeout_ms, int code,
     free(err);
 }
 
+/* An IPv6 listen address is logged as [ADDR]:PORT, as URLs write it. */
+START_TEST(test_e2e_life_logs_ipv6_in_brackets)
+{
+    static const char *const args[] = {"--bind", "::1", "--port", "0", NULL};
+    struct shopd *s = shopd_spawn(args, NULL, false);
+    ck_assert_ptr_nonnull(s);
+    bool listened = shopd_wait_output(s, "listening on", 15000);
+    char *err = shopd_stderr(s);
+    shopd_signal(s, SIGTERM);
+    shopd_wait_exit(s, 10000);
+    shopd_destroy(s);
+    if (listened) /* a machine without IPv6 loopback cannot bind ::1 */
+        ck_assert_msg(strstr(err, "listening on [::1]:") != NULL,
+                      "no bracketed address: %.300s", err);
+    else
+        ck_assert_msg(strstr(err, "::1") != NULL, "stderr: %.300s", err);
+    free(err);
+}
+END_TEST
+
 START_TEST(test_e2e_life_logs_to_stderr)
 {
     struct shopd *s = shopd_start(NULL, NULL);
@@ -358,6 +378,7 @@ Suite *e2e_lifecycle_suite(void)
     tcase_add_checked_fixture(tc, NULL, e2e_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_e2e_life_logs_to_stderr);
+    tcase_add_test(tc, test_e2e_life_logs_ipv6_in_brackets);
     tcase_add_test(tc, test_e2e_life_probe);
     tcase_add_test(tc, test_e2e_life_sigterm_drain);
     tcase_add_test(tc, test_e2e_life_sigint_drain);

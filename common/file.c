@@ -1,0 +1,78 @@
+/*
+ * file.c - whole-file reads and text positions, shared by the config file,
+ * the catalog file and the admin token file.
+ *
+ * file_read_all() grows its buffer by doubling and stops at `max`, so a
+ * wrong path (a device, a huge log) cannot make shopd read without bound.
+ */
+#include "common/file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+int file_read_all(const char *path, size_t max, char **out, size_t *len)
+{
+    char *buf = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    int rc;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    for (;;) {
+        ssize_t got;
+
+        if (n == cap) {
+            size_t ncap = cap == 0 ? 4096 : cap * 2;
+            char *nbuf = realloc(buf, ncap + 1);
+
+            if (nbuf == NULL) {
+                rc = -ENOMEM;
+                goto fail;
+            }
+            buf = nbuf;
+            cap = ncap;
+        }
+        got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        if (got == 0)
+            break;
+        n += (size_t)got;
+        if (n > max) {
+            rc = -EFBIG;
+            goto fail;
+        }
+    }
+    close(fd);
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+
+fail:
+    close(fd);
+    free(buf);
+    return rc;
+}
+
+void text_line_col(const char *text, size_t off, size_t *line, size_t *col)
+{
+    *line = 1;
+    *col = 1;
+    for (size_t i = 0; i < off; i++) {
+        if (text[i] == '\n') {
+            (*line)++;
+            *col = 1;
+        } else {
+            (*col)++;
+        }
+    }
+}

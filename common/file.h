@@ -1,0 +1,24 @@
+/*
+ * file.h - small helpers that config/ and server/ both need: read a whole
+ * file, and find the line and column of an offset for error messages.
+ *
+ * Thread safety: every function touches only its arguments; safe from any
+ * thread.
+ */
+#ifndef SHOPD_COMMON_FILE_H
+#define SHOPD_COMMON_FILE_H
+
+#include <stddef.h>
+
+/*
+ * Read all of `path` into a malloc'd buffer, NUL-terminated (the NUL is not
+ * counted in `*len`). The caller frees `*out`. Returns 0, -EFBIG if the file
+ * holds more than `max` bytes, -ENOMEM, or the negative errno of open/read.
+ * Blocks on the file system.
+ */
+int file_read_all(const char *path, size_t max, char **out, size_t *len);
+
+/* Line and column (both from 1) of `text + off`, for parse errors. */
+void text_line_col(const char *text, size_t off, size_t *line, size_t *col);
+
+#endif /* SHOPD_COMMON_FILE_H */

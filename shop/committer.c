@@ -1,0 +1,510 @@
+/*
+ * committer.c - the group committer between the shop and a durable store,
+ * and the feeder that puts a restarted shop's unfinished orders back on the
+ * belt.
+ *
+ *   shop_submit_async ─┐                         ┌─▶ belt (accepted orders)
+ *   worker results  ───┼─▶ pending ─swap─▶ batch ┤    order book, done(202)
+ *                      │   (lock)   store_commit └─▶ order book (final)
+ *
+ * One thread commits. Producers (HTTP threads with accepts, workers with
+ * results) append to the pending arrays under `lock`; the committer swaps
+ * them with its own (empty) arrays, drops the lock, and commits the whole
+ * batch in one store_commit(). While that commit is in flight the next
+ * batch fills, so under load batches grow by themselves and an order waits
+ * for at most one commit besides its own (PostgreSQL's group commit).
+ *
+ * Bounds, so nothing here allocates after create:
+ *   - accepts: the shop reserves a belt slot before it hands an order over,
+ *     so at most queue_capacity accepts are pending or in flight;
+ *   - results: workers block in committer_result() while result_cap
+ *     results wait (only while commits fail: each commit empties them).
+ *
+ * After a commit: accepted orders are recorded as queued in the order
+ * book, put on the belt (their reserved slot guarantees room) and their
+ * completions run; failed accepts complete with -EIO. Results are recorded
+ * in the order book only once committed, so GET /orders/{id} never shows a
+ * final status that a crash could take back. Failed results are kept and
+ * retried (the stock they took is already gone from the in-memory
+ * inventory) every RETRY_MS, before anything newer. While the store is
+ * unavailable and idle, an empty commit probes it every PROBE_MS, so
+ * /readyz recovers without traffic.
+ *
+ * Lock order: `lock` only; never held with another lock, never across
+ * store_commit(), queue_send() or a completion.
+ */
+#include "shop/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#include "queue/queue.h"
+#include "store/store.h"
+
+#define RETRY_MS 100
+#define PROBE_MS 1000
+
+/* One accept handed over by shop_submit_async(). */
+struct pending_accept {
+    struct shop_item item;
+    shop_done_fn done;
+    void *arg;
+};
+
+struct committer {
+    struct store *store;
+    struct queue *belt;
+    struct orderbook *book;
+    _Atomic size_t *held; /* the shop's reserved belt slots */
+    size_t accept_cap, result_cap;
+
+    pthread_mutex_t lock;       /* guards every field down to `feeder_done` */
+    pthread_cond_t wake;        /* committer: work arrived or closing */
+    pthread_cond_t room;        /* workers: result room; drain: progress */
+    struct pending_accept *acc; /* pending accepts (acc_n) */
+    size_t acc_n;
+    struct order *res; /* pending results (res_n) */
+    size_t res_n;
+    bool accepts_closed; /* no more accepts may arrive */
+    bool results_closed; /* no more results may arrive */
+    bool accepts_busy;   /* the committer holds accepts in flight */
+    bool exited;         /* the committer thread has returned */
+    bool feeder_done;    /* the feeder has put its last order */
+    size_t retained;     /* failed results awaiting retry (committer) */
+
+    /* Committer thread only. */
+    struct pending_accept *acc_fly;
+    struct order *res_fly;
+    struct store_accept *sacc;
+    struct store_result *sres;
+
+    /* The feeder's orders: read-only after create. */
+    struct shop_item *backlog;
+    size_t nbacklog;
+    _Atomic size_t fed;
+
+    pthread_t thread, feeder;
+    bool thread_started, feeder_started;
+
+    struct latency_hist *latency;
+    _Atomic uint64_t commits, committed_orders, failed_commits;
+    _Atomic bool available;
+};
+
+static void to_store_order(const struct order *o, struct store_order *so)
+{
+    memset(so, 0, sizeof(*so));
+    so->id = o->id;
+    so->product = o->product;
+    so->quantity = o->quantity;
+    so->status = (enum store_status)o->status;
+    so->worker = o->worker;
+    so->accepted_ns = o->accepted_ns;
+    so->processed_ns = o->processed_ns;
+    so->has_customer = o->has_customer;
+    if (o->has_customer)
+        memcpy(so->customer, o->customer, sizeof(so->customer));
+}
+
+void shop_order_from_store(const struct store_order *so, struct order *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->id = so->id;
+    o->product = so->product;
+    o->quantity = so->quantity;
+    o->status = (enum order_status)so->status;
+    o->worker = so->worker;
+    o->accepted_ns = so->accepted_ns;
+    o->processed_ns = so->processed_ns;
+    o->has_customer = so->has_customer;
+    if (so->has_customer)
+        memcpy(o->customer, so->customer, sizeof(o->customer));
+}
+
+static void deadline_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+static void block_signals(void)
+{
+    sigset_t all;
+    sigemptyset(&all);
+    sigaddset(&all, SIGINT);
+    sigaddset(&all, SIGTERM);
+    sigaddset(&all, SIGHUP);
+    sigaddset(&all, SIGQUIT);
+    sigaddset(&all, SIGUSR1);
+    sigaddset(&all, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+}
+
+/* Commit one batch: `na` accepts and `nr` results (the first `nr` of
+ * res_fly). Returns store_commit()'s result. */
+static int commit_batch(struct committer *c, size_t na, size_t nr)
+{
+    for (size_t i = 0; i < na; i++) {
+        struct store_accept *a = &c->sacc[i];
+        memset(a, 0, sizeof(*a));
+        to_store_order(&c->acc_fly[i].item.o, &a->order);
+    }
+    for (size_t i = 0; i < nr; i++) {
+        const struct order *o = &c->res_fly[i];
+        struct store_result *r = &c->sres[i];
+        r->id = o->id;
+        r->product = o->product;
+        r->quantity = o->quantity;
+        r->status = (enum store_status)o->status;
+        r->worker = o->worker;
+        r->processed_ns = o->processed_ns;
+        r->applied = false;
+    }
+    struct store_batch b = {
+        .accepts = c->sacc,
+        .naccepts = na,
+        .results = c->sres,
+        .nresults = nr,
+    };
+    int64_t t0 = shop_now_ns(CLOCK_MONOTONIC);
+    int rc = store_commit(c->store, &b);
+    latency_hist_record(c->latency, shop_now_ns(CLOCK_MONOTONIC) - t0);
+    atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&c->committed_orders, na + nr,
+                                  memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(&c->failed_commits, 1, memory_order_relaxed);
+    atomic_store_explicit(&c->available, rc == 0, memory_order_release);
+    return rc;
+}
+
+/* After a commit: hand accepted orders on, answer every accept. */
+static void finish_accepts(struct committer *c, size_t na, int rc)
+{
+    for (size_t i = 0; i < na; i++) {
+        struct pending_accept *p = &c->acc_fly[i];
+        if (rc == 0 && c->sacc[i].result == STORE_ACCEPTED) {
+            p->item.o.id = c->sacc[i].order.id;
+            orderbook_put(c->book, &p->item.o);
+            /* Room is reserved: this never waits, and the belt is closed
+             * only after every accept has been handed on. */
+            queue_send(c->belt, &p->item, NULL);
+            atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            p->done(p->arg, 0, p->item.o.id);
+        } else {
+            atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
+        }
+    }
+}
+
+static void *committer_main(void *arg)
+{
+    struct committer *c = arg;
+    block_signals();
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        /* Wait for work, a retry, a probe, or the end. */
+        while (c->acc_n == 0 && c->res_n == 0) {
+            if (c->results_closed && c->accepts_closed && c->retained == 0)
+                goto out;
+            bool down =
+                !atomic_load_explicit(&c->available, memory_order_acquire);
+            if (c->retained == 0 && !down) {
+                pthread_cond_wait(&c->wake, &c->lock);
+                continue;
+            }
+            struct timespec ts;
+            deadline_in(&ts, c->retained ? RETRY_MS : PROBE_MS);
+            if (pthread_cond_timedwait(&c->wake, &c->lock, &ts) == ETIMEDOUT)
+                break;
+        }
+        /* Take the batch: retained results first, then the new ones. */
+        size_t na = c->acc_n;
+        struct pending_accept *ta = c->acc_fly;
+        c->acc_fly = c->acc;
+        c->acc = ta;
+        c->acc_n = 0;
+        size_t take = 2 * c->result_cap - c->retained;
+        if (take > c->res_n)
+            take = c->res_n;
+        size_t nr = c->retained + take;
+        memcpy(c->res_fly + c->retained, c->res, take * sizeof(*c->res));
+        c->res_n -= take;
+        memmove(c->res, c->res + take, c->res_n * sizeof(*c->res));
+        c->accepts_busy = na > 0;
+        if (nr > 0)
+            pthread_cond_broadcast(&c->room);
+        pthread_mutex_unlock(&c->lock);
+
+        int rc = commit_batch(c, na, nr);
+        finish_accepts(c, na, rc);
+        if (rc == 0)
+            for (size_t i = 0; i < nr; i++)
+                orderbook_put(c->book, &c->res_fly[i]);
+
+        pthread_mutex_lock(&c->lock);
+        c->retained = rc == 0 ? 0 : nr;
+        c->accepts_busy = false;
+        pthread_cond_broadcast(&c->room);
+    }
+out:
+    c->exited = true;
+    pthread_cond_broadcast(&c->room);
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* Put the restarted shop's unfinished orders on the belt, in id order,
+ * waiting for room as workers take them. */
+static void *feeder_main(void *arg)
+{
+    struct committer *c = arg;
+    block_signals();
+    for (size_t i = 0; i < c->nbacklog; i++) {
+        struct shop_item *it = &c->backlog[i];
+        it->enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
+        if (queue_send(c->belt, it, NULL) != 0)
+            break; /* closed by a drain past its deadline */
+        atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+        atomic_fetch_add_explicit(&c->fed, 1, memory_order_relaxed);
+    }
+    pthread_mutex_lock(&c->lock);
+    c->feeder_done = true;
+    pthread_cond_broadcast(&c->room);
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+struct committer *committer_create(struct store *st, struct queue *belt,
+                                   struct orderbook *book, _Atomic size_t *held,
+                                   size_t accept_cap, size_t result_cap,
+                                   const struct order *backlog, size_t nbacklog)
+{
+    struct committer *c = calloc(1, sizeof(*c));
+    int err = ENOMEM;
+    if (c == NULL)
+        goto fail_errno;
+    c->store = st;
+    c->belt = belt;
+    c->book = book;
+    c->held = held;
+    c->accept_cap = accept_cap;
+    c->result_cap = result_cap;
+    c->feeder_done = nbacklog == 0;
+    atomic_init(&c->available, true);
+    atomic_init(&c->fed, 0);
+    c->acc = calloc(accept_cap, sizeof(*c->acc));
+    c->acc_fly = calloc(accept_cap, sizeof(*c->acc_fly));
+    c->sacc = calloc(accept_cap, sizeof(*c->sacc));
+    c->res = calloc(result_cap, sizeof(*c->res));
+    /* Retained results plus a full pending array fit in flight. */
+    c->res_fly = calloc(2 * result_cap, sizeof(*c->res_fly));
+    c->sres = calloc(2 * result_cap, sizeof(*c->sres));
+    c->latency = latency_hist_create();
+    if (nbacklog > 0)
+        c->backlog = calloc(nbacklog, sizeof(*c->backlog));
+    if (!c->acc || !c->acc_fly || !c->sacc || !c->res || !c->res_fly ||
+        !c->sres || !c->latency || (nbacklog > 0 && !c->backlog))
+        goto fail;
+    for (size_t i = 0; i < nbacklog; i++) {
+        c->backlog[i].o = backlog[i];
+        c->backlog[i].o.status = ORDER_QUEUED;
+        c->backlog[i].o.worker = -1;
+        c->backlog[i].o.processed_ns = 0;
+    }
+    c->nbacklog = nbacklog;
+    err = pthread_mutex_init(&c->lock, NULL);
+    if (err)
+        goto fail;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    err = pthread_cond_init(&c->wake, &ca);
+    if (err == 0) {
+        err = pthread_cond_init(&c->room, &ca);
+        if (err)
+            pthread_cond_destroy(&c->wake);
+    }
+    pthread_condattr_destroy(&ca);
+    if (err) {
+        pthread_mutex_destroy(&c->lock);
+        goto fail;
+    }
+    return c;
+fail:
+    if (c) {
+        free(c->acc);
+        free(c->acc_fly);
+        free(c->sacc);
+        free(c->res);
+        free(c->res_fly);
+        free(c->sres);
+        free(c->backlog);
+        latency_hist_destroy(c->latency);
+        free(c);
+    }
+fail_errno:
+    errno = err;
+    return NULL;
+}
+
+int committer_start(struct committer *c)
+{
+    int err = pthread_create(&c->thread, NULL, committer_main, c);
+    if (err)
+        return -err;
+    c->thread_started = true;
+    if (c->nbacklog > 0) {
+        err = pthread_create(&c->feeder, NULL, feeder_main, c);
+        if (err) {
+            committer_finish(c, NULL);
+            return -err;
+        }
+        c->feeder_started = true;
+    }
+    return 0;
+}
+
+int committer_accept(struct committer *c, const struct shop_item *it,
+                     shop_done_fn done, void *arg)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->accepts_closed || c->acc_n == c->accept_cap) {
+        pthread_mutex_unlock(&c->lock);
+        return -EPIPE;
+    }
+    struct pending_accept *p = &c->acc[c->acc_n++];
+    p->item = *it;
+    p->done = done;
+    p->arg = arg;
+    if (c->acc_n == 1)
+        pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+void committer_result(struct committer *c, const struct order *o)
+{
+    pthread_mutex_lock(&c->lock);
+    while (c->res_n == c->result_cap && !c->exited)
+        pthread_cond_wait(&c->room, &c->lock);
+    if (!c->exited) {
+        c->res[c->res_n++] = *o;
+        if (c->res_n == 1)
+            pthread_cond_signal(&c->wake);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Wait on `room` until `cond` holds or `deadline` passes. */
+#define WAIT_UNTIL(c, cond, deadline, timedout)                                \
+    do {                                                                       \
+        while (!(cond)) {                                                      \
+            if ((deadline) == NULL)                                            \
+                pthread_cond_wait(&(c)->room, &(c)->lock);                     \
+            else if (pthread_cond_timedwait(&(c)->room, &(c)->lock,            \
+                                            (deadline)) == ETIMEDOUT) {        \
+                timedout = !(cond);                                            \
+                break;                                                         \
+            }                                                                  \
+        }                                                                      \
+    } while (0)
+
+int committer_close_accepts(struct committer *c,
+                            const struct timespec *deadline)
+{
+    bool timedout = false;
+    pthread_mutex_lock(&c->lock);
+    c->accepts_closed = true;
+    pthread_cond_signal(&c->wake);
+    WAIT_UNTIL(c, (c->acc_n == 0 && !c->accepts_busy) || c->exited, deadline,
+               timedout);
+    if (!timedout)
+        WAIT_UNTIL(c, c->feeder_done, deadline, timedout);
+    pthread_mutex_unlock(&c->lock);
+    if (!timedout && c->feeder_started) {
+        pthread_join(c->feeder, NULL);
+        c->feeder_started = false;
+    }
+    return timedout ? -ETIMEDOUT : 0;
+}
+
+int committer_finish(struct committer *c, const struct timespec *deadline)
+{
+    bool timedout = false;
+    if (!c->thread_started)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    c->accepts_closed = c->results_closed = true;
+    pthread_cond_signal(&c->wake);
+    WAIT_UNTIL(c, c->exited, deadline, timedout);
+    pthread_mutex_unlock(&c->lock);
+    if (timedout)
+        return -ETIMEDOUT;
+    pthread_join(c->thread, NULL);
+    c->thread_started = false;
+    return 0;
+}
+
+size_t committer_unfinished(struct committer *c)
+{
+    pthread_mutex_lock(&c->lock);
+    size_t n = c->res_n + c->retained + c->acc_n;
+    pthread_mutex_unlock(&c->lock);
+    return n + c->nbacklog -
+           atomic_load_explicit(&c->fed, memory_order_relaxed);
+}
+
+void committer_destroy(struct committer *c)
+{
+    if (c == NULL)
+        return;
+    if (c->thread_started || c->feeder_started)
+        return; /* still running after a timed-out drain: leak, we exit */
+    pthread_cond_destroy(&c->wake);
+    pthread_cond_destroy(&c->room);
+    pthread_mutex_destroy(&c->lock);
+    free(c->acc);
+    free(c->acc_fly);
+    free(c->sacc);
+    free(c->res);
+    free(c->res_fly);
+    free(c->sres);
+    free(c->backlog);
+    latency_hist_destroy(c->latency);
+    free(c);
+}
+
+void committer_stats(struct committer *c, struct shop_store_stats *out)
+{
+    out->commits = atomic_load_explicit(&c->commits, memory_order_relaxed);
+    out->committed_orders =
+        atomic_load_explicit(&c->committed_orders, memory_order_relaxed);
+    out->failed_commits =
+        atomic_load_explicit(&c->failed_commits, memory_order_relaxed);
+    uint64_t ok = out->commits - out->failed_commits;
+    out->orders_per_commit =
+        ok > 0 ? (double)out->committed_orders / (double)ok : 0;
+    latency_hist_summary(c->latency, &out->commit_latency);
+    out->backlog = c->nbacklog;
+    out->backlog_fed = atomic_load_explicit(&c->fed, memory_order_relaxed);
+}
+
+void committer_histogram(struct committer *c, struct shop_histogram *out)
+{
+    latency_hist_export(c->latency, out);
+}
+
+bool committer_available(struct committer *c)
+{
+    return atomic_load_explicit(&c->available, memory_order_acquire);
+}
