@@ -1309,8 +1309,10 @@ static int rd_take(struct store *st, unsigned worker, struct store_order *out,
     if (n > 0)
         return (int)n;
     c = borrow(rs);
-    if (c == NULL)
+    if (c == NULL) {
+        atomic_store(&rs->available, false);
         return -EIO;
+    }
     if (atomic_load(&rs->reseed))
         set_up_again(rs, c);
 
@@ -1347,6 +1349,9 @@ static int rd_take(struct store *st, unsigned worker, struct store_order *out,
     }
     r = redisCommandArgv(c, argc, argv, NULL);
     count(&rs->round_trips, 1);
+    /* Workers poll all the time: they notice a Redis that went away (or
+     * came back) even when nobody buys. */
+    atomic_store(&rs->available, r != NULL);
     ret = -EIO;
     if (r == NULL)
         goto out;
@@ -1360,6 +1365,69 @@ static int rd_take(struct store *st, unsigned worker, struct store_order *out,
         ret = (int)entries_to_orders(rs, c, r->element[0]->element[1], out, max,
                                      worker);
 out:
+    give_back(rs, c, r != NULL);
+    if (r)
+        freeReplyObject(r);
+    return ret;
+}
+
+/* ---- shared reads ---------------------------------------------------- */
+
+static int rd_products_get(struct store *st, struct store_product *out,
+                           size_t n)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    struct store_product *p = NULL;
+    size_t np = 0;
+    redisContext *c = borrow(rs);
+
+    if (c == NULL)
+        return -EIO;
+    int ret = read_products(rs, c, &p, &np);
+    give_back(rs, c, ret != -EIO);
+    if (ret < 0)
+        return ret;
+    for (size_t i = 0; i < n && i < rs->nproducts; i++) {
+        int64_t k = -1;
+        /* The store lists products in insertion order, as load did; look
+         * up by SKU all the same, in case the lists differ. */
+        if (i < np && strcmp(p[i].sku, rs->products[i].sku) == 0)
+            k = (int64_t)i;
+        for (size_t j = 0; k < 0 && j < np; j++)
+            if (strcmp(p[j].sku, rs->products[i].sku) == 0)
+                k = (int64_t)j;
+        if (k < 0)
+            continue;
+        out[i].stock = p[k].stock;
+        out[i].sold = p[k].sold;
+        out[i].restocked = p[k].restocked;
+        out[i].initial = p[k].initial;
+    }
+    free(p);
+    return 0;
+}
+
+static int rd_shop_get(struct store *st, struct store_shop *out)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    redisContext *c = borrow(rs);
+
+    if (c == NULL)
+        return -EIO;
+    const char *argv[] = {"FCALL", "shopd_stats", "1", PREFIX};
+    redisReply *r = redisCommandArgv(c, 4, argv, NULL);
+    count(&rs->round_trips, 1);
+    int ret = -EIO;
+    if (is_array(r, 12)) {
+        uint64_t *f[] = {
+            &out->accepted,  &out->rejected_full, &out->processed,
+            &out->fulfilled, &out->out_of_stock,  &out->double_deliveries,
+            &out->reclaimed, &out->restocked,     &out->belt,
+            &out->pending,   &out->last_id,       &out->consumers};
+        for (size_t i = 0; i < 12; i++)
+            *f[i] = (uint64_t)reply_int(r->element[i]);
+        ret = 0;
+    }
     give_back(rs, c, r != NULL);
     if (r)
         freeReplyObject(r);
@@ -1400,6 +1468,8 @@ const struct store_backend store_redis_backend = {
     .order_get = rd_order_get,
     .idem_get = rd_idem_get,
     .take = rd_take,
+    .products_get = rd_products_get,
+    .shop_get = rd_shop_get,
     .available = rd_available,
     .stats = rd_stats,
 };

@@ -177,9 +177,15 @@ static void teardown(void)
 }
 
 static const struct store_product catalog[] = {
-    {.sku = "apple", .name = "Apple", .price_cents = 50, .initial = 100,
+    {.sku = "apple",
+     .name = "Apple",
+     .price_cents = 50,
+     .initial = 100,
      .stock = 100},
-    {.sku = "banana", .name = "Banana", .price_cents = 25, .initial = 5,
+    {.sku = "banana",
+     .name = "Banana",
+     .price_cents = 25,
+     .initial = 5,
      .stock = 5},
 };
 #define NCAT (sizeof(catalog) / sizeof(catalog[0]))
@@ -427,8 +433,8 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
     struct store_state s;
     struct store *st = open_loaded(catalog, NCAT, &s);
     store_state_free(&s);
-    static const char body[] = "{\"order_id\":" STORE_ID_PLACEHOLDER
-                               ",\"status\":\"queued\"}";
+    static const char body[] =
+        "{\"order_id\":" STORE_ID_PLACEHOLDER ",\"status\":\"queued\"}";
     struct store_idem k = {
         .endpoint = "buy",
         .key = "key-1",
@@ -453,8 +459,7 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
     ck_assert_uint_eq(ans.order_id, 1);
     ck_assert_uint_eq(ans.fingerprint[0], 42);
     ck_assert_str_eq(ans.body, "{\"order_id\":1,\"status\":\"queued\"}");
-    ck_assert_int_eq(store_idem_get(st, "restock", "key-1", 5, &ans),
-                     -ENOENT);
+    ck_assert_int_eq(store_idem_get(st, "restock", "key-1", 5, &ans), -ENOENT);
 
     /* The same key again: no order, the first answer. */
     struct store_accept again = accept_of(0, 1, NULL);
@@ -621,9 +626,9 @@ Suite *store_suite(void)
     tcase_add_test(tc, test_store_sqlite_adds_unknown_catalog_products);
     tcase_add_test(tc,
                    test_store_sqlite_failed_commit_keeps_nothing_and_recovers);
-    tcase_add_test(tc, test_store_sqlite_idempotency_key_commits_with_its_order);
     tcase_add_test(tc,
-                   test_store_sqlite_refuses_a_file_that_is_not_a_database);
+                   test_store_sqlite_idempotency_key_commits_with_its_order);
+    tcase_add_test(tc, test_store_sqlite_refuses_a_file_that_is_not_a_database);
     tcase_add_test(tc, test_store_shop_restart_backlog_larger_than_the_belt);
     tcase_add_test(tc, test_store_shop_failing_disk_answers_then_recovers);
     suite_add_tcase(s, tc);

@@ -330,11 +330,21 @@ START_TEST(test_e2e_api_stats_shape)
     /* The SPEC's keys (§7 adds instance and store) plus the documented
      * additions for the dashboard and the race demo (README:
      * unsafe_inventory, worker_state, oversold). */
-    static const char *const top[] = {
-        "uptime_s",  "workers",  "http_threads",     "draining",
-        "queue",     "orders",   "latency_ms",       "throughput",
-        "inventory", "oversold", "unsafe_inventory", "worker_state",
-        "instance",  "store",    NULL};
+    static const char *const top[] = {"uptime_s",
+                                      "workers",
+                                      "http_threads",
+                                      "draining",
+                                      "queue",
+                                      "orders",
+                                      "latency_ms",
+                                      "throughput",
+                                      "inventory",
+                                      "oversold",
+                                      "unsafe_inventory",
+                                      "worker_state",
+                                      "instance",
+                                      "store",
+                                      NULL};
     static const char *const queue[] = {"capacity", "depth", "high_water",
                                         NULL};
     static const char *const orders[] = {
