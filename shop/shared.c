@@ -162,6 +162,10 @@ static void *worker_main(void *arg)
     while (o && res && !atomic_load(&sh->stop_now)) {
         int n = store_take(sh->store, w->index, o, max, TAKE_WAIT_MS);
         if (n < 0) {
+            /* The store is away; a draining worker holds nothing, and
+             * the orders wait in the store for whoever runs next. */
+            if (atomic_load(&sh->draining))
+                break;
             pause_ms(RETRY_MS);
             continue;
         }

@@ -347,20 +347,34 @@ static redisContext *borrow(struct redis_store *rs)
     return c;
 }
 
-/* Give a connection back; a broken one (`ok` false) is closed. */
+/*
+ * Give a connection back; a broken one (`ok` false) is closed, and so are
+ * the idle ones: they went to the same server, which most likely went
+ * away, so the next caller dials afresh instead of finding each broken
+ * connection in turn.
+ */
 static void give_back(struct redis_store *rs, redisContext *c, bool ok)
 {
+    redisContext *stale[POOL_MAX];
+    size_t nstale = 0;
+
     if (c == NULL)
         return;
+    pthread_mutex_lock(&rs->pool_mu);
     if (ok && c->err == 0) {
-        pthread_mutex_lock(&rs->pool_mu);
         if (rs->npool < POOL_MAX) {
             rs->pool[rs->npool++] = c;
             c = NULL;
         }
-        pthread_mutex_unlock(&rs->pool_mu);
+    } else {
+        nstale = rs->npool;
+        memcpy(stale, rs->pool, nstale * sizeof(*stale));
+        rs->npool = 0;
     }
+    pthread_mutex_unlock(&rs->pool_mu);
     redisFree(c);
+    for (size_t i = 0; i < nstale; i++)
+        redisFree(stale[i]);
 }
 
 /* ---- seeding --------------------------------------------------------- */
