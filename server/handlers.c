@@ -381,13 +381,16 @@ static bool defer_read(const struct app *app, enum shop_read_kind kind,
     dr->r.kind = kind;
     dr->r.id = id;
     dr->r.done = read_done;
+    /* Once handed over, the read may be answered (and `dr` freed) at any
+     * moment: keep what is still needed here. */
+    struct http_deferred *d = dr->d;
     if (shop_read_async(app->shop, &dr->r) != 0) {
         /* Never handed over: drop both references. */
-        http_deferred_release(dr->d);
-        http_deferred_release(dr->d);
+        http_deferred_release(d);
+        http_deferred_release(d);
         goto fail;
     }
-    res->deferred = dr->d;
+    res->deferred = d;
     return true;
 fail:
     if (dr)
