@@ -7,8 +7,10 @@
 # the library versions the runtime stage installs:
 #   build    - compiler, -dev packages and Check; builds ./shopd and runs the
 #              tests (a failing test fails the image build).
-#   runtime  - debian:bookworm-slim + libmicrohttpd12 + libcjson1 + the binary.
-#              No compiler, no curl, no shell tools beyond the base image.
+#   runtime  - debian:bookworm-slim + libmicrohttpd12 + libcjson1 +
+#              libsqlite3-0 + the binary. No compiler, no curl, no shell
+#              tools beyond the base image. /data is a volume for
+#              --store sqlite:/data/shop.db (SHOPD_STORE).
 #
 # Build arguments:
 #   BASE_DIGEST  empty by default (plain debian:bookworm-slim). To pin the
@@ -42,7 +44,7 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         gcc libc6-dev make pkg-config \
-        libmicrohttpd-dev libcjson-dev check \
+        libmicrohttpd-dev libcjson-dev libsqlite3-dev check \
         $extra; \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -68,13 +70,19 @@ LABEL org.opencontainers.image.title="shopd" \
 RUN set -eux; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libcjson1; \
+        libmicrohttpd12 libcjson1 libsqlite3-0; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 shopd; \
     useradd --system --uid 10001 --gid shopd --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin shopd; \
-    mkdir -p /etc/shopd
+    mkdir -p /etc/shopd /data; \
+    chown 10001:10001 /data
 COPY --from=build /out/usr/local/bin/shopd /usr/local/bin/shopd
+# Where a durable shop lives: docker run -v shopd-data:/data
+# -e SHOPD_STORE=sqlite:/data/shop.db. A named volume starts as a copy of
+# this directory, so it is owned by the shopd user. Without SHOPD_STORE the
+# shop stays in memory and /data is unused.
+VOLUME /data
 USER 10001:10001
 ENV SHOPD_BIND=0.0.0.0
 # Drain for at most 8 s, inside docker stop's default 10 s grace, so that

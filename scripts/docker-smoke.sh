@@ -25,7 +25,15 @@
 #      show the settings; POSTs a burst from 4 concurrent clients so the
 #      belt still holds orders when `docker stop` arrives; the drain must
 #      finish them all and exit 0.
-#   Containers, the image tag and temporary files are removed on exit. The
+#   5. run C, durable: a named volume on /data and
+#      -e SHOPD_STORE=sqlite:/data/shop.db -e SHOPD_SYNC=full; buys, then
+#      `docker stop` + `docker start`: the stock and the orders are still
+#      there. Then a burst with a slow worker (SHOPD_WORK_MS) so the belt
+#      holds orders, `docker kill` (SIGKILL) and `docker start`: every order
+#      id that got a 202 is found and reaches a final status, and stock +
+#      sold still equals the initial stock.
+#   Containers, the volume, the image tag and temporary files are removed
+#   on exit. The
 #   build stage stays as shopd-smoke-build:cache (about 360 MB) so the next
 #   run builds warm; `docker rmi shopd-smoke-build:cache` removes it.
 #
@@ -56,6 +64,8 @@ TAG=shopd-smoke:$$
 CACHE_TAG=shopd-smoke-build:cache
 NAME_A=shopd-smoke-$$-a
 NAME_B=shopd-smoke-$$-b
+NAME_C=shopd-smoke-$$-c
+VOLUME=shopd-smoke-$$-data
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/shopd-smoke.XXXXXX")
 T0=$(date +%s)
 
@@ -92,7 +102,8 @@ summary() {
 cleanup() {
     local rc=$?
     set +e
-    "$DOCKER" rm -f "$NAME_A" "$NAME_B" >/dev/null 2>&1
+    "$DOCKER" rm -f "$NAME_A" "$NAME_B" "$NAME_C" >/dev/null 2>&1
+    "$DOCKER" volume rm -f "$VOLUME" >/dev/null 2>&1
     if [ "$SMOKE_KEEP_IMAGE" != 1 ]; then
         "$DOCKER" rmi -f "$TAG" >/dev/null 2>&1
     fi
@@ -390,6 +401,101 @@ ACCEPTED_B=$CODES
 curl -fsS -m 5 "$URL/stats" >"$TMP/stats-b.json" || true
 say "$NAME_B: /stats right before docker stop: queue depth=$(json_num depth "$TMP/stats-b.json") processed=$(json_num processed "$TMP/stats-b.json") of accepted=$(json_num accepted "$TMP/stats-b.json")"
 stop_and_check "$NAME_B" "$ACCEPTED_B"
+
+# ------------------------------------------------------------ 5. run C: a durable shop
+# post_burst_ids N SKU: as post_burst, but keeps the order ids of the 202s
+# in $TMP/ids (one a line).
+post_burst_ids() {
+    local n=$1 sku=$2 k i
+    for k in 1 2 3 4; do
+        (
+            for ((i = k; i <= n; i += 4)); do
+                curl -s -m 5 -X POST "$URL/buy" \
+                    -d "{\"product\":\"$sku\",\"quantity\":1}" || true
+                echo
+            done >"$TMP/ids.$k"
+        ) &
+    done
+    wait
+    cat "$TMP"/ids.* | sed -n 's/.*"order_id":\([0-9]*\).*/\1/p' >"$TMP/ids"
+    CODES=$(wc -l <"$TMP/ids" | tr -d ' ')
+}
+
+# product_num SKU KEY: the number KEY of GET /products/SKU.
+product_num() {
+    curl -fsS -m 5 "$URL/products/$1" >"$TMP/product.json" 2>/dev/null || true
+    json_num "$2" "$TMP/product.json"
+}
+
+# order_status ID: the status of GET /orders/ID ("" if none).
+order_status() {
+    curl -s -m 5 "$URL/orders/$1" | sed -n 's/.*"status":"\([a-z_]*\)".*/\1/p'
+}
+
+"$DOCKER" volume create "$VOLUME" >/dev/null || fatal "docker volume create"
+run_container "$NAME_C" -v "$VOLUME:/data" -e SHOPD_STORE=sqlite:/data/shop.db \
+    -e SHOPD_SYNC=full -e SHOPD_WORKERS=1 -e SHOPD_WORK_MS=20 ||
+    fatal "docker run $NAME_C"
+say "$NAME_C: docker run -d -p 127.0.0.1:$PORT:8080 -v $VOLUME:/data -e SHOPD_STORE=sqlite:/data/shop.db -e SHOPD_SYNC=full -e SHOPD_WORKERS=1 -e SHOPD_WORK_MS=20 $TAG"
+wait_ready "$NAME_C" || fatal "$NAME_C: /healthz did not answer 2xx within ${READY_TIMEOUT}s"
+say "$NAME_C log: $("$DOCKER" logs "$NAME_C" 2>&1 | grep -m1 'store ' || true)"
+initial=$(product_num fig stock)
+post_orders 10 fig
+check "$NAME_C: 10 x POST /buy fig -> $CODES x 202${OTHER:+ (others:$OTHER)}" [ "$CODES" = 10 ]
+for _ in $(seq 100); do
+    [ "$(order_status 10)" = fulfilled ] && break
+    sleep 0.1
+done
+stock_before=$(product_num fig stock)
+check "$NAME_C: fig stock $initial -> $stock_before after 10 sales" \
+    [ "$stock_before" = $((initial - 10)) ]
+"$DOCKER" stop -t "$STOP_GRACE" "$NAME_C" >/dev/null
+"$DOCKER" start "$NAME_C" >/dev/null || fatal "docker start $NAME_C"
+wait_ready "$NAME_C" || fatal "$NAME_C: not ready after docker start"
+stock_after=$(product_num fig stock)
+check "$NAME_C: docker stop + start keeps the stock (fig $stock_after, want $stock_before)" \
+    [ "$stock_after" = "$stock_before" ]
+check "$NAME_C: order 1 still there after the restart ($(order_status 1))" \
+    [ "$(order_status 1)" = fulfilled ]
+
+post_burst_ids "$SMOKE_BURST" fig
+check "$NAME_C: $SMOKE_BURST x POST /buy (4 clients) -> $CODES x 202" \
+    [ "$CODES" = "$SMOKE_BURST" ]
+curl -fsS -m 5 "$URL/stats" >"$TMP/stats-c.json" || true
+say "$NAME_C: /stats right before docker kill: queue depth=$(json_num depth "$TMP/stats-c.json") of accepted=$(json_num accepted "$TMP/stats-c.json")"
+"$DOCKER" kill "$NAME_C" >/dev/null || fail "$NAME_C: docker kill"
+rc=$("$DOCKER" inspect -f '{{.State.ExitCode}}' "$NAME_C")
+check "$NAME_C: docker kill ended it with SIGKILL (exit code $rc, want 137)" [ "$rc" = 137 ]
+"$DOCKER" start "$NAME_C" >/dev/null || fatal "docker start $NAME_C after the kill"
+wait_ready "$NAME_C" || fatal "$NAME_C: not ready after docker kill + start"
+say "$NAME_C log: $("$DOCKER" logs "$NAME_C" 2>&1 | grep 'unfinished orders' | tail -1 || true)"
+missing=0
+notfinal=0
+for _ in $(seq 100); do
+    last=$(tail -1 "$TMP/ids")
+    case $(order_status "$last") in fulfilled | out_of_stock) break ;; esac
+    sleep 0.1
+done
+while read -r id; do
+    case $(order_status "$id") in
+    fulfilled | out_of_stock) ;;
+    queued) notfinal=$((notfinal + 1)) ;;
+    *) missing=$((missing + 1)) ;;
+    esac
+done <"$TMP/ids"
+check "$NAME_C: after docker kill + start every 202'd order is there ($missing missing)" \
+    [ "$missing" = 0 ]
+check "$NAME_C: ... and final ($notfinal still queued)" [ "$notfinal" = 0 ]
+stock=$(product_num fig stock)
+sold=$(product_num fig sold)
+check "$NAME_C: fig stock $stock + sold $sold == initial $initial" \
+    [ $((stock + sold)) = "$initial" ]
+stop_and_check_store() {
+    "$DOCKER" stop -t "$STOP_GRACE" "$1" >/dev/null
+    rc=$("$DOCKER" inspect -f '{{.State.ExitCode}}' "$1")
+    check "$1: docker stop, exit code $rc (want 0)" [ "$rc" = 0 ]
+}
+stop_and_check_store "$NAME_C"
 
 summary
 [ "$failed" -eq 0 ]

@@ -2,12 +2,15 @@
  * sqlite.c - the SQLite store: one database file in WAL mode.
  *
  * Schema (stable; users may read it with the sqlite3 CLI, see README):
- *   meta(key, value)             schema_version = 1, last_probe
+ *   meta(key, value)             schema_version = 1, unfinished_from
+ *                                (every order below it is final),
+ *                                last_probe
  *   products(id, sku, name, price_cents, initial, stock, sold, restocked)
  *   orders(id, sku, quantity, customer, status, accepted_ns, processed_ns,
  *          worker)               status is 'queued', 'fulfilled' or
- *                                'out_of_stock'; a partial index finds the
- *                                queued ones at start
+ *                                'out_of_stock'; no index on status (it
+ *                                would cost every write): the load scans
+ *                                from unfinished_from
  *   idempotency_keys(endpoint, key, fingerprint, status, body, order_id,
  *                    created_ns)
  *
@@ -71,12 +74,14 @@ static const char schema_sql[] =
     " quantity INTEGER NOT NULL,"
     " customer TEXT,"
     " status TEXT NOT NULL"
-    "  CHECK (status IN ('queued', 'fulfilled', 'out_of_stock')),"
+    /* Written with OR, not IN: an IN list makes SQLite build an
+     * ephemeral table on every INSERT and UPDATE (twice the work). */
+    "  CHECK (status = 'queued' OR status = 'fulfilled'"
+    "   OR status = 'out_of_stock'),"
     " accepted_ns INTEGER NOT NULL,"
     " processed_ns INTEGER,"
     " worker INTEGER);"
-    "CREATE INDEX IF NOT EXISTS orders_queued ON orders (id)"
-    " WHERE status = 'queued';"
+
     "CREATE TABLE IF NOT EXISTS idempotency_keys ("
     " endpoint TEXT NOT NULL,"
     " key TEXT NOT NULL,"
@@ -361,9 +366,19 @@ static int prepare_all(struct sqlite_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Process-wide SQLite settings, before its first use: no memory
+ * statistics (they cost a global mutex per allocation). If something else
+ * used SQLite first, the call fails harmlessly and the default stays. */
+static void sqlite_setup(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 static int sq_open(const struct store_options *opt, struct store **out,
                    char *err, size_t errlen)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, sqlite_setup);
     *out = NULL;
     if (opt->path == NULL || opt->path[0] == '\0') {
         snprintf(err, errlen, "store sqlite: the file name is empty");
@@ -434,9 +449,13 @@ fail:
     return rc;
 }
 
+static void close_watermark(struct sqlite_store *s);
+
 static void sq_close(struct store *st)
 {
     struct sqlite_store *s = (struct sqlite_store *)st;
+    if (s->w != NULL && s->nproducts > 0)
+        close_watermark(s);
     /* A last checkpoint folds the WAL into the file (best effort). */
     if (s->w != NULL)
         sqlite3_wal_checkpoint_v2(s->w, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL,
@@ -591,6 +610,44 @@ static bool order_from_row(const struct sqlite_store *s, sqlite3_stmt *st,
     return true;
 }
 
+/*
+ * Remember that every order below `id` is final, so the next start scans
+ * only from there (orders have no index on status: it would cost every
+ * INSERT and UPDATE). Set at load, and at close when nothing is queued.
+ */
+static int set_watermark(struct sqlite_store *s, int64_t id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(s->w,
+                                "INSERT OR REPLACE INTO meta"
+                                " VALUES ('unfinished_from', ?)",
+                                -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* At close: if no order from this run is left queued, move the watermark
+ * to the next id (best effort; a crash leaves the load's watermark). */
+static void close_watermark(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        s->w,
+        "SELECT count(*) FROM orders WHERE status = 'queued' AND id >="
+        " (SELECT value FROM meta WHERE key = 'unfinished_from')",
+        -1, &st, NULL);
+    bool none = rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+                sqlite3_column_int64(st, 0) == 0;
+    sqlite3_finalize(st);
+    if (none && s->next_id > 0)
+        set_watermark(s, (int64_t)s->next_id);
+}
+
 static int read_orders(struct sqlite_store *s, struct store_state *out)
 {
     sqlite3_stmt *st = NULL;
@@ -604,10 +661,21 @@ static int read_orders(struct sqlite_store *s, struct store_state *out)
     out->next_id = s->next_id;
     sqlite3_finalize(st);
 
+    /* Orders below the watermark are all final: scan from it only. */
+    int64_t from = 1;
+    rc = sqlite3_prepare_v2(s->w,
+                            "SELECT value FROM meta"
+                            " WHERE key = 'unfinished_from'",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        from = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
     rc = sqlite3_prepare_v2(s->w,
                             "SELECT count(*) FROM orders"
-                            " WHERE status = 'queued'",
+                            " WHERE id >= ? AND status = 'queued'",
                             -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, from);
     if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
         sqlite3_finalize(st);
         return rc == SQLITE_OK ? SQLITE_ERROR : rc;
@@ -615,15 +683,18 @@ static int read_orders(struct sqlite_store *s, struct store_state *out)
     size_t count = (size_t)sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
     if (count == 0)
-        return SQLITE_OK;
+        return set_watermark(s, (int64_t)s->next_id);
     out->unfinished = calloc(count, sizeof(*out->unfinished));
     if (out->unfinished == NULL)
         return SQLITE_NOMEM;
     rc = sqlite3_prepare_v2(s->w,
                             "SELECT id, sku, quantity, customer, status,"
                             " accepted_ns, processed_ns, worker FROM orders"
-                            " WHERE status = 'queued' ORDER BY id",
+                            " WHERE id >= ? AND status = 'queued'"
+                            " ORDER BY id",
                             -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_int64(st, 1, from);
     size_t i = 0;
     while (rc == SQLITE_OK && i < count) {
         int step = sqlite3_step(st);
@@ -639,6 +710,8 @@ static int read_orders(struct sqlite_store *s, struct store_state *out)
     }
     out->nunfinished = i;
     sqlite3_finalize(st);
+    if (rc == SQLITE_OK && i > 0)
+        rc = set_watermark(s, (int64_t)out->unfinished[0].id);
     return rc;
 }
 

@@ -7,6 +7,11 @@
 #             (scripts/bench/baseline.c: the library's ceiling)
 #   nginx     Debian's nginx from a private prefix answering the same fixed
 #             202 (the HTTP limit of this box); skipped if nginx is missing
+#   sqlite_normal, sqlite_full
+#             shopd with --store sqlite:FILE (a fresh file in the run's
+#             directory) and --sync normal / full: the price of a durable
+#             202 against shopd in memory (column "÷ memory"); their orders
+#             per commit and commit latency are listed under the table
 #
 # For every round and every wrk setting, the servers are run one after the
 # other (A B C, then the next round starts one further along: B C A, ...),
@@ -29,13 +34,14 @@
 #                          wrk threads:connections. wrk gives each thread
 #                          connections/threads (integer division), so odd
 #                          counts use one thread to open exactly that many.
-#   BENCH_SERVERS="shopd baseline nginx"
+#   BENCH_SERVERS="shopd sqlite_normal sqlite_full baseline nginx"
 #   BENCH_SCRIPT=scripts/wrk/buy.lua
 #   BENCH_STOCK=1000000000000   stock of every product in the bench catalog
 #   BENCH_SHOPD_ARGS=      extra shopd flags (e.g. --queue-capacity 65536)
 #   BENCH_BASELINE_ARGS=   extra baseline flags (e.g. --shared-response)
 #   BENCH_PROBES=30        /stats requests timed per run (0: none)
 #   BENCH_MILLION=0        1: also check peak RSS after 1,000,000 orders
+#   BENCH_MILLION_SERVERS="shopd sqlite_normal"  servers of that check
 #   BENCH_OUT=             where raw logs go (default BENCH_DIR/run-DATE)
 #   BENCH_ALT=             a second shopd binary (say, before a change):
 #                          adds the server "alt" to BENCH_SERVERS, run and
@@ -53,7 +59,7 @@ STATCHECK=${STATCHECK:-$BENCH_DIR/statcheck}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 SETTINGS=${BENCH_SETTINGS:-"1:64 1:127 1:128 1:129 2:128 2:256 2:1024"}
-SERVERS=${BENCH_SERVERS:-"shopd baseline nginx"}
+SERVERS=${BENCH_SERVERS:-"shopd sqlite_normal sqlite_full baseline nginx"}
 ALT=${BENCH_ALT:-}
 if [ -n "$ALT" ] && [[ " $SERVERS " != *" alt "* ]]; then
     SERVERS="$SERVERS alt"
@@ -64,6 +70,7 @@ SHOPD_ARGS=${BENCH_SHOPD_ARGS:-}
 BASELINE_ARGS=${BENCH_BASELINE_ARGS:-}
 PROBES=${BENCH_PROBES:-30}
 MILLION=${BENCH_MILLION:-0}
+MILLION_SERVERS=${BENCH_MILLION_SERVERS:-"shopd sqlite_normal"}
 OUT=${BENCH_OUT:-$BENCH_DIR/run-$(date +%Y%m%d-%H%M%S)}
 NCPU=$(nproc 2>/dev/null || echo 1)
 
@@ -185,6 +192,31 @@ start_shopd_bin() {
     SRV_PID=$!
     PIDS+=("$SRV_PID")
     wait_listening "$SRV_PID" "$log"
+}
+
+# shopd over a fresh SQLite file; `$1` is the log, `$2` the --sync value.
+start_sqlite() {
+    local log=$1 sync=$2 db=$OUT/shop-$2.db
+    rm -f "$db" "$db-wal" "$db-shm"
+    # shellcheck disable=SC2086 # SHOPD_ARGS is a list of flags
+    "$SHOPD" --bind 127.0.0.1 --port 0 --catalog "$CATALOG" \
+        --store "sqlite:$db" --sync "$sync" $SHOPD_ARGS 2>"$log" &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    wait_listening "$SRV_PID" "$log"
+}
+
+start_sqlite_normal() {
+    start_sqlite "$1" normal
+}
+
+start_sqlite_full() {
+    start_sqlite "$1" full
+}
+
+is_shopd() {
+    case $1 in shopd | alt | sqlite_normal | sqlite_full) return 0 ;; esac
+    return 1
 }
 
 start_baseline() {
@@ -353,7 +385,7 @@ measure() {
         echo "bench: wrk printed no result for $tag:" >&2
         cat "$wout" >&2
     fi
-    if [ "$server" = shopd ] || [ "$server" = alt ]; then
+    if is_shopd "$server"; then
         settle=$(shopd_settle "$port")
         echo "$settle" >"$OUT/$tag.stats.txt"
         case $settle in
@@ -398,8 +430,8 @@ print_table() {
     echo "medians over rounds; ratios = median over rounds of (this row's" \
         "2xx/s / that server's 2xx/s in the same round)"
     echo
-    echo "| setting | server | 2xx/s | p50 ms | p99 ms | max ms | non-2xx | sock err | peak RSS MB | /stats p50 ms | invariants | ÷ baseline | ÷ nginx |"
-    echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|"
+    echo "| setting | server | 2xx/s | p50 ms | p99 ms | max ms | non-2xx | sock err | peak RSS MB | /stats p50 ms | invariants | ÷ memory | ÷ baseline | ÷ nginx |"
+    echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"
     local setting t c server
     for setting in $SETTINGS; do
         t=${setting%%:*}
@@ -437,16 +469,16 @@ print_table() {
                 rounds[n] = $1;
             }
             END {
-                if (n == 0) { printf "| %s | %s | no data | | | | | | | | | | |\n", shown, s; exit }
+                if (n == 0) { printf "| %s | %s | no data | | | | | | | | | | | |\n", shown, s; exit }
                 nx = "";
                 for (i = 1; i <= ncodes; i++)
                     nx = nx (nx == "" ? "" : ", ") order[i] ": " codes[order[i]];
                 if (nx == "") nx = "0";
                 inv = bad ? "BAD" : (ok ? "OK" : "—");
-                vb = "—"; vn = "—";
+                vb = "—"; vn = "—"; vm = "—";
                 if (s != "nginx") {
-                    for (other = 1; other <= 2; other++) {
-                        o = other == 1 ? "baseline" : "nginx";
+                    for (other = 1; other <= 3; other++) {
+                        o = other == 1 ? "baseline" : other == 2 ? "nginx" : "shopd";
                         if (o == s || index(" " servers " ", " " o " ") == 0) continue;
                         m = 0;
                         for (i = 1; i <= n; i++)
@@ -454,17 +486,45 @@ print_table() {
                                 ratio[++m] = r[i] / rps[o, rounds[i]];
                         if (m > 0) {
                             v = sprintf("%.2f", med(ratio, m));
-                            if (o == "baseline") vb = v; else vn = v;
+                            if (o == "baseline") vb = v;
+                            else if (o == "nginx") vn = v;
+                            else vm = v;
                         }
                     }
                 }
-                printf "| %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %d | %.1f | %s | %s | %s | %s |\n",
+                printf "| %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %d | %.1f | %s | %s | %s | %s | %s |\n",
                     shown, s, med(r, n), med(p50, n) / 1000, med(p99, n) / 1000,
                     med(mx, n) / 1000, nx, errs, rss / 1024,
-                    ns ? sprintf("%.3f", med(st, ns)) : "—", inv, vb, vn;
+                    ns ? sprintf("%.3f", med(st, ns)) : "—", inv, vm, vb, vn;
             }' "$RESULTS"
         done
     done
+    local f
+    if ls "$OUT"/*sqlite_*.stats.txt >/dev/null 2>&1; then
+        echo
+        echo "store cost (median over rounds): orders (accepts + results) per commit,"
+        echo "commit latency p50 / p99 ms"
+        echo
+        for setting in $SETTINGS; do
+            t=${setting%%:*}
+            c=${setting##*:}
+            for server in sqlite_normal sqlite_full; do
+                local opc=() c50=() c99=()
+                for f in "$OUT"/r*-"$server"-t"${t}"c"${c}".stats.txt; do
+                    [ -f "$f" ] || continue
+                    opc+=("$(kv orders_per_commit "$(cat "$f")")")
+                    c50+=("$(kv commit_p50_ms "$(cat "$f")")")
+                    c99+=("$(kv commit_p99_ms "$(cat "$f")")")
+                done
+                [ "${#opc[@]}" -gt 0 ] || continue
+                printf -- '- -t%s -c%s %s: %s orders/commit, commit p50 %s ms, p99 %s ms\n' \
+                    "$t" "$c" "$server" \
+                    "$(printf '%s\n' "${opc[@]}" | grep -v '^$' | median)" \
+                    "$(printf '%s\n' "${c50[@]}" | grep -v '^$' | median)" \
+                    "$(printf '%s\n' "${c99[@]}" | grep -v '^$' | median)"
+            done
+        done
+    fi
     echo
     echo "2xx/s: answers with status 2xx per second (a 503 is fast but not a sale);"
     echo "non-2xx and sock err: totals over all rounds; peak RSS: the largest VmHWM"
@@ -475,11 +535,12 @@ print_table() {
 
 # --- 1,000,000 orders at default settings -----------------------------------
 million_check() {
-    local log=$OUT/million.server.log wout=$OUT/million.wrk.out
+    local server=$1
+    local log=$OUT/million-$server.server.log wout=$OUT/million-$server.wrk.out
     echo >&2
-    echo "bench: peak RSS after 1,000,000 orders (default settings," \
-        "wrk -t2 -c64, at most 300 s)" >&2
-    start_shopd "$log" || die "cannot start shopd"
+    echo "bench: peak RSS of $server after 1,000,000 orders (default" \
+        "settings, wrk -t2 -c64, at most 300 s)" >&2
+    "start_$server" "$log" || die "cannot start $server"
     local pid=$SRV_PID port=$SRV_PORT
     wrk -t2 -c64 -d300s --timeout 5s -s "$SCRIPT" \
         "http://127.0.0.1:$port/buy" >"$wout" 2>&1 &
@@ -506,7 +567,7 @@ million_check() {
     [ "$rss" -le $((32 * 1024)) ] || verdict=OVER
     [ "${accepted:-0}" -ge 1000000 ] || verdict="INCOMPLETE (only ${accepted:-0} orders)"
     echo
-    echo "1,000,000-order check: $(kv accepted "$settle") orders accepted in" \
+    echo "1,000,000-order check, $server: $(kv accepted "$settle") orders accepted in" \
         "$((SECONDS - t0)) s, peak RSS $((rss / 1024)) MB (VmHWM $rss kB," \
         "limit 32 MB): $verdict; invariants: $(sed 's/.*invariants=//' <<<"$settle")"
 }
@@ -532,6 +593,8 @@ if [ "$ROUNDS" -gt 0 ]; then
 fi
 if [ "$MILLION" = 1 ]; then
     # Not in a pipeline: a subshell would not run the cleanup trap.
-    million_check >"$OUT/million.txt"
-    cat "$OUT/million.txt"
+    for server in $MILLION_SERVERS; do
+        million_check "$server" >"$OUT/million-$server.txt"
+        cat "$OUT/million-$server.txt"
+    done
 fi

@@ -134,11 +134,26 @@ int main(int argc, char **argv)
     if (products == 0 && why[0] == '\0')
         snprintf(why, sizeof(why), "no products in inventory");
 
+    /* A durable store's own cost: orders per commit, commit latency. */
+    const cJSON *store = cJSON_GetObjectItemCaseSensitive(root, "store");
+    const cJSON *opc =
+        cJSON_GetObjectItemCaseSensitive(store, "orders_per_commit");
+    const cJSON *cl =
+        cJSON_GetObjectItemCaseSensitive(store, "commit_latency_ms");
+    const cJSON *c50 = cJSON_GetObjectItemCaseSensitive(cl, "p50");
+    const cJSON *c99 = cJSON_GetObjectItemCaseSensitive(cl, "p99");
+    char cost[128] = "";
+    if (cJSON_IsNumber(opc) && cJSON_IsNumber(c50) && cJSON_IsNumber(c99))
+        snprintf(cost, sizeof(cost),
+                 " orders_per_commit=%.1f commit_p50_ms=%.3f"
+                 " commit_p99_ms=%.3f",
+                 opc->valuedouble, c50->valuedouble, c99->valuedouble);
+
     printf("depth=%" PRIu64 " in_flight=%" PRIu64 " accepted=%" PRIu64
            " processed=%" PRIu64 " fulfilled=%" PRIu64 " out_of_stock=%" PRIu64
            " rejected_full=%" PRIu64
-           " products=%zu idle=%s invariants=%s%s%s\n",
-           depth, in_flight, accepted, processed, fulfilled, oos, full,
+           "%s products=%zu idle=%s invariants=%s%s%s\n",
+           depth, in_flight, accepted, processed, fulfilled, oos, full, cost,
            products, depth == 0 && in_flight == 0 ? "yes" : "no",
            why[0] ? "BAD" : "OK", why[0] ? " " : "", why);
     cJSON_Delete(root);
