@@ -54,7 +54,8 @@ BIN      := shopd
 UNIT_BIN := $(BUILD)/tests/unit
 E2E_BIN  := $(BUILD)/tests/e2e/e2e
 
-.PHONY: all help run test unit e2e deps clean install uninstall format \
+.PHONY: all help run test unit e2e e2e-redis-heavy deps clean install uninstall \
+        format \
         format-check tidy tidy-check asan ubsan tsan sanitizers valgrind \
         load test-ui
 .DELETE_ON_ERROR:
@@ -119,6 +120,12 @@ e2e: $(SHOPD) $(E2E_BIN)
 test: deps
 	$(MAKE) unit
 	$(MAKE) e2e
+
+# The Redis store's slow end-to-end checks (an unreachable Redis is retried
+# for 10 s at start; a Redis that comes up meanwhile is used), on top of
+# the e2e_redis suite that `make e2e` runs. .ci/run runs it.
+e2e-redis-heavy: $(SHOPD) $(E2E_BIN)
+	SHOPD_E2E_HEAVY=1 CK_RUN_SUITE=e2e_redis SHOPD_BIN=$(SHOPD) $(E2E_BIN)
 
 # --- sanitizers: each in its own build directory -------------------------
 # Each builds shopd and the tests with one sanitizer, runs the unit suites,

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/lib/redis_harness.h"
@@ -562,6 +563,70 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
 }
 END_TEST
 
+START_TEST(test_redis_bad_store_exits_2)
+{
+    static const char *const bad[] = {"redis://",           "redis://host:0",
+                                      "redis://host:99999", "unix://",
+                                      "rediss://host",      "redis://host/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {"--store", bad[i], NULL};
+        char *err = NULL;
+        int st = shopd_run(args, NULL, 10000, NULL, &err);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+                      "--store %s: status %d, stderr %s", bad[i], st, err);
+        ck_assert_msg(strstr(err, "store") != NULL, "%s", err);
+        free(err);
+    }
+}
+END_TEST
+
+/* Heavier (make e2e-redis-heavy): the start-up retry takes 10 s. */
+START_TEST(test_redis_unreachable_at_start_exits_1)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "unix:///nonexistent-%d/redis.sock",
+             (int)getpid());
+    const char *args[] = {"--port", "0", "--store", path, NULL};
+    char *err = NULL;
+    int64_t t0 = now_ms();
+    int st = shopd_run(args, NULL, 30000, NULL, &err);
+    int64_t took = now_ms() - t0;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d, stderr %s",
+                  st, err);
+    ck_assert_msg(took >= 9000 && took < 20000, "gave up after %lld ms",
+                  (long long)took);
+    ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+    /* One line. */
+    size_t lines = 0;
+    for (const char *p = err; *p; p++)
+        lines += *p == '\n';
+    ck_assert_msg(lines == 1, "%zu lines: %s", lines, err);
+    free(err);
+}
+END_TEST
+
+/* A Redis that comes up during the 10 s is used. */
+START_TEST(test_redis_late_redis_is_waited_for)
+{
+    start_redis(false);
+    redis_server_stop(&redis);
+    char *cat = write_tmp(hot_catalog);
+    const char *args[] = {"--bind",    "127.0.0.1", "--port",     "0",
+                          "--store",   redis.url,   "--instance", "late",
+                          "--catalog", cat,         NULL};
+    struct shopd *s = shopd_spawn(args, NULL, true);
+    ck_assert_ptr_nonnull(s);
+    backoff_ms(2000);
+    ck_assert(shopd_running(s));
+    ck_assert_int_eq(redis_server_restart(&redis), 0);
+    ck_assert_msg(shopd_wait_output(s, "listening on", 15000),
+                  "shopd did not start once Redis was up");
+    shopd_destroy(s);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
 Suite *e2e_redis_suite(void)
 {
     Suite *s = suite_create("e2e_redis");
@@ -572,6 +637,17 @@ Suite *e2e_redis_suite(void)
     tcase_add_test(tc, test_redis_kill9_orders_finished_by_others);
     tcase_add_test(tc, test_redis_outage_then_recovery_loses_no_202);
     tcase_add_test(tc, test_redis_restart_of_every_instance_keeps_the_shop);
+    tcase_add_test(tc, test_redis_bad_store_exits_2);
     suite_add_tcase(s, tc);
+    /* The slow ones only when asked (make e2e-redis-heavy). */
+    const char *heavy = getenv("SHOPD_E2E_HEAVY");
+    if (heavy != NULL && strcmp(heavy, "1") == 0) {
+        TCase *slow = tcase_create("redis_heavy");
+        tcase_add_checked_fixture(slow, NULL, teardown);
+        tcase_set_timeout(slow, 120);
+        tcase_add_test(slow, test_redis_unreachable_at_start_exits_1);
+        tcase_add_test(slow, test_redis_late_redis_is_waited_for);
+        suite_add_tcase(s, slow);
+    }
     return s;
 }
