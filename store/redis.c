@@ -47,6 +47,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,9 @@
 #define CONNECT_TIMEOUT_MS 1000
 #define WAIT_MAX_MS        2000 /* longest XREADGROUP BLOCK */
 #define OPEN_WAIT_MS       10000
+
+/* The stream of orders not final yet (the shared belt). */
+static const char key_orders[] = PREFIX ":orders";
 
 extern const char redis_lib_lua[];
 extern const char redis_lib_lua_end[];
@@ -211,7 +215,7 @@ static int parse_answer(const char *v, size_t len, struct store_answer *out)
 {
     const char *end = v + len;
     const char *nl1 = memchr(v, '\n', len);
-    if (nl1 == NULL || nl1 - v != 2 * STORE_FINGERPRINT)
+    if (nl1 == NULL || nl1 - v != (ptrdiff_t)2 * STORE_FINGERPRINT)
         return -EIO;
     for (size_t i = 0; i < STORE_FINGERPRINT; i++) {
         int hi = hex_val(v[2 * i]), lo = hex_val(v[2 * i + 1]);
@@ -268,8 +272,8 @@ static redisContext *dial(const struct redis_store *rs, char *err,
                           size_t errlen, bool *fatal)
 {
     struct timeval ct = {CONNECT_TIMEOUT_MS / 1000,
-                         (CONNECT_TIMEOUT_MS % 1000) * 1000};
-    struct timeval io = {IO_TIMEOUT_MS / 1000, (IO_TIMEOUT_MS % 1000) * 1000};
+                         (CONNECT_TIMEOUT_MS % 1000) * 1000L};
+    struct timeval io = {IO_TIMEOUT_MS / 1000, (IO_TIMEOUT_MS % 1000) * 1000L};
     redisContext *c;
     redisReply *r = NULL;
 
@@ -368,7 +372,7 @@ static void give_back(struct redis_store *rs, redisContext *c, bool ok)
         }
     } else {
         nstale = rs->npool;
-        memcpy(stale, rs->pool, nstale * sizeof(*stale));
+        memcpy(stale, rs->pool, nstale * sizeof(redisContext *));
         rs->npool = 0;
     }
     pthread_mutex_unlock(&rs->pool_mu);
@@ -597,9 +601,9 @@ static int load_own(struct redis_store *rs, redisContext *c, char *err,
     size_t cap = 0;
 
     for (;;) {
-        const char *argv[] = {"XREADGROUP", "GROUP",          GROUP,
-                              rs->instance, "COUNT",          "1000",
-                              "STREAMS",    PREFIX ":orders", cursor};
+        const char *argv[] = {"XREADGROUP", "GROUP",    GROUP,
+                              rs->instance, "COUNT",    "1000",
+                              "STREAMS",    key_orders, cursor};
         redisReply *r = redisCommandArgv(c, 9, argv, NULL);
         count(&rs->round_trips, 1);
         if (r == NULL) {
@@ -1280,9 +1284,9 @@ static int reclaim(struct redis_store *rs, redisContext *c, unsigned worker,
 
     snprintf(idle, sizeof(idle), "%u", rs->reclaim_ms);
     snprintf(cnt, sizeof(cnt), "%zu", max);
-    const char *argv[] = {
-        "XAUTOCLAIM", PREFIX ":orders",   GROUP,   rs->instance,
-        idle,         rs->reclaim_cursor, "COUNT", cnt};
+    const char *argv[] = {"XAUTOCLAIM", key_orders, GROUP,
+                          rs->instance, idle,       rs->reclaim_cursor,
+                          "COUNT",      cnt};
     redisReply *r = redisCommandArgv(c, 8, argv, NULL);
     count(&rs->round_trips, 1);
     if (r == NULL)
@@ -1351,14 +1355,14 @@ static int rd_take(struct store *st, unsigned worker, struct store_order *out,
     snprintf(cnt, sizeof(cnt), "%zu", max);
     snprintf(block, sizeof(block), "%u",
              wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
-    const char *argv[] = {
-        "XREADGROUP", "GROUP", GROUP,     rs->instance,     "COUNT", cnt,
-        "BLOCK",      block,   "STREAMS", PREFIX ":orders", ">"};
+    const char *argv[] = {"XREADGROUP", "GROUP",    GROUP,   rs->instance,
+                          "COUNT",      cnt,        "BLOCK", block,
+                          "STREAMS",    key_orders, ">"};
     /* BLOCK 0 would wait forever: without a wait, leave BLOCK out. */
     int argc = wait_ms > 0 ? 11 : 9;
     if (wait_ms == 0) {
         argv[6] = "STREAMS";
-        argv[7] = PREFIX ":orders";
+        argv[7] = key_orders;
         argv[8] = ">";
     }
     r = redisCommandArgv(c, argc, argv, NULL);
