@@ -49,6 +49,7 @@
 #include "queue/queue.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -80,57 +81,62 @@ struct queue {
     /* Copy of len for spinning receivers to read without the lock; written
      * under mu, read relaxed as a hint only. */
     _Atomic size_t avail;
+    /* Which of mu, not_empty, not_full exist, so that queue_destroy() can
+     * undo a queue_create() that failed half-way. Set once, at creation. */
+    bool have_mu, have_not_empty, have_not_full;
 };
 
-struct queue *queue_create(size_t capacity, size_t elem_size)
+int queue_create(size_t capacity, size_t elem_size, struct queue **out)
 {
-    struct queue *q;
+    struct queue *q = NULL;
+    int rc;
 
-    if (capacity == 0 || elem_size == 0) {
-        errno = EINVAL;
-        return NULL;
-    }
+    *out = NULL;
+    if (capacity == 0 || elem_size == 0)
+        return -EINVAL;
     if (capacity > SIZE_MAX / elem_size ||
-        capacity > SIZE_MAX / sizeof(uint64_t)) {
-        errno = ENOMEM;
-        return NULL;
-    }
+        capacity > SIZE_MAX / sizeof(uint64_t))
+        return -ENOMEM;
+    rc = -ENOMEM;
     q = calloc(1, sizeof(*q));
     if (q == NULL)
-        return NULL;
+        goto fail;
     q->cap = capacity;
     q->elem_size = elem_size;
     q->buf = malloc(capacity * elem_size);
     q->seqs = malloc(capacity * sizeof(uint64_t));
     if (q->buf == NULL || q->seqs == NULL)
-        goto fail_mem;
-    if (pthread_mutex_init(&q->mu, NULL) != 0)
-        goto fail_mem;
-    if (pthread_cond_init(&q->not_empty, NULL) != 0)
-        goto fail_mutex;
-    if (pthread_cond_init(&q->not_full, NULL) != 0)
-        goto fail_not_empty;
-    return q;
+        goto fail;
+    rc = -pthread_mutex_init(&q->mu, NULL);
+    if (rc != 0)
+        goto fail;
+    q->have_mu = true;
+    rc = -pthread_cond_init(&q->not_empty, NULL);
+    if (rc != 0)
+        goto fail;
+    q->have_not_empty = true;
+    rc = -pthread_cond_init(&q->not_full, NULL);
+    if (rc != 0)
+        goto fail;
+    q->have_not_full = true;
+    *out = q;
+    return 0;
 
-fail_not_empty:
-    pthread_cond_destroy(&q->not_empty);
-fail_mutex:
-    pthread_mutex_destroy(&q->mu);
-fail_mem:
-    free(q->seqs);
-    free(q->buf);
-    free(q);
-    errno = ENOMEM;
-    return NULL;
+fail:
+    queue_destroy(q);
+    return rc;
 }
 
 void queue_destroy(struct queue *q)
 {
     if (q == NULL)
         return;
-    pthread_cond_destroy(&q->not_full);
-    pthread_cond_destroy(&q->not_empty);
-    pthread_mutex_destroy(&q->mu);
+    if (q->have_not_full)
+        pthread_cond_destroy(&q->not_full);
+    if (q->have_not_empty)
+        pthread_cond_destroy(&q->not_empty);
+    if (q->have_mu)
+        pthread_mutex_destroy(&q->mu);
     free(q->seqs);
     free(q->buf);
     free(q);
@@ -257,10 +263,13 @@ static void spin_for_item(struct queue *q)
     }
 }
 
-int queue_recv(struct queue *q, void *out, uint64_t *seq)
+/*
+ * Lock the channel and wait, as a receiver, until it holds an item or is
+ * closed; spins briefly first. Returns with mu held; false means closed
+ * and drained.
+ */
+static bool lock_for_recv(struct queue *q)
 {
-    bool wake_sender, wake_receiver = false;
-
     pthread_mutex_lock(&q->mu);
     if (QUEUE_SPINS > 0 && q->len == 0 && !q->closed) {
         pthread_mutex_unlock(&q->mu);
@@ -274,20 +283,50 @@ int queue_recv(struct queue *q, void *out, uint64_t *seq)
         if (q->recv_woken > 0)
             q->recv_woken--;
     }
-    if (q->len == 0) { /* closed and drained */
-        pthread_mutex_unlock(&q->mu);
-        return -EPIPE;
-    }
-    wake_sender = take_locked(q, out, seq);
-    /* The baton: items left and waiters with no wake-up on its way. */
-    if (q->len > 0)
-        wake_receiver = wake_receiver_locked(q);
+    return q->len > 0;
+}
+
+/* After a receive: pass the baton if items are left, unlock, and send the
+ * wake-ups decided under the lock. */
+static void unlock_after_recv(struct queue *q, bool wake_sender)
+{
+    bool wake_receiver = q->len > 0 && wake_receiver_locked(q);
+
     pthread_mutex_unlock(&q->mu);
     if (wake_sender)
         pthread_cond_signal(&q->not_full);
     if (wake_receiver)
         pthread_cond_signal(&q->not_empty);
+}
+
+int queue_recv(struct queue *q, void *out, uint64_t *seq)
+{
+    if (!lock_for_recv(q)) { /* closed and drained */
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    unlock_after_recv(q, take_locked(q, out, seq));
     return 0;
+}
+
+int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max)
+{
+    unsigned char *dst = out;
+    bool wake_sender = false;
+    size_t n;
+
+    if (max > INT_MAX)
+        max = INT_MAX;
+    if (!lock_for_recv(q)) {
+        pthread_mutex_unlock(&q->mu);
+        return -EPIPE;
+    }
+    for (n = 0; n < max && q->len > 0; n++) {
+        wake_sender |= take_locked(q, dst, seqs != NULL ? &seqs[n] : NULL);
+        dst += q->elem_size;
+    }
+    unlock_after_recv(q, wake_sender);
+    return (int)n;
 }
 
 int queue_try_recv(struct queue *q, void *out, uint64_t *seq)

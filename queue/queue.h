@@ -25,10 +25,11 @@
 struct queue;
 
 /*
- * Create a channel of `capacity` slots of `elem_size` bytes each (both > 0).
- * Returns the channel, owned by the caller, or NULL (errno EINVAL or ENOMEM).
+ * Create a channel of `capacity` slots of `elem_size` bytes each (both > 0)
+ * and store it, owned by the caller, in `*out` (NULL on failure).
+ * Returns 0, -EINVAL, -ENOMEM, or the pthread error as a negative errno.
  */
-struct queue *queue_create(size_t capacity, size_t elem_size);
+int queue_create(size_t capacity, size_t elem_size, struct queue **out);
 
 /*
  * Free the channel. Accepts NULL. No thread may be using it any more.
@@ -59,6 +60,17 @@ int queue_recv(struct queue *q, void *out, uint64_t *seq);
  * and open, -EPIPE if it is closed and empty.
  */
 int queue_try_recv(struct queue *q, void *out, uint64_t *seq);
+
+/*
+ * Receive up to `max` (> 0) of the oldest items in one hold of the lock:
+ * copy them, oldest first, into `out` (room for `max` elements, back to
+ * back) and, if `seqs` is not NULL, their sequence numbers into `seqs`.
+ * Blocks while the channel is empty and open, like queue_recv(). Returns
+ * how many it took (1..max), or -EPIPE once the channel is closed and
+ * empty. A worker that receives in batches pays one lock round trip per
+ * batch instead of one per item.
+ */
+int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max);
 
 /*
  * Close the channel: wake every blocked sender (they return -EPIPE) and

@@ -415,19 +415,21 @@ void committer_result(struct committer *c, const struct order *o)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Wait on `room` until `cond` holds or `deadline` passes. */
-#define WAIT_UNTIL(c, cond, deadline, timedout)                                \
-    do {                                                                       \
-        while (!(cond)) {                                                      \
-            if ((deadline) == NULL)                                            \
-                pthread_cond_wait(&(c)->room, &(c)->lock);                     \
-            else if (pthread_cond_timedwait(&(c)->room, &(c)->lock,            \
-                                            (deadline)) == ETIMEDOUT) {        \
-                timedout = !(cond);                                            \
-                break;                                                         \
-            }                                                                  \
-        }                                                                      \
-    } while (0)
+/* One wait on `room` (lock held). Returns false once `deadline` (may be
+ * NULL: no deadline) has passed. */
+static bool wait_room(struct committer *c, const struct timespec *deadline)
+{
+    if (deadline == NULL) {
+        pthread_cond_wait(&c->room, &c->lock);
+        return true;
+    }
+    return pthread_cond_timedwait(&c->room, &c->lock, deadline) != ETIMEDOUT;
+}
+
+static bool accepts_flushed(const struct committer *c)
+{
+    return (c->acc_n == 0 && !c->accepts_busy) || c->exited;
+}
 
 int committer_close_accepts(struct committer *c,
                             const struct timespec *deadline)
@@ -436,10 +438,9 @@ int committer_close_accepts(struct committer *c,
     pthread_mutex_lock(&c->lock);
     c->accepts_closed = true;
     pthread_cond_signal(&c->wake);
-    WAIT_UNTIL(c, (c->acc_n == 0 && !c->accepts_busy) || c->exited, deadline,
-               timedout);
-    if (!timedout)
-        WAIT_UNTIL(c, c->feeder_done, deadline, timedout);
+    while (!timedout && !(accepts_flushed(c) && c->feeder_done))
+        timedout =
+            !wait_room(c, deadline) && !(accepts_flushed(c) && c->feeder_done);
     pthread_mutex_unlock(&c->lock);
     if (!timedout && c->feeder_started) {
         pthread_join(c->feeder, NULL);
@@ -456,7 +457,8 @@ int committer_finish(struct committer *c, const struct timespec *deadline)
     pthread_mutex_lock(&c->lock);
     c->accepts_closed = c->results_closed = true;
     pthread_cond_signal(&c->wake);
-    WAIT_UNTIL(c, c->exited, deadline, timedout);
+    while (!timedout && !c->exited)
+        timedout = !wait_room(c, deadline) && !c->exited;
     pthread_mutex_unlock(&c->lock);
     if (timedout)
         return -ETIMEDOUT;

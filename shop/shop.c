@@ -64,6 +64,11 @@ struct shop {
     bool drained;          /* controlling thread only */
 };
 
+/* Orders a worker takes off the belt at once when there is no simulated
+ * work: enough to share the belt's lock among many orders, few enough that
+ * a batch is done in microseconds. */
+#define SHOP_WORKER_BATCH 16
+
 /* Simulated clerk work, outside every lock. */
 static void clerk_work(unsigned ms)
 {
@@ -172,18 +177,26 @@ static struct shop *create(const struct shop_config *cfg,
     s->book = orderbook_create(cfg->order_history);
     if (!s->book)
         goto fail_errno;
-    s->belt = queue_create(cfg->queue_capacity, sizeof(struct shop_item));
-    if (!s->belt)
-        goto fail_errno;
-    s->pool = pool_create(s->belt, cfg->workers, shop_handle, s);
-    if (!s->pool)
-        goto fail_errno;
+    err =
+        -queue_create(cfg->queue_capacity, sizeof(struct shop_item), &s->belt);
+    if (err)
+        goto fail;
+    /* Quick orders are taken off the belt in batches (one lock round trip
+     * each); slow ones (simulated work) one by one, so that no order waits
+     * in one worker's batch while another worker is idle. */
+    err = -pool_create(s->belt, cfg->workers,
+                       cfg->work_ms > 0 ? 1 : SHOP_WORKER_BATCH, shop_handle, s,
+                       &s->pool);
+    if (err)
+        goto fail;
     if (store_durable(cfg->store)) {
         for (size_t i = 0; i < nbacklog; i++)
             orderbook_put(s->book, &backlog[i]);
+        /* Results may wait for a slow commit: room for four belts' worth
+         * before workers block (memory is only touched when used). */
         s->com = committer_create(
             cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
-            cfg->queue_capacity + cfg->workers, backlog, nbacklog);
+            4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
         if (store_caps(cfg->store) & STORE_CAP_SHARED) {

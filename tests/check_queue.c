@@ -47,35 +47,37 @@ static void *send_thread(void *opaque)
     return NULL;
 }
 
-static struct queue *new_int_queue(size_t cap)
+/* A new channel of `cap` slots of `elem` bytes; the test fails if not. */
+static struct queue *new_queue(size_t cap, size_t elem)
 {
-    struct queue *q = queue_create(cap, sizeof(int));
+    struct queue *q = NULL;
 
+    ck_assert_int_eq(queue_create(cap, elem, &q), 0);
     ck_assert_ptr_nonnull(q);
     return q;
+}
+
+static struct queue *new_int_queue(size_t cap)
+{
+    return new_queue(cap, sizeof(int));
 }
 
 /* ---- basic behaviour --------------------------------------------------- */
 
 START_TEST(test_queue_create_rejects_bad_sizes)
 {
-    struct queue *q;
+    struct queue *q = (struct queue *)&q; /* any non-NULL value */
 
-    errno = 0;
-    q = queue_create(0, sizeof(int));
+    ck_assert_int_eq(queue_create(0, sizeof(int), &q), -EINVAL);
     ck_assert_ptr_null(q);
-    ck_assert_int_eq(errno, EINVAL);
-
-    errno = 0;
-    q = queue_create(8, 0);
+    q = (struct queue *)&q;
+    ck_assert_int_eq(queue_create(8, 0, &q), -EINVAL);
     ck_assert_ptr_null(q);
-    ck_assert_int_eq(errno, EINVAL);
 
     /* capacity * elem_size would overflow size_t. */
-    errno = 0;
-    q = queue_create(SIZE_MAX / 2, 16);
+    q = (struct queue *)&q;
+    ck_assert_int_eq(queue_create(SIZE_MAX / 2, 16, &q), -ENOMEM);
     ck_assert_ptr_null(q);
-    ck_assert_int_eq(errno, ENOMEM);
 
     queue_destroy(NULL);
 }
@@ -83,7 +85,7 @@ END_TEST
 
 START_TEST(test_queue_reports_cap_and_elem_size)
 {
-    struct queue *q = queue_create(5, 24);
+    struct queue *q = new_queue(5, 24);
 
     ck_assert_ptr_nonnull(q);
     ck_assert_uint_eq(queue_cap(q), 5);
@@ -143,7 +145,7 @@ END_TEST
 START_TEST(test_queue_copies_whole_elements)
 {
     unsigned char in[13], out[13];
-    struct queue *q = queue_create(2, sizeof(in));
+    struct queue *q = new_queue(2, sizeof(in));
     int i;
 
     ck_assert_ptr_nonnull(q);
@@ -386,6 +388,106 @@ START_TEST(test_queue_recv_wakes_blocked_sender)
 }
 END_TEST
 
+/* ---- receiving in batches ---------------------------------------------- */
+
+START_TEST(test_queue_recv_many_takes_oldest_up_to_max)
+{
+    struct queue *q = new_int_queue(8);
+    int out[8];
+    uint64_t seqs[8];
+
+    for (int v = 10; v < 15; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    /* At most max, oldest first, with their sequence numbers. */
+    ck_assert_int_eq(queue_recv_many(q, out, seqs, 3), 3);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(out[i], 10 + i);
+        ck_assert_uint_eq(seqs[i], (uint64_t)i + 1);
+    }
+    /* Fewer than max when fewer are there; seqs may be NULL. */
+    ck_assert_int_eq(queue_recv_many(q, out, NULL, 8), 2);
+    ck_assert_int_eq(out[0], 13);
+    ck_assert_int_eq(out[1], 14);
+    ck_assert_uint_eq(queue_len(q), 0);
+    /* Closed and empty: -EPIPE; closed with items: they come out first. */
+    int v = 7;
+    ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    queue_close(q);
+    ck_assert_int_eq(queue_recv_many(q, out, seqs, 8), 1);
+    ck_assert_int_eq(out[0], 7);
+    ck_assert_uint_eq(seqs[0], 6);
+    ck_assert_int_eq(queue_recv_many(q, out, seqs, 8), -EPIPE);
+    queue_destroy(q);
+}
+END_TEST
+
+struct many_receiver {
+    struct queue *q;
+    pthread_barrier_t *ready;
+    int out[4];
+    int rc;
+};
+
+static void *recv_many_thread(void *opaque)
+{
+    struct many_receiver *r = opaque;
+
+    pthread_barrier_wait(r->ready);
+    r->rc = queue_recv_many(r->q, r->out, NULL, 4);
+    return NULL;
+}
+
+START_TEST(test_queue_recv_many_blocks_until_an_item)
+{
+    struct queue *q = new_int_queue(4);
+    pthread_barrier_t ready;
+    struct many_receiver r = {.q = q, .ready = &ready, .rc = -1};
+    pthread_t t;
+    int v = 42;
+
+    ck_assert_int_eq(pthread_barrier_init(&ready, NULL, 2), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, recv_many_thread, &r), 0);
+    pthread_barrier_wait(&ready);
+    ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(r.rc, 1);
+    ck_assert_int_eq(r.out[0], 42);
+    pthread_barrier_destroy(&ready);
+    queue_destroy(q);
+}
+END_TEST
+
+/* A batch frees several slots at once: every blocked sender gets one. */
+START_TEST(test_queue_recv_many_wakes_every_blocked_sender)
+{
+    enum { CAP = 3 };
+    struct queue *q = new_int_queue(CAP);
+    pthread_barrier_t ready;
+    struct blocker b[CAP];
+    pthread_t t[CAP];
+    int out[CAP];
+
+    for (int v = 0; v < CAP; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0); /* now full */
+    ck_assert_int_eq(pthread_barrier_init(&ready, NULL, CAP + 1), 0);
+    for (int i = 0; i < CAP; i++) {
+        b[i] = (struct blocker){
+            .q = q, .ready = &ready, .value = 100 + i, .rc = 1};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, send_thread, &b[i]), 0);
+    }
+    pthread_barrier_wait(&ready);
+    ck_assert_int_eq(queue_recv_many(q, out, NULL, CAP), CAP);
+    for (int i = 0; i < CAP; i++) {
+        ck_assert_int_eq(out[i], i);
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        ck_assert_int_eq(b[i].rc, 0);
+    }
+    ck_assert_uint_eq(queue_len(q), CAP);
+    pthread_barrier_destroy(&ready);
+    queue_destroy(q);
+}
+END_TEST
+
 /* ---- MPMC stress ------------------------------------------------------- */
 
 #define STRESS_PRODUCERS    4
@@ -517,7 +619,7 @@ START_TEST(test_queue_mpmc_stress)
     size_t i;
     int k;
 
-    s.q = queue_create(STRESS_CAPACITY, sizeof(struct stress_item));
+    s.q = new_queue(STRESS_CAPACITY, sizeof(struct stress_item));
     ck_assert_ptr_nonnull(s.q);
     s.send_seq = calloc(STRESS_ITEMS, sizeof(uint64_t));
     s.recv_seq = calloc(STRESS_ITEMS, sizeof(uint64_t));
@@ -620,6 +722,11 @@ Suite *queue_suite(void)
     tcase_add_loop_test(tc_close, test_queue_send_wakes_blocked_receiver, 0,
                         20);
     tcase_add_loop_test(tc_close, test_queue_recv_wakes_blocked_sender, 0, 20);
+    tcase_add_test(tc_close, test_queue_recv_many_takes_oldest_up_to_max);
+    tcase_add_loop_test(tc_close, test_queue_recv_many_blocks_until_an_item, 0,
+                        20);
+    tcase_add_loop_test(tc_close,
+                        test_queue_recv_many_wakes_every_blocked_sender, 0, 20);
     suite_add_tcase(s, tc_close);
 
     /* Generous: 8 threads on 2 busy cores, possibly under a sanitizer. */

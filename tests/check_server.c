@@ -593,6 +593,70 @@ START_TEST(test_server_catalog_missing_file)
 }
 END_TEST
 
+/* ---- deferred answers: the suspend/complete handshake ------------------ */
+
+struct fake_conn {
+    int suspended, resumed;
+};
+
+static void fake_suspend(void *ctx)
+{
+    ((struct fake_conn *)ctx)->suspended++;
+}
+
+static void fake_resume(void *ctx)
+{
+    ((struct fake_conn *)ctx)->resumed++;
+}
+
+static void final_answer(struct http_response *res)
+{
+    memset(res, 0, sizeof(*res));
+    http_error(res, 503, "store_unavailable", "try again");
+}
+
+START_TEST(test_server_deferred_completed_before_suspend)
+{
+    struct http_deferred *d = http_deferred_create();
+    ck_assert_ptr_nonnull(d);
+    struct http_response res;
+    final_answer(&res);
+    http_deferred_complete(d, &res); /* the completer was quick */
+    ck_assert_ptr_null(res.body);    /* taken over */
+    struct fake_conn c = {0};
+    /* The glue must not suspend: the answer is there already. */
+    ck_assert(!http_deferred_suspend(d, fake_suspend, fake_resume, &c));
+    ck_assert_int_eq(c.suspended, 0);
+    struct http_response out;
+    ck_assert(http_deferred_take(d, &out));
+    ck_assert_uint_eq(out.status, 503);
+    ck_assert_ptr_nonnull(strstr(out.body, "store_unavailable"));
+    http_response_release(&out);
+    ck_assert_int_eq(c.resumed, 0);
+    http_deferred_release(d); /* the request's reference: frees */
+}
+END_TEST
+
+START_TEST(test_server_deferred_completed_after_suspend)
+{
+    struct http_deferred *d = http_deferred_create();
+    ck_assert_ptr_nonnull(d);
+    struct fake_conn c = {0};
+    ck_assert(http_deferred_suspend(d, fake_suspend, fake_resume, &c));
+    ck_assert_int_eq(c.suspended, 1);
+    struct http_response out;
+    ck_assert(!http_deferred_take(d, &out)); /* nothing yet */
+    struct http_response res;
+    final_answer(&res);
+    http_deferred_complete(d, &res);
+    ck_assert_int_eq(c.resumed, 1); /* resumed exactly once */
+    ck_assert(http_deferred_take(d, &out));
+    ck_assert_uint_eq(out.status, 503);
+    http_response_release(&out);
+    http_deferred_release(d);
+}
+END_TEST
+
 Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -613,6 +677,8 @@ Suite *server_suite(void)
     tcase_add_test(tc, test_server_stats_shape);
     tcase_add_test(tc, test_server_metrics_text);
     tcase_add_test(tc, test_server_dashboard_served);
+    tcase_add_test(tc, test_server_deferred_completed_before_suspend);
+    tcase_add_test(tc, test_server_deferred_completed_after_suspend);
     suite_add_tcase(s, tc);
 
     TCase *cat = tcase_create("catalog");

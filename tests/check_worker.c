@@ -40,6 +40,26 @@ struct count_ctx {
     size_t out_of_order;
 };
 
+/* A new channel / pool; the test fails if creation fails. */
+static struct queue *new_queue(size_t cap, size_t elem)
+{
+    struct queue *q = NULL;
+
+    ck_assert_int_eq(queue_create(cap, elem, &q), 0);
+    ck_assert_ptr_nonnull(q);
+    return q;
+}
+
+static struct pool *new_pool(struct queue *q, size_t nthreads, pool_handler fn,
+                             void *arg)
+{
+    struct pool *p = NULL;
+
+    ck_assert_int_eq(pool_create(q, nthreads, 1, fn, arg, &p), 0);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
 static void count_handler(void *item, uint64_t seq, unsigned worker, void *arg)
 {
     struct count_ctx *c = arg;
@@ -99,19 +119,25 @@ static void count_check(struct count_ctx *c, struct pool *p)
 
 START_TEST(test_pool_create_rejects_bad_args)
 {
-    struct queue *q = queue_create(4, sizeof(uint32_t));
+    struct queue *q = new_queue(4, sizeof(uint32_t));
     struct count_ctx c;
+    struct pool *p = (struct pool *)&c; /* any non-NULL value */
 
-    ck_assert_ptr_nonnull(q);
-    errno = 0;
-    ck_assert_ptr_null(pool_create(q, 0, count_handler, &c));
-    ck_assert_int_eq(errno, EINVAL);
-    errno = 0;
-    ck_assert_ptr_null(pool_create(q, 2, NULL, &c));
-    ck_assert_int_eq(errno, EINVAL);
-    errno = 0;
-    ck_assert_ptr_null(pool_create(NULL, 2, count_handler, &c));
-    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(pool_create(q, 0, 1, count_handler, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    p = (struct pool *)&c;
+    ck_assert_int_eq(pool_create(q, 2, 1, NULL, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    p = (struct pool *)&c;
+    ck_assert_int_eq(pool_create(NULL, 2, 1, count_handler, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    p = (struct pool *)&c;
+    ck_assert_int_eq(pool_create(q, 2, 0, count_handler, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
+    p = (struct pool *)&c;
+    ck_assert_int_eq(
+        pool_create(q, 2, POOL_BATCH_MAX + 1, count_handler, &c, &p), -EINVAL);
+    ck_assert_ptr_null(p);
     pool_destroy(NULL);
     queue_destroy(q);
 }
@@ -120,13 +146,13 @@ END_TEST
 START_TEST(test_pool_handles_every_item_once)
 {
     const size_t n_items = 20000, nthreads = 4;
-    struct queue *q = queue_create(64, sizeof(uint32_t));
+    struct queue *q = new_queue(64, sizeof(uint32_t));
     struct count_ctx c;
     struct pool *p;
 
     ck_assert_ptr_nonnull(q);
     count_init(&c, n_items);
-    p = pool_create(q, nthreads, count_handler, &c);
+    p = new_pool(q, nthreads, count_handler, &c);
     ck_assert_ptr_nonnull(p);
     ck_assert_uint_eq(pool_size(p), nthreads);
     ck_assert_int_eq(pool_start(p), 0);
@@ -147,7 +173,7 @@ END_TEST
 START_TEST(test_pool_single_worker_keeps_order)
 {
     const size_t n_items = 1000;
-    struct queue *q = queue_create(n_items, sizeof(uint32_t));
+    struct queue *q = new_queue(n_items, sizeof(uint32_t));
     struct count_ctx c;
     struct pool *p;
 
@@ -156,7 +182,7 @@ START_TEST(test_pool_single_worker_keeps_order)
     c.check_order = true;
     for (uint32_t v = 0; v < n_items; v++)
         ck_assert_int_eq(queue_send(q, &v, NULL), 0);
-    p = pool_create(q, 1, count_handler, &c);
+    p = new_pool(q, 1, count_handler, &c);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_start(p), 0);
     ck_assert_int_eq(pool_drain(p, NULL), 0);
@@ -171,7 +197,7 @@ END_TEST
 START_TEST(test_pool_drain_waits_for_queued_items)
 {
     const size_t n_items = 500, nthreads = 3;
-    struct queue *q = queue_create(n_items, sizeof(uint32_t));
+    struct queue *q = new_queue(n_items, sizeof(uint32_t));
     struct count_ctx c;
     struct pool *p;
 
@@ -180,7 +206,7 @@ START_TEST(test_pool_drain_waits_for_queued_items)
     for (uint32_t v = 0; v < n_items; v++)
         ck_assert_int_eq(queue_try_send(q, &v, NULL), 0);
     ck_assert_uint_eq(queue_len(q), n_items); /* full before start */
-    p = pool_create(q, nthreads, count_handler, &c);
+    p = new_pool(q, nthreads, count_handler, &c);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_start(p), 0);
     ck_assert_int_eq(pool_drain(p, NULL), 0);
@@ -194,18 +220,38 @@ END_TEST
 
 START_TEST(test_pool_drain_without_start)
 {
-    struct queue *q = queue_create(4, sizeof(uint32_t));
+    struct queue *q = new_queue(4, sizeof(uint32_t));
     struct count_ctx c;
     struct pool *p;
 
     ck_assert_ptr_nonnull(q);
     count_init(&c, 1);
-    p = pool_create(q, 2, count_handler, &c);
+    p = new_pool(q, 2, count_handler, &c);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_drain(p, NULL), 0);
     ck_assert(queue_closed(q));
     ck_assert_uint_eq(pool_in_flight(p), 0);
     free(c.seen);
+    pool_destroy(p);
+    queue_destroy(q);
+}
+END_TEST
+
+/* Receiving in batches hands out every item exactly once too. */
+START_TEST(test_pool_batches_handle_every_item_once)
+{
+    const size_t n_items = 20000, nthreads = 4;
+    struct queue *q = new_queue(64, sizeof(uint32_t));
+    struct count_ctx c;
+    struct pool *p = NULL;
+
+    count_init(&c, n_items);
+    ck_assert_int_eq(pool_create(q, nthreads, 16, count_handler, &c, &p), 0);
+    ck_assert_int_eq(pool_start(p), 0);
+    for (uint32_t v = 0; v < n_items; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    count_check(&c, p);
     pool_destroy(p);
     queue_destroy(q);
 }
@@ -248,10 +294,50 @@ static struct timespec monotonic_after_ms(long ms)
     return t;
 }
 
+/* A batch a worker has taken counts as in flight, all of it, until each
+ * item's handler has returned: nothing is lost from the books. */
+START_TEST(test_pool_in_flight_counts_a_held_batch)
+{
+    struct queue *q = new_queue(8, sizeof(uint32_t));
+    struct hold_ctx h = {.entered = 0};
+    struct pool *p = NULL;
+
+    ck_assert_int_eq(pthread_mutex_init(&h.mu, NULL), 0);
+    ck_assert_int_eq(pthread_cond_init(&h.cv, NULL), 0);
+    atomic_init(&h.done, 0);
+    for (uint32_t v = 0; v < 4; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_create(q, 1, 4, hold_handler, &h, &p), 0);
+    ck_assert_int_eq(pool_start(p), 0);
+    pthread_mutex_lock(&h.mu);
+    while (h.entered == 0)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    /* One lock round trip took all four: the belt is empty, the worker
+     * holds them. */
+    ck_assert_uint_eq(queue_len(q), 0);
+    ck_assert_uint_eq(pool_in_flight(p), 4);
+    ck_assert(pool_worker_busy(p, 0));
+    pthread_mutex_lock(&h.mu);
+    h.released = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    ck_assert_uint_eq(atomic_load(&h.done), 4);
+    ck_assert_uint_eq(pool_worker_handled(p, 0), 4);
+    ck_assert_uint_eq(pool_in_flight(p), 0);
+    ck_assert(!pool_worker_busy(p, 0));
+    pool_destroy(p);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+    queue_destroy(q);
+}
+END_TEST
+
 START_TEST(test_pool_drain_times_out_while_handler_blocked)
 {
     const size_t n_items = 6, nthreads = 2;
-    struct queue *q = queue_create(8, sizeof(uint32_t));
+    struct queue *q = new_queue(8, sizeof(uint32_t));
     struct hold_ctx h = {.entered = 0};
     struct timespec past, soon;
     struct pool *p;
@@ -263,7 +349,7 @@ START_TEST(test_pool_drain_times_out_while_handler_blocked)
     atomic_init(&h.done, 0);
     for (uint32_t v = 0; v < n_items; v++)
         ck_assert_int_eq(queue_send(q, &v, NULL), 0);
-    p = pool_create(q, nthreads, hold_handler, &h);
+    p = new_pool(q, nthreads, hold_handler, &h);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_start(p), 0);
 
@@ -313,7 +399,7 @@ END_TEST
 START_TEST(test_pool_drain_with_deadline_succeeds)
 {
     const size_t n_items = 300;
-    struct queue *q = queue_create(n_items, sizeof(uint32_t));
+    struct queue *q = new_queue(n_items, sizeof(uint32_t));
     struct timespec later;
     struct count_ctx c;
     struct pool *p;
@@ -322,7 +408,7 @@ START_TEST(test_pool_drain_with_deadline_succeeds)
     count_init(&c, n_items);
     for (uint32_t v = 0; v < n_items; v++)
         ck_assert_int_eq(queue_send(q, &v, NULL), 0);
-    p = pool_create(q, 2, count_handler, &c);
+    p = new_pool(q, 2, count_handler, &c);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_start(p), 0);
     later = monotonic_after_ms(0);
@@ -367,7 +453,7 @@ static void sig_handler(void *item, uint64_t seq, unsigned worker, void *arg)
 START_TEST(test_pool_workers_block_termination_signals)
 {
     const size_t nthreads = 3;
-    struct queue *q = queue_create(nthreads, sizeof(uint32_t));
+    struct queue *q = new_queue(nthreads, sizeof(uint32_t));
     struct sig_ctx s;
     sigset_t unblock, saved, now;
     struct pool *p;
@@ -386,7 +472,7 @@ START_TEST(test_pool_workers_block_termination_signals)
 
     for (uint32_t v = 0; v < nthreads; v++)
         ck_assert_int_eq(queue_send(q, &v, NULL), 0);
-    p = pool_create(q, nthreads, sig_handler, &s);
+    p = new_pool(q, nthreads, sig_handler, &s);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_start(p), 0);
 
@@ -450,7 +536,7 @@ static size_t vm_size_bytes(void)
 START_TEST(test_pool_start_failure_starts_none)
 {
     const size_t nthreads = 512, n_items = 4;
-    struct queue *q = queue_create(n_items, sizeof(uint32_t));
+    struct queue *q = new_queue(n_items, sizeof(uint32_t));
     struct rlimit saved, tight;
     struct count_ctx c;
     struct pool *p;
@@ -461,7 +547,7 @@ START_TEST(test_pool_start_failure_starts_none)
     count_init(&c, n_items);
     for (uint32_t v = 0; v < n_items; v++)
         ck_assert_int_eq(queue_send(q, &v, NULL), 0);
-    p = pool_create(q, nthreads, count_handler, &c);
+    p = new_pool(q, nthreads, count_handler, &c);
     ck_assert_ptr_nonnull(p);
 
     vm = vm_size_bytes();
@@ -484,7 +570,7 @@ START_TEST(test_pool_start_failure_starts_none)
     pool_destroy(p);
 
     /* The channel is intact: a fresh pool handles every item. */
-    p = pool_create(q, 2, count_handler, &c);
+    p = new_pool(q, 2, count_handler, &c);
     ck_assert_ptr_nonnull(p);
     ck_assert_int_eq(pool_start(p), 0);
     ck_assert_int_eq(pool_drain(p, NULL), 0);
@@ -503,6 +589,8 @@ Suite *pool_suite(void)
 
     tcase_set_timeout(core, 30);
     tcase_add_test(core, test_pool_create_rejects_bad_args);
+    tcase_add_test(core, test_pool_batches_handle_every_item_once);
+    tcase_add_test(core, test_pool_in_flight_counts_a_held_batch);
     tcase_add_test(core, test_pool_handles_every_item_once);
     tcase_add_test(core, test_pool_single_worker_keeps_order);
     tcase_add_test(core, test_pool_workers_block_termination_signals);

@@ -1,10 +1,11 @@
 /*
  * worker.c - a pool of threads that drain a channel.
  *
- * Each worker owns a buffer of the channel's element size and loops:
- * queue_recv into it, mark itself busy, call the handler, count the item,
- * mark itself idle. queue_recv returns -EPIPE only once the channel is closed
- * and empty, so a worker exits exactly when there is nothing left to do;
+ * Each worker owns a buffer of `batch` elements and loops: queue_recv_many
+ * into it (one lock round trip for up to `batch` items), record how many it
+ * holds, call the handler for each in order, counting each as it is done.
+ * queue_recv_many returns -EPIPE only once the channel is closed and empty,
+ * so a worker exits exactly when there is nothing left to do;
  * pool_drain is therefore "close the channel, wait for every worker to exit,
  * join them". Nothing is ever cancelled.
  *
@@ -18,11 +19,12 @@
  * changed around pthread_create and restored), so those signals are
  * delivered to a thread that has not blocked them, in shopd the main one.
  *
- * Counters: each worker's `handled` and `busy` are written only by that
+ * Counters: each worker's `handled` and `holding` are written only by that
  * worker and read by anyone, as relaxed atomics on the worker's own cache
  * line, so workers never share a line on the hot path. pool_in_flight sums
- * the busy flags. The readers are exact once the workers are idle or joined;
- * while they run the numbers are a snapshot, not a consistent cut.
+ * what the workers hold (received, handler not yet returned). The readers are
+ * exact once the workers are idle or joined; while they run the numbers are a
+ * snapshot, not a consistent cut.
  *
  * Invariants (under `mu`): 0 <= live <= nthreads; live counts workers that
  * passed the start gate with GATE_GO and have not yet finished their loop.
@@ -47,13 +49,14 @@ enum gate { GATE_WAIT, GATE_GO, GATE_ABORT };
 struct pool;
 
 struct pool_worker {
-    /* Written only by this worker, read by anyone: items handled and
-     * whether the handler is running now. First on the line, aligned so no
+    /* Written only by this worker, read by anyone: items handled, and
+     * items received and not yet handled. First on the line, aligned so no
      * two workers share a cache line. */
     _Alignas(POOL_CACHE_LINE) _Atomic uint64_t handled;
-    _Atomic bool busy;
+    _Atomic size_t holding;
     struct pool *pool;
-    void *item;     /* elem_size bytes, this worker's receive buffer */
+    void *items;    /* batch * elem_size bytes, this worker's receive buffer */
+    uint64_t *seqs; /* batch sequence numbers */
     unsigned index; /* 0 .. nthreads-1 */
     pthread_t thread;
 };
@@ -63,6 +66,8 @@ struct pool {
     pool_handler fn;
     void *arg;
     size_t nthreads;
+    size_t batch;                /* items received at once, >= 1 */
+    size_t elem_size;            /* the channel's */
     struct pool_worker *workers; /* nthreads entries, cache-line aligned */
 
     /* Guards `gate` and `live`. */
@@ -75,6 +80,9 @@ struct pool {
     /* Used only by the controlling thread, so unguarded. */
     bool started;
     bool joined;
+    /* Which of mu, gate_cv, exit_cv exist, so that pool_destroy() can undo
+     * a pool_create() that failed half-way. Set once, at creation. */
+    bool have_mu, have_gate_cv, have_exit_cv;
 };
 
 static void *worker_main(void *opaque)
@@ -82,7 +90,7 @@ static void *worker_main(void *opaque)
     struct pool_worker *w = opaque;
     struct pool *p = w->pool;
     enum gate g;
-    uint64_t seq;
+    int n;
 
     pthread_mutex_lock(&p->mu);
     while (p->gate == GATE_WAIT)
@@ -92,15 +100,21 @@ static void *worker_main(void *opaque)
     if (g == GATE_ABORT)
         return NULL;
 
-    while (queue_recv(p->q, w->item, &seq) == 0) {
-        atomic_store_explicit(&w->busy, true, memory_order_relaxed);
-        p->fn(w->item, seq, w->index, p->arg);
-        /* Single writer: a plain load and store, no locked instruction. */
-        atomic_store_explicit(
-            &w->handled,
-            atomic_load_explicit(&w->handled, memory_order_relaxed) + 1,
-            memory_order_relaxed);
-        atomic_store_explicit(&w->busy, false, memory_order_relaxed);
+    while ((n = queue_recv_many(p->q, w->items, w->seqs, p->batch)) > 0) {
+        unsigned char *item = w->items;
+
+        atomic_store_explicit(&w->holding, (size_t)n, memory_order_relaxed);
+        for (int i = 0; i < n; i++, item += p->elem_size) {
+            p->fn(item, w->seqs[i], w->index, p->arg);
+            /* Single writer: plain loads and stores, no locked
+             * instruction. */
+            atomic_store_explicit(
+                &w->handled,
+                atomic_load_explicit(&w->handled, memory_order_relaxed) + 1,
+                memory_order_relaxed);
+            atomic_store_explicit(&w->holding, (size_t)(n - i - 1),
+                                  memory_order_relaxed);
+        }
     }
 
     pthread_mutex_lock(&p->mu);
@@ -110,21 +124,25 @@ static void *worker_main(void *opaque)
     return NULL;
 }
 
-struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
-                         void *arg)
+int pool_create(struct queue *q, size_t nthreads, size_t batch, pool_handler fn,
+                void *arg, struct pool **out)
 {
     struct pool *p = NULL;
     pthread_condattr_t ca;
+    bool have_ca = false;
     size_t elem_size, i;
-    bool have_ca = false, have_mu = false, have_gate = false;
+    int rc;
 
-    if (q == NULL || fn == NULL || nthreads == 0 || nthreads > UINT32_MAX) {
-        errno = EINVAL;
-        return NULL;
-    }
+    *out = NULL;
+    if (q == NULL || fn == NULL || nthreads == 0 || nthreads > UINT32_MAX ||
+        batch == 0 || batch > POOL_BATCH_MAX)
+        return -EINVAL;
     if (nthreads > SIZE_MAX / sizeof(struct pool_worker))
-        goto fail;
+        return -ENOMEM;
     elem_size = queue_elem_size(q);
+    if (elem_size > SIZE_MAX / batch)
+        return -ENOMEM;
+    rc = -ENOMEM;
     p = calloc(1, sizeof(*p));
     if (p == NULL)
         goto fail;
@@ -132,6 +150,8 @@ struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
     p->fn = fn;
     p->arg = arg;
     p->nthreads = nthreads;
+    p->batch = batch;
+    p->elem_size = elem_size;
     p->gate = GATE_WAIT;
     /* sizeof(struct pool_worker) is a multiple of its alignment, as C11
      * aligned_alloc requires of the size. */
@@ -144,43 +164,42 @@ struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
         struct pool_worker *w = &p->workers[i];
 
         atomic_init(&w->handled, 0);
-        atomic_init(&w->busy, false);
+        atomic_init(&w->holding, 0);
         w->pool = p;
         w->index = (unsigned)i;
-        w->item = malloc(elem_size);
-        if (w->item == NULL)
+        w->items = malloc(batch * elem_size);
+        w->seqs = malloc(batch * sizeof(*w->seqs));
+        if (w->items == NULL || w->seqs == NULL)
             goto fail;
     }
-    if (pthread_mutex_init(&p->mu, NULL) != 0)
+    rc = -pthread_mutex_init(&p->mu, NULL);
+    if (rc != 0)
         goto fail;
-    have_mu = true;
-    if (pthread_cond_init(&p->gate_cv, NULL) != 0)
+    p->have_mu = true;
+    rc = -pthread_cond_init(&p->gate_cv, NULL);
+    if (rc != 0)
         goto fail;
-    have_gate = true;
-    if (pthread_condattr_init(&ca) != 0)
+    p->have_gate_cv = true;
+    rc = -pthread_condattr_init(&ca);
+    if (rc != 0)
         goto fail;
     have_ca = true;
-    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&p->exit_cv, &ca) != 0)
+    rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc != 0)
         goto fail;
+    rc = -pthread_cond_init(&p->exit_cv, &ca);
+    if (rc != 0)
+        goto fail;
+    p->have_exit_cv = true;
     pthread_condattr_destroy(&ca);
-    return p;
+    *out = p;
+    return 0;
 
 fail:
     if (have_ca)
         pthread_condattr_destroy(&ca);
-    if (have_gate)
-        pthread_cond_destroy(&p->gate_cv);
-    if (have_mu)
-        pthread_mutex_destroy(&p->mu);
-    if (p != NULL && p->workers != NULL) {
-        for (i = 0; i < nthreads; i++)
-            free(p->workers[i].item);
-        free(p->workers);
-    }
-    free(p);
-    errno = ENOMEM;
-    return NULL;
+    pool_destroy(p);
+    return rc;
 }
 
 void pool_destroy(struct pool *p)
@@ -190,11 +209,17 @@ void pool_destroy(struct pool *p)
     if (p == NULL)
         return;
     assert(!p->started || p->joined);
-    pthread_cond_destroy(&p->exit_cv);
-    pthread_cond_destroy(&p->gate_cv);
-    pthread_mutex_destroy(&p->mu);
-    for (i = 0; i < p->nthreads; i++)
-        free(p->workers[i].item);
+    if (p->have_exit_cv)
+        pthread_cond_destroy(&p->exit_cv);
+    if (p->have_gate_cv)
+        pthread_cond_destroy(&p->gate_cv);
+    if (p->have_mu)
+        pthread_mutex_destroy(&p->mu);
+    if (p->workers != NULL)
+        for (i = 0; i < p->nthreads; i++) {
+            free(p->workers[i].items);
+            free(p->workers[i].seqs);
+        }
     free(p->workers);
     free(p);
 }
@@ -285,7 +310,7 @@ uint64_t pool_in_flight(struct pool *p)
     size_t i;
 
     for (i = 0; i < p->nthreads; i++)
-        n += atomic_load_explicit(&p->workers[i].busy, memory_order_relaxed);
+        n += atomic_load_explicit(&p->workers[i].holding, memory_order_relaxed);
     return n;
 }
 
@@ -300,5 +325,6 @@ bool pool_worker_busy(struct pool *p, size_t i)
 {
     if (i >= p->nthreads)
         return false;
-    return atomic_load_explicit(&p->workers[i].busy, memory_order_relaxed);
+    return atomic_load_explicit(&p->workers[i].holding, memory_order_relaxed) >
+           0;
 }

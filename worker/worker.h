@@ -1,11 +1,12 @@
 /*
  * worker.h - a pool of threads that drain a channel.
  *
- * Each of the pool's N threads loops: receive one item from the channel,
- * call the handler with it, repeat; it exits when the channel is closed and
- * empty. The pool starts all of its threads or none, and stops by
- * close-then-join (pool_drain), never by cancellation. Worker threads block
- * SIGINT and SIGTERM so that signals reach the main thread.
+ * Each of the pool's N threads loops: receive up to `batch` items from the
+ * channel at once, call the handler with each in order, repeat; it exits
+ * when the channel is closed and empty. The pool starts all of its threads or
+ * none, and stops by close-then-join (pool_drain), never by cancellation.
+ * Worker threads block SIGINT and SIGTERM so that signals reach the main
+ * thread.
  *
  * Thread safety: pool_create, pool_start, pool_drain and pool_destroy are
  * for one controlling thread; the pool_worker_* readers and pool_in_flight
@@ -31,13 +32,20 @@ typedef void (*pool_handler)(void *item, uint64_t seq, unsigned worker,
 
 struct pool;
 
+/* Largest batch a worker may receive at once. */
+#define POOL_BATCH_MAX 1024
+
 /*
  * Create a pool of `nthreads` (> 0) workers over channel `q` (not owned;
- * it must outlive the pool). No thread runs until pool_start().
- * Returns the pool or NULL (errno EINVAL or ENOMEM).
+ * it must outlive the pool) and store it in `*out` (NULL on failure). Each
+ * worker receives up to `batch` (1..POOL_BATCH_MAX) items per lock round
+ * trip: 1 hands out items one by one (fair when each takes long), more
+ * saves the channel's lock per item when items are quick. No thread runs
+ * until pool_start(). Returns 0, -EINVAL, -ENOMEM, or the pthread error
+ * as a negative errno.
  */
-struct pool *pool_create(struct queue *q, size_t nthreads, pool_handler fn,
-                         void *arg);
+int pool_create(struct queue *q, size_t nthreads, size_t batch, pool_handler fn,
+                void *arg, struct pool **out);
 
 /*
  * Start every worker thread. All or none: on failure the threads already
@@ -63,13 +71,15 @@ void pool_destroy(struct pool *p);
 /* Number of worker threads. */
 size_t pool_size(const struct pool *p);
 
-/* Items currently being handled (received, handler not yet returned). */
+/* Items received by a worker whose handler has not returned yet (a batch
+ * waiting in a worker counts, all of it). */
 uint64_t pool_in_flight(struct pool *p);
 
 /* Items worker `i` has handled so far. */
 uint64_t pool_worker_handled(struct pool *p, size_t i);
 
-/* True while worker `i` is inside the handler. */
+/* True while worker `i` holds items (is inside the handler, or has more of
+ * its batch to go). */
 bool pool_worker_busy(struct pool *p, size_t i);
 
 #endif /* SHOPD_WORKER_H */

@@ -121,9 +121,9 @@ static double run_case(const struct bench_case *bc, uint64_t items, size_t cap,
     unsigned np = 0, nc = 0;
     double secs = -1;
 
-    run.q = queue_create(cap, elem_size);
-    if (run.q == NULL) {
-        perror("queue_create");
+    int rc = queue_create(cap, elem_size, &run.q);
+    if (rc < 0) {
+        fprintf(stderr, "queue_create: %s\n", strerror(-rc));
         return -1;
     }
     /* +1: the main thread starts the clock at the same barrier. */

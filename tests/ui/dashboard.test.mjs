@@ -369,3 +369,45 @@ test('phone width 375x800: no horizontal overflow', { timeout: TEST_MS }, async 
   await page.screenshot({ path: path.join(OUT, 'dashboard-375.png'), fullPage: true });
   noErrors(errors);
 });
+
+test('server gone: a readable red pill, stale panels dimmed, live state cleared; back over SSE after a restart with fresh counts', { timeout: TEST_MS }, async () => {
+  const { srv, page } = await open([]);
+  await send(page, 100);
+  await waitFor(page, '#s-ok', ['=', 100]);
+  await waitFor(page, '#c-proc', ['=', 100]);
+  const port = srv.port;
+
+  // The server goes away (a clean stop: the afterEach has nothing to stop).
+  const ex = await stopShopd(srv);
+  assert.equal(ex.code, 0, 'first shopd drained');
+  current.srv = null;
+  await waitFor(page, '#conn', /^server unreachable/, 10000);
+  const look = await page.evaluate(() => {
+    const c = getComputedStyle(document.getElementById('conn'));
+    return {
+      color: c.color, background: c.backgroundColor,
+      stale: document.body.classList.contains('stale'),
+      opacity: Number(getComputedStyle(document.querySelector('main')).opacity),
+      uptime: document.getElementById('uptime').textContent,
+      drainHidden: document.getElementById('drain').hidden,
+      busy: document.querySelectorAll('#workers li.busy').length,
+    };
+  });
+  assert.notEqual(look.color, look.background, 'pill text readable on its background');
+  assert.equal(look.color, 'rgb(255, 255, 255)', 'pill text is white');
+  assert.ok(look.stale && look.opacity < 1, `panels dimmed (opacity ${look.opacity})`);
+  assert.equal(look.uptime, 'no server', 'uptime cleared');
+  assert.ok(look.drainHidden, 'no draining pill while the server is gone');
+  assert.equal(look.busy, 0, 'no worker shown busy');
+  await page.screenshot({ path: path.join(OUT, 'dashboard-offline.png'), fullPage: true });
+
+  // A new server on the same port: live over SSE within a few seconds,
+  // the page's own send counts reset, the panels no longer stale.
+  const again = await startShopd(['--port', String(port)]);
+  current.srv = again;
+  await waitFor(page, '#conn', /^live \(SSE\)$/, 5000);
+  await waitFor(page, '#s-ok', ['=', 0], 2000);
+  await waitFor(page, '#c-acc', ['=', 0], 2000);
+  assert.ok(!(await page.evaluate(() => document.body.classList.contains('stale'))), 'not stale');
+  await waitFor(page, '#announce', /restarted/, 2000);
+});
