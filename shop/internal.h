@@ -207,7 +207,7 @@ struct shared *shared_create(struct store *st, struct orderbook *book,
                              size_t workers, unsigned work_ms);
 int shared_start(struct shared *sh);
 /* Workers take until the shared belt looks empty, then exit; past
- * `deadline` they stop after their batch. 0 or -ETIMEDOUT. */
+ * `deadline` they stop after their batch. Returns 0 once they exited. */
 int shared_drain(struct shared *sh, const struct timespec *deadline);
 uint64_t shared_in_flight(struct shared *sh);
 bool shared_worker_busy(struct shared *sh, size_t i);

@@ -24,9 +24,10 @@
  * FIGURES_MS it also refreshes a cached copy of the shop-wide figures and
  * stock for /stats, /metrics and the dashboard, which never wait either.
  *
- * Drain: workers keep taking until a take finds nothing (or the deadline),
- * finish the batch in hand and exit. Orders still on the shared belt are
- * safe in the store: other instances, or this one restarted, finish them.
+ * Drain: workers keep taking until a take finds nothing (or, past the
+ * deadline, at once), finish the batch in hand and exit; the drain then
+ * succeeds. Orders still on the shared belt are safe in the store: other
+ * instances, or this one restarted, finish them.
  *
  * Locks: `mu` (drain wait), `rmu` (read queue), `fmu` (cached figures) are
  * leaves: never held together, never across store calls or callbacks.
@@ -345,29 +346,27 @@ int shared_start(struct shared *sh)
 
 int shared_drain(struct shared *sh, const struct timespec *deadline)
 {
-    int ret = 0;
-
     atomic_store(&sh->draining, true);
     pthread_mutex_lock(&sh->mu);
     while (sh->running > 0) {
-        if (deadline == NULL) {
+        if (deadline == NULL || atomic_load(&sh->stop_now)) {
             pthread_cond_wait(&sh->cv, &sh->mu);
         } else if (pthread_cond_timedwait(&sh->cv, &sh->mu, deadline) ==
                    ETIMEDOUT) {
-            /* Orders still on the shared belt are safe in the store:
-             * stop after the batches in hand. */
+            /* Other instances may keep the shared belt busy for ever.
+             * Orders still on it are safe in the store (another instance,
+             * or this one restarted, finishes them): stop taking, finish
+             * the batches in hand (one order each with --work-ms; a
+             * commit that cannot reach Redis gives up, its orders stay
+             * pending in the store and are claimed later). */
             atomic_store(&sh->stop_now, true);
-            ret = sh->running > 0 ? -ETIMEDOUT : 0;
-            break;
         }
     }
     pthread_mutex_unlock(&sh->mu);
-    if (ret == 0) {
-        for (size_t i = 0; i < sh->started; i++)
-            pthread_join(sh->w[i].tid, NULL);
-        sh->started = 0;
-    }
-    return ret;
+    for (size_t i = 0; i < sh->started; i++)
+        pthread_join(sh->w[i].tid, NULL);
+    sh->started = 0;
+    return 0;
 }
 
 uint64_t shared_in_flight(struct shared *sh)
