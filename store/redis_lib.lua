@@ -106,6 +106,17 @@ local function accept(keys, args)
     local depth = redis.call('XLEN', stream)
     local out = {}
     local accepted, full = 0, 0
+    -- Every product first, so that an error leaves nothing half done.
+    local known = {}
+    for i = 0, n - 1 do
+        local sku = args[5 + i * 9]
+        if not known[sku] then
+            if redis.call('EXISTS', p .. ':p:' .. sku) == 0 then
+                return redis.error_reply('NOSHOP no product ' .. sku)
+            end
+            known[sku] = true
+        end
+    end
     for i = 0, n - 1 do
         local b = 5 + i * 9
         local sku, qty, cust, t = args[b], args[b + 1], args[b + 2],
@@ -125,9 +136,6 @@ local function accept(keys, args)
             out[#out + 1] = 0
             full = full + 1
         else
-            if redis.call('EXISTS', p .. ':p:' .. sku) == 0 then
-                return redis.error_reply('NOSHOP no product ' .. sku)
-            end
             local id = redis.call('INCR', p .. ':next_id')
             local eid
             if cust ~= '' then
@@ -138,13 +146,13 @@ local function accept(keys, args)
                 eid = redis.call('XADD', stream, '*', 'id', id, 'p', sku,
                                  'q', qty, 't', t, 'by', inst)
             end
-            local okey = p .. ':o:' .. id
-            redis.call('HSET', okey, 'product', sku, 'quantity', qty,
-                       'status', 'queued', 'accepted_at', t,
-                       'accepted_by', inst, 'entry', eid)
+            local f = {'product', sku, 'quantity', qty, 'status', 'queued',
+                       'accepted_at', t, 'accepted_by', inst, 'entry', eid}
             if cust ~= '' then
-                redis.call('HSET', okey, 'customer', string.sub(cust, 2))
+                f[#f + 1] = 'customer'
+                f[#f + 1] = string.sub(cust, 2)
             end
+            redis.call('HSET', p .. ':o:' .. id, unpack(f))
             if kkey then
                 redis.call('SET', kkey, idem_value(fp, args[b + 7], id,
                                                    args[b + 8]), 'EX', ttl)
@@ -179,6 +187,7 @@ local function process(keys, args)
     local stream = p .. ':orders'
     local counters = p .. ':counters'
     local out = {}
+    local acks = {}
     local ful, oos, dup = 0, 0, 0
     for i = 0, n - 1 do
         local id, worker, t = args[3 + i * 3], args[4 + i * 3],
@@ -196,11 +205,12 @@ local function process(keys, args)
         else
             local pkey = p .. ':p:' .. o[2]
             local q = tonumber(o[3])
-            local stock = tonumber(redis.call('HGET', pkey, 'stock') or '0')
+            local ps = redis.call('HMGET', pkey, 'stock', 'sold')
+            local stock = tonumber(ps[1] or '0')
             local status
             if stock >= q then
-                redis.call('HINCRBY', pkey, 'stock', -q)
-                redis.call('HINCRBY', pkey, 'sold', q)
+                redis.call('HSET', pkey, 'stock', stock - q, 'sold',
+                           tonumber(ps[2] or '0') + q)
                 status = 'fulfilled'
                 ful = ful + 1
             else
@@ -210,12 +220,16 @@ local function process(keys, args)
             redis.call('HSET', okey, 'status', status, 'processed_at', t,
                        'processed_by', inst, 'worker', worker)
             if o[4] then
-                redis.call('XACK', stream, GROUP, o[4])
-                redis.call('XDEL', stream, o[4])
+                acks[#acks + 1] = o[4]
             end
             out[#out + 1] = STATUS[status]
             out[#out + 1] = 1
         end
+    end
+    -- The entries of the orders made final here, all at once.
+    if #acks > 0 then
+        redis.call('XACK', stream, GROUP, unpack(acks))
+        redis.call('XDEL', stream, unpack(acks))
     end
     if ful + oos > 0 then
         redis.call('HINCRBY', counters, 'processed', ful + oos)
