@@ -42,10 +42,12 @@
 
 #include "store/store.h"
 
-#define SHARED_BATCH 64  /* orders per take when there is no work_ms */
-#define TAKE_WAIT_MS 100 /* a take waits so long for orders */
-#define RETRY_MS     100 /* pause after a failed take or commit */
-#define FIGURES_MS   250 /* shop-wide figures refresh */
+#define SHARED_BATCH 64   /* orders per take when there is no work_ms */
+#define TAKE_WAIT_MS 100  /* a take waits so long for orders */
+#define RETRY_MS     100  /* pause before a failed commit is retried */
+#define BACKOFF_MIN  50   /* pause after a failed take, doubling ... */
+#define BACKOFF_MAX  1000 /* ... up to this (ms) */
+#define FIGURES_MS   250  /* shop-wide figures refresh */
 
 struct shared_worker {
     struct shared *sh;
@@ -159,6 +161,8 @@ static void *worker_main(void *arg)
     struct store_order *o = calloc(max, sizeof(*o));
     struct store_result *res = calloc(max, sizeof(*res));
 
+    unsigned backoff = BACKOFF_MIN;
+
     block_signals();
     while (o && res && !atomic_load(&sh->stop_now)) {
         int n = store_take(sh->store, w->index, o, max, TAKE_WAIT_MS);
@@ -167,9 +171,11 @@ static void *worker_main(void *arg)
              * the orders wait in the store for whoever runs next. */
             if (atomic_load(&sh->draining))
                 break;
-            pause_ms(RETRY_MS);
+            pause_ms(backoff);
+            backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
             continue;
         }
+        backoff = BACKOFF_MIN;
         if (n == 0) {
             if (atomic_load(&sh->draining))
                 break;
