@@ -23,7 +23,8 @@
 #   6. `down -v` removes everything.
 #
 # Environment (optional): DOCKER (docker), DOCKER_COMPOSE ("docker
-# compose"), READY_TIMEOUT (90 s), SMOKE_KEEP=0 (1: leave it running).
+# compose"), READY_TIMEOUT (90 s), SMOKE_KEEP=0 (1: leave it running),
+# SMOKE_LOG (a file to keep the containers' logs in).
 # Exit status 0 when every check passed; the last line reads
 # "compose-smoke: N passed, N failed".
 set -euo pipefail
@@ -56,7 +57,8 @@ fail() { FAIL=$((FAIL + 1)); log "FAIL $*"; }
 
 cleanup() {
     if [ "$SMOKE_KEEP" != 1 ]; then
-        dc logs --no-color >"$TMP/logs.txt" 2>&1 || true
+        dc logs --no-color -t >"$TMP/logs.txt" 2>&1 || true
+        [ -z "${SMOKE_LOG:-}" ] || cp "$TMP/logs.txt" "$SMOKE_LOG" || true
         if [ "$FAIL" -gt 0 ]; then
             log "last lines of the logs:"
             tail -n 60 "$TMP/logs.txt" || true
@@ -175,8 +177,11 @@ for line in open(sys.argv[1]):
         print(d["order_id"])' "$TMP/burst" >"$TMP/burst_ids"
 nb=$(wc -l <"$TMP/burst_ids")
 lost=0
+log "burst done $(($(date +%s) - killed))s after the kill; checking $(wc -l <"$TMP/burst_ids") orders"
 while read -r id; do
+    t1=$(date +%s)
     st=$(wait_final "$id" 30) || { lost=$((lost + 1)); log "order $id: $st"; }
+    [ $(($(date +%s) - t1)) -lt 5 ] || log "order $id took $(($(date +%s) - t1))s to read as $st"
 done <"$TMP/burst_ids"
 took=$(($(date +%s) - killed))
 reclaimed=$(curl -s -m 5 "$LB/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["shop"]["reclaimed"])' 2>/dev/null || echo "?")
