@@ -57,8 +57,10 @@ fail() { FAIL=$((FAIL + 1)); log "FAIL $*"; }
 
 cleanup() {
     if [ "$SMOKE_KEEP" != 1 ]; then
-        dc logs --no-color -t >"$TMP/logs.txt" 2>&1 || true
-        [ -z "${SMOKE_LOG:-}" ] || cp "$TMP/logs.txt" "$SMOKE_LOG" || true
+        if [ -n "$(dc ps -q 2>/dev/null)" ]; then
+            dc logs --no-color -t >"$TMP/logs.txt" 2>&1 || true
+            [ -z "${SMOKE_LOG:-}" ] || cp "$TMP/logs.txt" "$SMOKE_LOG" || true
+        fi
         if [ "$FAIL" -gt 0 ]; then
             log "last lines of the logs:"
             tail -n 60 "$TMP/logs.txt" || true
@@ -191,6 +193,8 @@ reclaimed=$(curl -s -m 5 "$LB/stats" | python3 -c 'import json,sys; print(json.l
 
 # ---- 6. down -v --------------------------------------------------------------
 if [ "$SMOKE_KEEP" != 1 ]; then
+    dc logs --no-color -t >"$TMP/logs.txt" 2>&1 || true
+    [ -z "${SMOKE_LOG:-}" ] || cp "$TMP/logs.txt" "$SMOKE_LOG" || true
     if dc down -v --remove-orphans >"$TMP/down.txt" 2>&1 &&
         [ -z "$(dc ps -q 2>/dev/null)" ]; then
         pass "down -v"
