@@ -77,13 +77,15 @@ fuzz-ci: fuzz-build
 REL_COMMON_OBJ := $(BUILD)/tests/e2e/harness.o \
                   $(BUILD)/tests/hostile/reliability.o
 REL_OBJ        := $(REL_COMMON_OBJ) $(BUILD)/tests/hostile/hostile.o \
+                  $(BUILD)/tests/hostile/slow_clients.o \
                   $(BUILD)/tests/drain/drain.o $(BUILD)/tests/soak/soak.o
 HOSTILE_BIN    := $(BUILD)/tests/hostile/hostile
 DRAIN_BIN      := $(BUILD)/tests/drain/drain
 SOAK_BIN       := $(BUILD)/tests/soak/soak
 SOAK_ORDERS    ?= 1000000
 
-$(HOSTILE_BIN): $(BUILD)/tests/hostile/hostile.o $(REL_COMMON_OBJ)
+$(HOSTILE_BIN): $(BUILD)/tests/hostile/hostile.o \
+                $(BUILD)/tests/hostile/slow_clients.o $(REL_COMMON_OBJ)
 	$(LINK) $(PKG_LIBS) $(CHECK_LIBS) $(LIBS)
 
 $(DRAIN_BIN): $(BUILD)/tests/drain/drain.o $(REL_COMMON_OBJ)

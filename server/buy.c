@@ -7,12 +7,19 @@
  * also checked on its raw text: a JSON integer is -?(0|[1-9][0-9]*), which
  * rejects "1e3", "1.0", "01" and "1.5" alike. The raw token is found by a
  * small scanner over the (already valid) top-level object.
+ *
+ * A key that appears twice in one object, anywhere in the body, makes the
+ * body invalid_json (SPEC §1): cJSON keeps both members and its lookup
+ * returns the first, while other parsers (Python, JavaScript) take the last,
+ * so a proxy or firewall in front could read a different order than shopd.
+ * Keys are compared as cJSON decodes them ("quantit\u0079" is "quantity").
  */
 #include "server/internal.h"
 
 #include "common/macros.h"
 
 #include <cJSON.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -243,6 +250,87 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     return BUY_OK;
 }
 
+/* Objects with at most this many members are checked pairwise, without
+ * an allocation; larger ones are sorted. */
+#define DUP_PAIRWISE_MAX 16
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first name that occurs twice among `obj`'s members, or NULL. Sets
+ * `*oom` when the names could not be sorted. */
+static const char *object_duplicate(const cJSON *obj, bool *oom)
+{
+    size_t n = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next)
+        n++;
+    if (n <= DUP_PAIRWISE_MAX) {
+        for (const cJSON *a = obj->child; a != NULL; a = a->next)
+            for (const cJSON *b = a->next; b != NULL; b = b->next)
+                if (a->string != NULL && b->string != NULL &&
+                    strcmp(a->string, b->string) == 0)
+                    return a->string;
+        return NULL;
+    }
+    const char **names = malloc(n * sizeof(*names));
+    if (names == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    size_t i = 0;
+    for (const cJSON *c = obj->child; c != NULL; c = c->next)
+        names[i++] = c->string != NULL ? c->string : "";
+    qsort(names, n, sizeof(*names), cmp_names);
+    const char *dup = NULL;
+    for (i = 1; i < n && dup == NULL; i++)
+        if (strcmp(names[i - 1], names[i]) == 0)
+            dup = names[i];
+    free(names);
+    return dup;
+}
+
+/* The first duplicate key found in any object of the tree under `item`, or
+ * NULL. Recursion is bounded by cJSON's nesting limit (1000). */
+static const char *find_duplicate(const cJSON *item, bool *oom)
+{
+    if (cJSON_IsObject(item)) {
+        const char *dup = object_duplicate(item, oom);
+        if (dup != NULL || *oom)
+            return dup;
+    }
+    if (cJSON_IsObject(item) || cJSON_IsArray(item))
+        for (const cJSON *c = item->child; c != NULL; c = c->next) {
+            const char *dup = find_duplicate(c, oom);
+            if (dup != NULL || *oom)
+                return dup;
+        }
+    return NULL;
+}
+
+/* Write the duplicate-key message, naming the key when it is short and
+ * plain (it is echoed in the error body). */
+static void duplicate_message(const char *key, bool oom, char *msg,
+                              size_t msglen)
+{
+    if (oom) {
+        snprintf(msg, msglen,
+                 "request body could not be checked for "
+                 "duplicate keys (out of memory)");
+        return;
+    }
+    size_t n = strlen(key);
+    bool plain = n >= 1 && n <= 32;
+    for (size_t i = 0; plain && i < n; i++)
+        plain =
+            isprint((unsigned char)key[i]) && key[i] != '\\' && key[i] != '\'';
+    if (plain)
+        snprintf(msg, msglen, "key '%s' appears twice in one object", key);
+    else
+        snprintf(msg, msglen, "a key appears twice in one object");
+}
+
 enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
                          struct buy_order *out, char *sku_buf, char *msg,
                          size_t msglen)
@@ -264,12 +352,60 @@ enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
         return BUY_INVALID_JSON;
     }
     enum buy_error e;
+    bool oom = false;
+    const char *dup = NULL;
     if (!cJSON_IsObject(root)) {
         snprintf(msg, msglen, "request body must be one JSON object");
+        e = BUY_INVALID_JSON;
+    } else if ((dup = find_duplicate(root, &oom)) != NULL || oom) {
+        duplicate_message(dup, oom, msg, msglen);
         e = BUY_INVALID_JSON;
     } else {
         e = check_fields(root, body, len, max_quantity, out, sku_buf, msg,
                          msglen);
+    }
+    cJSON_Delete(root);
+    return e;
+}
+
+/* True if two members of the object `root` have the same name. */
+static bool has_duplicate_member(const cJSON *root)
+{
+    for (const cJSON *a = root->child; a != NULL; a = a->next)
+        for (const cJSON *b = a->next; b != NULL; b = b->next)
+            if (a->string != NULL && b->string != NULL &&
+                strcmp(a->string, b->string) == 0)
+                return true;
+    return false;
+}
+
+enum buy_error restock_parse(const char *body, size_t len, unsigned *quantity,
+                             char *msg, size_t msglen)
+{
+    if (body == NULL || len == 0) {
+        snprintf(msg, msglen, "request body is empty; expected a JSON object");
+        return BUY_INVALID_JSON;
+    }
+    if (memchr(body, '\0', len) != NULL) {
+        snprintf(msg, msglen, "request body must not contain NUL bytes");
+        return BUY_INVALID_JSON;
+    }
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
+    if (root == NULL) {
+        snprintf(msg, msglen, "request body is not valid JSON");
+        return BUY_INVALID_JSON;
+    }
+    enum buy_error e;
+    if (!cJSON_IsObject(root)) {
+        snprintf(msg, msglen, "request body must be one JSON object");
+        e = BUY_INVALID_JSON;
+    } else if (has_duplicate_member(root)) {
+        snprintf(msg, msglen, "request body names a field twice");
+        e = BUY_INVALID_JSON;
+    } else {
+        e = check_quantity(root, body, len, SHOP_RESTOCK_MAX, quantity, msg,
+                           msglen);
     }
     cJSON_Delete(root);
     return e;

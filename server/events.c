@@ -41,6 +41,19 @@
  * be freed, so that viewers see that clean end rather than the abrupt
  * close MHD_stop_daemon() would give them.
  *
+ * Viewers that stop reading (SPEC §10): each stream socket gets a small
+ * send buffer (EVENTS_SNDBUF), so a stalled viewer pins little kernel
+ * memory; once its buffers are full its reader is no longer called and its
+ * `sent_tick` falls behind. On every tick the ticker walks `all` and shuts
+ * down the socket of any ACTIVE stream more than EVENTS_BEHIND_TICKS behind;
+ * libmicrohttpd then fails the write and closes the connection, which frees
+ * the stream. The descriptor is still the stream's when shutdown() runs:
+ * libmicrohttpd destroys a connection's response (stream_free, which takes
+ * hub.lock to unlink it from `all`) before it closes the socket, and the
+ * ticker calls shutdown() under hub.lock on linked streams only (a
+ * non-blocking call: the one system call made under hub.lock, as the only
+ * way to keep the descriptor from being reused in between).
+ *
  * Lock order: libmicrohttpd's response mutex (held around the reader) ->
  * hub.lock. No libmicrohttpd call, I/O or allocation happens under
  * hub.lock.
@@ -51,10 +64,13 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 /* Time between two events of a stream. */
@@ -65,6 +81,12 @@
 #define EVENTS_BLOCK_SIZE 8192
 /* How long events_stop() waits for the streams to send their end. */
 #define EVENTS_STOP_WAIT_MS 1000
+/* A viewer whose last event is this many ticks old (5 s) is dropped. */
+#define EVENTS_BEHIND_TICKS 20
+/* Send buffer asked for each stream socket (Linux doubles it for its own
+ * bookkeeping): a few events; the rest waits in the stream, not the
+ * kernel. */
+#define EVENTS_SNDBUF 8192
 
 static const char RETRY_LINE[] = "retry: 1000\n";
 static const char DATA_PREFIX[] = "data: ";
@@ -74,10 +96,13 @@ enum stream_state { STREAM_ACTIVE, STREAM_SUSPENDING, STREAM_PARKED };
 struct stream {
     struct events *hub;
     struct MHD_Connection *conn;
+    int fd; /* the connection's socket */
     /* Under hub->lock. */
     enum stream_state state;
     uint64_t sent_tick;  /* hub tick of the last event sent */
     struct stream *next; /* link in hub->parked, or in an unlinked batch */
+    struct stream *all_prev, *all_next; /* link in hub->all */
+    bool dropped;                       /* its socket was shut down */
     /* Only the reader (one call at a time per response) touches these. */
     bool started; /* the first event (with `retry:`) was built */
     char *pend;   /* the event being sent, malloc'd */
@@ -98,6 +123,7 @@ struct events {
     size_t nstreams;       /* streams alive (responses not yet freed) */
     size_t nsuspending;    /* streams in STREAM_SUSPENDING */
     struct stream *parked; /* PARKED streams */
+    struct stream *all;    /* every stream alive */
 };
 
 /* Resume every stream of an unlinked batch. Called without hub.lock. */
@@ -121,6 +147,32 @@ static struct stream *unlink_parked(struct events *ev)
         s->state = STREAM_ACTIVE;
     ev->parked = NULL;
     return batch;
+}
+
+static void count_http(struct events *ev, size_t field_offset, bool up)
+{
+    struct http_counters *c = ev->app->http;
+    if (c == NULL)
+        return;
+    _Atomic uint64_t *f = (_Atomic uint64_t *)((char *)c + field_offset);
+    if (up)
+        atomic_fetch_add_explicit(f, 1, memory_order_relaxed);
+    else
+        atomic_fetch_sub_explicit(f, 1, memory_order_relaxed);
+}
+
+/* Shut down the sockets of ACTIVE streams that fell behind (hub.lock
+ * held). */
+static void drop_stalled(struct events *ev)
+{
+    for (struct stream *s = ev->all; s != NULL; s = s->all_next) {
+        if (s->state != STREAM_ACTIVE || s->dropped || s->fd < 0 ||
+            ev->tick - s->sent_tick <= EVENTS_BEHIND_TICKS)
+            continue;
+        shutdown(s->fd, SHUT_RDWR);
+        s->dropped = true;
+        count_http(ev, offsetof(struct http_counters, viewers_dropped), true);
+    }
 }
 
 static void add_ms(struct timespec *t, long ms)
@@ -155,6 +207,7 @@ static void *ticker_main(void *arg)
         if (rc != ETIMEDOUT || ev->stopped)
             continue;
         ev->tick++;
+        drop_stalled(ev);
         struct stream *batch = unlink_parked(ev);
         ev->ticker_busy = true;
         pthread_mutex_unlock(&ev->lock);
@@ -300,10 +353,17 @@ static void stream_free(void *cls)
     /* libmicrohttpd never frees a suspended connection's response. */
     assert(s->state == STREAM_ACTIVE);
     ev->nstreams--;
+    if (s->all_prev != NULL)
+        s->all_prev->all_next = s->all_next;
+    else
+        ev->all = s->all_next;
+    if (s->all_next != NULL)
+        s->all_next->all_prev = s->all_prev;
     if (ev->stopped && ev->nstreams == 0)
         pthread_cond_broadcast(&ev->idle);
     pthread_mutex_unlock(&ev->lock);
 
+    count_http(ev, offsetof(struct http_counters, viewers), false);
     free(s->pend);
     free(s);
 }
@@ -365,11 +425,24 @@ struct MHD_Response *events_response(struct events *ev,
     s->hub = ev;
     s->conn = c;
     s->state = STREAM_ACTIVE;
+    s->fd = -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL) {
+        int sndbuf = EVENTS_SNDBUF;
+        s->fd = ci->connect_fd;
+        setsockopt(s->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    }
 
     pthread_mutex_lock(&ev->lock);
     bool stopped = ev->stopped;
     if (!stopped) {
         ev->nstreams++;
+        s->sent_tick = ev->tick;
+        s->all_next = ev->all;
+        if (ev->all != NULL)
+            ev->all->all_prev = s;
+        ev->all = s;
         if (ev->ticker_asleep)
             pthread_cond_signal(&ev->wake);
     }
@@ -378,6 +451,7 @@ struct MHD_Response *events_response(struct events *ev,
         free(s);
         return NULL;
     }
+    count_http(ev, offsetof(struct http_counters, viewers), true);
 
     struct MHD_Response *r = MHD_create_response_from_callback(
         MHD_SIZE_UNKNOWN, EVENTS_BLOCK_SIZE, stream_read, s, stream_free);

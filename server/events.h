@@ -4,7 +4,9 @@
  * A stream sends the /stats snapshot as one `data:` event a few times a
  * second. No thread is held per viewer: between events a stream's
  * connection is suspended in libmicrohttpd, and one ticker thread resumes
- * all suspended streams on each tick.
+ * all suspended streams on each tick. A viewer that stops reading holds a
+ * small, bounded send buffer and is dropped once it falls 5 s of ticks
+ * behind (counted in app->http, SPEC §10).
  *
  * Thread safety: events_response() is called from HTTP threads at once;
  * events_create/events_stop/events_destroy from the controlling thread.
@@ -19,8 +21,9 @@
 struct events;
 
 /*
- * Create the stream hub for `app` (not owned) and start its ticker thread
- * (with SIGINT/SIGTERM blocked). Returns NULL on failure.
+ * Create the stream hub for `app` (not owned; its `http` counters, if any,
+ * count viewers) and start its ticker thread (with SIGINT/SIGTERM blocked).
+ * Returns NULL on failure.
  */
 struct events *events_create(const struct app *app);
 

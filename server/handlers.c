@@ -7,6 +7,21 @@
  * error answer goes through http_error(), the one place that shapes the
  * {"error","message"} body. Handlers only read the shop through its
  * thread-safe API, so they run on any HTTP thread at once.
+ *
+ * Idempotency-Key (SPEC §8): a handler that takes a key validates it,
+ * computes the request's fingerprint (SHA-256 over the canonical request:
+ * for /buy the SKU, the quantity and the customer or its absence; for a
+ * restock the SKU and the quantity - never the raw bytes, so field order,
+ * spacing and unknown fields do not matter), and asks the shop's key table
+ * whether the key is new, in use, answered for this request (replay) or
+ * for another one. Only a success answer is handed back to the table;
+ * every other outcome forgets the key so it may be retried.
+ *
+ * Admin (SPEC §9): POST /products/{sku}/restock checks, in this order,
+ * the method, that an admin token is configured, the Bearer token (its
+ * SHA-256 against the configured token's, in constant time, so neither the
+ * token's bytes nor its length show in the timing), then the key, the
+ * product and the body. No answer ever contains the token.
  */
 #include "server/internal.h"
 
@@ -26,10 +41,14 @@ struct route {
     bool prefix;      /* the rest of the path is the handler's argument */
     bool post;        /* POST only; otherwise GET and HEAD */
     route_fn fn;
+    const char *suffix; /* with `prefix`: the path must end so, and the
+                           argument is what lies between (one segment) */
 };
 
 static void handle_buy(const struct app *, const struct http_request *,
                        const char *, struct http_response *);
+static void handle_restock(const struct app *, const struct http_request *,
+                           const char *, struct http_response *);
 static void handle_order(const struct app *, const struct http_request *,
                          const char *, struct http_response *);
 static void handle_products(const struct app *, const struct http_request *,
@@ -50,16 +69,17 @@ static void handle_events(const struct app *, const struct http_request *,
                           const char *, struct http_response *);
 
 static const struct route routes[] = {
-    {"/buy", false, true, handle_buy},
-    {"/orders/", true, false, handle_order},
-    {"/products", false, false, handle_products},
-    {"/products/", true, false, handle_product},
-    {"/stats", false, false, handle_stats},
-    {"/metrics", false, false, handle_metrics},
-    {"/healthz", false, false, handle_healthz},
-    {"/readyz", false, false, handle_readyz},
-    {"/", false, false, handle_dashboard},
-    {"/events", false, false, handle_events},
+    {"/buy", false, true, handle_buy, NULL},
+    {"/orders/", true, false, handle_order, NULL},
+    {"/products", false, false, handle_products, NULL},
+    {"/products/", true, true, handle_restock, "/restock"},
+    {"/products/", true, false, handle_product, NULL},
+    {"/stats", false, false, handle_stats, NULL},
+    {"/metrics", false, false, handle_metrics, NULL},
+    {"/healthz", false, false, handle_healthz, NULL},
+    {"/readyz", false, false, handle_readyz, NULL},
+    {"/", false, false, handle_dashboard, NULL},
+    {"/events", false, false, handle_events, NULL},
 };
 
 static const char oom_body[] =
@@ -115,6 +135,132 @@ void http_error(struct http_response *res, unsigned status, const char *code,
     set_body(res, status, CT_JSON, &b);
 }
 
+/* --- Idempotency-Key ------------------------------------------------- */
+
+enum key_check { KEY_NONE = 0, KEY_OK, KEY_BAD };
+
+/* A key character: '!' to '~' except '"'. */
+static bool key_char(char c)
+{
+    return c >= '!' && c <= '~' && c != '"';
+}
+
+/*
+ * The request's Idempotency-Key: KEY_NONE if it sent none, KEY_OK with the
+ * key (without its quotes, if it was quoted) in `*key` and `*len`, or
+ * KEY_BAD for an empty, over-long or malformed key, or two key headers.
+ */
+static enum key_check request_key(const struct http_request *req,
+                                  const char **key, size_t *len)
+{
+    if (req->idempotency_keys == 0 || req->idempotency_key == NULL)
+        return req->idempotency_keys == 0 ? KEY_NONE : KEY_BAD;
+    if (req->idempotency_keys > 1)
+        return KEY_BAD;
+    const char *k = req->idempotency_key;
+    size_t n = strlen(k);
+    if (n >= 2 && k[0] == '"' && k[n - 1] == '"') {
+        k++;
+        n -= 2;
+    }
+    if (n == 0 || n > SHOP_IDEM_KEY_MAX)
+        return KEY_BAD;
+    for (size_t i = 0; i < n; i++)
+        if (!key_char(k[i]))
+            return KEY_BAD;
+    *key = k;
+    *len = n;
+    return KEY_OK;
+}
+
+static void bad_key(struct http_response *res)
+{
+    http_error(res, 400, "invalid_idempotency_key",
+               "Idempotency-Key must be sent once, as 1-255 characters from "
+               "'!' to '~' except '\"', optionally in double quotes");
+}
+
+/*
+ * Start the key's life for this request. Returns true if the handler goes
+ * on processing (a new key: `tk` filled); false if `res` already holds the
+ * answer: the replay, a 409 or a 422.
+ */
+static bool idem_start(const struct app *app, enum shop_idem_scope scope,
+                       const char *key, size_t len, const uint8_t *fp,
+                       struct shop_idem_ticket *tk, struct http_response *res)
+{
+    struct shop_idem_answer ans;
+    int r = shop_idem_begin(app->shop, scope, key, len, fp, tk, &ans);
+    switch (r) {
+    case SHOP_IDEM_NEW:
+        return true;
+    case SHOP_IDEM_IN_PROGRESS:
+        http_error(res, 409, "idempotency_key_in_use",
+                   "a request with this Idempotency-Key is still being "
+                   "answered; retry in a second");
+        http_add_header(res, "Retry-After", "1");
+        return false;
+    case SHOP_IDEM_MISMATCH:
+        http_error(res, 422, "idempotency_key_reused",
+                   "this Idempotency-Key was used for a different request");
+        return false;
+    case SHOP_IDEM_REPLAY: {
+        struct jbuf b;
+        jb_init(&b, ans.body_len + 1);
+        jb_raw(&b, ans.body, ans.body_len);
+        set_body(res, ans.status, CT_JSON, &b);
+        if (ans.location[0] != '\0')
+            http_add_header(res, "Location", ans.location);
+        http_add_header(res, "Idempotent-Replayed", "true");
+        return false;
+    }
+    default:
+        bad_key(res);
+        return false;
+    }
+}
+
+/* The value of header `name` that `res` carries, or "". */
+static const char *response_header(const struct http_response *res,
+                                   const char *name)
+{
+    for (size_t i = 0; i < res->nheaders; i++)
+        if (strcmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    return "";
+}
+
+/* Hand a success answer to the key table (or forget the key). */
+static void idem_finish(const struct app *app,
+                        const struct shop_idem_ticket *tk,
+                        const struct http_response *res)
+{
+    if (res->status >= 200 && res->status < 300 && !res->body_static)
+        shop_idem_complete(app->shop, tk, res->status, res->body, res->body_len,
+                           response_header(res, "Location"));
+    else
+        shop_idem_abort(app->shop, tk);
+}
+
+/* Fingerprint of an order: SKU, quantity, customer (absent == null). */
+static void buy_fingerprint(const struct buy_order *bo, uint8_t *fp)
+{
+    struct shop_sha256 c;
+    char qty[16];
+    int n = snprintf(qty, sizeof(qty), "%u", bo->quantity);
+    shop_sha256_init(&c);
+    /* NUL separates: a SKU has none, and neither has a customer. */
+    shop_sha256_update(&c, bo->sku, bo->sku_len + 1);
+    shop_sha256_update(&c, qty, (size_t)n + 1);
+    if (bo->has_customer) {
+        shop_sha256_update(&c, "s", 1);
+        shop_sha256_update(&c, bo->customer, strlen(bo->customer));
+    } else {
+        shop_sha256_update(&c, "n", 1);
+    }
+    shop_sha256_final(&c, fp);
+}
+
 /* --- POST /buy ------------------------------------------------------- */
 
 /* The 202 of an accepted order. */
@@ -130,10 +276,21 @@ static void buy_accepted(struct http_response *res, uint64_t id)
     http_add_header(res, "Location", loc);
 }
 
+/* An order handed to a durable store's committer, until its verdict. */
+struct buy_pending {
+    struct http_deferred *d;
+    const struct app *app;
+    bool keyed; /* it carries an Idempotency-Key: tk holds it */
+    struct shop_idem_ticket tk;
+};
+
 /* A durable store's verdict on one order (committer thread): the deferred
- * answer is 202, or 503 store_unavailable when the commit failed. */
+ * answer is 202, 409 when the store turned out to hold its key already
+ * (the retry is then answered from the store), or 503 store_unavailable
+ * when the commit failed. */
 static void buy_committed(void *arg, int rc, uint64_t id)
 {
+    struct buy_pending *p = arg;
     struct http_response res;
     memset(&res, 0, sizeof(res));
     if (rc == 0) {
@@ -143,12 +300,60 @@ static void buy_committed(void *arg, int rc, uint64_t id)
         http_error(&res, 503, "queue_full",
                    "the order belt is full; retry in a second");
         http_add_header(&res, "Retry-After", "1");
+    } else if (rc == -EEXIST) {
+        http_error(&res, 409, "idempotency_key_in_use",
+                   "a request with this Idempotency-Key was just stored; "
+                   "retry in a second");
+        http_add_header(&res, "Retry-After", "1");
     } else {
         http_error(&res, 503, "store_unavailable",
                    "the order could not be stored; retry in a second");
         http_add_header(&res, "Retry-After", "1");
     }
-    http_deferred_complete(arg, &res);
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    http_deferred_complete(p->d, &res);
+    free(p);
+}
+
+/*
+ * A key the memory table saw as new may still be in a durable store (kept
+ * across restarts, or dropped from the bounded table). Answer from there:
+ * a replay or 422, and the memory table learns it. Returns true when `res`
+ * is the answer (the ticket is then finished), false to go on.
+ */
+static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
+                            const char *key, size_t len, const uint8_t *fp,
+                            const struct shop_idem_ticket *tk,
+                            struct http_response *res)
+{
+    struct shop_idem_answer ans;
+    uint8_t first[SHOP_SHA256_LEN];
+    int rc = shop_idem_stored(app->shop, scope, key, len, &ans, first);
+    if (rc == -ENOENT)
+        return false;
+    if (rc < 0) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be read now; retry in a second");
+        http_add_header(res, "Retry-After", "1");
+        shop_idem_abort(app->shop, tk);
+        return true;
+    }
+    if (memcmp(first, fp, SHOP_SHA256_LEN) != 0) {
+        http_error(res, 422, "idempotency_key_reused",
+                   "this Idempotency-Key was used for a different request");
+        shop_idem_abort(app->shop, tk);
+        return true;
+    }
+    struct jbuf b;
+    jb_init(&b, ans.body_len + 1);
+    jb_raw(&b, ans.body, ans.body_len);
+    set_body(res, ans.status, CT_JSON, &b);
+    if (ans.location[0] != '\0')
+        http_add_header(res, "Location", ans.location);
+    idem_finish(app, tk, res); /* later replays come from memory */
+    http_add_header(res, "Idempotent-Replayed", "true");
+    return true;
 }
 
 static void handle_buy(const struct app *app, const struct http_request *req,
@@ -164,6 +369,14 @@ static void handle_buy(const struct app *app, const struct http_request *req,
                  app->limits.max_body);
         http_error(res, 413, "body_too_large", msg);
         res->close = true;
+        shop_count_invalid(app->shop);
+        return;
+    }
+    const char *key = NULL;
+    size_t key_len = 0;
+    enum key_check kc = request_key(req, &key, &key_len);
+    if (kc == KEY_BAD) {
+        bad_key(res);
         shop_count_invalid(app->shop);
         return;
     }
@@ -198,13 +411,34 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (bo.has_customer)
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
+    struct shop_idem_ticket tk;
+    uint8_t fp[SHOP_SHA256_LEN];
+    if (kc == KEY_OK) {
+        buy_fingerprint(&bo, fp);
+        if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
+            return;
+        if (shop_durable(app->shop) &&
+            idem_from_store(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
+            return;
+    }
+
     uint64_t id = 0;
-    struct http_deferred *d = NULL;
     int rc;
     if (shop_durable(app->shop)) {
         /* 202 only once the order is committed: answer later. */
-        d = http_deferred_create();
-        rc = d ? shop_submit_async(app->shop, &o, buy_committed, d) : -ENOMEM;
+        struct buy_pending *p = calloc(1, sizeof(*p));
+        struct http_deferred *d = p ? http_deferred_create() : NULL;
+        rc = -ENOMEM;
+        if (d != NULL) {
+            p->d = d;
+            p->app = app;
+            p->keyed = kc == KEY_OK;
+            if (p->keyed)
+                p->tk = tk;
+            struct shop_order_key ok = {key, key_len, fp};
+            rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
+                                       buy_committed, p);
+        }
         if (rc == 0) {
             res->deferred = d;
             return;
@@ -212,27 +446,25 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         /* Never handed over: drop both references. */
         http_deferred_release(d);
         http_deferred_release(d);
+        free(p);
     } else {
         rc = shop_submit(app->shop, &o, &id);
     }
-    if (rc == -EAGAIN) {
+    if (rc == 0) {
+        buy_accepted(res, id);
+    } else if (rc == -EAGAIN) {
         http_error(res, 503, "queue_full",
                    "the order belt is full; retry in a second");
         http_add_header(res, "Retry-After", "1");
-        return;
-    }
-    if (rc == -EPIPE) {
+    } else if (rc == -EPIPE) {
         http_error(res, 503, "shutting_down",
                    "the shop is closing and takes no new orders");
         res->close = true;
-        return;
-    }
-    if (rc < 0) {
+    } else {
         http_error(res, 500, "internal", "the order could not be queued");
-        return;
     }
-
-    buy_accepted(res, id);
+    if (kc == KEY_OK)
+        idem_finish(app, &tk, res);
 }
 
 /* --- GET /orders/{id} ------------------------------------------------ */
@@ -435,16 +667,30 @@ static void handle_order(const struct app *app, const struct http_request *req,
 
 /* --- GET /products, /products/{sku} ---------------------------------- */
 
-static void write_product(const struct product *p, const struct shop_stock *s,
-                          struct jbuf *b)
+/* A product as GET /products/{sku} shows it, its numbers given as text:
+ * decimals, or a durable store's placeholders (for a restock's key). */
+static void write_product_as(const struct product *p, const char *stock,
+                             const char *sold, const char *restocked,
+                             struct jbuf *b)
 {
     jb_cstr(b, "{\"sku\":");
     jb_str(b, p->sku, strlen(p->sku));
     jb_cstr(b, ",\"name\":");
     jb_str(b, p->name, strlen(p->name));
-    jb_printf(b, ",\"price_cents\":%lld,\"stock\":%lld,\"sold\":%lld}",
-              (long long)p->price_cents, (long long)s->stock,
-              (long long)s->sold);
+    jb_printf(b,
+              ",\"price_cents\":%lld,\"stock\":%s,\"sold\":%s,"
+              "\"restocked\":%s}",
+              (long long)p->price_cents, stock, sold, restocked);
+}
+
+static void write_product(const struct product *p, const struct shop_stock *s,
+                          struct jbuf *b)
+{
+    char stock[24], sold[24], restocked[24];
+    snprintf(stock, sizeof(stock), "%lld", (long long)s->stock);
+    snprintf(sold, sizeof(sold), "%lld", (long long)s->sold);
+    snprintf(restocked, sizeof(restocked), "%lld", (long long)s->restocked);
+    write_product_as(p, stock, sold, restocked, b);
 }
 
 struct shop_stock *stock_copy(const struct app *app, size_t *n)
@@ -510,6 +756,231 @@ static void handle_product(const struct app *app,
     set_body(res, 200, CT_JSON, &b);
 }
 
+/* --- POST /products/{sku}/restock ------------------------------------ */
+
+/* Case-insensitive ASCII prefix match. */
+static bool starts_nocase(const char *s, const char *prefix)
+{
+    for (; *prefix; s++, prefix++) {
+        char a = *s, b = *prefix;
+        if (a >= 'A' && a <= 'Z')
+            a = (char)(a - 'A' + 'a');
+        if (b >= 'A' && b <= 'Z')
+            b = (char)(b - 'A' + 'a');
+        if (a != b)
+            return false;
+    }
+    return true;
+}
+
+/*
+ * Whether the request carries exactly one "Authorization: Bearer <token>"
+ * with the configured token. The presented token is digested and the two
+ * digests compared in constant time: the time taken depends on the
+ * presented token's length only, never on the configured one.
+ */
+static bool authorized(const struct app *app, const struct http_request *req)
+{
+    if (req->authorizations != 1 || req->authorization == NULL)
+        return false;
+    const char *v = req->authorization;
+    if (!starts_nocase(v, "bearer") || (v[6] != ' ' && v[6] != '\t'))
+        return false;
+    v += 6;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    uint8_t d[SHOP_SHA256_LEN];
+    shop_sha256(v, strlen(v), d);
+    return shop_digest_equal(d, app->limits.admin_digest);
+}
+
+/* Fingerprint of a restock: SKU and quantity. */
+static void restock_fingerprint(const char *sku, unsigned qty, uint8_t *fp)
+{
+    struct shop_sha256 c;
+    char q[16];
+    int n = snprintf(q, sizeof(q), "%u", qty);
+    shop_sha256_init(&c);
+    shop_sha256_update(&c, sku, strlen(sku) + 1);
+    shop_sha256_update(&c, q, (size_t)n);
+    shop_sha256_final(&c, fp);
+}
+
+/* A restock handed to a durable store's committer, until its verdict. */
+struct restock_pending {
+    struct http_deferred *d;
+    const struct app *app;
+    const struct product *p;
+    bool keyed; /* it carries an Idempotency-Key: tk holds it */
+    struct shop_idem_ticket tk;
+};
+
+/* The 200 of a restock: the product as GET /products/{sku} shows it. */
+static void restock_done(struct http_response *res, const struct product *p,
+                         const struct shop_stock *st)
+{
+    struct jbuf b;
+    jb_init(&b, 256);
+    write_product(p, st, &b);
+    set_body(res, 200, CT_JSON, &b);
+}
+
+/* A durable store's verdict on one restock (committer thread): 200 with
+ * the product once committed, or 503 store_unavailable. */
+static void restock_committed(void *arg, int rc, const struct shop_stock *st)
+{
+    struct restock_pending *p = arg;
+    struct http_response res;
+    memset(&res, 0, sizeof(res));
+    if (rc == 0) {
+        restock_done(&res, p->p, st);
+    } else if (rc == -EEXIST) {
+        http_error(&res, 409, "idempotency_key_in_use",
+                   "a restock with this Idempotency-Key was just stored; "
+                   "retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    } else {
+        http_error(&res, 503, "store_unavailable",
+                   "the restock could not be stored; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    }
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    http_deferred_complete(p->d, &res);
+    free(p);
+}
+
+/* Hand a restock to the durable store's committer: answer later. With a
+ * key, the key commits with the restock, remembering the 200 whose
+ * numbers the store fills in (the same ones this answer shows). Returns 0
+ * when `res` is deferred, else a negative errno (nothing handed over). */
+static int restock_durable(const struct app *app, int idx, unsigned qty,
+                           const struct shop_idem_ticket *tk,
+                           const struct shop_order_key *key,
+                           struct http_response *res)
+{
+    struct jbuf tpl;
+    jb_init(&tpl, 256);
+    if (key != NULL)
+        write_product_as(shop_product(app->shop, (size_t)idx),
+                         STORE_STOCK_PLACEHOLDER, STORE_SOLD_PLACEHOLDER,
+                         STORE_RESTOCKED_PLACEHOLDER, &tpl);
+    if (tpl.oom) {
+        jb_free(&tpl);
+        return -ENOMEM;
+    }
+    struct restock_pending *p = calloc(1, sizeof(*p));
+    struct http_deferred *d = p ? http_deferred_create() : NULL;
+    int rc = -ENOMEM;
+    if (d != NULL) {
+        p->d = d;
+        p->app = app;
+        p->p = shop_product(app->shop, (size_t)idx);
+        p->keyed = tk != NULL;
+        if (tk != NULL)
+            p->tk = *tk;
+        rc = shop_restock_async(app->shop, (size_t)idx, (int64_t)qty, key,
+                                tpl.p, tpl.len, restock_committed, p);
+    }
+    jb_free(&tpl);
+    if (rc == 0) {
+        res->deferred = d;
+        return 0;
+    }
+    http_deferred_release(d);
+    http_deferred_release(d);
+    free(p);
+    return rc;
+}
+
+static void handle_restock(const struct app *app,
+                           const struct http_request *req, const char *arg,
+                           struct http_response *res)
+{
+    char msg[160];
+    if (!app->limits.admin_enabled) {
+        http_error(res, 403, "admin_disabled",
+                   "the admin API is off: start shopd with "
+                   "--admin-token-file or SHOPD_ADMIN_TOKEN");
+        return;
+    }
+    if (!authorized(app, req)) {
+        http_error(res, 401, "unauthorized",
+                   "send Authorization: Bearer <admin token>");
+        http_add_header(res, "WWW-Authenticate", "Bearer");
+        return;
+    }
+    const char *key = NULL;
+    size_t key_len = 0;
+    enum key_check kc = request_key(req, &key, &key_len);
+    if (kc == KEY_BAD) {
+        bad_key(res);
+        return;
+    }
+    int idx = shop_find_product(app->shop, arg, strlen(arg));
+    if (idx < 0) {
+        http_error(res, 404, "unknown_product",
+                   "no product with that sku in the catalog");
+        return;
+    }
+    if (req->body_too_large) {
+        snprintf(msg, sizeof(msg), "request body is larger than %zu bytes",
+                 app->limits.max_body);
+        http_error(res, 413, "body_too_large", msg);
+        res->close = true;
+        return;
+    }
+    unsigned qty = 0;
+    switch (restock_parse(req->body, req->body_len, &qty, msg, sizeof(msg))) {
+    case BUY_OK:
+        break;
+    case BUY_INVALID_JSON:
+        http_error(res, 400, "invalid_json", msg);
+        return;
+    case BUY_INVALID_FIELD:
+        http_error(res, 400, "invalid_field", msg);
+        return;
+    }
+
+    const struct product *p = shop_product(app->shop, (size_t)idx);
+    struct shop_idem_ticket tk;
+    uint8_t fp[SHOP_SHA256_LEN];
+    if (kc == KEY_OK) {
+        restock_fingerprint(p->sku, qty, fp);
+        if (!idem_start(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
+            return;
+        if (shop_durable(app->shop) &&
+            idem_from_store(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
+            return;
+    }
+    struct shop_stock st;
+    int rc;
+    if (shop_durable(app->shop)) {
+        /* Committed first, then applied and answered (deferred). */
+        struct shop_order_key ok = {key, key_len, fp};
+        rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL,
+                             kc == KEY_OK ? &ok : NULL, res);
+        if (rc == 0)
+            return;
+    } else {
+        rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
+    }
+    if (rc == 0) {
+        restock_done(res, p, &st);
+    } else if (rc == -EPIPE) {
+        http_error(res, 503, "shutting_down",
+                   "the shop is closing and takes no restocks");
+        res->close = true;
+    } else if (rc == -EOVERFLOW) {
+        http_error(res, 400, "invalid_field",
+                   "field 'quantity' would take the stock past its limit");
+    } else {
+        http_error(res, 500, "internal", "the restock failed");
+    }
+    if (kc == KEY_OK)
+        idem_finish(app, &tk, res);
+}
+
 /* --- GET /stats ------------------------------------------------------ */
 
 static void write_latency(struct jbuf *b, const char *name,
@@ -524,6 +995,28 @@ static void write_latency(struct jbuf *b, const char *name,
     jb_cstr(b, ",\"max\":");
     jb_double(b, l->max);
     jb_cstr(b, "}");
+}
+
+/* The HTTP layer's counts (SPEC §10): /events viewers and connections. */
+static void write_http_counters(struct jbuf *b, struct http_counters *c)
+{
+    struct http_counters zero = {0};
+    if (c == NULL)
+        c = &zero;
+    jb_printf(b,
+              "\"events\":{\"viewers\":%llu,\"dropped\":%llu},"
+              "\"connections\":{\"open\":%llu,\"refused\":%llu,"
+              "\"timed_out\":%llu},",
+              (unsigned long long)atomic_load_explicit(&c->viewers,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->viewers_dropped,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_open,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_refused,
+                                                       memory_order_relaxed),
+              (unsigned long long)atomic_load_explicit(&c->conns_timed_out,
+                                                       memory_order_relaxed));
 }
 
 /* "instance" and "store" of /stats: which store, and its own cost. */
@@ -625,6 +1118,13 @@ char *server_stats_json(const struct app *app, size_t *len)
         (unsigned long long)s.rejected_invalid, (unsigned long long)s.processed,
         (unsigned long long)s.fulfilled, (unsigned long long)s.out_of_stock,
         (unsigned long long)s.in_flight);
+    write_http_counters(&b, app->http);
+    jb_printf(
+        &b,
+        "\"idempotency\":{\"replayed\":%llu,\"in_use\":%llu,"
+        "\"mismatched\":%llu,\"keys\":%zu,\"capacity\":%zu},",
+        (unsigned long long)s.idem_replayed, (unsigned long long)s.idem_in_use,
+        (unsigned long long)s.idem_mismatched, s.idem_keys, s.idem_capacity);
     jb_cstr(&b, "\"latency_ms\":{");
     write_latency(&b, "queue_wait", &s.queue_wait);
     jb_cstr(&b, ",");
@@ -647,9 +1147,10 @@ char *server_stats_json(const struct app *app, size_t *len)
         jb_str(&b, p->sku, strlen(p->sku));
         jb_printf(&b,
                   ":{\"stock\":%lld,\"sold\":%lld,\"initial\":%lld,"
-                  "\"oversold\":%lld}",
+                  "\"restocked\":%lld,\"oversold\":%lld}",
                   (long long)st[i].stock, (long long)st[i].sold,
-                  (long long)p->stock, (long long)st[i].oversold);
+                  (long long)p->stock, (long long)st[i].restocked,
+                  (long long)st[i].oversold);
         oversold += st[i].oversold;
     }
     jb_printf(&b, "},\"oversold\":%lld,", (long long)oversold);
@@ -765,12 +1266,28 @@ void server_handle(const struct app *app, const struct http_request *req,
                    struct http_response *res)
 {
     memset(res, 0, sizeof(*res));
+    /* A segment between a prefix and a suffix, cut at one byte past the
+     * longest SKU: a longer one is unknown anyway. */
+    char segment[SHOP_SKU_MAX + 2];
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *r = &routes[i];
         size_t n = strlen(r->path);
         if (r->prefix ? strncmp(req->path, r->path, n) != 0
                       : strcmp(req->path, r->path) != 0)
             continue;
+        const char *arg = r->prefix ? req->path + n : NULL;
+        if (r->suffix != NULL && arg != NULL) {
+            size_t len = strlen(arg), sl = strlen(r->suffix);
+            if (len <= sl || strcmp(arg + len - sl, r->suffix) != 0 ||
+                memchr(arg, '/', len - sl) != NULL)
+                continue;
+            len -= sl;
+            if (len >= sizeof(segment))
+                len = sizeof(segment) - 1;
+            memcpy(segment, arg, len);
+            segment[len] = '\0';
+            arg = segment;
+        }
         bool allowed =
             r->post ? strcmp(req->method, "POST") == 0 : is_get(req->method);
         if (!allowed) {
@@ -779,7 +1296,7 @@ void server_handle(const struct app *app, const struct http_request *req,
             http_add_header(res, "Allow", r->post ? "POST" : "GET, HEAD");
             return;
         }
-        r->fn(app, req, r->prefix ? req->path + n : NULL, res);
+        r->fn(app, req, arg, res);
         if (shop_draining(app->shop))
             res->close = true;
         return;

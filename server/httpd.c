@@ -15,9 +15,17 @@
  * calls server_handle() and queues the answer. A Content-Length over the
  * cap is answered 413 on the first call, before any body byte is read.
  *
+ * Hostile clients (SPEC §10): on the first call, before any body byte is
+ * read, the headers that frame the request are checked across all their
+ * values (see "request framing" below); a refusal closes the connection.
+ * Every connection is registered with conns.c (admission past the limits,
+ * and a total deadline per request), through libmicrohttpd's connection
+ * notifications and its request-line callback.
+ *
  * The listen socket is made here, so that "address in use" and friends are
  * reported with their real errno, and port 0 can be resolved.
  */
+#include "server/conns.h"
 #include "server/events.h"
 #include "server/internal.h"
 
@@ -32,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,6 +49,7 @@ struct httpd {
     struct MHD_Daemon *daemon;
     const struct app *app;
     struct events *events;
+    struct conns *conns; /* admission and request deadlines */
     int listen_fd;
     unsigned port;
     /* Requests between their first call and their completion callback:
@@ -57,6 +67,19 @@ struct httpd {
 
 /* libmicrohttpd lines logged per second at most; the rest are counted. */
 #define MHD_LOG_PER_SECOND 10
+
+/*
+ * libmicrohttpd's memory pool per connection. It holds the read buffer
+ * (half of it) and one 64-byte record per request header, so it bounds
+ * how many headers fit. Measured on 0.9.75: 16 KiB served 215 headers of
+ * 10 bytes (2.2 KiB: 300 got 431); 32 KiB serves 434 of them (4.6 KiB),
+ * 312 of 40 bytes (12 KiB), so 8 KiB whenever the lines average 19 bytes
+ * or more; 64 KiB would serve 871 of 10 bytes. But 0.9.75 zeroes the
+ * whole pool between two requests of a keep-alive connection, so the pool
+ * is paid on every request, and in cache: with 128 kept-alive clients,
+ * CPU per POST /buy was +9% at 32 KiB and +50% at 64 KiB over 16 KiB.
+ */
+#define CONN_MEMORY (32 * 1024)
 
 /* Bodies up to this size (every order is) need no allocation of their own. */
 #define REQ_INLINE_BODY 256
@@ -121,14 +144,70 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     log_msg(LOG_WARN, "libmicrohttpd: %s", line);
 }
 
+/* ---- connection admission and deadlines (SPEC §10) ---------------------
+ *
+ * libmicrohttpd's own connection limit is set above max_connections (it
+ * would leave new clients in the listen backlog); every connection it
+ * accepts is registered with conns.c, which shuts down the ones over a
+ * limit at once and the ones whose request is overdue (see conns.c).
+ */
+
+/* The registry record of a connection (its socket context), or NULL. */
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+static void connection_notify(void *cls, struct MHD_Connection *c,
+                              void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    struct httpd *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fd =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *addr =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (fd == NULL)
+            return;
+        *socket_context = conns_open(h->conns, fd->connect_fd,
+                                     addr != NULL ? addr->client_addr : NULL);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        conns_close(h->conns, *socket_context);
+        *socket_context = NULL;
+    }
+}
+
+/* The request line has arrived: a keep-alive request's clock starts. The
+ * request's state stays NULL until the access handler's first call. */
+static void *request_line(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    (void)uri;
+    struct httpd *h = cls;
+    conns_request_started(h->conns, conn_of(c));
+    return NULL;
+}
+
+/* libmicrohttpd's own connection limit: above max_connections in each
+ * thread of a pool (it splits its limit between them), so that it never
+ * stops accepting before conns.c has refused. */
+static unsigned mhd_connection_limit(unsigned max_connections, unsigned pool)
+{
+    unsigned long long n =
+        ((unsigned long long)max_connections + 64) * (pool > 1 ? pool : 1);
+    return n > 0x7fffffffULL ? 0x7fffffffU : (unsigned)n;
+}
+
 static void request_completed(void *cls, struct MHD_Connection *c,
                               void **con_cls,
                               enum MHD_RequestTerminationCode toe)
 {
-    (void)c;
     (void)toe;
     struct httpd *h = cls;
     struct req_state *st = *con_cls;
+    conns_request_done(h->conns, conn_of(c));
     if (st != NULL) {
         drop_body(st);
         http_deferred_release(st->deferred);
@@ -204,6 +283,186 @@ static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
     return ok;
 }
 
+/*
+ * The request headers the handlers read (Idempotency-Key, Authorization):
+ * the first value of each and how many times it came. libmicrohttpd owns
+ * the strings until the request completes.
+ */
+static enum MHD_Result note_header(void *cls, enum MHD_ValueKind kind,
+                                   const char *key, const char *value)
+{
+    (void)kind;
+    struct http_request *req = cls;
+    const char **first = NULL;
+    unsigned *count = NULL;
+    if (strcasecmp(key, "Idempotency-Key") == 0) {
+        first = &req->idempotency_key;
+        count = &req->idempotency_keys;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+        first = &req->authorization;
+        count = &req->authorizations;
+    } else {
+        return MHD_YES;
+    }
+    if ((*count)++ == 0)
+        *first = value != NULL ? value : "";
+    return MHD_YES;
+}
+
+/* ---- request framing (SPEC §10) ---------------------------------------
+ *
+ * libmicrohttpd 0.9.75 frames a body by the first Transfer-Encoding header
+ * if there is one (any value: a non-chunked one means "read until the
+ * client closes"), else by the first Content-Length; it ignores repeats,
+ * keeps a space before the colon as part of the name, and serves HTTP/1.1
+ * without Host. A proxy in front may frame the same bytes differently, so
+ * on the first handler call, before any body byte is read, every header
+ * that frames the request is checked here across all its values, and a
+ * request a strict HTTP/1.1 server would refuse is answered at once with
+ * Connection: close (libmicrohttpd then discards the body unread and
+ * closes), so the bytes after it are never read as a request.
+ */
+
+/* What the framing headers of one request say. */
+struct framing {
+    unsigned te;      /* Transfer-Encoding headers */
+    unsigned cl;      /* Content-Length headers */
+    unsigned host;    /* Host headers */
+    bool te_other;    /* a Transfer-Encoding other than exactly "chunked" */
+    bool cl_bad;      /* a Content-Length that is not plain decimal */
+    bool cl_differ;   /* Content-Length values that disagree */
+    bool bad_name;    /* a header name that is not an RFC 9110 token */
+    bool folded;      /* a framing header continued on the next line */
+    const char *cl_v; /* the first Content-Length value */
+};
+
+/* RFC 9110 tchar. */
+static bool tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+           (ch >= '0' && ch <= '9') || strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static bool plain_decimal(const char *v)
+{
+    if (*v == '\0')
+        return false;
+    for (; *v != '\0'; v++)
+        if (*v < '0' || *v > '9')
+            return false;
+    return true;
+}
+
+/* Compare two decimal strings by value ("007" equals "7"). */
+static bool same_decimal(const char *a, const char *b)
+{
+    while (*a == '0' && a[1] != '\0')
+        a++;
+    while (*b == '0' && b[1] != '\0')
+        b++;
+    return strcmp(a, b) == 0;
+}
+
+/* Whether `key` is longer than `name` and starts with it (any case). */
+static bool has_prefix_nocase(const char *key, const char *name)
+{
+    size_t n = strlen(name);
+    return strlen(key) > n && strncasecmp(key, name, n) == 0;
+}
+
+static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
+                                      const char *key, const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    if (key == NULL)
+        return MHD_YES;
+    if (value == NULL)
+        value = "";
+    for (const char *k = key; *k != '\0' && !f->bad_name; k++)
+        f->bad_name = !tchar((unsigned char)*k);
+    if (*key == '\0')
+        f->bad_name = true;
+    /* libmicrohttpd 0.9.75 appends an obsolete folded line ("\r\n chunked")
+     * to the header's name, not its value: "Transfer-Encodingchunked".
+     * A proxy may unfold it into a framing header, so such a name is a
+     * malformed request, not an unknown header. */
+    if (has_prefix_nocase(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) ||
+        has_prefix_nocase(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+        f->folded = true;
+    if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->te++;
+        if (strcasecmp(value, "chunked") != 0)
+            f->te_other = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->cl++;
+        if (!plain_decimal(value))
+            f->cl_bad = true;
+        else if (f->cl_v == NULL)
+            f->cl_v = value;
+        else if (!same_decimal(f->cl_v, value))
+            f->cl_differ = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        f->host++;
+    }
+    return MHD_YES;
+}
+
+/*
+ * Check how the request is framed. Returns false if it may be served;
+ * otherwise fills `res` with the answer (which closes the connection).
+ */
+static bool framing_refused(struct MHD_Connection *c, const char *version,
+                            struct http_response *res)
+{
+    struct framing f = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    if (f.bad_name)
+        http_error(res, 400, "bad_request",
+                   "a header name is not a token (no space before the "
+                   "colon)");
+    else if (f.folded)
+        http_error(res, 400, "bad_request",
+                   "a framing header is folded over two lines or "
+                   "misspelt");
+    else if (f.te > 1 || f.te_other)
+        http_error(res, 501, "not_implemented",
+                   "the only Transfer-Encoding served is exactly 'chunked'");
+    else if (f.te > 0 && f.cl > 0)
+        http_error(res, 400, "bad_request",
+                   "both Transfer-Encoding and Content-Length");
+    else if (f.cl_bad || f.cl_differ)
+        http_error(res, 400, "bad_request",
+                   "Content-Length must be one plain decimal number");
+    else if (f.host > 1)
+        http_error(res, 400, "bad_request", "more than one Host header");
+    else if (f.host == 0 && version != NULL &&
+             strncmp(version, "HTTP/1.", 7) == 0 &&
+             strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        http_error(res, 400, "bad_request", "HTTP/1.1 requires a Host header");
+    else
+        return false;
+    res->close = true;
+    return true;
+}
+
+/*
+ * The path of the request target: an absolute-form target
+ * ("http://host:port/stats", RFC 9112 §3.2.2) is served as its path.
+ */
+static const char *origin_path(const char *url)
+{
+    size_t skip = 0;
+    if (strncasecmp(url, "http://", 7) == 0)
+        skip = 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        skip = 8;
+    if (skip == 0)
+        return url;
+    const char *slash = strchr(url + skip, '/');
+    return slash != NULL ? slash : "/";
+}
+
 /* Queue a plain (complete) response; takes over what `res` owns. */
 static enum MHD_Result queue_plain(struct MHD_Connection *c,
                                    struct http_response *res_in)
@@ -274,16 +533,19 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
 {
     struct http_request req = {
         .method = method,
-        .path = url,
+        .path = origin_path(url),
         .body = st->body,
         .body_len = st->len,
         .body_too_large = st->too_large,
     };
+    MHD_get_connection_values(c, MHD_HEADER_KIND, note_header, &req);
     struct http_response res;
     server_handle(h->app, &req, &res);
     st->answered = true;
-    if (res.stream_events)
+    if (res.stream_events) {
+        http_response_release(&res);
         return queue_events(h, c);
+    }
     if (res.deferred != NULL)
         return defer_answer(c, st, res.deferred);
     return queue_plain(c, &res);
@@ -308,7 +570,6 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
                                       const char *upload_data,
                                       size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     struct httpd *h = cls;
     struct req_state *st = *con_cls;
 
@@ -318,9 +579,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
             return MHD_NO;
         *con_cls = st;
         atomic_fetch_add_explicit(&h->in_progress, 1, memory_order_relaxed);
+        struct http_response res = {0};
+        if (framing_refused(c, version, &res)) {
+            conns_request_arrived(h->conns, conn_of(c));
+            st->answered = true;
+            return queue_plain(c, &res);
+        }
         if (content_length_over(c, h->app->limits.max_body)) {
             /* Answer now: libmicrohttpd then discards the body unread and
              * closes the connection. */
+            conns_request_arrived(h->conns, conn_of(c));
             st->too_large = true;
             return dispatch(h, c, url, method, st);
         }
@@ -337,6 +605,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         return send_deferred(c, st);
     if (st->answered)
         return MHD_YES;
+    conns_request_arrived(h->conns, conn_of(c));
     return dispatch(h, c, url, method, st);
 }
 
@@ -426,6 +695,17 @@ struct httpd *httpd_start(const struct httpd_options *opt,
         snprintf(err, errlen, "cannot start the event stream thread");
         goto fail;
     }
+    struct conns_limits lim = {
+        .max_total = opt->max_connections,
+        .max_per_ip = opt->max_connections_per_ip,
+        .request_s = opt->header_timeout_s,
+        .keepalive_s = opt->conn_timeout_s,
+    };
+    h->conns = conns_create(&lim, app->http);
+    if (h->conns == NULL) {
+        snprintf(err, errlen, "cannot start the connection reaper thread");
+        goto fail;
+    }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
@@ -438,9 +718,12 @@ struct httpd *httpd_start(const struct httpd_options *opt,
         flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)opt->max_connections,
+        MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h,
+        MHD_OPTION_URI_LOG_CALLBACK, request_line, h,
+        MHD_OPTION_CONNECTION_LIMIT,
+        mhd_connection_limit(opt->max_connections, pool),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
         pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned int)pool,
         MHD_OPTION_END);
     if (h->daemon == NULL) {
@@ -450,6 +733,7 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     }
     return h;
 fail:
+    conns_destroy(h->conns);
     events_destroy(h->events);
     if (h->listen_fd >= 0)
         close(h->listen_fd);
@@ -508,6 +792,7 @@ void httpd_stop(struct httpd *h)
     if (fd != MHD_INVALID_SOCKET)
         close(fd);
     events_destroy(h->events);
+    conns_destroy(h->conns);
     pthread_cond_destroy(&h->idle);
     pthread_mutex_destroy(&h->mu);
     free(h);

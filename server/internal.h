@@ -77,6 +77,15 @@ enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
                          size_t msglen);
 
 /*
+ * Validate a POST /products/{sku}/restock body: one JSON object whose
+ * "quantity" is a JSON integer in 1..SHOP_RESTOCK_MAX (other members are
+ * ignored; a member named twice is invalid JSON). On BUY_OK stores the
+ * quantity; otherwise writes a message naming the problem into `msg`.
+ */
+enum buy_error restock_parse(const char *body, size_t len, unsigned *quantity,
+                             char *msg, size_t msglen);
+
+/*
  * Copy every product's live stock (one short hold of the inventory lock)
  * into a malloc'd array the caller frees; stores its length in `*n`.
  * Returns NULL on allocation failure.

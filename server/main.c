@@ -2,13 +2,20 @@
  * main.c - wires config, shop and HTTP together and owns the process:
  * signals, start-up errors, the drain on shutdown, exit status.
  *
- * Signals: SIGINT and SIGTERM are blocked before any thread starts, so
- * every thread inherits the mask and only main receives them, with
- * sigwait(). That also works when shopd is PID 1 in a container. On the
- * first signal the shop stops taking orders (503 shutting_down, /readyz
- * 503, Connection: close) while HTTP keeps answering reads; the workers
- * drain the belt; a final stats line is logged; exit 0. A second signal
- * exits at once; a drain past --drain-timeout logs what is left and exits 1.
+ * Signals (SPEC §3): every signal whose default action would end the
+ * process and that a person, a terminal or a supervisor sends is blocked
+ * before any thread starts, so every thread inherits the mask and only
+ * main receives them, with sigwait(). That also works when shopd is PID 1
+ * in a container. SIGINT, SIGTERM, SIGHUP, SIGQUIT, and the timers and
+ * limits nobody here arms (SIGALRM, SIGVTALRM, SIGXCPU, SIGPWR, SIGIO,
+ * SIGSTKFLT) all start the drain: the shop stops taking orders (503
+ * shutting_down, /readyz 503, Connection: close) while HTTP keeps answering
+ * reads; the workers drain the belt; a final stats line is logged; exit 0.
+ * So no signal loses an order that got a 202. SIGUSR1 logs one stats line
+ * and changes nothing; SIGUSR2 and SIGXFSZ are ignored (a write past a file
+ * size limit then fails with EFBIG instead of killing the process). A
+ * second draining signal exits at once; a drain past --drain-timeout logs
+ * what is left and exits 1.
  *
  * Exit status: 0 after a clean drain, 1 on a run-time failure (port in use,
  * drain timeout), 2 for a bad setting or catalog, 128+N on a second signal.
@@ -52,17 +59,82 @@ static void raise_fd_limit(unsigned max_connections)
                 (unsigned long long)rl.rlim_cur, max_connections);
 }
 
+/* Signals that start the drain (SPEC §3), with their names for the log. */
+static const struct {
+    int sig;
+    const char *name;
+} drain_signals[] = {
+    {SIGINT, "SIGINT"},       {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
+    {SIGQUIT, "SIGQUIT"},     {SIGALRM, "SIGALRM"}, {SIGVTALRM, "SIGVTALRM"},
+    {SIGXCPU, "SIGXCPU"},     {SIGPWR, "SIGPWR"},   {SIGIO, "SIGIO"},
+    {SIGSTKFLT, "SIGSTKFLT"},
+};
+
+static const char *signal_name(int sig)
+{
+    for (size_t i = 0; i < sizeof(drain_signals) / sizeof(drain_signals[0]);
+         i++)
+        if (drain_signals[i].sig == sig)
+            return drain_signals[i].name;
+    return sig == SIGUSR1 ? "SIGUSR1" : "signal";
+}
+
+/* Block every signal main waits for (call before any thread starts, so
+ * that all threads inherit the mask), and ignore the ones that mean
+ * nothing to shopd. */
+static void take_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    for (size_t i = 0; i < sizeof(drain_signals) / sizeof(drain_signals[0]);
+         i++)
+        sigaddset(set, drain_signals[i].sig);
+    sigaddset(set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN);
+}
+
+static void log_final(struct shop *s, const char *what, enum log_level lvl);
+
+/* The shop SIGUSR1 reports on, shared with the second-signal thread. */
+struct signal_watch {
+    const sigset_t *set;
+    pthread_mutex_t mu; /* guards shop */
+    struct shop *shop;  /* NULL once main is about to destroy it */
+};
+
+/* Wait for a draining signal and return it; each SIGUSR1 on the way logs
+ * one stats line. */
+static int wait_drain_signal(struct signal_watch *w)
+{
+    for (;;) {
+        int sig = 0;
+        if (sigwait(w->set, &sig) != 0)
+            continue;
+        if (sig != SIGUSR1)
+            return sig;
+        pthread_mutex_lock(&w->mu);
+        if (w->shop != NULL)
+            log_final(w->shop, "stats:", LOG_INFO);
+        pthread_mutex_unlock(&w->mu);
+    }
+}
+
+/* Zero a secret in a way the compiler may not drop as a dead store. */
+static void explicit_wipe(char *p, size_t n)
+{
+    volatile char *v = p;
+    while (n-- > 0)
+        *v++ = '\0';
+}
+
 /* After the first signal: a second one ends the process at once. */
 static void *second_signal(void *arg)
 {
-    const sigset_t *set = arg;
-    int sig = 0;
-    if (sigwait(set, &sig) == 0) {
-        log_msg(LOG_WARN, "second signal (%s): exiting now",
-                sig == SIGINT ? "SIGINT" : "SIGTERM");
-        _exit(128 + sig);
-    }
-    return NULL;
+    int sig = wait_drain_signal(arg);
+    log_msg(LOG_WARN, "second signal (%s): exiting now", signal_name(sig));
+    _exit(128 + sig);
 }
 
 static void log_final(struct shop *s, const char *what, enum log_level lvl)
@@ -224,11 +296,7 @@ int main(int argc, char **argv)
         return run_probe(argc, argv);
 
     sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    take_signals(&sigs);
 
     struct config cfg;
     enum config_action action;
@@ -269,6 +337,7 @@ int main(int argc, char **argv)
     raise_fd_limit(cfg.max_connections);
 
     int status = 1;
+    struct signal_watch watch = {.set = &sigs, .mu = PTHREAD_MUTEX_INITIALIZER};
     struct httpd *httpd = NULL;
     struct shop *shop = NULL;
     struct store *store = NULL;
@@ -299,6 +368,7 @@ int main(int argc, char **argv)
         .work_ms = cfg.work_ms,
         .unsafe_inventory = cfg.unsafe_inventory,
         .store = store,
+        .idempotency_ttl = cfg.idempotency_ttl,
     };
     if (store_durable(store)) {
         shop = shop_create_stored(&sc, &state);
@@ -307,6 +377,7 @@ int main(int argc, char **argv)
         shop = shop_create(&sc, catalog, nproducts);
     }
     store_state_free(&state);
+    watch.shop = shop;
     char why[128];
     if (shop == NULL) {
         strerror_r(errno, why, sizeof(why));
@@ -320,19 +391,30 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    struct http_counters http_counters = {0};
     struct app app = {
         .shop = shop,
+        .http = &http_counters,
         .instance = instance,
         .limits = {.max_body = cfg.max_body,
                    .max_quantity = cfg.max_quantity,
-                   .http_threads = cfg.http_threads},
+                   .http_threads = cfg.http_threads,
+                   .admin_enabled = cfg.admin_token[0] != '\0'},
     };
+    /* The server keeps only the token's digest; the token itself is wiped
+     * from the config once it is no longer needed. */
+    if (app.limits.admin_enabled)
+        shop_sha256(cfg.admin_token, strlen(cfg.admin_token),
+                    app.limits.admin_digest);
+    explicit_wipe(cfg.admin_token, sizeof(cfg.admin_token));
     struct httpd_options ho = {
         .bind = cfg.bind,
         .port = cfg.port,
         .threads = cfg.http_threads,
         .max_connections = cfg.max_connections,
         .conn_timeout_s = cfg.conn_timeout,
+        .header_timeout_s = cfg.header_timeout,
+        .max_connections_per_ip = cfg.max_connections_per_ip,
     };
     httpd = httpd_start(&ho, &app, err, sizeof(err));
     if (httpd == NULL) {
@@ -354,18 +436,18 @@ int main(int argc, char **argv)
             config_version(), v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
             httpd_port(httpd), cfg.workers, cfg.http_threads,
             cfg.queue_capacity, nproducts);
+    log_msg(LOG_INFO, "admin API %s; idempotency keys kept %us",
+            app.limits.admin_enabled ? "on (token set)" : "off",
+            cfg.idempotency_ttl);
     if (cfg.unsafe_inventory)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");
 
-    int sig = 0;
-    while (sigwait(&sigs, &sig) != 0)
-        ;
-    log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)",
-            sig == SIGINT ? "SIGINT" : "SIGTERM",
+    int sig = wait_drain_signal(&watch);
+    log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)", signal_name(sig),
             (unsigned long long)shop_left(shop), cfg.drain_timeout);
     pthread_t watcher;
-    if (pthread_create(&watcher, NULL, second_signal, &sigs) == 0)
+    if (pthread_create(&watcher, NULL, second_signal, &watch) == 0)
         pthread_detach(watcher);
 
     struct timespec deadline;
@@ -386,6 +468,9 @@ int main(int argc, char **argv)
 out:
     httpd_end_streams(httpd);
     httpd_stop(httpd);
+    pthread_mutex_lock(&watch.mu);
+    watch.shop = NULL;
+    pthread_mutex_unlock(&watch.mu);
     shop_destroy(shop);
     /* Every path here has a drained (or never started) shop: a drain that
      * timed out left through _exit(), so no committer still uses it. */

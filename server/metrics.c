@@ -80,6 +80,22 @@ void metrics_write(const struct app *app, struct jbuf *b)
     /* Milliseconds are all a scrape every few seconds can use. */
     gauge(b, "shopd_uptime_seconds", "Seconds since start.",
           floor(s.uptime_s * 1000.0) / 1000.0);
+    counter(b, "shopd_idempotent_replays_total",
+            "Requests answered with the remembered answer of their "
+            "Idempotency-Key.",
+            s.idem_replayed);
+    counter(b, "shopd_idempotency_conflicts_total",
+            "Requests answered 409: their Idempotency-Key was still in use.",
+            s.idem_in_use);
+    counter(b, "shopd_idempotency_mismatches_total",
+            "Requests answered 422: their Idempotency-Key was used for "
+            "another request.",
+            s.idem_mismatched);
+    gauge(b, "shopd_idempotency_keys", "Idempotency keys kept now.",
+          (double)s.idem_keys);
+    gauge(b, "shopd_idempotency_keys_capacity",
+          "Most idempotency keys kept (the oldest is dropped first).",
+          (double)s.idem_capacity);
 
     size_t n;
     struct shop_stock *st = stock_copy(app, &n);
@@ -95,7 +111,34 @@ void metrics_write(const struct app *app, struct jbuf *b)
     for (size_t i = 0; i < n; i++)
         jb_printf(b, "shopd_product_sold_total{sku=\"%s\"} %lld\n",
                   shop_product(app->shop, i)->sku, (long long)st[i].sold);
+    family(b, "shopd_restocked_units_total", "counter",
+           "Units added by restocks per product.");
+    for (size_t i = 0; i < n; i++)
+        jb_printf(b, "shopd_restocked_units_total{sku=\"%s\"} %lld\n",
+                  shop_product(app->shop, i)->sku, (long long)st[i].restocked);
     free(st);
+
+    if (app->http != NULL) {
+        struct http_counters *h = app->http;
+        gauge(b, "shopd_events_viewers", "Open /events streams.",
+              (double)atomic_load_explicit(&h->viewers, memory_order_relaxed));
+        counter(
+            b, "shopd_events_dropped_total",
+            "/events viewers dropped for falling behind.",
+            atomic_load_explicit(&h->viewers_dropped, memory_order_relaxed));
+        gauge(
+            b, "shopd_connections_open", "Open HTTP connections.",
+            (double)atomic_load_explicit(&h->conns_open, memory_order_relaxed));
+        counter(b, "shopd_connections_refused_total",
+                "Connections closed at once: over max_connections or "
+                "max_connections_per_ip.",
+                atomic_load_explicit(&h->conns_refused, memory_order_relaxed));
+        counter(
+            b, "shopd_connections_timed_out_total",
+            "Connections closed because a request had not arrived "
+            "within header_timeout (or the next one did not start).",
+            atomic_load_explicit(&h->conns_timed_out, memory_order_relaxed));
+    }
 
     struct shop_store_stats ss;
     shop_store_stats(app->shop, &ss);

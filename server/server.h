@@ -12,6 +12,7 @@
 #ifndef SHOPD_SERVER_H
 #define SHOPD_SERVER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,12 +24,31 @@ struct server_limits {
     size_t max_body;       /* bytes accepted in a request body */
     unsigned max_quantity; /* largest quantity of one order */
     unsigned http_threads; /* reported by /stats */
+    /* The admin API (SPEC §9): off unless a token was configured. Only the
+     * token's SHA-256 is kept here, never the token itself, and a
+     * presented token is compared as a digest, in constant time. */
+    bool admin_enabled;
+    uint8_t admin_digest[SHOP_SHA256_LEN];
+};
+
+/*
+ * Counts of the HTTP layer (SPEC §10), kept by the libmicrohttpd glue and
+ * the /events hub, read by /stats and /metrics. Relaxed atomics: each one
+ * is exact, they are not a consistent snapshot together.
+ */
+struct http_counters {
+    _Atomic uint64_t conns_open;      /* connections open now */
+    _Atomic uint64_t conns_refused;   /* closed at once: over a limit */
+    _Atomic uint64_t conns_timed_out; /* closed: request not in on time */
+    _Atomic uint64_t viewers;         /* /events streams open now */
+    _Atomic uint64_t viewers_dropped; /* /events viewers that fell behind */
 };
 
 /* Everything a handler may touch. */
 struct app {
     struct shop *shop;
     struct server_limits limits;
+    struct http_counters *http; /* may be NULL (then reported as 0) */
     /* This instance's name for /stats; may be published after the start
      * (once the port is bound), hence atomic. NULL reads as "". */
     const char *_Atomic instance;
@@ -40,9 +60,15 @@ struct http_request {
     const char *body;    /* NUL-terminated copy of the body, or NULL */
     size_t body_len;     /* bytes in body, not counting the NUL */
     bool body_too_large; /* the body went past limits.max_body */
+    /* Request headers the handlers read (values as the client sent them,
+     * or NULL when absent), each with how many times it was sent. */
+    const char *idempotency_key; /* the first Idempotency-Key */
+    unsigned idempotency_keys;
+    const char *authorization; /* the first Authorization */
+    unsigned authorizations;
 };
 
-#define HTTP_MAX_HEADERS 4
+#define HTTP_MAX_HEADERS 6
 
 struct http_deferred;
 
@@ -130,6 +156,8 @@ struct httpd_options {
     unsigned threads; /* 1 = one polling thread, else a pool */
     unsigned max_connections;
     unsigned conn_timeout_s;
+    unsigned header_timeout_s;       /* a request must arrive within this */
+    unsigned max_connections_per_ip; /* 0 = no limit */
 };
 
 struct httpd;

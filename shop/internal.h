@@ -3,8 +3,10 @@
  * files and by tests/check_shop.c. Nothing outside shop/ and its test may
  * include this header.
  *
- * The shop is split into four objects, each with its own lock (if any):
- *   inventory  (inventory.c) - stock and sold per product, one mutex;
+ * The shop is split into five objects, each with its own lock (if any):
+ *   inventory  (inventory.c) - stock, sold and restocked per product, one
+ *                              mutex;
+ *   idem_table (idem.c)      - the idempotency keys, one mutex;
  *   orderbook  (orderbook.c) - a fixed ring of the last N orders, striped
  *                              mutexes;
  *   shop_stats (stats.c)     - atomic counters, two latency histograms and
@@ -91,8 +93,47 @@ void inventory_destroy(struct inventory *inv);
  */
 bool inventory_take(struct inventory *inv, size_t i, int64_t qty);
 
-/* Copy stock, sold and oversold of every product under one lock hold. */
+/* Copy stock, sold, restocked and oversold of every product under one
+ * lock hold. */
 void inventory_read_all(struct inventory *inv, struct shop_stock *out);
+
+/*
+ * Add `qty` (> 0) units to product `i`'s stock and restocked count under
+ * the lock (even in unsafe mode), copying its numbers after the change into
+ * `out` (may be NULL). Returns 0, or -EOVERFLOW (nothing changed).
+ */
+int inventory_restock(struct inventory *inv, size_t i, int64_t qty,
+                      struct shop_stock *out);
+
+/* ---- idem.c ----------------------------------------------------------- */
+
+struct idem_table;
+
+/*
+ * A table of at most `cap` (> 0) keys, each kept `ttl_s` (> 0) seconds.
+ * Returns NULL (errno EINVAL, ENOMEM or the pthread error) on failure.
+ */
+struct idem_table *idem_create(size_t cap, unsigned ttl_s);
+void idem_destroy(struct idem_table *t);
+
+/* shop_idem_begin() at time `now_ns` (CLOCK_MONOTONIC); `len` checked. */
+enum shop_idem_result idem_begin(struct idem_table *t,
+                                 enum shop_idem_scope scope, const char *key,
+                                 size_t len, const uint8_t *fp, int64_t now_ns,
+                                 struct shop_idem_ticket *tk,
+                                 struct shop_idem_answer *ans);
+/* shop_idem_complete() and shop_idem_abort(). */
+int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
+                  unsigned status, const char *body, size_t len,
+                  const char *location);
+void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk);
+
+/* SipHash-2-4 with a 128-bit output of `len` bytes under `key`. */
+void idem_siphash128(const uint8_t key[16], const void *data, size_t len,
+                     uint8_t out[16]);
+
+/* Fill the idem_* fields of `out`. */
+void idem_counts(struct idem_table *t, struct shop_snapshot *out);
 
 /* ---- orderbook.c ------------------------------------------------------ */
 
@@ -170,7 +211,8 @@ struct queue;
  * Returns NULL (errno) on failure. No thread runs before committer_start().
  */
 struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book, _Atomic size_t *held,
+                                   struct orderbook *book,
+                                   struct inventory *inv, _Atomic size_t *held,
                                    size_t accept_cap, size_t result_cap,
                                    const struct order *backlog,
                                    size_t nbacklog);
@@ -178,7 +220,14 @@ int committer_start(struct committer *c);
 /* Hand an accept over (its belt slot is reserved). 0, or -EPIPE once
  * accepts are closed. Never blocks for long (one short lock). */
 int committer_accept(struct committer *c, const struct shop_item *it,
-                     shop_done_fn done, void *arg);
+                     const struct shop_order_key *key, shop_done_fn done,
+                     void *arg);
+/* Hand a restock over: committed in the next batch, then applied to the
+ * inventory and answered through `done` on the committer thread. 0,
+ * -EPIPE once accepts are closed, -ENOMEM. Never blocks for long. */
+int committer_restock(struct committer *c, uint32_t product, int64_t qty,
+                      const struct shop_order_key *key, const char *answer,
+                      size_t answer_len, shop_restock_fn done, void *arg);
 /* Hand a decided result over; blocks while result_cap results wait. */
 void committer_result(struct committer *c, const struct order *o);
 /* Refuse new accepts; wait until every accepted one and the whole backlog

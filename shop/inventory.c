@@ -2,8 +2,10 @@
  * inventory.c - stock and sold per product, behind one mutex.
  *
  * Invariant (safe mode): for every product, stock >= 0 and
- * stock + sold == initial stock, because a take reads and writes both under
- * the lock and readers copy both under the lock.
+ * stock + sold == initial stock + restocked, because a take and a restock
+ * read and write under the lock and readers copy all three under the lock.
+ * A restock takes the lock even in unsafe mode: the demo race is between
+ * buyers only.
  *
  * The unsafe demo mode (--unsafe-inventory) drops the lock in
  * inventory_take() and widens the gap between reading the stock and writing
@@ -25,12 +27,14 @@
 #define UNSAFE_WINDOW_NS INT64_C(20000)
 
 struct inventory {
-    pthread_mutex_t lock; /* guards stock[] and sold[] (they must agree) */
-    bool unsafe;          /* demo mode: take without the lock */
+    /* guards stock[], sold[] and restocked[] (they must agree) */
+    pthread_mutex_t lock;
+    bool unsafe; /* demo mode: take without the lock */
     size_t n;
-    int64_t *initial;       /* read-only after create */
-    _Atomic int64_t *stock; /* units on the shelf */
-    _Atomic int64_t *sold;  /* units sold so far */
+    int64_t *initial;           /* read-only after create */
+    _Atomic int64_t *stock;     /* units on the shelf */
+    _Atomic int64_t *sold;      /* units sold so far */
+    _Atomic int64_t *restocked; /* units added by restocks */
 };
 
 struct inventory *inventory_create(const struct product *catalog, size_t n,
@@ -51,7 +55,8 @@ struct inventory *inventory_create_at(const struct product *catalog, size_t n,
     inv->initial = calloc(n, sizeof(*inv->initial));
     inv->stock = calloc(n, sizeof(*inv->stock));
     inv->sold = calloc(n, sizeof(*inv->sold));
-    if (!inv->initial || !inv->stock || !inv->sold)
+    inv->restocked = calloc(n, sizeof(*inv->restocked));
+    if (!inv->initial || !inv->stock || !inv->sold || !inv->restocked)
         goto fail;
     err = pthread_mutex_init(&inv->lock, NULL);
     if (err)
@@ -62,6 +67,7 @@ struct inventory *inventory_create_at(const struct product *catalog, size_t n,
         inv->initial[i] = catalog[i].stock;
         atomic_init(&inv->stock[i], start ? start[i].stock : catalog[i].stock);
         atomic_init(&inv->sold[i], start ? start[i].sold : 0);
+        atomic_init(&inv->restocked[i], start ? start[i].restocked : 0);
     }
     return inv;
 
@@ -70,6 +76,7 @@ fail:
         free(inv->initial);
         free(inv->stock);
         free(inv->sold);
+        free(inv->restocked);
         free(inv);
     }
     errno = err;
@@ -84,6 +91,7 @@ void inventory_destroy(struct inventory *inv)
     free(inv->initial);
     free(inv->stock);
     free(inv->sold);
+    free(inv->restocked);
     free(inv);
 }
 
@@ -140,12 +148,44 @@ void inventory_read_all(struct inventory *inv, struct shop_stock *out)
         out[i].stock =
             atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
         out[i].sold = atomic_load_explicit(&inv->sold[i], memory_order_relaxed);
+        out[i].restocked =
+            atomic_load_explicit(&inv->restocked[i], memory_order_relaxed);
     }
     pthread_mutex_unlock(&inv->lock);
 
     for (size_t i = 0; i < inv->n; i++) {
-        int64_t over = out[i].sold - inv->initial[i];
+        int64_t over = out[i].sold - inv->initial[i] - out[i].restocked;
 
         out[i].oversold = over > 0 ? over : 0;
     }
+}
+
+int inventory_restock(struct inventory *inv, size_t i, int64_t qty,
+                      struct shop_stock *out)
+{
+    int ret = -EOVERFLOW;
+    struct shop_stock now = {0};
+
+    pthread_mutex_lock(&inv->lock);
+    int64_t stock = atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
+    int64_t added =
+        atomic_load_explicit(&inv->restocked[i], memory_order_relaxed);
+    if (stock <= INT64_MAX - qty && added <= INT64_MAX - qty) {
+        atomic_store_explicit(&inv->stock[i], stock + qty,
+                              memory_order_relaxed);
+        atomic_store_explicit(&inv->restocked[i], added + qty,
+                              memory_order_relaxed);
+        ret = 0;
+    }
+    now.stock = atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
+    now.sold = atomic_load_explicit(&inv->sold[i], memory_order_relaxed);
+    now.restocked =
+        atomic_load_explicit(&inv->restocked[i], memory_order_relaxed);
+    pthread_mutex_unlock(&inv->lock);
+
+    int64_t over = now.sold - inv->initial[i] - now.restocked;
+    now.oversold = over > 0 ? over : 0;
+    if (out)
+        *out = now;
+    return ret;
 }

@@ -213,6 +213,7 @@ static void refresh_figures(struct shared *sh, struct store_product *scratch)
     for (size_t i = 0; i < sh->nproducts; i++) {
         sh->fig_stock[i].stock = scratch[i].stock;
         sh->fig_stock[i].sold = scratch[i].sold;
+        sh->fig_stock[i].restocked = scratch[i].restocked;
     }
     sh->fig_valid = true;
     pthread_mutex_unlock(&sh->fmu);
@@ -234,6 +235,7 @@ static void serve(struct shared *sh, struct shop_read *r,
         for (size_t i = 0; r->rc == 0 && i < sh->nproducts; i++) {
             r->stock[i].stock = scratch[i].stock;
             r->stock[i].sold = scratch[i].sold;
+            r->stock[i].restocked = scratch[i].restocked;
         }
     }
     r->done(r);

@@ -17,12 +17,18 @@
  * Invariants, exact whenever no call is in progress:
  *   accepted == processed + belt depth + in flight;
  *   processed == fulfilled + out_of_stock;
- *   per product, stock + sold == initial stock (safe mode).
+ *   per product, stock + sold == initial stock + restocked (safe mode).
  * Under load a snapshot reads each counter exactly but not all at one
  * instant, so these sums may be off by the orders in motion.
  *
+ * Restocks (shop_restock) go through the inventory lock like a sale. The
+ * idempotency key table (idem.c) sits beside the belt: the server asks it
+ * about a key before shop_submit() and tells it the answer after, so the
+ * shop never holds a key's lock while it touches the belt.
+ *
  * Lock order: the shop itself has no lock. Its parts each have their own
- * (belt, pool, inventory, order-book stripes, throughput ring) and every
+ * (belt, pool, inventory, order-book stripes, throughput ring, key-table
+ * shards) and every
  * path here takes at most one of them at a time: the handler releases the
  * inventory lock before touching the order book, shop_submit() returns from
  * the belt before touching the order book. shop_snapshot() takes neither the
@@ -59,6 +65,7 @@ struct shop {
     /* Belt slots reserved by shop_submit_async() for orders not yet on the
      * belt (being committed, or the restart backlog). */
     _Atomic size_t held;
+    struct idem_table *idem;
     _Atomic bool draining; /* set once; submitters read it */
     bool started;          /* controlling thread only */
     bool drained;          /* controlling thread only */
@@ -122,6 +129,14 @@ static int check_config(const struct shop_config *cfg,
         if (catalog[i].stock < 0 || catalog[i].price_cents < 0)
             return -EINVAL;
     return 0;
+}
+
+/* How many idempotency keys the memory store keeps (see shop.h). */
+static size_t idem_capacity(const struct shop_config *cfg)
+{
+    size_t cap =
+        cfg->idempotency_keys ? cfg->idempotency_keys : cfg->order_history;
+    return cap < SHOP_IDEM_KEYS_MAX ? cap : SHOP_IDEM_KEYS_MAX;
 }
 
 /* qsort order of two catalog entries: by SKU, as strcmp orders them. */
@@ -195,7 +210,7 @@ static struct shop *create(const struct shop_config *cfg,
         /* Results may wait for a slow commit: room for four belts' worth
          * before workers block (memory is only touched when used). */
         s->com = committer_create(
-            cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
+            cfg->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
             4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
@@ -206,6 +221,11 @@ static struct shop *create(const struct shop_config *cfg,
                 goto fail_errno;
         }
     }
+    s->idem = idem_create(idem_capacity(cfg), cfg->idempotency_ttl
+                                                  ? cfg->idempotency_ttl
+                                                  : SHOP_IDEM_TTL_DEFAULT);
+    if (!s->idem)
+        goto fail_errno;
     return s;
 
 fail_errno:
@@ -244,10 +264,11 @@ struct shop *shop_create_stored(const struct shop_config *cfg,
         snprintf(cat[i].sku, sizeof(cat[i].sku), "%s", p->sku);
         snprintf(cat[i].name, sizeof(cat[i].name), "%s", p->name);
         cat[i].price_cents = p->price_cents;
-        /* What the product ever had: stock + sold == this. */
-        cat[i].stock = p->initial + p->restocked;
+        /* stock + sold == initial + restocked, as in memory. */
+        cat[i].stock = p->initial;
         start[i].stock = p->stock;
         start[i].sold = p->sold;
+        start[i].restocked = p->restocked;
     }
     for (size_t i = 0; i < nb; i++) {
         shop_order_from_store(&state->unfinished[i], &backlog[i]);
@@ -349,6 +370,7 @@ void shop_destroy(struct shop *s)
     orderbook_destroy(s->book);
     inventory_destroy(s->inv);
     shop_stats_destroy(s->stats);
+    idem_destroy(s->idem);
     free(s->by_sku);
     free(s->catalog);
     free(s);
@@ -408,9 +430,18 @@ static bool reserve_slot(struct shop *s)
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg)
 {
+    return shop_submit_async_key(s, o, NULL, done, arg);
+}
+
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg)
+{
     struct shop_item it;
 
     if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX))
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
@@ -430,7 +461,7 @@ int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
     if (!it.o.has_customer)
         it.o.customer[0] = '\0';
     it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
-    int ret = committer_accept(s->com, &it, done, arg);
+    int ret = committer_accept(s->com, &it, key, done, arg);
     if (ret != 0)
         atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
     return ret;
@@ -588,6 +619,7 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     out->draining = shop_draining(s);
     shop_stats_rate(s->stats, out->accepted, out->processed,
                     &out->accepted_per_s, &out->processed_per_s);
+    idem_counts(s->idem, out);
 }
 
 void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,
@@ -621,4 +653,81 @@ uint64_t shop_worker_processed(struct shop *s, size_t i)
 bool shop_unsafe(const struct shop *s)
 {
     return s->cfg.unsafe_inventory;
+}
+
+int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
+{
+    if (s->com != NULL)
+        return -EINVAL; /* a durable store's restock: shop_restock_async() */
+    if (i >= s->nproducts)
+        return -ENOENT;
+    if (qty < 1 || qty > SHOP_RESTOCK_MAX)
+        return -EINVAL;
+    return inventory_restock(s->inv, i, qty, out);
+}
+
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg)
+{
+    if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
+                        answer == NULL || answer_len > STORE_ANSWER_MAX))
+        return -EINVAL;
+    if (i >= s->nproducts)
+        return -ENOENT;
+    if (qty < 1 || qty > SHOP_RESTOCK_MAX)
+        return -EINVAL;
+    if (shop_draining(s))
+        return -EPIPE;
+    return committer_restock(s->com, (uint32_t)i, qty, key, answer, answer_len,
+                             done, arg);
+}
+
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp)
+{
+    if (s->com == NULL)
+        return -ENOENT;
+    struct store_answer sa;
+    int rc = store_idem_get(s->cfg.store,
+                            scope == SHOP_IDEM_RESTOCK ? "restock" : "buy", key,
+                            len, &sa);
+    if (rc != 0)
+        return rc == -ENOENT ? -ENOENT : -EIO;
+    memset(ans, 0, sizeof(*ans));
+    ans->status = sa.status;
+    ans->body_len =
+        sa.body_len < SHOP_IDEM_BODY_MAX ? sa.body_len : SHOP_IDEM_BODY_MAX;
+    memcpy(ans->body, sa.body, ans->body_len);
+    ans->body[ans->body_len] = '\0';
+    if (sa.order_id != 0)
+        snprintf(ans->location, sizeof(ans->location), "/orders/%llu",
+                 (unsigned long long)sa.order_id);
+    memcpy(fp, sa.fingerprint, SHOP_SHA256_LEN);
+    return 0;
+}
+
+int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
+                    size_t len, const uint8_t *fp, struct shop_idem_ticket *tk,
+                    struct shop_idem_answer *ans)
+{
+    if (len == 0 || len > SHOP_IDEM_KEY_MAX)
+        return -EINVAL;
+    return (int)idem_begin(s->idem, scope, key, len, fp,
+                           shop_now_ns(CLOCK_MONOTONIC), tk, ans);
+}
+
+int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
+                       unsigned status, const char *body, size_t len,
+                       const char *location)
+{
+    return idem_complete(s->idem, tk, status, body, len, location);
+}
+
+void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk)
+{
+    idem_abort(s->idem, tk);
 }

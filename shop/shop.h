@@ -66,6 +66,11 @@ struct shop_config {
      * memory store: this process only, as before. A durable store: use
      * shop_create_stored() and shop_submit_async(). */
     struct store *store;
+    /* Idempotency keys (SPEC §8): seconds a key is kept after its first use
+     * (0: SHOP_IDEM_TTL_DEFAULT), and how many keys are kept at most (0:
+     * order_history, at most SHOP_IDEM_KEYS_MAX). */
+    unsigned idempotency_ttl;
+    size_t idempotency_keys;
 };
 
 /*
@@ -100,7 +105,8 @@ struct shop_store_stats {
 struct shop_stock {
     int64_t stock;
     int64_t sold;
-    int64_t oversold; /* units sold beyond what existed (unsafe mode only) */
+    int64_t restocked; /* units added by restocks */
+    int64_t oversold;  /* units sold beyond what existed (unsafe mode only) */
 };
 
 /*
@@ -118,6 +124,10 @@ struct shop_snapshot {
     uint64_t processed, fulfilled, out_of_stock, in_flight;
     struct shop_latency queue_wait, processing;
     double accepted_per_s, processed_per_s;
+    /* Idempotency keys: answers replayed, 409s (key in use), 422s (key
+     * reused for another request); keys kept now, and at most. */
+    uint64_t idem_replayed, idem_in_use, idem_mismatched;
+    size_t idem_keys, idem_capacity;
 };
 
 /* Histogram buckets for Prometheus: upper bounds in seconds, then counts. */
@@ -205,6 +215,23 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id);
  */
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg);
+
+/* An Idempotency-Key of POST /buy that travels with its order into the
+ * durable store (copied): committed in the same step as the order, with
+ * the 202 it answered. */
+struct shop_order_key {
+    const char *key; /* 1..SHOP_IDEM_KEY_MAX bytes, not terminated */
+    size_t len;
+    const uint8_t *fp; /* SHOP_SHA256_LEN bytes: the request's fingerprint */
+};
+
+/*
+ * As shop_submit_async(), with the order's key (may be NULL). If the store
+ * already holds the key, the order is not created and `done` gets -EEXIST.
+ */
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg);
 
 /* Whether the store works (always true in memory): /readyz. */
 bool shop_store_ok(struct shop *s);
@@ -297,5 +324,155 @@ uint64_t shop_worker_processed(struct shop *s, size_t i);
 
 /* Whether the unsafe-inventory demo mode is on. */
 bool shop_unsafe(const struct shop *s);
+
+/* Largest quantity one restock may add (SPEC §9). */
+#define SHOP_RESTOCK_MAX 1000000000
+
+/*
+ * Restock: add `qty` (1..SHOP_RESTOCK_MAX) units to product `i`'s stock and
+ * to its restocked count, under the inventory lock (so stock + sold ==
+ * initial + restocked holds against concurrent buys), and copy the
+ * product's numbers after the change into `out` (may be NULL). Returns 0,
+ * -ENOENT for an unknown product, -EINVAL for a quantity out of range,
+ * -EOVERFLOW if the stock would pass INT64_MAX.
+ */
+int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out);
+
+/*
+ * Called once per shop_restock_async() that returned 0, on the committer
+ * thread: `rc` 0 and the product's numbers after the restock, or -EIO (the
+ * store failed; nothing changed) with `st` NULL. It must not block.
+ */
+typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
+
+/*
+ * The durable store's way of shop_restock(): the restock is committed in
+ * the committer's next batch, and only then applied to the inventory (so
+ * no sale uses units the store does not have) and answered through `done`
+ * with the product's numbers as committed with it. Returns 0 at once, or
+ * without calling `done`: -ENOENT (no product `i`), -EINVAL (bad quantity
+ * or key, or not a durable shop), -EPIPE (draining), -ENOMEM. Never
+ * blocks.
+ *
+ * With a `key` (may be NULL), the key is committed with the restock, its
+ * answer being `answer` (`answer_len` bytes, copied) with the store's
+ * STORE_STOCK/SOLD/RESTOCKED placeholders filled in from those numbers; if
+ * the store already holds the key, nothing changes and `done` gets
+ * -EEXIST.
+ */
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg);
+
+/* --- idempotency keys (SPEC §8) ------------------------------------------
+ *
+ * The key table answers one question per request that carries a key: has
+ * this key been seen on this endpoint within the TTL, and with which
+ * request? A request is named by its fingerprint: a digest the caller
+ * computes over the canonical request (not its raw bytes). The protocol:
+ *
+ *   begin(scope, key, fingerprint) ->
+ *     NEW          the caller processes the request, then calls complete()
+ *                  with the answer if it succeeded, abort() otherwise;
+ *     IN_PROGRESS  the first request with this key is still being answered;
+ *     REPLAY       the key answered the same request before: `ans` holds
+ *                  that answer;
+ *     MISMATCH     the key answered a different request.
+ *
+ * The memory store keeps at most shop_config.idempotency_keys keys, the
+ * oldest dropped first, each for idempotency_ttl seconds after its first
+ * use. A durable store implements the same four calls, committing the key
+ * with the order it answered.
+ */
+#define SHOP_IDEM_KEY_MAX      255     /* longest key, in bytes */
+#define SHOP_IDEM_BODY_MAX     2048    /* longest answer body kept */
+#define SHOP_IDEM_LOCATION_MAX 40      /* room for a Location value */
+#define SHOP_IDEM_TTL_DEFAULT  86400   /* seconds */
+#define SHOP_IDEM_KEYS_MAX     262144u /* most keys the memory store keeps */
+
+/* Keys are per endpoint: the same key in two scopes is two keys. */
+enum shop_idem_scope {
+    SHOP_IDEM_BUY = 1,     /* POST /buy */
+    SHOP_IDEM_RESTOCK = 2, /* POST /products/{sku}/restock */
+};
+
+enum shop_idem_result {
+    SHOP_IDEM_NEW = 0,
+    SHOP_IDEM_IN_PROGRESS,
+    SHOP_IDEM_REPLAY,
+    SHOP_IDEM_MISMATCH,
+};
+
+/* What begin() hands the caller of a NEW key, for complete() or abort(). */
+struct shop_idem_ticket {
+    uint32_t slot;
+    uint64_t gen;
+};
+
+/* A remembered answer. */
+struct shop_idem_answer {
+    unsigned status;
+    char location[SHOP_IDEM_LOCATION_MAX]; /* "" if the answer had none */
+    size_t body_len;
+    char body[SHOP_IDEM_BODY_MAX + 1]; /* NUL-terminated */
+};
+
+/*
+ * Look up `key` (`len` bytes, 1..SHOP_IDEM_KEY_MAX) in `scope` with the
+ * request's fingerprint `fp` (SHOP_SHA256_LEN bytes). Returns a
+ * shop_idem_result (filling `tk` for NEW, `ans` for REPLAY), or -EINVAL for
+ * a key of a bad length. Counts replays, in-use and mismatch answers for
+ * shop_snapshot(). Never blocks for long; no allocation.
+ */
+int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
+                    size_t len, const uint8_t *fp, struct shop_idem_ticket *tk,
+                    struct shop_idem_answer *ans);
+
+/*
+ * Remember the answer to the request of a NEW key (success answers only):
+ * `status`, `body` (`len` bytes, at most SHOP_IDEM_BODY_MAX) and `location`
+ * (NULL or a Location value). Returns 0, or a negative errno when it could
+ * not be kept (-E2BIG, -ENOMEM, -ENOENT if the key was dropped meanwhile);
+ * then the key is forgotten, as after abort().
+ */
+int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
+                       unsigned status, const char *body, size_t len,
+                       const char *location);
+
+/* Forget the key of a NEW request that did not succeed: it may be reused. */
+void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
+
+/*
+ * A durable store's remembered answer to `key` in `scope`, for a key the
+ * memory table does not know (after a restart, or dropped from the table):
+ * fills `ans` (an order's with Location /orders/N) and `fp` (the first
+ * request's
+ * fingerprint) and returns 0; -ENOENT if the store has no such unexpired
+ * key (or the shop is not durable); -EIO if the store cannot be read.
+ * Blocks on a read of the store (brief in WAL mode). Thread-safe.
+ */
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp);
+
+/* --- SHA-256 (for key digests, request fingerprints, the admin token) --- */
+
+#define SHOP_SHA256_LEN 32
+
+struct shop_sha256 {
+    uint32_t h[8];
+    uint64_t total; /* bytes hashed */
+    size_t fill;    /* bytes in buf */
+    uint8_t buf[64];
+};
+
+void shop_sha256_init(struct shop_sha256 *c);
+void shop_sha256_update(struct shop_sha256 *c, const void *data, size_t len);
+void shop_sha256_final(struct shop_sha256 *c, uint8_t out[SHOP_SHA256_LEN]);
+/* The digest of `len` bytes of `data`, in one call. */
+void shop_sha256(const void *data, size_t len, uint8_t out[SHOP_SHA256_LEN]);
+/* Compare two digests in constant time (every byte is read). */
+bool shop_digest_equal(const uint8_t a[SHOP_SHA256_LEN],
+                       const uint8_t b[SHOP_SHA256_LEN]);
 
 #endif /* SHOPD_SHOP_H */

@@ -51,4 +51,11 @@ extern const struct store_backend store_redis_backend;
  */
 int store_render_answer(const char *body, size_t len, uint64_t id, char *out);
 
+/*
+ * As store_render_answer() for a restock's answer: replace the stock, sold
+ * and restocked placeholders with `stock`, `sold` and `restocked`.
+ */
+int store_render_restock(const char *body, size_t len, int64_t stock,
+                         int64_t sold, int64_t restocked, char *out);
+
 #endif /* SHOPD_STORE_INTERNAL_H */

@@ -80,14 +80,18 @@ end
 
 -- The value remembered with an idempotency key: the first answer, with
 -- the order id put in for the placeholder.
-local PLACEHOLDER = '{order_id}'
-local function idem_value(fp, status, id, body)
-    local at = string.find(body, PLACEHOLDER, 1, true)
-    if at then
-        body = string.sub(body, 1, at - 1) .. id ..
-                   string.sub(body, at + #PLACEHOLDER)
+-- Replace the first `ph` in `body` with `v` (plain text, no patterns).
+local function put(body, ph, v)
+    local at = string.find(body, ph, 1, true)
+    if not at then
+        return body
     end
-    return fp .. '\n' .. status .. '\n' .. id .. '\n' .. body
+    return string.sub(body, 1, at - 1) .. v .. string.sub(body, at + #ph)
+end
+
+local function idem_value(fp, status, id, body)
+    return fp .. '\n' .. status .. '\n' .. id .. '\n' ..
+               put(body, '{order_id}', id)
 end
 
 -- Accept a batch of orders. ARGV: capacity, instance, ttl, n, then n times
@@ -275,8 +279,11 @@ local function restock(keys, args)
     local sold = tonumber(redis.call('HGET', pkey, 'sold'))
     redis.call('HINCRBY', p .. ':counters', 'restocked', qty)
     if kkey then
-        redis.call('SET', kkey, idem_value(args[5], args[6], 0, args[7]),
-                   'EX', tonumber(args[8]))
+        -- The answer with the numbers of this very restock.
+        local body = put(put(put(args[7], '{stock}', stock), '{sold}', sold),
+                         '{restocked}', rs)
+        redis.call('SET', kkey, idem_value(args[5], args[6], 0, body), 'EX',
+                   tonumber(args[8]))
     end
     return {0, stock, sold, rs}
 end

@@ -171,8 +171,15 @@ struct store_state {
  * The remembered answer is `status` and `body`. A body may contain the
  * placeholder STORE_ID_PLACEHOLDER once: the store replaces it with the id
  * it assigned in the same step (an order's id is only known at commit).
+ * A restock's body may contain each of STORE_STOCK_PLACEHOLDER,
+ * STORE_SOLD_PLACEHOLDER and STORE_RESTOCKED_PLACEHOLDER once: the store
+ * replaces them with the product's numbers right after the restock, in the
+ * same step (the numbers store_restock returns), in plain decimal.
  */
-#define STORE_ID_PLACEHOLDER "{order_id}"
+#define STORE_ID_PLACEHOLDER        "{order_id}"
+#define STORE_STOCK_PLACEHOLDER     "{stock}"
+#define STORE_SOLD_PLACEHOLDER      "{sold}"
+#define STORE_RESTOCKED_PLACEHOLDER "{restocked}"
 struct store_idem {
     const char *endpoint; /* static string */
     const char *key;      /* 1..STORE_IDEM_KEY_MAX bytes, not terminated */

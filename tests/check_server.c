@@ -36,6 +36,7 @@ static void setup(void)
     app.limits.max_body = 4096;
     app.limits.max_quantity = 1000;
     app.limits.http_threads = 2;
+    app.limits.admin_enabled = false;
 }
 
 static void teardown(void)
@@ -158,8 +159,23 @@ static const struct bad_body bad_bodies[] = {
     /* cJSON's leniencies must not smuggle a non-integer quantity in. */
     {"{\"product\":\"apple\",\"quantit\\u0079\":1e2}", 400, "invalid_field",
      "quantity"},
+    /* A key twice in one object, anywhere (SPEC §1): parsers disagree on
+     * which one wins, so neither may. Escaped spellings are the same key. */
     {"{\"product\":\"apple\",\"quantit\\u0079\":1e2,\"quantity\":1}", 400,
-     "invalid_field", "quantity"},
+     "invalid_json", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"quantity\":1000000}", 400,
+     "invalid_json", "quantity"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"product\":\"pear\"}", 400,
+     "invalid_json", "product"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":{\"a\":1,\"a\":2}}", 400,
+     "invalid_json", "'a'"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"x\":[{\"k\":[{\"b\":1,\"b\":1}]}]"
+     "}",
+     400, "invalid_json", "'b'"},
+    {"{\"product\":\"apple\",\"quantity\":1,\"a\":1,\"b\":2,\"c\":3,\"d\":4,"
+     "\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"j\":10,\"k\":11,\"l\":12,"
+     "\"m\":13,\"n\":14,\"o\":15,\"p\":16,\"q\":17,\"a\":18}",
+     400, "invalid_json", "'a'"},
     {"{\"product\":\"apple\",\x0b\"quantity\":1e2}", 400, "invalid_field",
      "quantity"},
     {"\xef\xbb\xbf{\"product\":\"apple\",\"quantity\":1e2}", 400,
@@ -379,7 +395,8 @@ START_TEST(test_server_order_lifecycle)
     call("GET", "/products/apple", NULL, &res);
     ck_assert_uint_eq(res.status, 200);
     ck_assert_str_eq(res.body, "{\"sku\":\"apple\",\"name\":\"Apple\","
-                               "\"price_cents\":50,\"stock\":7,\"sold\":3}");
+                               "\"price_cents\":50,\"stock\":7,\"sold\":3,"
+                               "\"restocked\":0}");
     http_response_release(&res);
 }
 END_TEST
@@ -657,6 +674,361 @@ START_TEST(test_server_deferred_completed_after_suspend)
 }
 END_TEST
 
+/* ---- Idempotency-Key and restock (SPEC §8, §9) ------------------------- */
+
+#define ADMIN_TOKEN "s3cret-token-0123456789"
+
+/* Send one request with the given Idempotency-Key headers (0-2 of them) and
+ * Authorization (NULL for none). */
+static void call_h(const char *method, const char *path, const char *body,
+                   const char *key, unsigned nkeys, const char *auth,
+                   struct http_response *res)
+{
+    struct http_request req = {
+        .method = method,
+        .path = path,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
+        .idempotency_key = key,
+        .idempotency_keys = nkeys,
+        .authorization = auth,
+        .authorizations = auth ? 1 : 0,
+    };
+    server_handle(&app, &req, res);
+}
+
+static void enable_admin(void)
+{
+    app.limits.admin_enabled = true;
+    shop_sha256(ADMIN_TOKEN, strlen(ADMIN_TOKEN), app.limits.admin_digest);
+}
+
+START_TEST(test_server_buy_idempotent_replay)
+{
+    struct http_response res;
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":2}", "k-1", 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_ptr_null(header(&res, "Idempotent-Replayed"));
+    http_response_release(&res);
+    /* Same request, other spelling, quoted key: the first answer again. */
+    call_h("POST", "/buy",
+           " {\"quantity\":2, \"customer\":null,\"product\":\"apple\","
+           "\"note\":[1]}",
+           "\"k-1\"", 1, NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_str_eq(res.body, "{\"order_id\":1,\"status\":\"queued\"}");
+    ck_assert_str_eq(header(&res, "Location"), "/orders/1");
+    ck_assert_str_eq(header(&res, "Idempotent-Replayed"), "true");
+    http_response_release(&res);
+    /* A different request under the key: 422. */
+    call_h("POST", "/buy",
+           "{\"product\":\"apple\",\"quantity\":2,\"customer\":\"ann\"}", "k-1",
+           1, NULL, &res);
+    assert_error(&res, 422, "idempotency_key_reused");
+    http_response_release(&res);
+    /* Another key is another order. */
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":2}", "k-2", 1,
+           NULL, &res);
+    ck_assert_str_eq(res.body, "{\"order_id\":2,\"status\":\"queued\"}");
+    http_response_release(&res);
+
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    ck_assert_uint_eq(snap.accepted, 2);
+    ck_assert_uint_eq(snap.idem_replayed, 1);
+    ck_assert_uint_eq(snap.idem_mismatched, 1);
+}
+END_TEST
+
+static const char *const bad_keys[] = {
+    "",
+    "\"\"",
+    "\"abc",
+    "abc\"",
+    "a b",
+    "a\"b",
+    "caf\xc3\xa9",
+    "tab\there",
+    "\"a\"b\"",
+    /* 256 characters */
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+    "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+};
+
+START_TEST(test_server_buy_bad_idempotency_keys)
+{
+    struct http_response res;
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}",
+           bad_keys[_i], 1, NULL, &res);
+    assert_error(&res, 400, "invalid_idempotency_key");
+    http_response_release(&res);
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    ck_assert_uint_eq(snap.accepted, 0);
+}
+END_TEST
+
+START_TEST(test_server_buy_key_edges)
+{
+    struct http_response res;
+    /* Two key headers, even equal ones: 400. */
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "k", 2,
+           NULL, &res);
+    assert_error(&res, 400, "invalid_idempotency_key");
+    http_response_release(&res);
+    /* 255 characters, every allowed one: fine, bare or quoted. */
+    char key[256], quoted[258];
+    for (size_t i = 0; i < 255; i++) {
+        char c = (char)('!' + i % 94);
+        key[i] = c == '"' ? '#' : c;
+    }
+    key[255] = '\0';
+    snprintf(quoted, sizeof(quoted), "\"%s\"", key);
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", key, 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", quoted, 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_str_eq(header(&res, "Idempotent-Replayed"), "true");
+    http_response_release(&res);
+    /* Only successes are remembered: a 404 leaves the key free. */
+    call_h("POST", "/buy", "{\"product\":\"nope\",\"quantity\":1}", "k404", 1,
+           NULL, &res);
+    assert_error(&res, 404, "unknown_product");
+    http_response_release(&res);
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "k404", 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_ptr_null(header(&res, "Idempotent-Replayed"));
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_buy_key_after_queue_full)
+{
+    /* The belt holds 4 (workers not started): the 5th is a 503, which is
+     * not remembered, so the same key succeeds once there is room. */
+    struct http_response res;
+    for (int i = 0; i < 4; i++) {
+        call("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", &res);
+        ck_assert_uint_eq(res.status, 202);
+        http_response_release(&res);
+    }
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "full", 1,
+           NULL, &res);
+    assert_error(&res, 503, "queue_full");
+    http_response_release(&res);
+    ck_assert_int_eq(shop_start(shop), 0);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    /* Drained: now it is shutting down, still not remembered. */
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "full", 1,
+           NULL, &res);
+    assert_error(&res, 503, "shutting_down");
+    http_response_release(&res);
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    ck_assert_uint_eq(snap.idem_keys, 0);
+}
+END_TEST
+
+START_TEST(test_server_buy_key_in_use_409)
+{
+    /* Hold the key as a request still being answered would. */
+    struct shop_idem_ticket tk;
+    struct shop_idem_answer ans;
+    uint8_t fp[SHOP_SHA256_LEN] = {0};
+    ck_assert_int_eq(
+        shop_idem_begin(shop, SHOP_IDEM_BUY, "busy", 4, fp, &tk, &ans),
+        SHOP_IDEM_NEW);
+    struct http_response res;
+    call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "\"busy\"",
+           1, NULL, &res);
+    assert_error(&res, 409, "idempotency_key_in_use");
+    ck_assert_str_eq(header(&res, "Retry-After"), "1");
+    http_response_release(&res);
+    /* Whatever the body. */
+    call_h("POST", "/buy", "{\"product\":\"pear\",\"quantity\":9}", "busy", 1,
+           NULL, &res);
+    assert_error(&res, 409, "idempotency_key_in_use");
+    http_response_release(&res);
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    ck_assert_uint_eq(snap.accepted, 0);
+    ck_assert_uint_eq(snap.idem_in_use, 2);
+    /* Once the first one failed, the key is free again. */
+    shop_idem_abort(shop, &tk);
+    call_h("POST", "/buy", "{\"product\":\"pear\",\"quantity\":9}", "busy", 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_restock_checks_in_order)
+{
+    struct http_response res;
+    const char *auth = "Bearer " ADMIN_TOKEN;
+    /* 405 first, whatever else is wrong. */
+    call_h("GET", "/products/apple/restock", NULL, NULL, 0, NULL, &res);
+    ck_assert_uint_eq(res.status, 405);
+    ck_assert_str_eq(header(&res, "Allow"), "POST");
+    http_response_release(&res);
+    /* No token configured: 403, even with a token and a good body. */
+    call_h("POST", "/products/apple/restock", "{\"quantity\":1}", NULL, 0, auth,
+           &res);
+    assert_error(&res, 403, "admin_disabled");
+    http_response_release(&res);
+    enable_admin();
+    static const char *const wrong[] = {
+        NULL,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic " ADMIN_TOKEN,
+        "Bearer " ADMIN_TOKEN "x",
+        "Bearer s3cret-token-012345678",
+        "Bearer S3CRET-TOKEN-0123456789",
+        "Bearer" ADMIN_TOKEN,
+    };
+    for (size_t i = 0; i < sizeof(wrong) / sizeof(wrong[0]); i++) {
+        call_h("POST", "/products/nope/restock", "x", NULL, 0, wrong[i], &res);
+        assert_error(&res, 401, "unauthorized");
+        ck_assert_str_eq(header(&res, "WWW-Authenticate"), "Bearer");
+        ck_assert_ptr_null(strstr(res.body, ADMIN_TOKEN));
+        http_response_release(&res);
+    }
+    /* Two Authorization headers: 401 too. */
+    struct http_request two = {.method = "POST",
+                               .path = "/products/apple/restock",
+                               .body = "{\"quantity\":1}",
+                               .body_len = 14,
+                               .authorization = auth,
+                               .authorizations = 2};
+    server_handle(&app, &two, &res);
+    assert_error(&res, 401, "unauthorized");
+    http_response_release(&res);
+    /* Then 404, then 400. */
+    call_h("POST", "/products/nope/restock", "x", NULL, 0, auth, &res);
+    assert_error(&res, 404, "unknown_product");
+    http_response_release(&res);
+    static const struct {
+        const char *body;
+        const char *code;
+    } bad[] = {
+        {"", "invalid_json"},
+        {"x", "invalid_json"},
+        {"[1]", "invalid_json"},
+        {"{\"quantity\":1,\"quantity\":2}", "invalid_json"},
+        {"{}", "invalid_field"},
+        {"{\"quantity\":0}", "invalid_field"},
+        {"{\"quantity\":-1}", "invalid_field"},
+        {"{\"quantity\":1.5}", "invalid_field"},
+        {"{\"quantity\":1e3}", "invalid_field"},
+        {"{\"quantity\":\"3\"}", "invalid_field"},
+        {"{\"quantity\":true}", "invalid_field"},
+        {"{\"quantity\":1000000001}", "invalid_field"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        call_h("POST", "/products/apple/restock", bad[i].body, NULL, 0, auth,
+               &res);
+        assert_error(&res, 400, bad[i].code);
+        http_response_release(&res);
+    }
+    /* Nothing was added by any of these. */
+    call("GET", "/products/apple", NULL, &res);
+    ck_assert_str_eq(res.body, "{\"sku\":\"apple\",\"name\":\"Apple\","
+                               "\"price_cents\":50,\"stock\":10,\"sold\":0,"
+                               "\"restocked\":0}");
+    http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_restock_adds_and_replays)
+{
+    struct http_response res;
+    enable_admin();
+    call_h("POST", "/products/pear/restock", "{\"quantity\":1000000000}", NULL,
+           0, "bearer   " ADMIN_TOKEN, &res);
+    ck_assert_uint_eq(res.status, 200);
+    const char want[] =
+        "{\"sku\":\"pear\",\"name\":\"Pear\",\"price_cents\":70,"
+        "\"stock\":1000000000,\"sold\":0,"
+        "\"restocked\":1000000000}";
+    ck_assert_str_eq(res.body, want);
+    http_response_release(&res);
+    call("GET", "/products/pear", NULL, &res);
+    ck_assert_str_eq(res.body, want);
+    http_response_release(&res);
+
+    /* With a key: once, then the same answer (not a second restock). */
+    call_h("POST", "/products/pear/restock", "{\"quantity\":5}", "r1", 1,
+           "Bearer " ADMIN_TOKEN, &res);
+    ck_assert_uint_eq(res.status, 200);
+    char *first = strdup(res.body);
+    http_response_release(&res);
+    call_h("POST", "/products/pear/restock", "{ \"quantity\" : 5 }", "r1", 1,
+           "Bearer " ADMIN_TOKEN, &res);
+    ck_assert_uint_eq(res.status, 200);
+    ck_assert_str_eq(res.body, first);
+    ck_assert_str_eq(header(&res, "Idempotent-Replayed"), "true");
+    http_response_release(&res);
+    free(first);
+    call_h("POST", "/products/pear/restock", "{\"quantity\":6}", "r1", 1,
+           "Bearer " ADMIN_TOKEN, &res);
+    assert_error(&res, 422, "idempotency_key_reused");
+    http_response_release(&res);
+    /* Keys are per endpoint: r1 on /buy is a new key. */
+    call_h("POST", "/buy", "{\"product\":\"pear\",\"quantity\":1}", "r1", 1,
+           NULL, &res);
+    ck_assert_uint_eq(res.status, 202);
+    ck_assert_ptr_null(header(&res, "Idempotent-Replayed"));
+    http_response_release(&res);
+    /* A wrong key on restock is checked after the token. */
+    call_h("POST", "/products/pear/restock", "{\"quantity\":6}", "", 1,
+           "Bearer " ADMIN_TOKEN, &res);
+    assert_error(&res, 400, "invalid_idempotency_key");
+    http_response_release(&res);
+
+    call("GET", "/stats", NULL, &res);
+    cJSON *j = cJSON_ParseWithLength(res.body, res.body_len);
+    ck_assert_ptr_nonnull(j);
+    const cJSON *inv = cJSON_GetObjectItem(j, "inventory");
+    const cJSON *pear = cJSON_GetObjectItem(inv, "pear");
+    ck_assert_int_eq(cJSON_GetObjectItem(pear, "restocked")->valueint,
+                     1000000005);
+    ck_assert_int_eq(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(inv, "apple"), "restocked")
+            ->valueint,
+        0);
+    const cJSON *idem = cJSON_GetObjectItem(j, "idempotency");
+    ck_assert_int_eq(cJSON_GetObjectItem(idem, "replayed")->valueint, 1);
+    ck_assert_int_eq(cJSON_GetObjectItem(idem, "mismatched")->valueint, 1);
+    ck_assert_int_eq(cJSON_GetObjectItem(idem, "in_use")->valueint, 0);
+    ck_assert_ptr_null(strstr(res.body, ADMIN_TOKEN));
+    cJSON_Delete(j);
+    http_response_release(&res);
+
+    call("GET", "/metrics", NULL, &res);
+    ck_assert_ptr_nonnull(strstr(res.body,
+                                 "\nshopd_restocked_units_total{sku=\"pear\"} "
+                                 "1000000005\n"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_restocked_units_total{sku=\"apple\"} 0\n"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_idempotent_replays_total 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_idempotency_mismatches_total 1\n"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_idempotency_conflicts_total 0\n"));
+    http_response_release(&res);
+}
+END_TEST
+
 Suite *server_suite(void)
 {
     Suite *s = suite_create("server");
@@ -679,6 +1051,14 @@ Suite *server_suite(void)
     tcase_add_test(tc, test_server_dashboard_served);
     tcase_add_test(tc, test_server_deferred_completed_before_suspend);
     tcase_add_test(tc, test_server_deferred_completed_after_suspend);
+    tcase_add_test(tc, test_server_buy_idempotent_replay);
+    tcase_add_loop_test(tc, test_server_buy_bad_idempotency_keys, 0,
+                        sizeof(bad_keys) / sizeof(bad_keys[0]));
+    tcase_add_test(tc, test_server_buy_key_edges);
+    tcase_add_test(tc, test_server_buy_key_after_queue_full);
+    tcase_add_test(tc, test_server_buy_key_in_use_409);
+    tcase_add_test(tc, test_server_restock_checks_in_order);
+    tcase_add_test(tc, test_server_restock_adds_and_replays);
     suite_add_tcase(s, tc);
 
     TCase *cat = tcase_create("catalog");

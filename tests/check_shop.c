@@ -12,6 +12,7 @@
 #include "tests/suites.h"
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -716,6 +717,463 @@ START_TEST(test_shop_drain_past_deadline_times_out_then_finishes)
 }
 END_TEST
 
+/* ---- SHA-256, restock, idempotency keys ---------------------------------- */
+
+static void hex(const uint8_t *d, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < SHOP_SHA256_LEN; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[2 * SHOP_SHA256_LEN] = '\0';
+}
+
+START_TEST(test_shop_sha256_known_vectors)
+{
+    /* FIPS 180-2 examples, and a message that fills a block exactly. */
+    static const struct {
+        const char *msg;
+        const char *hex;
+    } v[] = {
+        {"",
+         "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abc",
+         "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    char got[2 * SHOP_SHA256_LEN + 1];
+    uint8_t d[SHOP_SHA256_LEN], d2[SHOP_SHA256_LEN];
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        shop_sha256(v[i].msg, strlen(v[i].msg), d);
+        hex(d, got);
+        ck_assert_str_eq(got, v[i].hex);
+    }
+    /* One million 'a', fed in odd-sized pieces. */
+    static char chunk[997];
+    memset(chunk, 'a', sizeof(chunk));
+    struct shop_sha256 c;
+    shop_sha256_init(&c);
+    size_t left = 1000000;
+    while (left > 0) {
+        size_t n = left < sizeof(chunk) ? left : sizeof(chunk);
+        shop_sha256_update(&c, chunk, n);
+        left -= n;
+    }
+    shop_sha256_final(&c, d);
+    hex(d, got);
+    ck_assert_str_eq(
+        got,
+        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    shop_sha256("abd", 3, d2);
+    shop_sha256("abc", 3, d);
+    ck_assert(shop_digest_equal(d, d));
+    ck_assert(!shop_digest_equal(d, d2));
+}
+END_TEST
+
+START_TEST(test_shop_siphash128_reference_vectors)
+{
+    /* vectors_sip128 of the reference implementation: key 00..0f, message
+     * 00 01 .. (len - 1). */
+    static const uint8_t want[][16] = {
+        {0xa3, 0x81, 0x7f, 0x04, 0xba, 0x25, 0xa8, 0xe6, 0x6d, 0xf6, 0x72, 0x14,
+         0xc7, 0x55, 0x02, 0x93},
+        {0xda, 0x87, 0xc1, 0xd8, 0x6b, 0x99, 0xaf, 0x44, 0x34, 0x76, 0x59, 0x11,
+         0x9b, 0x22, 0xfc, 0x45},
+        {0x81, 0x77, 0x22, 0x8d, 0xa4, 0xa4, 0x5d, 0xc7, 0xfc, 0xa3, 0x8b, 0xde,
+         0xf6, 0x0a, 0xff, 0xe4},
+        {0x9c, 0x70, 0xb6, 0x0c, 0x52, 0x67, 0xa9, 0x4e, 0x5f, 0x33, 0xb6, 0xb0,
+         0x29, 0x85, 0xed, 0x51},
+    };
+    uint8_t key[16], msg[16], out[16];
+    for (int i = 0; i < 16; i++)
+        key[i] = msg[i] = (uint8_t)i;
+    for (size_t n = 0; n < sizeof(want) / sizeof(want[0]); n++) {
+        idem_siphash128(key, msg, n, out);
+        ck_assert_mem_eq(out, want[n], 16);
+    }
+}
+END_TEST
+
+START_TEST(test_shop_restock_adds_to_stock_and_restocked)
+{
+    struct shop *s = make_shop(1, 8, 8);
+    struct shop_stock after, all[TEST_NPRODUCTS];
+
+    ck_assert_int_eq(shop_restock(s, 2, 7, &after), 0);
+    ck_assert_int_eq(after.stock, 12);
+    ck_assert_int_eq(after.restocked, 7);
+    ck_assert_int_eq(after.sold, 0);
+    ck_assert_int_eq(shop_restock(s, 2, SHOP_RESTOCK_MAX, NULL), 0);
+    shop_stock_all(s, all);
+    ck_assert_int_eq(all[2].stock, 5 + 7 + SHOP_RESTOCK_MAX);
+    ck_assert_int_eq(all[2].restocked, 7 + SHOP_RESTOCK_MAX);
+    ck_assert_int_eq(all[0].restocked, 0);
+    ck_assert_int_eq(all[2].oversold, 0);
+    ck_assert_int_eq(shop_restock(s, 2, 0, NULL), -EINVAL);
+    ck_assert_int_eq(shop_restock(s, 2, SHOP_RESTOCK_MAX + 1, NULL), -EINVAL);
+    ck_assert_int_eq(shop_restock(s, TEST_NPRODUCTS, 1, NULL), -ENOENT);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_restock_refuses_overflow)
+{
+    static const struct product big[] = {{"x", "X", 1, INT64_MAX - 5}};
+    struct shop *s = make_shop_over(1, 4, 4, 0, false, big, 1);
+    struct shop_stock st;
+    ck_assert_int_eq(shop_restock(s, 0, 6, &st), -EOVERFLOW);
+    ck_assert_int_eq(st.stock, INT64_MAX - 5);
+    ck_assert_int_eq(st.restocked, 0);
+    ck_assert_int_eq(shop_restock(s, 0, 5, &st), 0);
+    ck_assert_int_eq(st.stock, INT64_MAX);
+    shop_destroy(s);
+}
+END_TEST
+
+struct restocker {
+    struct shop *s;
+    pthread_barrier_t *go;
+    int64_t added;
+    int errors;
+};
+
+static void *restocker_main(void *arg)
+{
+    struct restocker *r = arg;
+    pthread_barrier_wait(r->go);
+    for (int i = 0; i < 2000; i++) {
+        int64_t q = 1 + i % 3;
+        if (shop_restock(r->s, 0, q, NULL) == 0)
+            r->added += q;
+        else
+            r->errors++;
+    }
+    return NULL;
+}
+
+START_TEST(test_shop_restock_invariant_under_concurrent_buys)
+{
+    /* Little stock, many buyers: orders run out of stock until restocks
+     * refill it. Afterwards stock + sold == initial + restocked exactly. */
+    static const struct product three[] = {
+        {"a", "A", 1, 10}, {"b", "B", 1, 20}, {"c", "C", 1, 0}};
+    enum { BUYERS = 3, RESTOCKERS = 2 };
+    struct shop *s = make_shop_over(4, 256, 64, 0, false, three, 3);
+    struct submitter subs[BUYERS];
+    struct restocker rs[RESTOCKERS];
+    pthread_t tid[BUYERS + RESTOCKERS];
+    pthread_barrier_t go;
+    memset(subs, 0, sizeof(subs));
+    memset(rs, 0, sizeof(rs));
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, BUYERS + RESTOCKERS + 1),
+                     0);
+    ck_assert_int_eq(shop_start(s), 0);
+    for (int i = 0; i < BUYERS; i++) {
+        subs[i].s = s;
+        subs[i].go = &go;
+        subs[i].seed = 7u + 31u * (uint32_t)i;
+        ck_assert_int_eq(
+            pthread_create(&tid[i], NULL, submitter_main, &subs[i]), 0);
+    }
+    for (int i = 0; i < RESTOCKERS; i++) {
+        rs[i].s = s;
+        rs[i].go = &go;
+        ck_assert_int_eq(
+            pthread_create(&tid[BUYERS + i], NULL, restocker_main, &rs[i]), 0);
+    }
+    pthread_barrier_wait(&go);
+    for (int i = 0; i < BUYERS + RESTOCKERS; i++)
+        ck_assert_int_eq(pthread_join(tid[i], NULL), 0);
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+
+    int64_t added = 0;
+    for (int i = 0; i < RESTOCKERS; i++) {
+        ck_assert_int_eq(rs[i].errors, 0);
+        added += rs[i].added;
+    }
+    struct shop_stock st[3];
+    shop_stock_all(s, st);
+    ck_assert_int_eq(st[0].restocked, added);
+    ck_assert_int_eq(st[0].stock + st[0].sold, 10 + added);
+    ck_assert_int_gt(st[0].sold, 10); /* restocked units were sold too */
+    ck_assert_int_eq(st[1].restocked, 0);
+    ck_assert_int_eq(st[1].stock + st[1].sold, 20);
+    ck_assert_int_eq(st[2].stock + st[2].sold, 0);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_ge(st[i].stock, 0);
+        ck_assert_int_eq(st[i].oversold, 0);
+    }
+    pthread_barrier_destroy(&go);
+    shop_destroy(s);
+}
+END_TEST
+
+static void fp_of(const char *text, uint8_t *fp)
+{
+    shop_sha256(text, strlen(text), fp);
+}
+
+START_TEST(test_shop_idem_new_in_use_replay_mismatch)
+{
+    struct shop *s = make_shop(1, 8, 8);
+    struct shop_idem_ticket tk, tk2;
+    struct shop_idem_answer ans;
+    uint8_t fa[SHOP_SHA256_LEN], fb[SHOP_SHA256_LEN];
+    fp_of("request a", fa);
+    fp_of("request b", fb);
+
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fa, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    /* While the first is being answered, any request with the key: 409. */
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fa, &tk2, &ans),
+                     SHOP_IDEM_IN_PROGRESS);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fb, &tk2, &ans),
+                     SHOP_IDEM_IN_PROGRESS);
+    const char body[] = "{\"order_id\":7,\"status\":\"queued\"}";
+    ck_assert_int_eq(
+        shop_idem_complete(s, &tk, 202, body, sizeof(body) - 1, "/orders/7"),
+        0);
+    memset(&ans, 0, sizeof(ans));
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fa, &tk2, &ans),
+                     SHOP_IDEM_REPLAY);
+    ck_assert_uint_eq(ans.status, 202);
+    ck_assert_uint_eq(ans.body_len, sizeof(body) - 1);
+    ck_assert_str_eq(ans.body, body);
+    ck_assert_str_eq(ans.location, "/orders/7");
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fb, &tk2, &ans),
+                     SHOP_IDEM_MISMATCH);
+    /* Keys are per endpoint: the same key on restock is another key. */
+    ck_assert_int_eq(
+        shop_idem_begin(s, SHOP_IDEM_RESTOCK, "k1", 2, fb, &tk2, &ans),
+        SHOP_IDEM_NEW);
+    /* Bad lengths. */
+    static char longkey[SHOP_IDEM_KEY_MAX + 1];
+    memset(longkey, 'x', sizeof(longkey));
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "", 0, fa, &tk2, &ans),
+                     -EINVAL);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, longkey, sizeof(longkey),
+                                     fa, &tk2, &ans),
+                     -EINVAL);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, longkey,
+                                     SHOP_IDEM_KEY_MAX, fa, &tk2, &ans),
+                     SHOP_IDEM_NEW);
+
+    struct shop_snapshot snap;
+    shop_snapshot(s, &snap);
+    ck_assert_uint_eq(snap.idem_replayed, 1);
+    ck_assert_uint_eq(snap.idem_in_use, 2);
+    ck_assert_uint_eq(snap.idem_mismatched, 1);
+    ck_assert_uint_eq(snap.idem_keys, 3);
+    ck_assert_uint_eq(snap.idem_capacity, 8);
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_idem_abort_frees_the_key)
+{
+    struct shop *s = make_shop(1, 8, 8);
+    struct shop_idem_ticket tk, old;
+    struct shop_idem_answer ans;
+    uint8_t fa[SHOP_SHA256_LEN], fb[SHOP_SHA256_LEN];
+    fp_of("a", fa);
+    fp_of("b", fb);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fa, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    shop_idem_abort(s, &tk);
+    old = tk;
+    /* After a failure the key may be used again, even for another body. */
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fb, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    /* A stale ticket does nothing to the entry that replaced it. */
+    shop_idem_abort(s, &old);
+    ck_assert_int_eq(shop_idem_complete(s, &old, 202, "x", 1, NULL), -ENOENT);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fb, &old, &ans),
+                     SHOP_IDEM_IN_PROGRESS);
+    /* An answer too large to keep is refused, and the key forgotten. */
+    static char huge[SHOP_IDEM_BODY_MAX + 1];
+    memset(huge, 'x', sizeof(huge));
+    ck_assert_int_eq(shop_idem_complete(s, &tk, 200, huge, sizeof(huge), NULL),
+                     -E2BIG);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fa, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    /* A body past the inline size comes back whole. */
+    ck_assert_int_eq(
+        shop_idem_complete(s, &tk, 200, huge, SHOP_IDEM_BODY_MAX, NULL), 0);
+    ck_assert_int_eq(shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fa, &old, &ans),
+                     SHOP_IDEM_REPLAY);
+    ck_assert_uint_eq(ans.body_len, SHOP_IDEM_BODY_MAX);
+    ck_assert_int_eq(memcmp(ans.body, huge, SHOP_IDEM_BODY_MAX), 0);
+    ck_assert_str_eq(ans.location, "");
+    shop_destroy(s);
+}
+END_TEST
+
+START_TEST(test_shop_idem_bounded_oldest_dropped_first)
+{
+    enum { CAP = 16 };
+    struct idem_table *t = idem_create(CAP, 60);
+    struct shop_idem_ticket tk;
+    struct shop_idem_answer ans;
+    uint8_t fp[SHOP_SHA256_LEN];
+    char key[16];
+    fp_of("same", fp);
+    ck_assert_ptr_nonnull(t);
+    for (int i = 0; i < CAP + 1; i++) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp, 0, &tk, &ans),
+            SHOP_IDEM_NEW);
+        ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+    }
+    struct shop_snapshot snap;
+    idem_counts(t, &snap);
+    ck_assert_uint_eq(snap.idem_keys, CAP);
+    /* key-0 was the oldest: dropped to make room for key-16. */
+    for (int i = CAP; i >= 1; i--) {
+        snprintf(key, sizeof(key), "key-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp, 0, &tk, &ans),
+            SHOP_IDEM_REPLAY);
+    }
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "key-0", 5, fp, 0, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    /* ... which dropped key-1, the oldest then. */
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "key-1", 5, fp, 0, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "key-3", 5, fp, 0, &tk, &ans),
+                     SHOP_IDEM_REPLAY);
+    idem_destroy(t);
+}
+END_TEST
+
+START_TEST(test_shop_idem_sharded_table_keeps_the_newest)
+{
+    /* A large table is sharded; still at most `cap` keys, and the keys
+     * dropped are the oldest ones. */
+    enum { CAP = 4096 };
+    struct idem_table *t = idem_create(CAP, 60);
+    struct shop_idem_ticket tk;
+    static struct shop_idem_answer ans;
+    uint8_t fp[SHOP_SHA256_LEN];
+    char key[24];
+    fp_of("same", fp);
+    ck_assert_ptr_nonnull(t);
+    for (int i = 0; i < 3 * CAP; i++) {
+        int n = snprintf(key, sizeof(key), "k-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp, 0, &tk, &ans),
+            SHOP_IDEM_NEW);
+        ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+    }
+    struct shop_snapshot snap;
+    idem_counts(t, &snap);
+    ck_assert_uint_eq(snap.idem_keys, CAP);
+    ck_assert_uint_eq(snap.idem_capacity, CAP);
+    /* The newest half is all there ... */
+    for (int i = 3 * CAP - CAP / 2; i < 3 * CAP; i++) {
+        int n = snprintf(key, sizeof(key), "k-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp, 0, &tk, &ans),
+            SHOP_IDEM_REPLAY);
+    }
+    /* ... and the oldest are all gone. */
+    for (int i = 0; i < CAP; i++) {
+        int n = snprintf(key, sizeof(key), "k-%d", i);
+        ck_assert_int_eq(
+            idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp, 0, &tk, &ans),
+            SHOP_IDEM_NEW);
+    }
+    idem_destroy(t);
+}
+END_TEST
+
+START_TEST(test_shop_idem_keys_expire_after_ttl)
+{
+    struct idem_table *t = idem_create(8, 10);
+    struct shop_idem_ticket tk;
+    struct shop_idem_answer ans;
+    uint8_t fa[SHOP_SHA256_LEN], fb[SHOP_SHA256_LEN];
+    fp_of("a", fa);
+    fp_of("b", fb);
+    const int64_t t0 = 1000 * SHOP_NS_PER_S;
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fa, t0, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+    /* Kept for 10 s after its first use, replays included. */
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fa,
+                                t0 + 10 * SHOP_NS_PER_S - 1, &tk, &ans),
+                     SHOP_IDEM_REPLAY);
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fb,
+                                t0 + 10 * SHOP_NS_PER_S - 1, &tk, &ans),
+                     SHOP_IDEM_MISMATCH);
+    /* Then it is new again, for any request. */
+    ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fb,
+                                t0 + 10 * SHOP_NS_PER_S, &tk, &ans),
+                     SHOP_IDEM_NEW);
+    struct shop_snapshot snap;
+    idem_counts(t, &snap);
+    ck_assert_uint_eq(snap.idem_keys, 1);
+    idem_destroy(t);
+    ck_assert_ptr_null(idem_create(0, 10));
+    ck_assert_ptr_null(idem_create(8, 0));
+}
+END_TEST
+
+struct idem_racer {
+    struct shop *s;
+    pthread_barrier_t *go;
+    int result;
+    unsigned status;
+};
+
+static void *idem_racer_main(void *arg)
+{
+    struct idem_racer *r = arg;
+    struct shop_idem_ticket tk;
+    struct shop_idem_answer ans;
+    uint8_t fp[SHOP_SHA256_LEN];
+    fp_of("one request", fp);
+    pthread_barrier_wait(r->go);
+    r->result = shop_idem_begin(r->s, SHOP_IDEM_BUY, "race", 4, fp, &tk, &ans);
+    if (r->result == SHOP_IDEM_NEW)
+        shop_idem_complete(r->s, &tk, 202, "{\"order_id\":1}", 14, NULL);
+    else if (r->result == SHOP_IDEM_REPLAY)
+        r->status = ans.status;
+    return NULL;
+}
+
+START_TEST(test_shop_idem_one_winner_among_racers)
+{
+    enum { RACERS = 16 };
+    struct shop *s = make_shop(1, 8, 64);
+    struct idem_racer r[RACERS];
+    pthread_t tid[RACERS];
+    pthread_barrier_t go;
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, RACERS), 0);
+    for (int i = 0; i < RACERS; i++) {
+        r[i] = (struct idem_racer){.s = s, .go = &go};
+        ck_assert_int_eq(pthread_create(&tid[i], NULL, idem_racer_main, &r[i]),
+                         0);
+    }
+    int news = 0, others = 0;
+    for (int i = 0; i < RACERS; i++) {
+        ck_assert_int_eq(pthread_join(tid[i], NULL), 0);
+        if (r[i].result == SHOP_IDEM_NEW)
+            news++;
+        else if (r[i].result == SHOP_IDEM_IN_PROGRESS ||
+                 (r[i].result == SHOP_IDEM_REPLAY && r[i].status == 202))
+            others++;
+    }
+    ck_assert_int_eq(news, 1);
+    ck_assert_int_eq(others, RACERS - 1);
+    pthread_barrier_destroy(&go);
+    shop_destroy(s);
+}
+END_TEST
+
 Suite *shop_suite(void)
 {
     Suite *suite = suite_create("shop");
@@ -749,6 +1207,21 @@ Suite *shop_suite(void)
     tcase_add_test(conc, test_shop_safe_mode_sells_exactly_the_stock);
     tcase_add_test(conc, test_shop_unsafe_mode_loses_updates);
     tcase_add_test(conc, test_shop_drain_past_deadline_times_out_then_finishes);
+    tcase_add_test(conc, test_shop_restock_invariant_under_concurrent_buys);
+    tcase_add_test(conc, test_shop_idem_one_winner_among_racers);
     suite_add_tcase(suite, conc);
+
+    TCase *idem = tcase_create("restock_and_keys");
+    tcase_set_timeout(idem, 30);
+    tcase_add_test(idem, test_shop_sha256_known_vectors);
+    tcase_add_test(idem, test_shop_siphash128_reference_vectors);
+    tcase_add_test(idem, test_shop_restock_adds_to_stock_and_restocked);
+    tcase_add_test(idem, test_shop_restock_refuses_overflow);
+    tcase_add_test(idem, test_shop_idem_new_in_use_replay_mismatch);
+    tcase_add_test(idem, test_shop_idem_abort_frees_the_key);
+    tcase_add_test(idem, test_shop_idem_bounded_oldest_dropped_first);
+    tcase_add_test(idem, test_shop_idem_keys_expire_after_ttl);
+    tcase_add_test(idem, test_shop_idem_sharded_table_keeps_the_newest);
+    suite_add_tcase(suite, idem);
     return suite;
 }

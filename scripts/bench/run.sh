@@ -3,6 +3,10 @@
 # its two ceilings, on this machine, in one run.
 #
 #   shopd     the real server, default settings, a catalog with huge stock
+#   idem      the same shopd, but every POST /buy carries a fresh
+#             Idempotency-Key (buy.lua with BUY_IDEMPOTENCY=1): the cost of
+#             the key table; the "÷ shopd" column compares it with the
+#             keyless run of the same round
 #   baseline  bare libmicrohttpd in shopd's daemon mode answering a fixed 202
 #             (scripts/bench/baseline.c: the library's ceiling)
 #   nginx     Debian's nginx from a private prefix answering the same fixed
@@ -42,7 +46,7 @@
 #                          wrk threads:connections. wrk gives each thread
 #                          connections/threads (integer division), so odd
 #                          counts use one thread to open exactly that many.
-#   BENCH_SERVERS="shopd sqlite_normal sqlite_full redis1 redis2 baseline nginx"
+#   BENCH_SERVERS="shopd idem sqlite_normal sqlite_full redis1 redis2 baseline nginx"
 #   BENCH_SCRIPT=scripts/wrk/buy.lua
 #   BENCH_STOCK=1000000000000   stock of every product in the bench catalog
 #   BENCH_SHOPD_ARGS=      extra shopd flags (e.g. --queue-capacity 65536)
@@ -67,7 +71,7 @@ STATCHECK=${STATCHECK:-$BENCH_DIR/statcheck}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 SETTINGS=${BENCH_SETTINGS:-"1:64 1:127 1:128 1:129 2:128 2:256 2:1024"}
-SERVERS=${BENCH_SERVERS:-"shopd sqlite_normal sqlite_full redis1 redis2 baseline nginx"}
+SERVERS=${BENCH_SERVERS:-"shopd idem sqlite_normal sqlite_full redis1 redis2 baseline nginx"}
 ALT=${BENCH_ALT:-}
 if [ -n "$ALT" ] && [[ " $SERVERS " != *" alt "* ]]; then
     SERVERS="$SERVERS alt"
@@ -192,6 +196,10 @@ start_shopd() {
     start_shopd_bin "$SHOPD" "$1"
 }
 
+start_idem() {
+    start_shopd_bin "$SHOPD" "$1"
+}
+
 start_alt() {
     [ -x "$ALT" ] || die "BENCH_ALT=$ALT is not an executable"
     start_shopd_bin "$ALT" "$1"
@@ -274,7 +282,7 @@ start_sqlite_full() {
 }
 
 is_shopd() {
-    case $1 in shopd | alt | sqlite_normal | sqlite_full) return 0 ;; esac
+    case $1 in shopd | alt | idem | sqlite_normal | sqlite_full) return 0 ;; esac
     return 1
 }
 
@@ -491,8 +499,10 @@ measure() {
                 print line }'
         } >"$wout"
     else
-        wrk -t"$t" -c"$c" -d"${SECONDS_PER_RUN}s" --timeout 5s -s "$SCRIPT" \
-            "$url/buy" >"$wout" 2>&1 || true
+        local keyed=0
+        [ "$server" = idem ] && keyed=1
+        BUY_IDEMPOTENCY=$keyed wrk -t"$t" -c"$c" -d"${SECONDS_PER_RUN}s" \
+            --timeout 5s -s "$SCRIPT" "$url/buy" >"$wout" 2>&1 || true
     fi
     if [ -n "$probe_pid" ]; then
         wait "$probe_pid" 2>/dev/null || true

@@ -10,8 +10,8 @@
  * `idle` is depth == 0 && in_flight == 0 (the benchmark waits for it).
  * The invariants checked (meaningful once idle): accepted == processed,
  * processed == fulfilled + out_of_stock, and with --initial N, for every
- * product stock + sold == N (the benchmark's catalog gives every product
- * the same stock). Exit status 0 if the snapshot parsed, 1 if not; the
+ * product stock + sold == N + restocked (the benchmark's catalog gives every
+ * product the same stock). Exit status 0 if the snapshot parsed, 1 if not; the
  * verdict is in the output, so a caller can poll until idle.
  */
 #include <cJSON.h>
@@ -126,10 +126,15 @@ int main(int argc, char **argv)
                 snprintf(why, sizeof(why), "%s: no stock/sold", p->string);
             continue;
         }
-        if (have_initial && stock + sold != initial && why[0] == '\0')
+        /* Restocks add to the left side's expectation (0 if absent). */
+        uint64_t restocked = 0;
+        get_u64(p, "restocked", &restocked);
+        if (have_initial && stock + sold != initial + restocked &&
+            why[0] == '\0')
             snprintf(why, sizeof(why),
-                     "%s: stock %" PRIu64 " + sold %" PRIu64 " != %" PRIu64,
-                     p->string, stock, sold, initial);
+                     "%s: stock %" PRIu64 " + sold %" PRIu64 " != %" PRIu64
+                     " + restocked %" PRIu64,
+                     p->string, stock, sold, initial, restocked);
     }
     if (products == 0 && why[0] == '\0')
         snprintf(why, sizeof(why), "no products in inventory");

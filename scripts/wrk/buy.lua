@@ -14,6 +14,9 @@
 --   BUY_PRODUCTS  comma-separated SKUs (default: the demo catalog's 12)
 --   BUY_QUANTITY  quantity per order (default 1)
 --   BUY_CUSTOMER  adds "customer":"<value>" to every order
+--   BUY_IDEMPOTENCY=1  every request carries a fresh Idempotency-Key
+--                 (<start time>-<thread>-<counter>: never repeated), as
+--                 make bench's "idem" run does
 --
 -- wrk runs one Lua state per thread plus one for setup()/done(), and a
 -- plain global written in a thread is invisible to done(). So setup() keeps
@@ -35,6 +38,10 @@ end
 -- Per-thread state (each thread's own Lua state).
 local requests = {}
 local n, pos = 0, 0
+local keyed = false      -- BUY_IDEMPOTENCY=1
+local halves = {}        -- keyed: each request cut where the key goes
+local key_prefix = ""
+local counter = 0
 statuses = {}        -- global so that done() can thread:get() it
 
 local function split(s)
@@ -53,15 +60,27 @@ function init(args)
     if path == nil or path == "" or path == "/" then
         path = "/buy"
     end
+    keyed = os.getenv("BUY_IDEMPOTENCY") == "1"
     local headers = { ["Content-Type"] = "application/json" }
-    -- Pre-build every request once: request() then only picks one.
+    if keyed then
+        headers["Idempotency-Key"] = "@KEY@"
+        key_prefix = string.format("%d-%d-", os.time(), id or 0)
+    end
+    -- Pre-build every request once: request() then only picks one (and,
+    -- keyed, splices a fresh key in: one concatenation per request).
     for _, sku in ipairs(products) do
         local body = string.format('{"product":"%s","quantity":%d', sku, qty)
         if customer ~= nil then
             body = body .. string.format(',"customer":"%s"', customer)
         end
         body = body .. "}"
-        table.insert(requests, wrk.format("POST", path, headers, body))
+        local req = wrk.format("POST", path, headers, body)
+        table.insert(requests, req)
+        if keyed then
+            local at = string.find(req, "@KEY@", 1, true)
+            table.insert(halves, { string.sub(req, 1, at - 1) .. key_prefix,
+                                   string.sub(req, at + 5) })
+        end
     end
     n = #requests
     pos = (id or 0) % n
@@ -71,6 +90,11 @@ function request()
     pos = pos + 1
     if pos > n then
         pos = 1
+    end
+    if keyed then
+        counter = counter + 1
+        local h = halves[pos]
+        return h[1] .. counter .. h[2]
     end
     return requests[pos]
 end

@@ -328,23 +328,17 @@ static void expect_numbers(const cJSON *obj, const char *what)
 START_TEST(test_e2e_api_stats_shape)
 {
     /* The SPEC's keys (§7 adds instance and store) plus the documented
-     * additions for the dashboard and the race demo (README:
-     * unsafe_inventory, worker_state, oversold). */
-    static const char *const top[] = {"uptime_s",
-                                      "workers",
-                                      "http_threads",
-                                      "draining",
-                                      "queue",
-                                      "orders",
-                                      "latency_ms",
-                                      "throughput",
-                                      "inventory",
-                                      "oversold",
-                                      "unsafe_inventory",
-                                      "worker_state",
-                                      "instance",
-                                      "store",
-                                      NULL};
+     * additions for the dashboard, the race demo and retries (README:
+     * unsafe_inventory, worker_state, oversold, idempotency) and for
+     * hostile clients (SPEC §10: events, connections). */
+    static const char *const top[] = {
+        "uptime_s",    "workers",     "http_threads",     "draining",
+        "queue",       "orders",      "latency_ms",       "throughput",
+        "inventory",   "oversold",    "unsafe_inventory", "worker_state",
+        "events",      "connections", "instance",         "store",
+        "idempotency", NULL};
+    static const char *const idem[] = {"replayed", "in_use",   "mismatched",
+                                       "keys",     "capacity", NULL};
     static const char *const queue[] = {"capacity", "depth", "high_water",
                                         NULL};
     static const char *const orders[] = {
@@ -354,8 +348,8 @@ START_TEST(test_e2e_api_stats_shape)
     static const char *const pct[] = {"p50", "p90", "p99", "max", NULL};
     static const char *const thr[] = {"accepted_per_s", "processed_per_s",
                                       NULL};
-    static const char *const inv[] = {"stock", "sold", "initial", "oversold",
-                                      NULL};
+    static const char *const inv[] = {"stock",     "sold",     "initial",
+                                      "restocked", "oversold", NULL};
     static const char *const extra[] = {
         "--workers", "3", "--http-threads", "2", "--queue-capacity",
         "100",       NULL};
@@ -388,6 +382,12 @@ START_TEST(test_e2e_api_stats_shape)
         ck_assert_msg(cJSON_IsNumber(k) && k->valuedouble == 0,
                       "fresh orders.%s is not 0", k->string);
     }
+    expect_keys(json_at(j, "idempotency"), "idempotency", idem, extra_keys,
+                sizeof extra_keys);
+    expect_numbers(json_at(j, "idempotency"), "idempotency");
+    ck_assert_msg(jnum(j, "idempotency.keys") == 0 &&
+                      jnum(j, "idempotency.capacity") > 0,
+                  "idempotency keys/capacity");
     expect_keys(json_at(j, "latency_ms"), "latency_ms", lat, extra_keys,
                 sizeof extra_keys);
     expect_keys(json_at(j, "latency_ms.queue_wait"), "queue_wait", pct,
@@ -408,6 +408,7 @@ START_TEST(test_e2e_api_stats_shape)
     }
     ck_assert_msg(jnum(iv, "apple.stock") == 10 && jnum(iv, "apple.sold") == 0,
                   "apple");
+    ck_assert_msg(jnum(iv, "apple.restocked") == 0, "apple restocked");
     ck_assert_msg(jnum(iv, "pear-2.stock") == 3, "pear-2");
     ck_assert_msg(jnum(iv, "Gold_Bar.stock") == 0, "Gold_Bar");
     cJSON_Delete(j);

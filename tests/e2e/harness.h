@@ -300,6 +300,9 @@ Suite *e2e_lifecycle_suite(void);
 Suite *e2e_load_suite(void);
 Suite *e2e_redis_suite(void);
 Suite *e2e_race_suite(void);
+Suite *e2e_signals_suite(void);
+Suite *e2e_framing_suite(void);
 Suite *e2e_store_suite(void);
+Suite *e2e_retry_suite(void);
 
 #endif /* SHOPD_TESTS_E2E_HARNESS_H */

@@ -5,10 +5,15 @@
  *
  *   byte 0      bits 0-3 pick the method from `methods`; bit 4 sets
  *               body_too_large (as the glue does past --max-body); bit 5
- *               passes a NULL body when the body is empty (no body sent)
+ *               passes a NULL body when the body is empty (no body sent);
+ *               bit 6: an Idempotency-Key header, bit 7: an Authorization
+ *               header (values taken from the body, below)
  *   bytes 1..   the path, up to the first NUL (no NUL: all of it is the
  *               path and there is no body)
- *   the rest    the body; a NUL-terminated copy is passed, as the glue does
+ *   the rest    the body; a NUL-terminated copy is passed, as the glue does.
+ *               With bit 6 and/or 7, the body's first line(s) (up to '\n')
+ *               are first the Idempotency-Key value, then the Authorization
+ *               value; a value starting with 0x01 counts as sent twice.
  *
  * server_handle() routes it and fills a response; the target then checks
  * what every answer must satisfy (SPEC §1) and aborts if one does not, so
@@ -19,7 +24,11 @@
  *   - a 202 came from POST /buy, and its body is one JSON object whose
  *     "product" is a catalog SKU and whose "quantity" is written as a JSON
  *     integer within 1..max_quantity (checked here independently of
- *     buy.c's own scanner).
+ *     buy.c's own scanner), and in which no object anywhere has the same
+ *     key twice (a pairwise walk of the whole tree here; buy.c sorts);
+ *   - a 200 from a restock came with exactly one Authorization carrying the
+ *     fuzz token; a 401 has WWW-Authenticate, a 409 Retry-After; no answer
+ *     contains the token unless the request's path or body did.
  *
  * The shop is never started (no worker threads, so runs are repeatable);
  * accepted orders pile up on the belt, so the shop is rebuilt before the
@@ -34,12 +43,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define FUZZ_QUEUE_CAPACITY 4096
 #define FUZZ_MAX_BODY       4096
 #define FUZZ_MAX_QUANTITY   1000
+#define FUZZ_TOKEN          "fuzz-admin-token-0123"
 
 static const char *const methods[] = {
     "GET",  "POST",  "HEAD", "PUT",  "DELETE", "OPTIONS", "PATCH", "",
@@ -82,15 +93,57 @@ static void shop_renew(void)
     app.limits.max_body = FUZZ_MAX_BODY;
     app.limits.max_quantity = FUZZ_MAX_QUANTITY;
     app.limits.http_threads = 2;
+    app.limits.admin_enabled = true;
+    shop_sha256(FUZZ_TOKEN, strlen(FUZZ_TOKEN), app.limits.admin_digest);
 }
 
 static bool known_status(unsigned st)
 {
-    static const unsigned ok[] = {200, 202, 400, 404, 405, 413, 503};
+    static const unsigned ok[] = {200, 202, 400, 401, 403, 404,
+                                  405, 409, 413, 422, 503};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         if (st == ok[i])
             return true;
     return false;
+}
+
+static bool contains(const char *hay, size_t n, const char *needle)
+{
+    size_t m = strlen(needle);
+    for (size_t i = 0; i + m <= n; i++)
+        if (memcmp(hay + i, needle, m) == 0)
+            return true;
+    return false;
+}
+
+static bool has_header(const struct http_response *res, const char *name)
+{
+    for (size_t i = 0; i < res->nheaders; i++)
+        if (strcmp(res->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+/* Cut the next line (up to '\n') off the front of the body as a header
+ * value (malloc'd into `*value`, NULL-terminated); 0x01 first: sent twice. */
+static void take_header(char **body, size_t *body_len, char **value,
+                        unsigned *count)
+{
+    const char *nl = memchr(*body, '\n', *body_len);
+    size_t n = nl ? (size_t)(nl - *body) : *body_len;
+    *value = malloc(n + 1);
+    if (*value == NULL)
+        return;
+    memcpy(*value, *body, n);
+    (*value)[n] = '\0';
+    *count = 1;
+    if (n > 0 && (*value)[0] == 1) {
+        memmove(*value, *value + 1, n);
+        *count = 2;
+    }
+    size_t used = nl ? n + 1 : n;
+    memmove(*body, *body + used, *body_len - used + 1);
+    *body_len -= used;
 }
 
 static void check_error_body(const struct http_request *req,
@@ -106,6 +159,20 @@ static void check_error_body(const struct http_request *req,
         m->valuestring[0] == '\0')
         fail("error body is not {error,message}", req, res);
     cJSON_Delete(j);
+}
+
+/* Whether any object in the tree under `item` has a key twice. */
+static bool has_duplicate_key(const cJSON *item)
+{
+    for (const cJSON *a = item->child; a != NULL; a = a->next) {
+        if (cJSON_IsObject(item))
+            for (const cJSON *b = a->next; b != NULL; b = b->next)
+                if (strcmp(a->string, b->string) == 0)
+                    return true;
+        if (has_duplicate_key(a))
+            return true;
+    }
+    return false;
 }
 
 /* Re-check an accepted order with an independent reading of the body. */
@@ -131,6 +198,8 @@ static void check_accepted(const struct http_request *req,
      * here the value itself must be a whole number. */
     if (q->valuedouble != floor(q->valuedouble))
         fail("202 with a quantity that is not whole", req, res);
+    if (has_duplicate_key(j))
+        fail("202 for a body with a key twice in one object", req, res);
     cJSON_Delete(j);
 }
 
@@ -171,12 +240,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         body = NULL;
     }
 
+    char *key = NULL, *auth = NULL;
+    unsigned nkeys = 0, nauth = 0;
+    if (body != NULL && (ctl & 0x40))
+        take_header(&body, &body_len, &key, &nkeys);
+    if (body != NULL && (ctl & 0x80))
+        take_header(&body, &body_len, &auth, &nauth);
     struct http_request req = {
         .method = method,
         .path = path,
         .body = body,
         .body_len = body_len,
         .body_too_large = (ctl & 0x10) != 0 || body_len > FUZZ_MAX_BODY,
+        .idempotency_key = key,
+        .idempotency_keys = key ? nkeys : 0,
+        .authorization = auth,
+        .authorizations = auth ? nauth : 0,
     };
     struct http_response res;
     server_handle(&app, &req, &res);
@@ -200,14 +279,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     if (res.status == 202)
         check_accepted(&req, &res);
-    if (res.status == 405) {
-        bool has_allow = false;
-        for (size_t i = 0; i < res.nheaders; i++)
-            has_allow |= strcmp(res.headers[i].name, "Allow") == 0;
-        if (!has_allow)
-            fail("405 without Allow", &req, &res);
+    if (res.status == 405 && !has_header(&res, "Allow"))
+        fail("405 without Allow", &req, &res);
+    if (res.status == 401 && !has_header(&res, "WWW-Authenticate"))
+        fail("401 without WWW-Authenticate", &req, &res);
+    if (res.status == 409 && !has_header(&res, "Retry-After"))
+        fail("409 without Retry-After", &req, &res);
+    /* An answer may echo the request's own path or body (a 404 names the
+     * product), but never the token from anywhere else. */
+    if (res.body != NULL && contains(res.body, res.body_len, FUZZ_TOKEN) &&
+        !contains(path, path_len, FUZZ_TOKEN) &&
+        (body == NULL || !contains(body, body_len, FUZZ_TOKEN)))
+        fail("the admin token in an answer", &req, &res);
+    if (res.status == 200 && strcmp(req.method, "POST") == 0) {
+        const char *a = auth;
+        size_t tl = strlen(FUZZ_TOKEN);
+        bool good = a != NULL && nauth == 1 && strncasecmp(a, "bearer", 6) == 0;
+        if (good) {
+            a += 6;
+            while (*a == ' ' || *a == '\t')
+                a++;
+            good = a != auth + 6 && strlen(a) == tl &&
+                   memcmp(a, FUZZ_TOKEN, tl) == 0;
+        }
+        if (!good)
+            fail("a restock without the token", &req, &res);
     }
     http_response_release(&res);
+    free(key);
+    free(auth);
     free(body);
     free(path);
 

@@ -73,4 +73,8 @@ uint64_t rel_expect_alive(unsigned port, int bound_ms);
 void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
                            struct rel_final *out);
 
+/* The heavy SPEC §10 attacks (tests/hostile/slow_clients.c): smuggling,
+ * slow headers and bodies, stalled /events viewers. */
+Suite *hostile_slow_suite(void);
+
 #endif /* SHOPD_TESTS_HOSTILE_RELIABILITY_H */

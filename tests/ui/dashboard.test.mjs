@@ -41,10 +41,12 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'shopd-ui-'));
 const servers = new Set();
 
 /* Start shopd on a free loopback port; resolve once it says where it listens. */
-function startShopd(args = []) {
+function startShopd(args = [], env = {}) {
   return new Promise((resolve, reject) => {
     const argv = ['--bind', '127.0.0.1', '--port', '0', ...args];
-    const child = spawn(SHOPD, argv, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(SHOPD, argv, {
+      stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env },
+    });
     const srv = { child, log: '', port: 0, exited: null };
     servers.add(srv);
     const timer = setTimeout(() => {
@@ -134,8 +136,8 @@ afterEach(async () => {
 const diag = new WeakMap(); // page -> { srv, errors }, for failure messages
 
 /* A fresh shopd and a page on its dashboard, with console/page errors recorded. */
-async function open(args, viewport = { width: 1280, height: 800 }) {
-  const srv = await startShopd(args);
+async function open(args, viewport = { width: 1280, height: 800 }, env = {}) {
+  const srv = await startShopd(args, env);
   current = { srv, ctx: null };
   const ctx = await browser.newContext({ viewport });
   current.ctx = ctx;
@@ -345,6 +347,25 @@ test('default mode (the lock) never oversells under the same load', { timeout: T
   assert.equal(await page.locator('#over').getAttribute('class'), 'good', '#over green');
   assert.match(await page.locator('#inv li').first().textContent(), /✓ stock \+ sold = 300 = initial/);
   assert.ok(await page.locator('#unsafe').isHidden(), '#unsafe still hidden');
+  noErrors(errors);
+});
+
+test('a restock shows: restocked per product, and the invariant counts it', { timeout: TEST_MS }, async () => {
+  const token = 'ui-admin-token-0123456789';
+  const { srv, page, errors } = await open(['--workers', '2', '--catalog', gemCatalog],
+    undefined, { SHOPD_ADMIN_TOKEN: token });
+  await send(page, 1000);
+  await waitFor(page, '#c-proc', ['=', 1000]);
+  const r = await fetch(`${srv.url}/products/gem/restock`, {
+    method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: '{"quantity":50}',
+  });
+  assert.equal(r.status, 200, 'restock status');
+  assert.equal((await r.json()).restocked, 50);
+  await waitFor(page, '#inv li', /stock 50 · sold 300 · restocked 50/);
+  assert.match(await page.locator('#inv li').first().textContent(),
+    /✓ stock \+ sold = 350 = initial \+ restocked/);
+  const html = await page.content();
+  assert.ok(!html.includes(token), 'the token is not on the page');
   noErrors(errors);
 });
 

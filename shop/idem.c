@@ -1,0 +1,479 @@
+/*
+ * idem.c - the memory store's idempotency keys (SPEC §8): a bounded table
+ * that remembers, per (endpoint, key), the fingerprint of the first request
+ * and, once it succeeded, its answer.
+ *
+ * Layout: the table is split into `nshards` shards (up to IDEM_SHARDS, each
+ * of at least IDEM_SHARD_MIN keys), a key's shard chosen by its digest, so
+ * that HTTP threads rarely wait on one another's lock. A shard is a fixed
+ * array of entries used as a ring in the order keys are first seen, plus a
+ * hash index (chain heads, a power of two >= its entries, chained through
+ * entry.next). A new key takes the slot at its shard's ring head; if that
+ * slot still holds a key, that key is the oldest one kept in the shard and
+ * is dropped first. Digests are uniform, so every shard sees an even share
+ * of the keys and the key dropped is among the oldest of the whole table
+ * (exactly the oldest when there is one shard: tables under
+ * 2 * IDEM_SHARD_MIN keys). Nothing is allocated per request: the table is
+ * allocated once, and an answer body of up to IDEM_INLINE_BODY bytes (every
+ * POST /buy answer) lives inside its entry. Larger bodies (restock answers,
+ * which carry a product) get a heap copy, allocated before the lock is
+ * taken and freed after it is released.
+ *
+ * Keys are stored as SipHash-2-4-128(salt; scope || key), 16 bytes whatever
+ * the key's length. SipHash is a keyed hash made for exactly this (hash
+ * tables fed by untrusted input), and several times cheaper than SHA-256
+ * on the hot path. The salt is random per table, so clients cannot choose
+ * keys that pile into one hash chain, nor two keys with one digest: with
+ * 128 bits, two distinct keys sharing a digest among the at most 2^18 kept
+ * is a 2^-93 event. (The fingerprint is the caller's SHA-256, unsalted, so
+ * that a durable store can keep it across restarts.) A key expires `ttl`
+ * seconds after it was first used (CLOCK_MONOTONIC: the memory store does not
+ * outlive the process); an expired entry found by a lookup is dropped there.
+ *
+ * Entry states: FREE -> PENDING (begin: the first request is being
+ * answered) -> DONE (complete: answer kept) or FREE (abort: not a success,
+ * the key may be used again). Each begin stamps the entry with a new
+ * generation that its ticket carries, so a complete() or abort() for an
+ * entry that was dropped and reused in the meantime does nothing.
+ *
+ * Lock order: one shard's `lock` at a time, never held with another lock;
+ * no I/O and no allocation or free while held.
+ */
+#include "shop/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+/* Answer bodies up to this size are kept inside the entry. */
+#define IDEM_INLINE_BODY 64
+#define IDEM_NONE        UINT32_MAX
+
+enum idem_state { IDEM_FREE = 0, IDEM_PENDING, IDEM_DONE };
+
+#define IDEM_DIGEST 16
+
+struct idem_entry {
+    uint8_t key[IDEM_DIGEST];    /* SipHash-128(salt; scope || key) */
+    uint8_t fp[SHOP_SHA256_LEN]; /* the request's fingerprint */
+    int64_t expires_ns;          /* CLOCK_MONOTONIC */
+    uint64_t gen;                /* stamped by begin, carried by tickets */
+    uint32_t next;               /* hash chain */
+    uint8_t state;               /* enum idem_state */
+    uint16_t status;
+    uint16_t body_len;
+    char *body_heap; /* a body longer than IDEM_INLINE_BODY, or NULL */
+    char body[IDEM_INLINE_BODY];
+    char location[SHOP_IDEM_LOCATION_MAX];
+};
+
+#define IDEM_SHARDS    16 /* at most; a power of two */
+#define IDEM_SHARD_MIN 64 /* keys per shard, at least */
+#define IDEM_SLOT_BITS 24 /* a ticket's slot: shard << 24 | index */
+
+struct idem_shard {
+    /* guards every field below up to `cap`; each shard on its own lines */
+    _Alignas(SHOP_CACHE_LINE) pthread_mutex_t lock;
+    struct idem_entry *e; /* cap entries */
+    uint32_t *bucket;     /* nbuckets chain heads */
+    size_t head;          /* the ring slot the next new key takes */
+    uint64_t gen;         /* last generation stamped */
+    size_t cap, nbuckets; /* read-only after create */
+};
+
+struct idem_table {
+    struct idem_shard *shard; /* nshards, each on its own cache lines */
+    size_t nshards, cap;      /* read-only after create */
+    int64_t ttl_ns;           /* read-only after create */
+    uint8_t salt[16];         /* read-only after create */
+    _Atomic size_t used;      /* entries not FREE (for /stats) */
+    _Atomic uint64_t replayed, in_use, mismatched;
+};
+
+/* ---- SipHash-2-4 with 128-bit output (Aumasson & Bernstein) ----------- */
+
+static inline uint64_t rotl(uint64_t x, unsigned b)
+{
+    return (x << b) | (x >> (64 - b));
+}
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+#define SIPROUND                                                               \
+    do {                                                                       \
+        v0 += v1;                                                              \
+        v1 = rotl(v1, 13);                                                     \
+        v1 ^= v0;                                                              \
+        v0 = rotl(v0, 32);                                                     \
+        v2 += v3;                                                              \
+        v3 = rotl(v3, 16);                                                     \
+        v3 ^= v2;                                                              \
+        v0 += v3;                                                              \
+        v3 = rotl(v3, 21);                                                     \
+        v3 ^= v0;                                                              \
+        v2 += v1;                                                              \
+        v1 = rotl(v1, 17);                                                     \
+        v1 ^= v2;                                                              \
+        v2 = rotl(v2, 32);                                                     \
+    } while (0)
+
+void idem_siphash128(const uint8_t key[16], const void *data, size_t len,
+                     uint8_t out[16])
+{
+    const uint8_t *in = data;
+    uint64_t k0 = load64(key), k1 = load64(key + 8);
+    uint64_t v0 = UINT64_C(0x736f6d6570736575) ^ k0;
+    uint64_t v1 = UINT64_C(0x646f72616e646f6d) ^ k1;
+    uint64_t v2 = UINT64_C(0x6c7967656e657261) ^ k0;
+    uint64_t v3 = UINT64_C(0x7465646279746573) ^ k1;
+    v1 ^= 0xee;
+    size_t whole = len - len % 8;
+    for (size_t i = 0; i < whole; i += 8) {
+        uint64_t m = load64(in + i);
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t i = 0; i < len % 8; i++)
+        b |= (uint64_t)in[whole + i] << (8 * i);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xee;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    uint64_t h0 = v0 ^ v1 ^ v2 ^ v3;
+    v1 ^= 0xdd;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    uint64_t h1 = v0 ^ v1 ^ v2 ^ v3;
+    for (int i = 0; i < 8; i++) {
+        out[i] = (uint8_t)(h0 >> (8 * i));
+        out[8 + i] = (uint8_t)(h1 >> (8 * i));
+    }
+}
+
+/* Random bytes for the salt; falls back to the clock and an address. */
+static void fill_salt(uint8_t *salt, size_t n, const void *self)
+{
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    ssize_t got = fd >= 0 ? read(fd, salt, n) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (got == (ssize_t)n)
+        return;
+    int64_t seed[3] = {shop_now_ns(CLOCK_MONOTONIC),
+                       shop_now_ns(CLOCK_REALTIME), (int64_t)(intptr_t)self};
+    uint8_t d[SHOP_SHA256_LEN];
+    shop_sha256(seed, sizeof(seed), d);
+    memcpy(salt, d, n);
+}
+
+static int shard_init(struct idem_shard *sh, size_t cap)
+{
+    sh->cap = cap;
+    sh->nbuckets = 1;
+    while (sh->nbuckets < cap)
+        sh->nbuckets *= 2;
+    sh->e = calloc(cap, sizeof(*sh->e));
+    sh->bucket = malloc(sh->nbuckets * sizeof(*sh->bucket));
+    if (!sh->e || !sh->bucket) {
+        free(sh->e);
+        free(sh->bucket);
+        sh->e = NULL;
+        sh->bucket = NULL;
+        return ENOMEM;
+    }
+    for (size_t i = 0; i < sh->nbuckets; i++)
+        sh->bucket[i] = IDEM_NONE;
+    int err = pthread_mutex_init(&sh->lock, NULL);
+    if (err) {
+        free(sh->e);
+        free(sh->bucket);
+        sh->e = NULL;
+        sh->bucket = NULL;
+    }
+    return err;
+}
+
+static void shard_fini(struct idem_shard *sh)
+{
+    if (!sh->e)
+        return;
+    for (size_t i = 0; i < sh->cap; i++)
+        free(sh->e[i].body_heap);
+    pthread_mutex_destroy(&sh->lock);
+    free(sh->e);
+    free(sh->bucket);
+}
+
+struct idem_table *idem_create(size_t cap, unsigned ttl_s)
+{
+    struct idem_table *t = NULL;
+    int err = EINVAL;
+
+    if (cap == 0 || cap > SHOP_IDEM_KEYS_MAX || ttl_s == 0)
+        goto fail;
+    err = ENOMEM;
+    t = calloc(1, sizeof(*t));
+    if (!t)
+        goto fail;
+    t->cap = cap;
+    t->nshards = 1;
+    while (t->nshards < IDEM_SHARDS && cap / (t->nshards * 2) >= IDEM_SHARD_MIN)
+        t->nshards *= 2;
+    t->ttl_ns = (int64_t)ttl_s * SHOP_NS_PER_S;
+    t->shard = shop_cache_zalloc(t->nshards * sizeof(*t->shard));
+    if (!t->shard)
+        goto fail;
+    /* The shards' sizes add up to `cap` exactly. */
+    for (size_t i = 0; i < t->nshards; i++) {
+        err = shard_init(&t->shard[i],
+                         cap / t->nshards + (i < cap % t->nshards ? 1 : 0));
+        if (err)
+            goto fail;
+    }
+    fill_salt(t->salt, sizeof(t->salt), t);
+    return t;
+
+fail:
+    idem_destroy(t);
+    errno = err;
+    return NULL;
+}
+
+void idem_destroy(struct idem_table *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; t->shard && i < t->nshards; i++)
+        shard_fini(&t->shard[i]);
+    free(t->shard);
+    free(t);
+}
+
+/* The digest's first 8 bytes pick the bucket, the next 8 the shard. */
+static size_t bucket_of(const struct idem_shard *sh, const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key, sizeof(h));
+    return (size_t)(h & (sh->nbuckets - 1));
+}
+
+static size_t shard_of(const struct idem_table *t, const uint8_t *key)
+{
+    uint64_t h;
+    memcpy(&h, key + 8, sizeof(h));
+    return (size_t)(h & (t->nshards - 1));
+}
+
+/*
+ * Unlink entry `i` from its chain and mark it free; returns its heap body
+ * (for the caller to free once the lock is released). Lock held.
+ */
+static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
+                         uint32_t i)
+{
+    struct idem_entry *e = &sh->e[i];
+    uint32_t *link = &sh->bucket[bucket_of(sh, e->key)];
+    while (*link != IDEM_NONE && *link != i)
+        link = &sh->e[*link].next;
+    if (*link == i)
+        *link = e->next;
+    char *heap = e->body_heap;
+    e->body_heap = NULL;
+    e->state = IDEM_FREE;
+    e->next = IDEM_NONE;
+    atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
+    return heap;
+}
+
+static void copy_answer(const struct idem_entry *e, struct shop_idem_answer *a)
+{
+    a->status = e->status;
+    a->body_len = e->body_len;
+    memcpy(a->body, e->body_heap ? e->body_heap : e->body, e->body_len);
+    a->body[e->body_len] = '\0';
+    memcpy(a->location, e->location, sizeof(a->location));
+}
+
+enum shop_idem_result idem_begin(struct idem_table *t,
+                                 enum shop_idem_scope scope, const char *key,
+                                 size_t len, const uint8_t *fp, int64_t now_ns,
+                                 struct shop_idem_ticket *tk,
+                                 struct shop_idem_answer *ans)
+{
+    uint8_t digest[IDEM_DIGEST];
+    uint8_t scoped[1 + SHOP_IDEM_KEY_MAX];
+    if (len > SHOP_IDEM_KEY_MAX)
+        len = SHOP_IDEM_KEY_MAX; /* callers check; never read past `scoped` */
+    scoped[0] = (uint8_t)scope;
+    memcpy(scoped + 1, key, len);
+    idem_siphash128(t->salt, scoped, len + 1, digest);
+
+    char *garbage[2] = {NULL, NULL};
+    enum shop_idem_result res = SHOP_IDEM_NEW;
+    size_t si = shard_of(t, digest);
+    struct idem_shard *sh = &t->shard[si];
+    size_t b = bucket_of(sh, digest);
+
+    /* The table is larger than the caches: start the two loads that miss
+     * (the chain head, and the ring slot a new key takes) before waiting
+     * on them one after the other. */
+    __builtin_prefetch(&sh->bucket[b]);
+    pthread_mutex_lock(&sh->lock);
+    __builtin_prefetch(&sh->e[sh->head], 1);
+    uint32_t i = sh->bucket[b];
+    while (i != IDEM_NONE && memcmp(sh->e[i].key, digest, sizeof(digest)) != 0)
+        i = sh->e[i].next;
+    if (i != IDEM_NONE && now_ns >= sh->e[i].expires_ns) {
+        garbage[0] = drop_locked(t, sh, i);
+        i = IDEM_NONE;
+    }
+    if (i != IDEM_NONE) {
+        struct idem_entry *e = &sh->e[i];
+        if (e->state == IDEM_PENDING)
+            res = SHOP_IDEM_IN_PROGRESS;
+        else if (memcmp(e->fp, fp, SHOP_SHA256_LEN) != 0)
+            res = SHOP_IDEM_MISMATCH;
+        else {
+            res = SHOP_IDEM_REPLAY;
+            copy_answer(e, ans);
+        }
+    } else {
+        /* A new key takes the ring's head; a key still there is the oldest
+         * one kept, and is dropped first. */
+        i = (uint32_t)sh->head;
+        sh->head = (sh->head + 1) % sh->cap;
+        if (sh->e[i].state != IDEM_FREE)
+            garbage[1] = drop_locked(t, sh, i);
+        struct idem_entry *e = &sh->e[i];
+        memcpy(e->key, digest, sizeof(digest));
+        memcpy(e->fp, fp, SHOP_SHA256_LEN);
+        e->expires_ns = now_ns + t->ttl_ns;
+        e->gen = ++sh->gen;
+        e->state = IDEM_PENDING;
+        e->status = 0;
+        e->body_len = 0;
+        e->location[0] = '\0';
+        e->next = sh->bucket[b];
+        sh->bucket[b] = i;
+        atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
+        tk->slot = (uint32_t)(si << IDEM_SLOT_BITS) | i;
+        tk->gen = e->gen;
+    }
+    pthread_mutex_unlock(&sh->lock);
+
+    free(garbage[0]);
+    free(garbage[1]);
+    if (res == SHOP_IDEM_IN_PROGRESS)
+        atomic_fetch_add_explicit(&t->in_use, 1, memory_order_relaxed);
+    else if (res == SHOP_IDEM_MISMATCH)
+        atomic_fetch_add_explicit(&t->mismatched, 1, memory_order_relaxed);
+    else if (res == SHOP_IDEM_REPLAY)
+        atomic_fetch_add_explicit(&t->replayed, 1, memory_order_relaxed);
+    return res;
+}
+
+/* The shard of ticket `tk`, or NULL for a ticket no begin() gave. */
+static struct idem_shard *ticket_shard(struct idem_table *t,
+                                       const struct shop_idem_ticket *tk)
+{
+    size_t si = tk->slot >> IDEM_SLOT_BITS;
+    size_t i = tk->slot & ((1u << IDEM_SLOT_BITS) - 1);
+    return si < t->nshards && i < t->shard[si].cap ? &t->shard[si] : NULL;
+}
+
+/* The entry ticket `tk` names, if it is still pending. Lock held. */
+static struct idem_entry *ticket_entry(struct idem_shard *sh,
+                                       const struct shop_idem_ticket *tk)
+{
+    struct idem_entry *e = &sh->e[tk->slot & ((1u << IDEM_SLOT_BITS) - 1)];
+    return e->state == IDEM_PENDING && e->gen == tk->gen ? e : NULL;
+}
+
+int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
+                  unsigned status, const char *body, size_t len,
+                  const char *location)
+{
+    size_t loclen = location ? strlen(location) : 0;
+    if (len > SHOP_IDEM_BODY_MAX || loclen >= SHOP_IDEM_LOCATION_MAX ||
+        status > UINT16_MAX) {
+        idem_abort(t, tk);
+        return -E2BIG;
+    }
+    char *heap = NULL;
+    if (len > IDEM_INLINE_BODY) {
+        heap = malloc(len);
+        if (!heap) {
+            idem_abort(t, tk);
+            return -ENOMEM;
+        }
+        memcpy(heap, body, len);
+    }
+
+    int ret = -ENOENT;
+    struct idem_shard *sh = ticket_shard(t, tk);
+    if (!sh) {
+        free(heap);
+        return ret;
+    }
+    pthread_mutex_lock(&sh->lock);
+    struct idem_entry *e = ticket_entry(sh, tk);
+    if (e) {
+        e->state = IDEM_DONE;
+        e->status = (uint16_t)status;
+        e->body_len = (uint16_t)len;
+        if (heap) {
+            e->body_heap = heap;
+            heap = NULL;
+        } else if (len > 0) {
+            memcpy(e->body, body, len);
+        }
+        memcpy(e->location, location ? location : "", loclen + 1);
+        ret = 0;
+    }
+    pthread_mutex_unlock(&sh->lock);
+    free(heap); /* only if the entry was dropped meanwhile */
+    return ret;
+}
+
+void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk)
+{
+    char *heap = NULL;
+    struct idem_shard *sh = ticket_shard(t, tk);
+    if (!sh)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    struct idem_entry *e = ticket_entry(sh, tk);
+    if (e)
+        heap = drop_locked(t, sh, (uint32_t)(e - sh->e));
+    pthread_mutex_unlock(&sh->lock);
+    free(heap);
+}
+
+void idem_counts(struct idem_table *t, struct shop_snapshot *out)
+{
+    out->idem_replayed =
+        atomic_load_explicit(&t->replayed, memory_order_relaxed);
+    out->idem_in_use = atomic_load_explicit(&t->in_use, memory_order_relaxed);
+    out->idem_mismatched =
+        atomic_load_explicit(&t->mismatched, memory_order_relaxed);
+    out->idem_keys = atomic_load_explicit(&t->used, memory_order_relaxed);
+    out->idem_capacity = t->cap;
+}

@@ -1,0 +1,212 @@
+/*
+ * e2e_signals.c - no signal that a person or a terminal sends loses an
+ * order that got a 202 (SPEC §3).
+ *
+ * Each test puts orders on the belt of a one-worker shopd with --work-ms
+ * (so they are still queued when the signal lands), sends one signal, and
+ * reads the final log line: every order that was answered 202 must have
+ * been processed (accepted == processed == the 202s counted here, left=0).
+ * SIGHUP, SIGQUIT and SIGALRM drain like SIGTERM; SIGUSR1 logs one stats
+ * line and keeps serving; SIGUSR2 changes nothing; a second signal during
+ * the drain exits at once with 128+N.
+ */
+#include "tests/e2e/harness.h"
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#define ORDER "{\"product\":\"apple\",\"quantity\":1}"
+
+/* 12 orders of 100 ms on one worker: the belt holds work for ~1.2 s, so
+ * it is not empty when the signal lands even on a slow (valgrind) run. */
+static const char *const belt_args[] = {
+    "--workers", "1", "--work-ms", "100", "--queue-capacity", "64", NULL};
+#define BELT_ORDERS 12
+
+/* The number after the last `key` (e.g. "processed=") in `text` that is
+ * not the tail of a longer key; -1 if there is none. */
+static long log_field(const char *text, const char *key)
+{
+    long val = -1;
+    size_t kl = strlen(key);
+    for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+            continue;
+        char *end;
+        long v = strtol(p + kl, &end, 10);
+        if (end != p + kl)
+            val = v;
+    }
+    return val;
+}
+
+/* Put `n` orders on the belt; returns how many were answered 202. */
+static long fill_belt(unsigned port, int n)
+{
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    long ok = 0;
+    for (int i = 0; i < n; i++) {
+        buy_ok(&c, ORDER);
+        ok++;
+    }
+    http_close(&c);
+    return ok;
+}
+
+/* Wait for the exit, assert status `code`, return stderr (caller frees). */
+static char *expect_exit(struct shopd *s, int code, const char *what)
+{
+    int st = shopd_wait_exit(s, 20000);
+    char *err = shopd_stderr(s);
+    ck_assert_msg(st != -1, "%s: still running after 20 s; stderr: %.600s",
+                  what, err);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == code,
+                  "%s: exit status %d (signal %d), want %d; stderr: %.600s",
+                  what, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, code, err);
+    return err;
+}
+
+/* The final line says every 202'd order was processed. */
+static void expect_all_processed(const char *err, long accepted,
+                                 const char *what)
+{
+    const char *line = strstr(err, "drained");
+    ck_assert_msg(line != NULL, "%s: no 'drained' line; stderr: %.600s", what,
+                  err);
+    ck_assert_msg(log_field(line, "accepted=") == accepted &&
+                      log_field(line, "processed=") == accepted &&
+                      log_field(line, "left=") == 0,
+                  "%s: %ld orders got a 202 but the final line says: %.300s",
+                  what, accepted, line);
+}
+
+static const struct {
+    int sig;
+    const char *name;
+} draining[] = {
+    {SIGHUP, "SIGHUP"},
+    {SIGQUIT, "SIGQUIT"},
+    {SIGALRM, "SIGALRM"},
+    {SIGINT, "SIGINT"},
+};
+
+START_TEST(test_e2e_signals_drain)
+{
+    int sig = draining[_i].sig;
+    const char *name = draining[_i].name;
+    struct shopd *s = shopd_start(belt_args, NULL);
+    long accepted = fill_belt(shopd_port(s), BELT_ORDERS);
+    shopd_signal(s, sig);
+    char *err = expect_exit(s, 0, name);
+    char want[64];
+    snprintf(want, sizeof(want), "%s: draining", name);
+    ck_assert_msg(strstr(err, want) != NULL, "%s: no '%s' line: %.600s", name,
+                  want, err);
+    /* The signal landed with orders still on the belt. */
+    long left = log_field(strstr(err, want), "draining ");
+    ck_assert_msg(left > 0, "%s: the belt was empty at the signal (%ld)", name,
+                  left);
+    expect_all_processed(err, accepted, name);
+    free(err);
+    shopd_destroy(s);
+}
+END_TEST
+
+START_TEST(test_e2e_signals_usr1_logs_stats)
+{
+    struct shopd *s = shopd_start(belt_args, NULL);
+    unsigned port = shopd_port(s);
+    long accepted = fill_belt(port, BELT_ORDERS);
+    shopd_signal(s, SIGUSR1);
+    ck_assert_msg(shopd_wait_output(s, "stats: accepted=", 10000),
+                  "no stats line after SIGUSR1");
+    char *err = shopd_stderr(s);
+    const char *line = strstr(err, "stats: accepted=");
+    ck_assert_int_eq(log_field(line, "accepted="), accepted);
+    ck_assert_msg(strstr(err, "draining") == NULL,
+                  "SIGUSR1 started a drain: %.600s", err);
+    free(err);
+    /* Still serving and still taking orders. */
+    ck_assert(shopd_running(s));
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    buy_ok(&c, ORDER);
+    http_close(&c);
+    accepted++;
+    shopd_signal(s, SIGTERM);
+    err = expect_exit(s, 0, "SIGTERM after SIGUSR1");
+    expect_all_processed(err, accepted, "SIGTERM after SIGUSR1");
+    free(err);
+    shopd_destroy(s);
+}
+END_TEST
+
+START_TEST(test_e2e_signals_usr2_ignored)
+{
+    struct shopd *s = shopd_start(belt_args, NULL);
+    unsigned port = shopd_port(s);
+    long accepted = fill_belt(port, BELT_ORDERS);
+    shopd_signal(s, SIGUSR2);
+    /* A request answered after the signal was delivered (signals to a
+     * process are handled before it returns to user space, and the
+     * request below needs the server to run). */
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    buy_ok(&c, ORDER);
+    http_close(&c);
+    accepted++;
+    cJSON_Delete(get_json_ok(port, "/healthz"));
+    ck_assert_msg(shopd_running(s), "SIGUSR2 ended shopd");
+    char *err = shopd_stderr(s);
+    ck_assert_msg(strstr(err, "draining") == NULL,
+                  "SIGUSR2 started a drain: %.600s", err);
+    free(err);
+    shopd_signal(s, SIGTERM);
+    err = expect_exit(s, 0, "SIGTERM after SIGUSR2");
+    expect_all_processed(err, accepted, "SIGTERM after SIGUSR2");
+    free(err);
+    shopd_destroy(s);
+}
+END_TEST
+
+START_TEST(test_e2e_signals_second_exits_at_once)
+{
+    /* 20 orders of 1 s: a drain of ~20 s that the second signal cuts. */
+    static const char *const slow[] = {
+        "--workers", "1", "--work-ms", "1000", "--queue-capacity", "64", NULL};
+    struct shopd *s = shopd_start(slow, NULL);
+    fill_belt(shopd_port(s), BELT_ORDERS);
+    shopd_signal(s, SIGHUP);
+    ck_assert(shopd_wait_output(s, "SIGHUP: draining", 10000));
+    int64_t t0 = now_ms();
+    shopd_signal(s, SIGQUIT);
+    char *err = expect_exit(s, 128 + SIGQUIT, "second signal");
+    ck_assert_msg(now_ms() - t0 < 8000, "the second signal took %lld ms",
+                  (long long)(now_ms() - t0));
+    ck_assert_msg(strstr(err, "second signal (SIGQUIT)") != NULL,
+                  "no log line for the second signal: %.600s", err);
+    free(err);
+    shopd_destroy(s);
+}
+END_TEST
+
+Suite *e2e_signals_suite(void)
+{
+    Suite *s = suite_create("e2e_signals");
+    TCase *tc = tcase_create("signals");
+    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_e2e_signals_drain, 0,
+                        (int)(sizeof(draining) / sizeof(draining[0])));
+    tcase_add_test(tc, test_e2e_signals_usr1_logs_stats);
+    tcase_add_test(tc, test_e2e_signals_usr2_ignored);
+    tcase_add_test(tc, test_e2e_signals_second_exits_at_once);
+    suite_add_tcase(s, tc);
+    return s;
+}
