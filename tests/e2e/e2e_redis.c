@@ -563,6 +563,47 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
 }
 END_TEST
 
+/* An Idempotency-Key lives in Redis: every instance sees it. */
+START_TEST(test_redis_idempotency_key_on_every_instance)
+{
+    start_redis(false);
+    char *cat = write_tmp(hot_catalog);
+    struct shopd *a = start_instance("ka", cat, NULL);
+    struct shopd *b = start_instance("kb", cat, NULL);
+    static const char body[] = "{\"product\":\"hot\",\"quantity\":2}";
+    static const char other[] = "{\"product\":\"hot\",\"quantity\":3}";
+    const char *key = "Idempotency-Key: order-77\r\n";
+    struct http_resp r;
+    ck_assert_int_eq(
+        http_do(shopd_port(a), "POST", "/buy", key, body, sizeof(body) - 1, &r),
+        0);
+    ck_assert_int_eq(r.status, 202);
+    char first[128];
+    snprintf(first, sizeof(first), "%s", r.body);
+    http_resp_free(&r);
+    ck_assert_int_eq(
+        http_do(shopd_port(b), "POST", "/buy", key, body, sizeof(body) - 1, &r),
+        0);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(r.body, first);
+    ck_assert_str_eq(http_header(&r, "Idempotent-Replayed"), "true");
+    http_resp_free(&r);
+    ck_assert_int_eq(http_do(shopd_port(b), "POST", "/buy", key, other,
+                             sizeof(other) - 1, &r),
+                     0);
+    expect_error(&r, 422, "idempotency_key_reused");
+    http_resp_free(&r);
+    /* One order, not two. */
+    cJSON *st = wait_shop_idle(shopd_port(b), 1, 5000);
+    ck_assert_int_eq((int)jnum(st, "shop.accepted"), 1);
+    cJSON_Delete(st);
+    shopd_destroy(a);
+    shopd_destroy(b);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
 START_TEST(test_redis_bad_store_exits_2)
 {
     static const char *const bad[] = {"redis://",           "redis://host:0",
@@ -637,6 +678,7 @@ Suite *e2e_redis_suite(void)
     tcase_add_test(tc, test_redis_kill9_orders_finished_by_others);
     tcase_add_test(tc, test_redis_outage_then_recovery_loses_no_202);
     tcase_add_test(tc, test_redis_restart_of_every_instance_keeps_the_shop);
+    tcase_add_test(tc, test_redis_idempotency_key_on_every_instance);
     tcase_add_test(tc, test_redis_bad_store_exits_2);
     suite_add_tcase(s, tc);
     /* The slow ones only when asked (make e2e-redis-heavy). */
