@@ -133,6 +133,10 @@ struct committer {
 
     struct latency_hist *latency;
     _Atomic uint64_t commits, committed_orders, failed_commits;
+    _Atomic uint64_t accepted; /* orders committed as accepted */
+    /* A shared store (Redis): its belt is the store's; accepted orders do
+     * not go on the local one, and the store may refuse one as full. */
+    bool shared;
     _Atomic bool available;
 };
 
@@ -273,9 +277,14 @@ static void finish_accepts(struct committer *c, size_t na, int rc)
             orderbook_put(c->book, &p->item.o);
             /* Room is reserved: this never waits, and the belt is closed
              * only after every accept has been handed on. */
-            queue_send(c->belt, &p->item, NULL);
+            if (!c->shared)
+                queue_send(c->belt, &p->item, NULL);
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            atomic_fetch_add_explicit(&c->accepted, 1, memory_order_relaxed);
             p->done(p->arg, 0, p->item.o.id);
+        } else if (rc == 0 && c->sacc[i].result == STORE_FULL) {
+            atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            p->done(p->arg, -EAGAIN, 0);
         } else {
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
             p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
@@ -403,6 +412,7 @@ struct committer *committer_create(struct store *st, struct queue *belt,
     if (c == NULL)
         goto fail_errno;
     c->store = st;
+    c->shared = (store_caps(st) & STORE_CAP_SHARED) != 0;
     c->inv = inv;
     c->rs_tail = &c->rs_head;
     c->belt = belt;
@@ -664,6 +674,11 @@ void committer_stats(struct committer *c, struct shop_store_stats *out)
 void committer_histogram(struct committer *c, struct shop_histogram *out)
 {
     latency_hist_export(c->latency, out);
+}
+
+uint64_t committer_accepted(struct committer *c)
+{
+    return atomic_load_explicit(&c->accepted, memory_order_relaxed);
 }
 
 bool committer_available(struct committer *c)
