@@ -285,7 +285,9 @@ struct buy_pending {
 };
 
 /* A durable store's verdict on one order (committer thread): the deferred
- * answer is 202, or 503 store_unavailable when the commit failed. */
+ * answer is 202, 409 when the store turned out to hold its key already
+ * (the retry is then answered from the store), or 503 store_unavailable
+ * when the commit failed. */
 static void buy_committed(void *arg, int rc, uint64_t id)
 {
     struct buy_pending *p = arg;
@@ -293,6 +295,16 @@ static void buy_committed(void *arg, int rc, uint64_t id)
     memset(&res, 0, sizeof(res));
     if (rc == 0) {
         buy_accepted(&res, id);
+    } else if (rc == -EAGAIN) {
+        /* A shared store's belt (every instance's orders) is full. */
+        http_error(&res, 503, "queue_full",
+                   "the order belt is full; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    } else if (rc == -EEXIST) {
+        http_error(&res, 409, "idempotency_key_in_use",
+                   "a request with this Idempotency-Key was just stored; "
+                   "retry in a second");
+        http_add_header(&res, "Retry-After", "1");
     } else {
         http_error(&res, 503, "store_unavailable",
                    "the order could not be stored; retry in a second");
@@ -302,6 +314,46 @@ static void buy_committed(void *arg, int rc, uint64_t id)
         idem_finish(p->app, &p->tk, &res);
     http_deferred_complete(p->d, &res);
     free(p);
+}
+
+/*
+ * A key the memory table saw as new may still be in a durable store (kept
+ * across restarts, or dropped from the bounded table). Answer from there:
+ * a replay or 422, and the memory table learns it. Returns true when `res`
+ * is the answer (the ticket is then finished), false to go on.
+ */
+static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
+                            const char *key, size_t len, const uint8_t *fp,
+                            const struct shop_idem_ticket *tk,
+                            struct http_response *res)
+{
+    struct shop_idem_answer ans;
+    uint8_t first[SHOP_SHA256_LEN];
+    int rc = shop_idem_stored(app->shop, scope, key, len, &ans, first);
+    if (rc == -ENOENT)
+        return false;
+    if (rc < 0) {
+        http_error(res, 503, "store_unavailable",
+                   "the store cannot be read now; retry in a second");
+        http_add_header(res, "Retry-After", "1");
+        shop_idem_abort(app->shop, tk);
+        return true;
+    }
+    if (memcmp(first, fp, SHOP_SHA256_LEN) != 0) {
+        http_error(res, 422, "idempotency_key_reused",
+                   "this Idempotency-Key was used for a different request");
+        shop_idem_abort(app->shop, tk);
+        return true;
+    }
+    struct jbuf b;
+    jb_init(&b, ans.body_len + 1);
+    jb_raw(&b, ans.body, ans.body_len);
+    set_body(res, ans.status, CT_JSON, &b);
+    if (ans.location[0] != '\0')
+        http_add_header(res, "Location", ans.location);
+    idem_finish(app, tk, res); /* later replays come from memory */
+    http_add_header(res, "Idempotent-Replayed", "true");
+    return true;
 }
 
 static void handle_buy(const struct app *app, const struct http_request *req,
@@ -360,10 +412,13 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
     struct shop_idem_ticket tk;
+    uint8_t fp[SHOP_SHA256_LEN];
     if (kc == KEY_OK) {
-        uint8_t fp[SHOP_SHA256_LEN];
         buy_fingerprint(&bo, fp);
         if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
+            return;
+        if (shop_durable(app->shop) &&
+            idem_from_store(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
             return;
     }
 
@@ -380,7 +435,9 @@ static void handle_buy(const struct app *app, const struct http_request *req,
             p->keyed = kc == KEY_OK;
             if (p->keyed)
                 p->tk = tk;
-            rc = shop_submit_async(app->shop, &o, buy_committed, p);
+            struct shop_order_key ok = {key, key_len, fp};
+            rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
+                                       buy_committed, p);
         }
         if (rc == 0) {
             res->deferred = d;
@@ -429,8 +486,20 @@ static int parse_id(const char *s, uint64_t *out)
     return 0;
 }
 
+static void write_order_by(const struct app *app, const struct order *o,
+                           const char *accepted_by, const char *processed_by,
+                           struct jbuf *b);
+
 static void write_order(const struct app *app, const struct order *o,
                         struct jbuf *b)
+{
+    write_order_by(app, o, NULL, NULL, b);
+}
+
+/* With a shared store, also who accepted and who processed the order. */
+static void write_order_by(const struct app *app, const struct order *o,
+                           const char *accepted_by, const char *processed_by,
+                           struct jbuf *b)
 {
     const struct product *p = shop_product(app->shop, o->product);
     jb_printf(b, "{\"order_id\":%llu,\"product\":", (unsigned long long)o->id);
@@ -445,11 +514,122 @@ static void write_order(const struct app *app, const struct order *o,
     jb_time(b, o->accepted_ns);
     jb_cstr(b, ",\"processed_at\":");
     if (o->status == ORDER_QUEUED)
-        jb_cstr(b, "null,\"worker\":null}");
+        jb_cstr(b, "null,\"worker\":null");
     else {
         jb_time(b, o->processed_ns);
-        jb_printf(b, ",\"worker\":%d}", (int)o->worker);
+        jb_printf(b, ",\"worker\":%d", (int)o->worker);
     }
+    if (accepted_by != NULL) {
+        jb_cstr(b, ",\"accepted_by\":");
+        jb_str(b, accepted_by, strlen(accepted_by));
+        jb_cstr(b, ",\"processed_by\":");
+        if (processed_by != NULL && processed_by[0] != '\0')
+            jb_str(b, processed_by, strlen(processed_by));
+        else
+            jb_cstr(b, "null");
+    }
+    jb_cstr(b, "}");
+}
+
+/* --- shared stores: reads answered on the shop's reader thread -------- */
+
+/* A read in flight, with what its answer needs. */
+struct deferred_read {
+    struct shop_read r;
+    const struct app *app;
+    struct http_deferred *d;
+    int product; /* GET /products/{sku}: its index; -1 for the list */
+};
+
+static void store_unavailable(struct http_response *res)
+{
+    http_error(res, 503, "store_unavailable",
+               "the store cannot be read now; retry in a second");
+    http_add_header(res, "Retry-After", "1");
+}
+
+static void write_product(const struct product *p, const struct shop_stock *s,
+                          struct jbuf *b);
+
+/* Reader thread: the answer of a read is in. */
+static void read_done(struct shop_read *r)
+{
+    struct deferred_read *dr = (struct deferred_read *)r;
+    const struct app *app = dr->app;
+    struct http_response res;
+    struct jbuf b;
+
+    memset(&res, 0, sizeof(res));
+    if (r->rc == -ENOENT) {
+        http_error(&res, 404, "unknown_order",
+                   "no such order (never issued, or no longer kept)");
+    } else if (r->rc < 0) {
+        store_unavailable(&res);
+    } else if (r->kind == SHOP_READ_ORDER) {
+        jb_init(&b, 400);
+        write_order_by(app, &r->order, r->accepted_by, r->processed_by, &b);
+        set_body(&res, 200, CT_JSON, &b);
+    } else if (dr->product >= 0) {
+        jb_init(&b, 160);
+        write_product(shop_product(app->shop, (size_t)dr->product),
+                      &r->stock[dr->product], &b);
+        set_body(&res, 200, CT_JSON, &b);
+    } else {
+        size_t n = shop_product_count(app->shop);
+        jb_init(&b, 128 * n + 8);
+        jb_cstr(&b, "[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                jb_cstr(&b, ",");
+            write_product(shop_product(app->shop, i), &r->stock[i], &b);
+        }
+        jb_cstr(&b, "]");
+        set_body(&res, 200, CT_JSON, &b);
+    }
+    http_deferred_complete(dr->d, &res);
+    free(r->stock);
+    free(dr);
+}
+
+/*
+ * Hand a read to a shared shop's reader and defer the answer. Returns
+ * false (and answers 503 itself) if it could not.
+ */
+static bool defer_read(const struct app *app, enum shop_read_kind kind,
+                       uint64_t id, int product, struct http_response *res)
+{
+    struct deferred_read *dr = calloc(1, sizeof(*dr));
+    size_t n = shop_product_count(app->shop);
+
+    if (dr != NULL && kind == SHOP_READ_PRODUCTS)
+        dr->r.stock = calloc(n, sizeof(*dr->r.stock));
+    if (dr == NULL || (kind == SHOP_READ_PRODUCTS && dr->r.stock == NULL))
+        goto fail;
+    dr->d = http_deferred_create();
+    if (dr->d == NULL)
+        goto fail;
+    dr->app = app;
+    dr->product = product;
+    dr->r.kind = kind;
+    dr->r.id = id;
+    dr->r.done = read_done;
+    /* Once handed over, the read may be answered (and `dr` freed) at any
+     * moment: keep what is still needed here. */
+    struct http_deferred *d = dr->d;
+    if (shop_read_async(app->shop, &dr->r) != 0) {
+        /* Never handed over: drop both references. */
+        http_deferred_release(d);
+        http_deferred_release(d);
+        goto fail;
+    }
+    res->deferred = d;
+    return true;
+fail:
+    if (dr)
+        free(dr->r.stock);
+    free(dr);
+    store_unavailable(res);
+    return false;
 }
 
 static void handle_order(const struct app *app, const struct http_request *req,
@@ -460,6 +640,10 @@ static void handle_order(const struct app *app, const struct http_request *req,
     if (parse_id(arg, &id) < 0) {
         http_error(res, 400, "invalid_id",
                    "order id must be a positive decimal integer");
+        return;
+    }
+    if (id != 0 && shop_shared(app->shop)) {
+        defer_read(app, SHOP_READ_ORDER, id, -1, res);
         return;
     }
     struct order o;
@@ -483,18 +667,30 @@ static void handle_order(const struct app *app, const struct http_request *req,
 
 /* --- GET /products, /products/{sku} ---------------------------------- */
 
-static void write_product(const struct product *p, const struct shop_stock *s,
-                          struct jbuf *b)
+/* A product as GET /products/{sku} shows it, its numbers given as text:
+ * decimals, or a durable store's placeholders (for a restock's key). */
+static void write_product_as(const struct product *p, const char *stock,
+                             const char *sold, const char *restocked,
+                             struct jbuf *b)
 {
     jb_cstr(b, "{\"sku\":");
     jb_str(b, p->sku, strlen(p->sku));
     jb_cstr(b, ",\"name\":");
     jb_str(b, p->name, strlen(p->name));
     jb_printf(b,
-              ",\"price_cents\":%lld,\"stock\":%lld,\"sold\":%lld,"
-              "\"restocked\":%lld}",
-              (long long)p->price_cents, (long long)s->stock,
-              (long long)s->sold, (long long)s->restocked);
+              ",\"price_cents\":%lld,\"stock\":%s,\"sold\":%s,"
+              "\"restocked\":%s}",
+              (long long)p->price_cents, stock, sold, restocked);
+}
+
+static void write_product(const struct product *p, const struct shop_stock *s,
+                          struct jbuf *b)
+{
+    char stock[24], sold[24], restocked[24];
+    snprintf(stock, sizeof(stock), "%lld", (long long)s->stock);
+    snprintf(sold, sizeof(sold), "%lld", (long long)s->sold);
+    snprintf(restocked, sizeof(restocked), "%lld", (long long)s->restocked);
+    write_product_as(p, stock, sold, restocked, b);
 }
 
 struct shop_stock *stock_copy(const struct app *app, size_t *n)
@@ -512,6 +708,10 @@ static void handle_products(const struct app *app,
 {
     (void)req;
     (void)arg;
+    if (shop_shared(app->shop)) {
+        defer_read(app, SHOP_READ_PRODUCTS, 0, -1, res);
+        return;
+    }
     size_t n;
     struct shop_stock *st = stock_copy(app, &n);
     struct jbuf b;
@@ -538,6 +738,10 @@ static void handle_product(const struct app *app,
     if (idx < 0) {
         http_error(res, 404, "unknown_product",
                    "no product with that sku in the catalog");
+        return;
+    }
+    if (shop_shared(app->shop)) {
+        defer_read(app, SHOP_READ_PRODUCTS, 0, idx, res);
         return;
     }
     size_t n;
@@ -602,6 +806,93 @@ static void restock_fingerprint(const char *sku, unsigned qty, uint8_t *fp)
     shop_sha256_final(&c, fp);
 }
 
+/* A restock handed to a durable store's committer, until its verdict. */
+struct restock_pending {
+    struct http_deferred *d;
+    const struct app *app;
+    const struct product *p;
+    bool keyed; /* it carries an Idempotency-Key: tk holds it */
+    struct shop_idem_ticket tk;
+};
+
+/* The 200 of a restock: the product as GET /products/{sku} shows it. */
+static void restock_done(struct http_response *res, const struct product *p,
+                         const struct shop_stock *st)
+{
+    struct jbuf b;
+    jb_init(&b, 256);
+    write_product(p, st, &b);
+    set_body(res, 200, CT_JSON, &b);
+}
+
+/* A durable store's verdict on one restock (committer thread): 200 with
+ * the product once committed, or 503 store_unavailable. */
+static void restock_committed(void *arg, int rc, const struct shop_stock *st)
+{
+    struct restock_pending *p = arg;
+    struct http_response res;
+    memset(&res, 0, sizeof(res));
+    if (rc == 0) {
+        restock_done(&res, p->p, st);
+    } else if (rc == -EEXIST) {
+        http_error(&res, 409, "idempotency_key_in_use",
+                   "a restock with this Idempotency-Key was just stored; "
+                   "retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    } else {
+        http_error(&res, 503, "store_unavailable",
+                   "the restock could not be stored; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
+    }
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    http_deferred_complete(p->d, &res);
+    free(p);
+}
+
+/* Hand a restock to the durable store's committer: answer later. With a
+ * key, the key commits with the restock, remembering the 200 whose
+ * numbers the store fills in (the same ones this answer shows). Returns 0
+ * when `res` is deferred, else a negative errno (nothing handed over). */
+static int restock_durable(const struct app *app, int idx, unsigned qty,
+                           const struct shop_idem_ticket *tk,
+                           const struct shop_order_key *key,
+                           struct http_response *res)
+{
+    struct jbuf tpl;
+    jb_init(&tpl, 256);
+    if (key != NULL)
+        write_product_as(shop_product(app->shop, (size_t)idx),
+                         STORE_STOCK_PLACEHOLDER, STORE_SOLD_PLACEHOLDER,
+                         STORE_RESTOCKED_PLACEHOLDER, &tpl);
+    if (tpl.oom) {
+        jb_free(&tpl);
+        return -ENOMEM;
+    }
+    struct restock_pending *p = calloc(1, sizeof(*p));
+    struct http_deferred *d = p ? http_deferred_create() : NULL;
+    int rc = -ENOMEM;
+    if (d != NULL) {
+        p->d = d;
+        p->app = app;
+        p->p = shop_product(app->shop, (size_t)idx);
+        p->keyed = tk != NULL;
+        if (tk != NULL)
+            p->tk = *tk;
+        rc = shop_restock_async(app->shop, (size_t)idx, (int64_t)qty, key,
+                                tpl.p, tpl.len, restock_committed, p);
+    }
+    jb_free(&tpl);
+    if (rc == 0) {
+        res->deferred = d;
+        return 0;
+    }
+    http_deferred_release(d);
+    http_deferred_release(d);
+    free(p);
+    return rc;
+}
+
 static void handle_restock(const struct app *app,
                            const struct http_request *req, const char *arg,
                            struct http_response *res)
@@ -653,19 +944,33 @@ static void handle_restock(const struct app *app,
 
     const struct product *p = shop_product(app->shop, (size_t)idx);
     struct shop_idem_ticket tk;
+    uint8_t fp[SHOP_SHA256_LEN];
     if (kc == KEY_OK) {
-        uint8_t fp[SHOP_SHA256_LEN];
         restock_fingerprint(p->sku, qty, fp);
         if (!idem_start(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
             return;
+        if (shop_durable(app->shop) &&
+            idem_from_store(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
+            return;
     }
     struct shop_stock st;
-    int rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
+    int rc;
+    if (shop_durable(app->shop)) {
+        /* Committed first, then applied and answered (deferred). */
+        struct shop_order_key ok = {key, key_len, fp};
+        rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL,
+                             kc == KEY_OK ? &ok : NULL, res);
+        if (rc == 0)
+            return;
+    } else {
+        rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
+    }
     if (rc == 0) {
-        struct jbuf b;
-        jb_init(&b, 256);
-        write_product(p, &st, &b);
-        set_body(res, 200, CT_JSON, &b);
+        restock_done(res, p, &st);
+    } else if (rc == -EPIPE) {
+        http_error(res, 503, "shutting_down",
+                   "the shop is closing and takes no restocks");
+        res->close = true;
     } else if (rc == -EOVERFLOW) {
         http_error(res, 400, "invalid_field",
                    "field 'quantity' would take the stock past its limit");
@@ -744,6 +1049,40 @@ static void write_store(const struct app *app, struct jbuf *b)
                   (unsigned long long)ss.store.round_trips,
                   (unsigned long long)ss.store.duplicates, ss.backlog,
                   ss.backlog_fed);
+    }
+    struct store_shop fig;
+    if (shop_shared(app->shop)) {
+        /* Every Redis round trip of this instance (accepts, takes,
+         * results, reads) against the orders it accepted. */
+        uint64_t acc = ss.store.round_trips ? ss.committed_orders : 0;
+        jb_printf(b,
+                  ",\"connected\":%s,\"reclaimed\":%llu,"
+                  "\"orders_per_round_trip\":",
+                  ss.store.available ? "true" : "false",
+                  (unsigned long long)ss.store.reclaimed);
+        jb_double(b, ss.store.round_trips
+                         ? (double)acc / (double)ss.store.round_trips
+                         : 0);
+        jb_cstr(b, "}");
+        bool valid = shop_shared_figures(app->shop, &fig);
+        jb_printf(
+            b,
+            ",\"shop\":{\"valid\":%s,\"accepted\":%llu,"
+            "\"rejected_full\":%llu,\"processed\":%llu,\"fulfilled\":%llu,"
+            "\"out_of_stock\":%llu,\"double_deliveries\":%llu,"
+            "\"reclaimed\":%llu,\"restocked\":%llu,\"belt\":%llu,"
+            "\"in_flight\":%llu,\"last_order_id\":%llu,\"instances\":%llu}",
+            valid ? "true" : "false", (unsigned long long)fig.accepted,
+            (unsigned long long)fig.rejected_full,
+            (unsigned long long)fig.processed,
+            (unsigned long long)fig.fulfilled,
+            (unsigned long long)fig.out_of_stock,
+            (unsigned long long)fig.double_deliveries,
+            (unsigned long long)fig.reclaimed,
+            (unsigned long long)fig.restocked, (unsigned long long)fig.belt,
+            (unsigned long long)fig.pending, (unsigned long long)fig.last_id,
+            (unsigned long long)fig.consumers);
+        return;
     }
     jb_cstr(b, "}");
 }

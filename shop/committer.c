@@ -20,9 +20,16 @@
  *   - results: workers block in committer_result() while result_cap
  *     results wait (only while commits fail: each commit empties them).
  *
+ * Restocks (rare admin actions) wait in a FIFO list and go into the same
+ * commits; an accept or a restock may carry its Idempotency-Key, which is
+ * committed with it (a key the store already holds refuses the accept or
+ * restock: -EEXIST).
+ *
  * After a commit: accepted orders are recorded as queued in the order
  * book, put on the belt (their reserved slot guarantees room) and their
- * completions run; failed accepts complete with -EIO. Results are recorded
+ * completions run; failed accepts complete with -EIO. A committed restock
+ * is applied to the inventory only then, so no sale uses units the store
+ * does not hold. Results are recorded
  * in the order book only once committed, so GET /orders/{id} never shows a
  * final status that a crash could take back. Failed results are kept and
  * retried (the stock they took is already gone from the in-memory
@@ -45,19 +52,51 @@
 
 #define RETRY_MS 100
 #define PROBE_MS 1000
+/* Restocks taken into one commit at most (they are rare admin actions). */
+#define RESTOCKS_PER_COMMIT 64
 
-/* One accept handed over by shop_submit_async(). */
+/* One restock handed over by shop_restock_async(), in a FIFO list (a
+ * node is allocated by the caller before it takes the lock). */
+struct pending_restock {
+    struct pending_restock *next;
+    uint32_t product;
+    int64_t qty;
+    shop_restock_fn done;
+    void *arg;
+    bool keyed;
+    struct store_idem idem; /* points into the fields below */
+    struct store_answer existing;
+    size_t key_len, answer_len;
+    char key[SHOP_IDEM_KEY_MAX];
+    uint8_t fp[STORE_FINGERPRINT];
+    char answer[STORE_ANSWER_MAX];
+};
+
+/* One accept handed over by shop_submit_async(), with its key if any. */
 struct pending_accept {
     struct shop_item item;
     shop_done_fn done;
     void *arg;
+    bool keyed;
+    struct store_idem idem; /* points into key and fp below */
+    size_t key_len;
+    char key[SHOP_IDEM_KEY_MAX];
+    uint8_t fp[STORE_FINGERPRINT];
 };
+
+_Static_assert(STORE_FINGERPRINT == SHOP_SHA256_LEN, "fingerprint sizes");
+_Static_assert(STORE_IDEM_KEY_MAX == SHOP_IDEM_KEY_MAX, "key sizes");
+
+/* The 202 a key remembers; the store puts the order's id in. */
+static const char buy_answer[] =
+    "{\"order_id\":" STORE_ID_PLACEHOLDER ",\"status\":\"queued\"}";
 
 struct committer {
     struct store *store;
     struct queue *belt;
     struct orderbook *book;
-    _Atomic size_t *held; /* the shop's reserved belt slots */
+    struct inventory *inv; /* a committed restock is applied here */
+    _Atomic size_t *held;  /* the shop's reserved belt slots */
     size_t accept_cap, result_cap;
 
     pthread_mutex_t lock;       /* guards every field down to `feeder_done` */
@@ -67,6 +106,8 @@ struct committer {
     size_t acc_n;
     struct order *res; /* pending results (res_n) */
     size_t res_n;
+    struct pending_restock *rs_head; /* pending restocks, oldest first */
+    struct pending_restock **rs_tail;
     bool accepts_closed; /* no more accepts may arrive */
     bool results_closed; /* no more results may arrive */
     bool accepts_busy;   /* the committer holds accepts in flight */
@@ -79,6 +120,8 @@ struct committer {
     struct order *res_fly;
     struct store_accept *sacc;
     struct store_result *sres;
+    struct pending_restock *rs_fly[RESTOCKS_PER_COMMIT];
+    struct store_restock srs[RESTOCKS_PER_COMMIT];
 
     /* The feeder's orders: read-only after create. */
     struct shop_item *backlog;
@@ -90,6 +133,10 @@ struct committer {
 
     struct latency_hist *latency;
     _Atomic uint64_t commits, committed_orders, failed_commits;
+    _Atomic uint64_t accepted; /* orders committed as accepted */
+    /* A shared store (Redis): its belt is the store's; accepted orders do
+     * not go on the local one, and the store may refuse one as full. */
+    bool shared;
     _Atomic bool available;
 };
 
@@ -147,14 +194,46 @@ static void block_signals(void)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
-/* Commit one batch: `na` accepts and `nr` results (the first `nr` of
- * res_fly). Returns store_commit()'s result. */
-static int commit_batch(struct committer *c, size_t na, size_t nr)
+/* Commit one batch: `na` accepts, `nr` results (the first `nr` of
+ * res_fly) and `nk` restocks. Returns store_commit()'s result. */
+static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
 {
+    for (size_t i = 0; i < nk; i++) {
+        memset(&c->srs[i], 0, sizeof(c->srs[i]));
+        struct pending_restock *p = c->rs_fly[i];
+        c->srs[i].product = p->product;
+        c->srs[i].quantity = p->qty;
+        if (p->keyed) {
+            p->idem = (struct store_idem){
+                .endpoint = "restock",
+                .key = p->key,
+                .key_len = p->key_len,
+                .status = 200,
+                .body = p->answer,
+                .body_len = p->answer_len,
+            };
+            memcpy(p->idem.fingerprint, p->fp, STORE_FINGERPRINT);
+            c->srs[i].idem = &p->idem;
+            c->srs[i].existing = &p->existing;
+        }
+    }
     for (size_t i = 0; i < na; i++) {
         struct store_accept *a = &c->sacc[i];
+        struct pending_accept *p = &c->acc_fly[i];
         memset(a, 0, sizeof(*a));
-        to_store_order(&c->acc_fly[i].item.o, &a->order);
+        to_store_order(&p->item.o, &a->order);
+        if (p->keyed) {
+            p->idem = (struct store_idem){
+                .endpoint = "buy",
+                .key = p->key,
+                .key_len = p->key_len,
+                .status = 202,
+                .body = buy_answer,
+                .body_len = sizeof(buy_answer) - 1,
+            };
+            memcpy(p->idem.fingerprint, p->fp, STORE_FINGERPRINT);
+            a->idem = &p->idem;
+        }
     }
     for (size_t i = 0; i < nr; i++) {
         const struct order *o = &c->res_fly[i];
@@ -172,6 +251,8 @@ static int commit_batch(struct committer *c, size_t na, size_t nr)
         .naccepts = na,
         .results = c->sres,
         .nresults = nr,
+        .restocks = c->srs,
+        .nrestocks = nk,
     };
     int64_t t0 = shop_now_ns(CLOCK_MONOTONIC);
     int rc = store_commit(c->store, &b);
@@ -179,7 +260,7 @@ static int commit_batch(struct committer *c, size_t na, size_t nr)
     atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
     if (rc == 0)
         atomic_fetch_add_explicit(&c->committed_orders, na + nr,
-                                  memory_order_relaxed);
+                                  memory_order_relaxed); /* restocks aside */
     else
         atomic_fetch_add_explicit(&c->failed_commits, 1, memory_order_relaxed);
     atomic_store_explicit(&c->available, rc == 0, memory_order_release);
@@ -196,13 +277,41 @@ static void finish_accepts(struct committer *c, size_t na, int rc)
             orderbook_put(c->book, &p->item.o);
             /* Room is reserved: this never waits, and the belt is closed
              * only after every accept has been handed on. */
-            queue_send(c->belt, &p->item, NULL);
+            if (!c->shared)
+                queue_send(c->belt, &p->item, NULL);
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            atomic_fetch_add_explicit(&c->accepted, 1, memory_order_relaxed);
             p->done(p->arg, 0, p->item.o.id);
+        } else if (rc == 0 && c->sacc[i].result == STORE_FULL) {
+            atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            p->done(p->arg, -EAGAIN, 0);
         } else {
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
             p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
         }
+    }
+}
+
+/* After a commit: a committed restock is applied to the inventory (so a
+ * sale can use it only once it is durable) and answered with the
+ * product's numbers; a failed one is answered -EIO. */
+static void finish_restocks(struct committer *c, size_t nk, int rc)
+{
+    for (size_t i = 0; i < nk; i++) {
+        struct pending_restock *p = c->rs_fly[i];
+        const struct store_restock *r = &c->srs[i];
+        if (rc == 0 && r->result == STORE_KEY_EXISTS) {
+            p->done(p->arg, -EEXIST, NULL);
+        } else if (rc == 0) {
+            inventory_restock(c->inv, p->product, p->qty, NULL);
+            /* The numbers committed with it: what its key remembers. */
+            struct shop_stock st = {
+                .stock = r->stock, .sold = r->sold, .restocked = r->restocked};
+            p->done(p->arg, 0, &st);
+        } else {
+            p->done(p->arg, -EIO, NULL);
+        }
+        free(p);
     }
 }
 
@@ -213,7 +322,7 @@ static void *committer_main(void *arg)
     pthread_mutex_lock(&c->lock);
     for (;;) {
         /* Wait for work, a retry, a probe, or the end. */
-        while (c->acc_n == 0 && c->res_n == 0) {
+        while (c->acc_n == 0 && c->res_n == 0 && c->rs_head == NULL) {
             if (c->results_closed && c->accepts_closed && c->retained == 0)
                 goto out;
             bool down =
@@ -240,13 +349,21 @@ static void *committer_main(void *arg)
         memcpy(c->res_fly + c->retained, c->res, take * sizeof(*c->res));
         c->res_n -= take;
         memmove(c->res, c->res + take, c->res_n * sizeof(*c->res));
-        c->accepts_busy = na > 0;
+        size_t nk = 0;
+        while (c->rs_head != NULL && nk < RESTOCKS_PER_COMMIT) {
+            c->rs_fly[nk++] = c->rs_head;
+            c->rs_head = c->rs_head->next;
+        }
+        if (c->rs_head == NULL)
+            c->rs_tail = &c->rs_head;
+        c->accepts_busy = na > 0 || nk > 0;
         if (nr > 0)
             pthread_cond_broadcast(&c->room);
         pthread_mutex_unlock(&c->lock);
 
-        int rc = commit_batch(c, na, nr);
+        int rc = commit_batch(c, na, nr, nk);
         finish_accepts(c, na, rc);
+        finish_restocks(c, nk, rc);
         if (rc == 0)
             for (size_t i = 0; i < nr; i++)
                 orderbook_put(c->book, &c->res_fly[i]);
@@ -285,7 +402,8 @@ static void *feeder_main(void *arg)
 }
 
 struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book, _Atomic size_t *held,
+                                   struct orderbook *book,
+                                   struct inventory *inv, _Atomic size_t *held,
                                    size_t accept_cap, size_t result_cap,
                                    const struct order *backlog, size_t nbacklog)
 {
@@ -294,6 +412,9 @@ struct committer *committer_create(struct store *st, struct queue *belt,
     if (c == NULL)
         goto fail_errno;
     c->store = st;
+    c->shared = (store_caps(st) & STORE_CAP_SHARED) != 0;
+    c->inv = inv;
+    c->rs_tail = &c->rs_head;
     c->belt = belt;
     c->book = book;
     c->held = held;
@@ -375,7 +496,8 @@ int committer_start(struct committer *c)
 }
 
 int committer_accept(struct committer *c, const struct shop_item *it,
-                     shop_done_fn done, void *arg)
+                     const struct shop_order_key *key, shop_done_fn done,
+                     void *arg)
 {
     pthread_mutex_lock(&c->lock);
     if (c->accepts_closed || c->acc_n == c->accept_cap) {
@@ -386,7 +508,47 @@ int committer_accept(struct committer *c, const struct shop_item *it,
     p->item = *it;
     p->done = done;
     p->arg = arg;
+    p->keyed = key != NULL;
+    if (key != NULL) {
+        p->key_len = key->len;
+        memcpy(p->key, key->key, key->len);
+        memcpy(p->fp, key->fp, STORE_FINGERPRINT);
+    }
     if (c->acc_n == 1)
+        pthread_cond_signal(&c->wake);
+    pthread_mutex_unlock(&c->lock);
+    return 0;
+}
+
+int committer_restock(struct committer *c, uint32_t product, int64_t qty,
+                      const struct shop_order_key *key, const char *answer,
+                      size_t answer_len, shop_restock_fn done, void *arg)
+{
+    struct pending_restock *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return -ENOMEM;
+    p->product = product;
+    p->qty = qty;
+    p->done = done;
+    p->arg = arg;
+    if (key != NULL) {
+        p->keyed = true;
+        p->key_len = key->len;
+        memcpy(p->key, key->key, key->len);
+        memcpy(p->fp, key->fp, STORE_FINGERPRINT);
+        p->answer_len = answer_len;
+        memcpy(p->answer, answer, answer_len);
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->accepts_closed) {
+        pthread_mutex_unlock(&c->lock);
+        free(p);
+        return -EPIPE;
+    }
+    bool first = c->rs_head == NULL;
+    *c->rs_tail = p;
+    c->rs_tail = &p->next;
+    if (first)
         pthread_cond_signal(&c->wake);
     pthread_mutex_unlock(&c->lock);
     return 0;
@@ -418,7 +580,8 @@ static bool wait_room(struct committer *c, const struct timespec *deadline)
 
 static bool accepts_flushed(const struct committer *c)
 {
-    return (c->acc_n == 0 && !c->accepts_busy) || c->exited;
+    return (c->acc_n == 0 && c->rs_head == NULL && !c->accepts_busy) ||
+           c->exited;
 }
 
 int committer_close_accepts(struct committer *c,
@@ -474,6 +637,11 @@ void committer_destroy(struct committer *c)
         return;
     if (c->thread_started || c->feeder_started)
         return; /* still running after a timed-out drain: leak, we exit */
+    while (c->rs_head != NULL) { /* never committed: never answered */
+        struct pending_restock *p = c->rs_head;
+        c->rs_head = p->next;
+        free(p);
+    }
     pthread_cond_destroy(&c->wake);
     pthread_cond_destroy(&c->room);
     pthread_mutex_destroy(&c->lock);
@@ -506,6 +674,11 @@ void committer_stats(struct committer *c, struct shop_store_stats *out)
 void committer_histogram(struct committer *c, struct shop_histogram *out)
 {
     latency_hist_export(c->latency, out);
+}
+
+uint64_t committer_accepted(struct committer *c)
+{
+    return atomic_load_explicit(&c->accepted, memory_order_relaxed);
 }
 
 bool committer_available(struct committer *c)

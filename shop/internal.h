@@ -211,7 +211,8 @@ struct queue;
  * Returns NULL (errno) on failure. No thread runs before committer_start().
  */
 struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book, _Atomic size_t *held,
+                                   struct orderbook *book,
+                                   struct inventory *inv, _Atomic size_t *held,
                                    size_t accept_cap, size_t result_cap,
                                    const struct order *backlog,
                                    size_t nbacklog);
@@ -219,7 +220,14 @@ int committer_start(struct committer *c);
 /* Hand an accept over (its belt slot is reserved). 0, or -EPIPE once
  * accepts are closed. Never blocks for long (one short lock). */
 int committer_accept(struct committer *c, const struct shop_item *it,
-                     shop_done_fn done, void *arg);
+                     const struct shop_order_key *key, shop_done_fn done,
+                     void *arg);
+/* Hand a restock over: committed in the next batch, then applied to the
+ * inventory and answered through `done` on the committer thread. 0,
+ * -EPIPE once accepts are closed, -ENOMEM. Never blocks for long. */
+int committer_restock(struct committer *c, uint32_t product, int64_t qty,
+                      const struct shop_order_key *key, const char *answer,
+                      size_t answer_len, shop_restock_fn done, void *arg);
 /* Hand a decided result over; blocks while result_cap results wait. */
 void committer_result(struct committer *c, const struct order *o);
 /* Refuse new accepts; wait until every accepted one and the whole backlog
@@ -234,6 +242,32 @@ void committer_destroy(struct committer *c);
 void committer_stats(struct committer *c, struct shop_store_stats *out);
 void committer_histogram(struct committer *c, struct shop_histogram *out);
 bool committer_available(struct committer *c);
+/* Orders committed as accepted so far. */
+uint64_t committer_accepted(struct committer *c);
+
+/* ---- shared.c: workers and reader over a shared belt (Redis) ---------- */
+
+struct shared;
+
+/* Workers and a reader over shared store `st` (not owned); finished orders
+ * go to `book` and `stats`. NULL (errno) on failure; no thread yet. */
+struct shared *shared_create(struct store *st, struct orderbook *book,
+                             struct shop_stats *stats, size_t nproducts,
+                             size_t workers, unsigned work_ms);
+int shared_start(struct shared *sh);
+/* Workers take until the shared belt looks empty, then exit; past
+ * `deadline` they stop after their batch. Returns 0 once they exited. */
+int shared_drain(struct shared *sh, const struct timespec *deadline);
+uint64_t shared_in_flight(struct shared *sh);
+bool shared_worker_busy(struct shared *sh, size_t i);
+uint64_t shared_worker_handled(struct shared *sh, size_t i);
+int shared_read(struct shared *sh, struct shop_read *r);
+/* Copy the cached shop-wide figures and stock (nproducts entries; either
+ * may be NULL). Returns whether they were ever read. */
+bool shared_figures(struct shared *sh, struct store_shop *fig,
+                    struct shop_stock *stock);
+/* Stops the reader (after answering queued reads) and frees. */
+void shared_destroy(struct shared *sh);
 
 /* Copy a store's order into a shop order. */
 void shop_order_from_store(const struct store_order *so, struct order *o);

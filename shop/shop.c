@@ -59,6 +59,9 @@ struct shop {
     struct orderbook *book;
     struct shop_stats *stats;
     struct committer *com; /* durable stores only, else NULL */
+    /* Shared stores (Redis) only, else NULL: workers over the store's
+     * belt instead of `pool` over `belt` (then unused). */
+    struct shared *shared;
     /* Belt slots reserved by shop_submit_async() for orders not yet on the
      * belt (being committed, or the restart backlog). */
     _Atomic size_t held;
@@ -207,10 +210,16 @@ static struct shop *create(const struct shop_config *cfg,
         /* Results may wait for a slow commit: room for four belts' worth
          * before workers block (memory is only touched when used). */
         s->com = committer_create(
-            cfg->store, s->belt, s->book, &s->held, cfg->queue_capacity,
+            cfg->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
             4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
+        if (store_caps(cfg->store) & STORE_CAP_SHARED) {
+            s->shared = shared_create(cfg->store, s->book, s->stats, n,
+                                      cfg->workers, cfg->work_ms);
+            if (!s->shared)
+                goto fail_errno;
+        }
     }
     s->idem = idem_create(idem_capacity(cfg), cfg->idempotency_ttl
                                                   ? cfg->idempotency_ttl
@@ -285,12 +294,15 @@ bool shop_durable(const struct shop *s)
 
 int shop_start(struct shop *s)
 {
-    int ret = pool_start(s->pool);
+    int ret = s->shared ? shared_start(s->shared) : pool_start(s->pool);
 
     if (ret == 0 && s->com != NULL) {
         ret = committer_start(s->com);
         if (ret != 0) {
-            pool_drain(s->pool, NULL);
+            if (s->shared)
+                shared_drain(s->shared, NULL);
+            else
+                pool_drain(s->pool, NULL);
             s->drained = true;
         }
     }
@@ -321,7 +333,8 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
         if (ret)
             return ret;
     }
-    ret = pool_drain(s->pool, deadline);
+    ret = s->shared ? shared_drain(s->shared, deadline)
+                    : pool_drain(s->pool, deadline);
     if (ret == 0 && s->com != NULL)
         ret = committer_finish(s->com, deadline);
     if (ret == 0)
@@ -331,7 +344,9 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
 
 uint64_t shop_left(struct shop *s)
 {
-    uint64_t n = (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
+    uint64_t n = s->shared
+                     ? shared_in_flight(s->shared)
+                     : (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
     if (s->com != NULL)
         n += committer_unfinished(s->com);
     return n;
@@ -348,6 +363,7 @@ void shop_destroy(struct shop *s)
      */
     if (s->started && !s->drained)
         return;
+    shared_destroy(s->shared);
     committer_destroy(s->com);
     pool_destroy(s->pool);
     queue_destroy(s->belt);
@@ -414,9 +430,18 @@ static bool reserve_slot(struct shop *s)
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg)
 {
+    return shop_submit_async_key(s, o, NULL, done, arg);
+}
+
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg)
+{
     struct shop_item it;
 
     if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX))
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
@@ -436,7 +461,7 @@ int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
     if (!it.o.has_customer)
         it.o.customer[0] = '\0';
     it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
-    int ret = committer_accept(s->com, &it, done, arg);
+    int ret = committer_accept(s->com, &it, key, done, arg);
     if (ret != 0)
         atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
     return ret;
@@ -444,7 +469,29 @@ int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
 
 bool shop_store_ok(struct shop *s)
 {
-    return s->com == NULL || committer_available(s->com);
+    if (s->com == NULL)
+        return true;
+    /* A shared store's workers poll it all the time, so its own flag
+     * also drops (and recovers) while nobody buys. */
+    if (s->shared && !store_available(s->cfg.store))
+        return false;
+    return committer_available(s->com);
+}
+
+bool shop_shared(const struct shop *s)
+{
+    return s->shared != NULL;
+}
+
+int shop_read_async(struct shop *s, struct shop_read *r)
+{
+    return s->shared ? shared_read(s->shared, r) : -ENOTSUP;
+}
+
+bool shop_shared_figures(struct shop *s, struct store_shop *out)
+{
+    memset(out, 0, sizeof(*out));
+    return s->shared ? shared_figures(s->shared, out, NULL) : false;
 }
 
 void shop_store_stats(struct shop *s, struct shop_store_stats *out)
@@ -519,6 +566,12 @@ int shop_find_product(const struct shop *s, const char *sku, size_t len)
 
 void shop_stock_all(struct shop *s, struct shop_stock *out)
 {
+    /* A shared shop's stock is the whole shop's, as last read. */
+    if (s->shared) {
+        memset(out, 0, s->nproducts * sizeof(*out));
+        shared_figures(s->shared, NULL, out);
+        return;
+    }
     inventory_read_all(s->inv, out);
 }
 
@@ -535,6 +588,24 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
      */
     shop_stats_read(s->stats, out);
     out->processed = out->fulfilled + out->out_of_stock;
+    if (s->shared) {
+        /* This instance's accepted and processed orders; the belt is the
+         * shop's (every instance's orders not taken yet), so the local
+         * invariant of SPEC §1 holds only for the shop as a whole. */
+        struct store_shop fig;
+        shared_figures(s->shared, &fig, NULL);
+        out->accepted = committer_accepted(s->com);
+        out->queue_depth =
+            (size_t)(fig.belt > fig.pending ? fig.belt - fig.pending : 0);
+        out->in_flight = shared_in_flight(s->shared);
+        out->queue_high_water = 0;
+        out->queue_capacity = s->cfg.queue_capacity;
+        out->workers = s->cfg.workers;
+        out->draining = shop_draining(s);
+        shop_stats_rate(s->stats, out->accepted, out->processed,
+                        &out->accepted_per_s, &out->processed_per_s);
+        return;
+    }
     uint64_t sent;
     size_t len;
     queue_counts(s->belt, &sent, &len);
@@ -567,11 +638,15 @@ size_t shop_worker_count(const struct shop *s)
 
 bool shop_worker_busy(struct shop *s, size_t i)
 {
+    if (s->shared)
+        return shared_worker_busy(s->shared, i);
     return i < s->cfg.workers && pool_worker_busy(s->pool, i);
 }
 
 uint64_t shop_worker_processed(struct shop *s, size_t i)
 {
+    if (s->shared)
+        return shared_worker_handled(s->shared, i);
     return i < s->cfg.workers ? pool_worker_handled(s->pool, i) : 0;
 }
 
@@ -582,11 +657,57 @@ bool shop_unsafe(const struct shop *s)
 
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
 {
+    if (s->com != NULL)
+        return -EINVAL; /* a durable store's restock: shop_restock_async() */
     if (i >= s->nproducts)
         return -ENOENT;
     if (qty < 1 || qty > SHOP_RESTOCK_MAX)
         return -EINVAL;
     return inventory_restock(s->inv, i, qty, out);
+}
+
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg)
+{
+    if (s->com == NULL)
+        return -EINVAL;
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
+                        answer == NULL || answer_len > STORE_ANSWER_MAX))
+        return -EINVAL;
+    if (i >= s->nproducts)
+        return -ENOENT;
+    if (qty < 1 || qty > SHOP_RESTOCK_MAX)
+        return -EINVAL;
+    if (shop_draining(s))
+        return -EPIPE;
+    return committer_restock(s->com, (uint32_t)i, qty, key, answer, answer_len,
+                             done, arg);
+}
+
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp)
+{
+    if (s->com == NULL)
+        return -ENOENT;
+    struct store_answer sa;
+    int rc = store_idem_get(s->cfg.store,
+                            scope == SHOP_IDEM_RESTOCK ? "restock" : "buy", key,
+                            len, &sa);
+    if (rc != 0)
+        return rc == -ENOENT ? -ENOENT : -EIO;
+    memset(ans, 0, sizeof(*ans));
+    ans->status = sa.status;
+    ans->body_len =
+        sa.body_len < SHOP_IDEM_BODY_MAX ? sa.body_len : SHOP_IDEM_BODY_MAX;
+    memcpy(ans->body, sa.body, ans->body_len);
+    ans->body[ans->body_len] = '\0';
+    if (sa.order_id != 0)
+        snprintf(ans->location, sizeof(ans->location), "/orders/%llu",
+                 (unsigned long long)sa.order_id);
+    memcpy(fp, sa.fingerprint, SHOP_SHA256_LEN);
+    return 0;
 }
 
 int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,

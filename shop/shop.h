@@ -216,6 +216,23 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id);
 int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
                       void *arg);
 
+/* An Idempotency-Key of POST /buy that travels with its order into the
+ * durable store (copied): committed in the same step as the order, with
+ * the 202 it answered. */
+struct shop_order_key {
+    const char *key; /* 1..SHOP_IDEM_KEY_MAX bytes, not terminated */
+    size_t len;
+    const uint8_t *fp; /* SHOP_SHA256_LEN bytes: the request's fingerprint */
+};
+
+/*
+ * As shop_submit_async(), with the order's key (may be NULL). If the store
+ * already holds the key, the order is not created and `done` gets -EEXIST.
+ */
+int shop_submit_async_key(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg);
+
 /* Whether the store works (always true in memory): /readyz. */
 bool shop_store_ok(struct shop *s);
 
@@ -224,6 +241,45 @@ void shop_store_stats(struct shop *s, struct shop_store_stats *out);
 
 /* Histogram of commit latency, for /metrics (zeroed in memory). */
 void shop_commit_histogram(struct shop *s, struct shop_histogram *out);
+
+/*
+ * Shared stores (STORE_CAP_SHARED: Redis) - reads that show the whole
+ * shop's current state, answered on the shop's reader thread so that no
+ * HTTP thread waits on the store.
+ */
+#define SHOP_INSTANCE_MAX 128
+enum shop_read_kind {
+    SHOP_READ_ORDER,    /* `id` in; `order`, accepted_by, processed_by out */
+    SHOP_READ_PRODUCTS, /* `stock` (shop_product_count() entries) out */
+};
+struct shop_read {
+    struct shop_read *next; /* the shop's, while queued */
+    enum shop_read_kind kind;
+    uint64_t id;
+    /* Called once on the reader thread with `rc` 0, -ENOENT (no such
+     * order) or -EIO (the store cannot be read now). Must not block; may
+     * free the read. */
+    void (*done)(struct shop_read *r);
+    void *arg;
+    int rc;
+    struct order order;
+    char accepted_by[SHOP_INSTANCE_MAX + 1];
+    char processed_by[SHOP_INSTANCE_MAX + 1]; /* "" until processed */
+    struct shop_stock *stock;                 /* caller's array */
+};
+
+/* Whether the shop's belt and stock live in a shared store. */
+bool shop_shared(const struct shop *s);
+
+/*
+ * Queue `r` (owned by the caller until `done` ran). Returns 0, -ENOTSUP
+ * (not a shared shop) or -EPIPE (the shop is closing). Never blocks.
+ */
+int shop_read_async(struct shop *s, struct shop_read *r);
+
+/* The shop-wide figures of a shared store, as of the last refresh (every
+ * ~250 ms; all zero before the first). Returns whether there was one. */
+bool shop_shared_figures(struct shop *s, struct store_shop *out);
 
 /* Count one rejected invalid order (bad request, unknown product, ...). */
 void shop_count_invalid(struct shop *s);
@@ -281,6 +337,32 @@ bool shop_unsafe(const struct shop *s);
  * -EOVERFLOW if the stock would pass INT64_MAX.
  */
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out);
+
+/*
+ * Called once per shop_restock_async() that returned 0, on the committer
+ * thread: `rc` 0 and the product's numbers after the restock, or -EIO (the
+ * store failed; nothing changed) with `st` NULL. It must not block.
+ */
+typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
+
+/*
+ * The durable store's way of shop_restock(): the restock is committed in
+ * the committer's next batch, and only then applied to the inventory (so
+ * no sale uses units the store does not have) and answered through `done`
+ * with the product's numbers as committed with it. Returns 0 at once, or
+ * without calling `done`: -ENOENT (no product `i`), -EINVAL (bad quantity
+ * or key, or not a durable shop), -EPIPE (draining), -ENOMEM. Never
+ * blocks.
+ *
+ * With a `key` (may be NULL), the key is committed with the restock, its
+ * answer being `answer` (`answer_len` bytes, copied) with the store's
+ * STORE_STOCK/SOLD/RESTOCKED placeholders filled in from those numbers; if
+ * the store already holds the key, nothing changes and `done` gets
+ * -EEXIST.
+ */
+int shop_restock_async(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg);
 
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *
@@ -359,6 +441,19 @@ int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
 
 /* Forget the key of a NEW request that did not succeed: it may be reused. */
 void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
+
+/*
+ * A durable store's remembered answer to `key` in `scope`, for a key the
+ * memory table does not know (after a restart, or dropped from the table):
+ * fills `ans` (an order's with Location /orders/N) and `fp` (the first
+ * request's
+ * fingerprint) and returns 0; -ENOENT if the store has no such unexpired
+ * key (or the shop is not durable); -EIO if the store cannot be read.
+ * Blocks on a read of the store (brief in WAL mode). Thread-safe.
+ */
+int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
+                     const char *key, size_t len, struct shop_idem_answer *ans,
+                     uint8_t *fp);
 
 /* --- SHA-256 (for key digests, request fingerprints, the admin token) --- */
 

@@ -745,12 +745,14 @@ static int sq_load(struct store *st, const struct store_product *catalog,
 /* Store the key of an accept or restock; `existing` gets the stored answer
  * when the key is taken. Returns an SQLite code; `*taken` tells. */
 static int put_key(struct sqlite_store *s, const struct store_idem *k,
-                   uint64_t id, int64_t now, bool *taken,
-                   struct store_answer *existing)
+                   uint64_t id, const struct store_restock *r, int64_t now,
+                   bool *taken, struct store_answer *existing)
 {
     char body[STORE_ANSWER_MAX + 1];
-    int len =
-        store_render_answer(k->body ? k->body : "", k->body_len, id, body);
+    const char *tpl = k->body ? k->body : "";
+    int len = r != NULL ? store_render_restock(tpl, k->body_len, r->stock,
+                                               r->sold, r->restocked, body)
+                        : store_render_answer(tpl, k->body_len, id, body);
     if (len < 0)
         return SQLITE_TOOBIG;
     sqlite3_stmt *st = s->ws[W_INSERT_KEY];
@@ -791,6 +793,36 @@ static int put_key(struct sqlite_store *s, const struct store_idem *k,
     return SQLITE_OK;
 }
 
+/* Whether key `k` is kept and unexpired (through the writer: it may be
+ * part of this very batch). SQLITE_ROW and `existing` (may be NULL)
+ * filled if so, SQLITE_DONE if not, else an error. */
+static int key_kept(struct sqlite_store *s, const struct store_idem *k,
+                    int64_t now, struct store_answer *existing)
+{
+    sqlite3_stmt *q = NULL;
+    int rc = sqlite3_prepare_v2(s->w, reader_sql[R_KEY], -1, &q, NULL);
+    if (rc != SQLITE_OK)
+        return rc;
+    sqlite3_bind_text(q, 1, k->endpoint, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, k->key, (int)k->key_len, SQLITE_STATIC);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW && sqlite3_column_int64(q, 4) <= now - s->ttl_ns)
+        rc = SQLITE_DONE; /* expired: free again */
+    if (rc == SQLITE_ROW && existing != NULL) {
+        memset(existing, 0, sizeof(*existing));
+        const void *fp = sqlite3_column_blob(q, 0);
+        if (fp != NULL && sqlite3_column_bytes(q, 0) == STORE_FINGERPRINT)
+            memcpy(existing->fingerprint, fp, STORE_FINGERPRINT);
+        existing->status = (unsigned)sqlite3_column_int(q, 1);
+        existing->body_len =
+            (size_t)snprintf(existing->body, sizeof(existing->body), "%s",
+                             (const char *)sqlite3_column_text(q, 2));
+        existing->order_id = (uint64_t)sqlite3_column_int64(q, 3);
+    }
+    sqlite3_finalize(q);
+    return rc;
+}
+
 static int commit_accepts(struct sqlite_store *s, struct store_batch *b,
                           int64_t now)
 {
@@ -803,7 +835,7 @@ static int commit_accepts(struct sqlite_store *s, struct store_batch *b,
         uint64_t id = s->next_id;
         if (a->idem != NULL) {
             bool taken = false;
-            int rc = put_key(s, a->idem, id, now, &taken, a->existing);
+            int rc = put_key(s, a->idem, id, NULL, now, &taken, a->existing);
             if (rc != SQLITE_OK)
                 return rc;
             if (taken) {
@@ -878,15 +910,17 @@ static int commit_restocks(struct sqlite_store *s, struct store_batch *b,
         if (r->product >= s->nproducts || r->quantity <= 0)
             return SQLITE_MISUSE;
         r->result = STORE_ACCEPTED;
+        /* A key already kept answers instead of a second restock. Its
+         * answer holds the numbers after the restock, so the key is stored
+         * after the update (it is known to be free then). */
         if (r->idem != NULL) {
-            bool taken = false;
-            int rc = put_key(s, r->idem, 0, now, &taken, r->existing);
-            if (rc != SQLITE_OK)
-                return rc;
-            if (taken) {
+            int rc = key_kept(s, r->idem, now, r->existing);
+            if (rc == SQLITE_ROW) {
                 r->result = STORE_KEY_EXISTS;
                 continue;
             }
+            if (rc != SQLITE_DONE)
+                return rc;
         }
         sqlite3_stmt *st = s->ws[W_RESTOCK];
         sqlite3_bind_int64(st, 1, r->quantity);
@@ -906,6 +940,12 @@ static int commit_restocks(struct sqlite_store *s, struct store_batch *b,
         sqlite3_reset(st);
         if (rc != SQLITE_OK)
             return rc;
+        if (r->idem != NULL) {
+            bool taken = false;
+            rc = put_key(s, r->idem, 0, r, now, &taken, NULL);
+            if (rc != SQLITE_OK)
+                return rc;
+        }
     }
     return SQLITE_OK;
 }

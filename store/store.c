@@ -23,7 +23,7 @@ static const struct store_backend *backend_of(enum store_kind kind)
     case STORE_SQLITE:
         return &store_sqlite_backend;
     case STORE_REDIS:
-        return NULL;
+        return &store_redis_backend;
     }
     return NULL;
 }
@@ -126,6 +126,21 @@ int store_take(struct store *st, unsigned worker, struct store_order *out,
     return st->be->take(st, worker, out, max, wait_ms);
 }
 
+int store_products_get(struct store *st, struct store_product *out, size_t n)
+{
+    if (st->be->products_get == NULL)
+        return -ENOTSUP;
+    return st->be->products_get(st, out, n);
+}
+
+int store_shop_get(struct store *st, struct store_shop *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (st->be->shop_get == NULL)
+        return -ENOTSUP;
+    return st->be->shop_get(st, out);
+}
+
 bool store_available(struct store *st)
 {
     return st->be->available(st);
@@ -138,31 +153,49 @@ void store_stats(struct store *st, struct store_stats *out)
     st->be->stats(st, out);
 }
 
+/* Copy `body` into `out` (room for STORE_ANSWER_MAX + 1), replacing each
+ * of the `n` placeholders `ph[i]` with the decimal `val[i]`. Returns the
+ * length, or -EINVAL if the result would not fit. */
+static int render(const char *body, size_t len, const char *const *ph,
+                  const char *const *val, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = 0;
+        while (k < n && (strlen(ph[k]) > len - i ||
+                         memcmp(body + i, ph[k], strlen(ph[k])) != 0))
+            k++;
+        const char *piece = k < n ? val[k] : body + i;
+        size_t plen = k < n ? strlen(val[k]) : 1;
+        if (o + plen > STORE_ANSWER_MAX)
+            return -EINVAL;
+        memcpy(out + o, piece, plen);
+        o += plen;
+        i += k < n ? strlen(ph[k]) : 1;
+    }
+    out[o] = '\0';
+    return (int)o;
+}
+
 int store_render_answer(const char *body, size_t len, uint64_t id, char *out)
 {
-    static const char ph[] = STORE_ID_PLACEHOLDER;
-    const size_t phlen = sizeof(ph) - 1;
-    const char *at = NULL;
-    for (size_t i = 0; i + phlen <= len; i++)
-        if (memcmp(body + i, ph, phlen) == 0) {
-            at = body + i;
-            break;
-        }
-    if (at == NULL) {
-        if (len > STORE_ANSWER_MAX)
-            return -EINVAL;
-        memcpy(out, body, len);
-        out[len] = '\0';
-        return (int)len;
-    }
+    static const char *const ph[] = {STORE_ID_PLACEHOLDER};
     char num[24];
-    int nlen = snprintf(num, sizeof(num), "%" PRIu64, id);
-    size_t head = (size_t)(at - body), tail = len - head - phlen;
-    if (head + (size_t)nlen + tail > STORE_ANSWER_MAX)
-        return -EINVAL;
-    memcpy(out, body, head);
-    memcpy(out + head, num, (size_t)nlen);
-    memcpy(out + head + (size_t)nlen, at + phlen, tail);
-    out[head + (size_t)nlen + tail] = '\0';
-    return (int)(head + (size_t)nlen + tail);
+    snprintf(num, sizeof(num), "%" PRIu64, id);
+    const char *const val[] = {num};
+    return render(body, len, ph, val, 1, out);
+}
+
+int store_render_restock(const char *body, size_t len, int64_t stock,
+                         int64_t sold, int64_t restocked, char *out)
+{
+    static const char *const ph[] = {STORE_STOCK_PLACEHOLDER,
+                                     STORE_SOLD_PLACEHOLDER,
+                                     STORE_RESTOCKED_PLACEHOLDER};
+    char a[24], b[24], c[24];
+    snprintf(a, sizeof(a), "%" PRId64, stock);
+    snprintf(b, sizeof(b), "%" PRId64, sold);
+    snprintf(c, sizeof(c), "%" PRId64, restocked);
+    const char *const val[] = {a, b, c};
+    return render(body, len, ph, val, 3, out);
 }

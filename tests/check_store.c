@@ -476,6 +476,51 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
 }
 END_TEST
 
+START_TEST(test_store_sqlite_restock_key_remembers_the_numbers)
+{
+    struct store_state s;
+    struct store *st = open_loaded(catalog, NCAT, &s);
+    store_state_free(&s);
+    static const char body[] =
+        "{\"stock\":" STORE_STOCK_PLACEHOLDER
+        ",\"sold\":" STORE_SOLD_PLACEHOLDER
+        ",\"restocked\":" STORE_RESTOCKED_PLACEHOLDER "}";
+    struct store_idem k = {
+        .endpoint = "restock",
+        .key = "r-1",
+        .key_len = 3,
+        .status = 200,
+        .body = body,
+        .body_len = sizeof(body) - 1,
+    };
+    struct store_answer existing;
+    struct store_restock r = {
+        .product = 1, .quantity = 4, .idem = &k, .existing = &existing};
+    struct store_batch b = {.restocks = &r, .nrestocks = 1};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    ck_assert_int_eq(r.result, STORE_ACCEPTED);
+    ck_assert_int_eq(r.stock, 9);
+    ck_assert_int_eq(r.restocked, 4);
+    struct store_answer ans;
+    ck_assert_int_eq(store_idem_get(st, "restock", "r-1", 3, &ans), 0);
+    ck_assert_str_eq(ans.body, "{\"stock\":9,\"sold\":0,\"restocked\":4}");
+
+    /* The same key again: no second restock, the kept answer. */
+    struct store_restock again = {
+        .product = 1, .quantity = 4, .idem = &k, .existing = &existing};
+    struct store_batch b2 = {.restocks = &again, .nrestocks = 1};
+    ck_assert_int_eq(store_commit(st, &b2), 0);
+    ck_assert_int_eq(again.result, STORE_KEY_EXISTS);
+    ck_assert_str_eq(existing.body, ans.body);
+    store_close(st);
+    st = open_loaded(catalog, NCAT, &s);
+    ck_assert_int_eq(s.products[1].stock, 9);
+    ck_assert_int_eq(s.products[1].restocked, 4);
+    store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_store_sqlite_refuses_a_file_that_is_not_a_database)
 {
     FILE *f = fopen(path, "w");
@@ -614,6 +659,125 @@ START_TEST(test_store_shop_failing_disk_answers_then_recovers)
 }
 END_TEST
 
+/* The verdict of the first order: 202, and from then on the disk fails
+ * (set on the committer thread, before the order's result can commit). */
+static void accept_then_fail(void *arg, int rc, uint64_t id)
+{
+    struct verdicts *v = arg;
+    (void)id;
+    if (rc == 0)
+        atomic_store(&fail_writes, true);
+    count_verdict(v, rc, id);
+}
+
+START_TEST(test_store_shop_result_waits_for_the_disk_and_applies_once)
+{
+    faulty_register();
+    struct store *st = open_sqlite("shopd-faulty");
+    struct store_state s;
+    char err[256];
+    ck_assert_int_eq(store_load(st, catalog, NCAT, &s, err, sizeof(err)), 0);
+    struct shop *shop = stored_shop(st, 16, &s);
+    store_state_free(&s);
+
+    struct order o = {.product = 1, .quantity = 2};
+    struct verdicts v = {0};
+    ck_assert_int_eq(shop_submit_async(shop, &o, accept_then_fail, &v), 0);
+    while (atomic_load(&v.ok) == 0)
+        nap();
+    /* The worker decided, but the result cannot be committed: the order
+     * is not shown final, and the store is reported down. */
+    while (shop_store_ok(shop))
+        nap();
+    struct order got;
+    ck_assert_int_eq(shop_order(shop, 1, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_QUEUED);
+
+    atomic_store(&fail_writes, false);
+    /* The committer retries the kept result by itself. */
+    do {
+        nap();
+        ck_assert_int_eq(shop_order(shop, 1, &got), 0);
+    } while (got.status == ORDER_QUEUED);
+    ck_assert_int_eq(got.status, ORDER_FULFILLED);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    shop_destroy(shop);
+
+    struct store_order so;
+    ck_assert_int_eq(store_order_get(st, 1, &so), 0);
+    ck_assert_int_eq(so.status, STORE_FULFILLED);
+    store_close(st);
+    st = open_loaded(catalog, NCAT, &s);
+    ck_assert_int_eq(s.products[1].stock, 3); /* taken once */
+    ck_assert_int_eq(s.products[1].sold, 2);
+    ck_assert_uint_eq(s.nunfinished, 0);
+    store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
+struct restock_verdict {
+    _Atomic int calls;
+    int rc;
+    struct shop_stock st;
+};
+
+static void note_restock(void *arg, int rc, const struct shop_stock *st)
+{
+    struct restock_verdict *v = arg;
+    v->rc = rc;
+    if (st != NULL)
+        v->st = *st;
+    atomic_fetch_add(&v->calls, 1); /* last: the test thread polls it */
+}
+
+START_TEST(test_store_shop_restock_commits_before_it_counts)
+{
+    faulty_register();
+    struct store *st = open_sqlite("shopd-faulty");
+    struct store_state s;
+    char err[256];
+    ck_assert_int_eq(store_load(st, catalog, NCAT, &s, err, sizeof(err)), 0);
+    struct shop *shop = stored_shop(st, 16, &s);
+    store_state_free(&s);
+    struct shop_stock now;
+    /* The memory path's restock is refused: it would bypass the store. */
+    ck_assert_int_eq(shop_restock(shop, 1, 1, &now), -EINVAL);
+
+    /* A failing disk: the restock is refused and changes nothing. */
+    atomic_store(&fail_writes, true);
+    struct restock_verdict v = {0};
+    ck_assert_int_eq(
+        shop_restock_async(shop, 1, 10, NULL, NULL, 0, note_restock, &v), 0);
+    while (atomic_load(&v.calls) == 0)
+        nap();
+    ck_assert_int_eq(v.rc, -EIO);
+    struct shop_stock all[NCAT];
+    shop_stock_all(shop, all);
+    ck_assert_int_eq(all[1].stock, 5);
+    ck_assert_int_eq(all[1].restocked, 0);
+
+    atomic_store(&fail_writes, false);
+    struct restock_verdict ok = {0};
+    ck_assert_int_eq(
+        shop_restock_async(shop, 1, 10, NULL, NULL, 0, note_restock, &ok), 0);
+    while (atomic_load(&ok.calls) == 0)
+        nap();
+    ck_assert_int_eq(ok.rc, 0);
+    ck_assert_int_eq(ok.st.stock, 15);
+    ck_assert_int_eq(ok.st.restocked, 10);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    shop_destroy(shop);
+    store_close(st);
+
+    st = open_loaded(catalog, NCAT, &s);
+    ck_assert_int_eq(s.products[1].stock, 15);
+    ck_assert_int_eq(s.products[1].restocked, 10);
+    store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
 Suite *store_suite(void)
 {
     Suite *s = suite_create("store");
@@ -628,9 +792,13 @@ Suite *store_suite(void)
                    test_store_sqlite_failed_commit_keeps_nothing_and_recovers);
     tcase_add_test(tc,
                    test_store_sqlite_idempotency_key_commits_with_its_order);
+    tcase_add_test(tc, test_store_sqlite_restock_key_remembers_the_numbers);
     tcase_add_test(tc, test_store_sqlite_refuses_a_file_that_is_not_a_database);
     tcase_add_test(tc, test_store_shop_restart_backlog_larger_than_the_belt);
     tcase_add_test(tc, test_store_shop_failing_disk_answers_then_recovers);
+    tcase_add_test(tc,
+                   test_store_shop_result_waits_for_the_disk_and_applies_once);
+    tcase_add_test(tc, test_store_shop_restock_commits_before_it_counts);
     suite_add_tcase(s, tc);
     return s;
 }

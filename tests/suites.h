@@ -13,5 +13,6 @@ Suite *config_suite(void);
 Suite *server_suite(void);
 Suite *conns_suite(void);
 Suite *store_suite(void);
+Suite *redis_suite(void);
 
 #endif /* SHOPD_TESTS_SUITES_H */

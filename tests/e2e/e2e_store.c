@@ -167,6 +167,27 @@ static cJSON *get_order(struct http_conn *c, uint64_t id, int *status)
     return j;
 }
 
+/*
+ * GET /orders/id on `c` until its status is final: the workers may have
+ * decided an order whose result is still being committed (a durable store
+ * shows a final status only once it is committed). Fails after 20 s.
+ */
+static cJSON *get_final_order(struct http_conn *c, uint64_t id, int *status)
+{
+    int64_t until = now_ms() + 20000;
+    for (;;) {
+        cJSON *j = get_order(c, id, status);
+        const cJSON *st = j ? cJSON_GetObjectItem(j, "status") : NULL;
+        if (*status != 200 || !cJSON_IsString(st) ||
+            strcmp(st->valuestring, "queued") != 0)
+            return j;
+        cJSON_Delete(j);
+        ck_assert_msg(now_ms() < until, "order %llu still queued",
+                      (unsigned long long)id);
+        backoff_ms(10);
+    }
+}
+
 static void kill_and_restart(const char *sync)
 {
     char *cat = write_tmp(store_catalog);
@@ -220,7 +241,7 @@ static void kill_and_restart(const char *sync)
         for (size_t k = 0; k < b[i].ngot; k++) {
             const struct bought *o = &b[i].got[k];
             int st = 0;
-            cJSON *j = get_order(&c, o->id, &st);
+            cJSON *j = get_final_order(&c, o->id, &st);
             ck_assert_msg(st == 200, "order %llu (202 before the kill): %d",
                           (unsigned long long)o->id, st);
             ck_assert_str_eq(jstr(j, "product"), skus[o->product]);
@@ -254,7 +275,7 @@ static void kill_and_restart(const char *sync)
     long long fulfilled[NPRODUCTS] = {0};
     for (uint64_t id = 1; id <= next; id++) {
         int st = 0;
-        cJSON *j = get_order(&c, id, &st);
+        cJSON *j = get_final_order(&c, id, &st);
         /* Ids are given at commit: no gaps, even across the kill. */
         ck_assert_msg(st == 200, "order %llu: %d", (unsigned long long)id, st);
         ck_assert_msg(strcmp(jstr(j, "status"), "queued") != 0,
@@ -395,6 +416,171 @@ START_TEST(test_e2e_store_stock_survives_restart_and_catalog_adds)
     free(cat);
     unlink(cat2);
     free(cat2);
+}
+END_TEST
+
+START_TEST(test_e2e_store_restock_is_durable)
+{
+    static const char token[] = "e2e-store-admin-token-0123";
+    char *cat = write_tmp("{\"products\":[{\"sku\":\"gem\",\"name\":"
+                          "\"Gem\",\"price_cents\":1,\"stock\":2}]}");
+    char *db = db_path();
+    char store[600];
+    snprintf(store, sizeof(store), "sqlite:%s", db);
+    const char *const args[] = {"--catalog", cat, "--store", store, NULL};
+    const char *const env[] = {"SHOPD_ADMIN_TOKEN=e2e-store-admin-token-0123",
+                               NULL};
+    struct shopd *s = shopd_start(args, env);
+    unsigned port = shopd_port(s);
+    char auth[96];
+    snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", token);
+    static const char five[] = "{\"quantity\":5}";
+    struct http_resp r;
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", auth, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *j = resp_json(&r);
+    ck_assert_int_eq((int)jnum(j, "stock"), 7);
+    ck_assert_int_eq((int)jnum(j, "restocked"), 5);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    /* Sell the restocked units too: 7 fulfilled, then out of stock. */
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    uint64_t last = 0;
+    for (int i = 0; i < 8; i++)
+        last = buy_ok(&c, "{\"product\":\"gem\",\"quantity\":1}");
+    http_close(&c);
+    /* Every order's final status committed (two workers: any order may be
+     * the one left without stock). */
+    int fulfilled = 0;
+    for (uint64_t id = last - 7; id <= last; id++) {
+        cJSON *f = wait_order_final_ok(port, id, 10000);
+        fulfilled += strcmp(jstr(f, "status"), "fulfilled") == 0;
+        cJSON_Delete(f);
+    }
+    ck_assert_int_eq(fulfilled, 7);
+
+    /* kill -9: the restock was committed, so was every sale. */
+    shopd_signal(s, SIGKILL);
+    shopd_wait_exit(s, 10000);
+    shopd_destroy(s);
+    s = shopd_start(args, env);
+    port = shopd_port(s);
+    cJSON *gem = get_json_ok(port, "/products/gem");
+    ck_assert_int_eq((int)jnum(gem, "stock"), 0);
+    ck_assert_int_eq((int)jnum(gem, "sold"), 7);
+    ck_assert_int_eq((int)jnum(gem, "restocked"), 5);
+    cJSON_Delete(gem);
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", auth, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    http_resp_free(&r);
+    gem = get_json_ok(port, "/products/gem");
+    ck_assert_int_eq((int)jnum(gem, "stock"), 5);
+    ck_assert_int_eq((int)jnum(gem, "restocked"), 10);
+    cJSON_Delete(gem);
+
+    /* A restock's key commits with it: after kill -9 its retry is the
+     * first answer again (same body), not a second restock. */
+    char keyed[192];
+    snprintf(keyed, sizeof(keyed), "%sIdempotency-Key: restock-1\r\n", auth);
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", keyed, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    char *first = strdup(r.body);
+    http_resp_free(&r);
+    shopd_signal(s, SIGKILL);
+    shopd_wait_exit(s, 10000);
+    shopd_destroy(s);
+    s = shopd_start(args, env);
+    port = shopd_port(s);
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", keyed, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, first);
+    const char *rep = http_header(&r, "Idempotent-Replayed");
+    ck_assert_msg(rep != NULL && strcmp(rep, "true") == 0,
+                  "no Idempotent-Replayed");
+    http_resp_free(&r);
+    free(first);
+    gem = get_json_ok(port, "/products/gem");
+    ck_assert_int_eq((int)jnum(gem, "restocked"), 15); /* once */
+    cJSON_Delete(gem);
+    shopd_signal(s, SIGTERM);
+    ck_assert_int_eq(shopd_wait_exit(s, 20000), 0);
+    shopd_destroy(s);
+    db_remove(db);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+/* POST /buy with an Idempotency-Key; returns the response (caller frees). */
+static void buy_keyed(unsigned port, const char *key, const char *body,
+                      struct http_resp *r)
+{
+    char hdr[320];
+    snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s\r\n", key);
+    ck_assert_int_eq(http_do(port, "POST", "/buy", hdr, body, strlen(body), r),
+                     0);
+}
+
+START_TEST(test_e2e_store_idempotency_key_survives_kill9)
+{
+    char *cat = write_tmp(store_catalog);
+    char *db = db_path();
+    struct shopd *s = start_stored(cat, db, "full", "1");
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    buy_keyed(port, "order-42", "{\"product\":\"ore\",\"quantity\":2}", &r);
+    ck_assert_int_eq(r.status, 202);
+    cJSON *j = resp_json(&r);
+    uint64_t id = (uint64_t)jnum(j, "order_id");
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    cJSON *o = wait_order_final_ok(port, id, 10000);
+    cJSON_Delete(o);
+    shopd_signal(s, SIGKILL);
+    shopd_wait_exit(s, 10000);
+    shopd_destroy(s);
+
+    /* The key was committed with its order: after kill -9 a retry (fields
+     * in another order) is the first answer again, and no new order. */
+    s = start_stored(cat, db, "full", "1");
+    port = shopd_port(s);
+    buy_keyed(port, "order-42", "{\"quantity\":2,\"product\":\"ore\"}", &r);
+    ck_assert_int_eq(r.status, 202);
+    const char *rep = http_header(&r, "Idempotent-Replayed");
+    ck_assert_msg(rep != NULL && strcmp(rep, "true") == 0,
+                  "no Idempotent-Replayed");
+    char want[64];
+    snprintf(want, sizeof(want), "/orders/%llu", (unsigned long long)id);
+    ck_assert_str_eq(http_header(&r, "Location"), want);
+    j = resp_json(&r);
+    ck_assert_uint_eq((uint64_t)jnum(j, "order_id"), id);
+    cJSON_Delete(j);
+    http_resp_free(&r);
+    /* A different request under the key: 422. */
+    buy_keyed(port, "order-42", "{\"product\":\"ore\",\"quantity\":3}", &r);
+    expect_error(&r, 422, "idempotency_key_reused");
+    http_resp_free(&r);
+    cJSON *ore = get_json_ok(port, "/products/ore");
+    ck_assert_int_eq((int)jnum(ore, "sold"), 2); /* bought once */
+    cJSON_Delete(ore);
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    ck_assert_uint_eq(buy_ok(&c, "{\"product\":\"tin\",\"quantity\":1}"),
+                      id + 1);
+    http_close(&c);
+    shopd_destroy(s);
+    db_remove(db);
+    unlink(cat);
+    free(cat);
 }
 END_TEST
 
@@ -559,6 +745,8 @@ Suite *e2e_store_suite(void)
     tcase_add_test(tc, test_e2e_store_kill9_sync_normal);
     tcase_add_test(tc, test_e2e_store_second_instance_refused);
     tcase_add_test(tc, test_e2e_store_stock_survives_restart_and_catalog_adds);
+    tcase_add_test(tc, test_e2e_store_restock_is_durable);
+    tcase_add_test(tc, test_e2e_store_idempotency_key_survives_kill9);
     tcase_add_test(tc, test_e2e_store_bad_values_exit_2);
     suite_add_tcase(s, tc);
     TCase *full = tcase_create("full_disk");
