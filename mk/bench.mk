@@ -3,7 +3,8 @@
 # and the `deps` target from it.
 # Never part of `make test`; never fails on a number.
 #
-#   make bench        wrk: shopd vs bare libmicrohttpd vs nginx, one table
+#   make bench        wrk: shopd (keyless, and with a fresh Idempotency-Key
+#                     per order) vs bare libmicrohttpd vs nginx, one table
 #                     (env: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SETTINGS,
 #                     BENCH_SERVERS, BENCH_MILLION=1, ... see run.sh)
 #   make bench-queue  the channel alone vs Go's buffered channel (if `go`)

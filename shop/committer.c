@@ -20,9 +20,16 @@
  *   - results: workers block in committer_result() while result_cap
  *     results wait (only while commits fail: each commit empties them).
  *
+ * Restocks (rare admin actions) wait in a FIFO list and go into the same
+ * commits; an accept or a restock may carry its Idempotency-Key, which is
+ * committed with it (a key the store already holds refuses the accept or
+ * restock: -EEXIST).
+ *
  * After a commit: accepted orders are recorded as queued in the order
  * book, put on the belt (their reserved slot guarantees room) and their
- * completions run; failed accepts complete with -EIO. Results are recorded
+ * completions run; failed accepts complete with -EIO. A committed restock
+ * is applied to the inventory only then, so no sale uses units the store
+ * does not hold. Results are recorded
  * in the order book only once committed, so GET /orders/{id} never shows a
  * final status that a crash could take back. Failed results are kept and
  * retried (the stock they took is already gone from the in-memory

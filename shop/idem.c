@@ -14,7 +14,9 @@
  * of the keys and the key dropped is among the oldest of the whole table
  * (exactly the oldest when there is one shard: tables under
  * 2 * IDEM_SHARD_MIN keys). Nothing is allocated per request: the table is
- * allocated once, and an answer body of up to IDEM_INLINE_BODY bytes (every
+ * mapped once (all shards' entries in one mapping, their chain heads in
+ * another, with huge pages requested; pages are only made resident as keys
+ * arrive), and an answer body of up to IDEM_INLINE_BODY bytes (every
  * POST /buy answer) lives inside its entry. Larger bodies (restock answers,
  * which carry a product) get a heap copy, allocated before the lock is
  * taken and freed after it is released.
@@ -39,12 +41,16 @@
  * Lock order: one shard's `lock` at a time, never held with another lock;
  * no I/O and no allocation or free while held.
  */
+/* madvise(MADV_HUGEPAGE) is a Linux extension, outside strict POSIX. */
+#define _DEFAULT_SOURCE 1
+
 #include "shop/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Answer bodies up to this size are kept inside the entry. */
@@ -64,7 +70,6 @@ struct idem_entry {
     uint8_t state;               /* enum idem_state */
     uint16_t status;
     uint16_t body_len;
-    char *body_heap; /* a body longer than IDEM_INLINE_BODY, or NULL */
     char body[IDEM_INLINE_BODY];
     char location[SHOP_IDEM_LOCATION_MAX];
 };
@@ -73,22 +78,34 @@ struct idem_entry {
 #define IDEM_SHARD_MIN 64 /* keys per shard, at least */
 #define IDEM_SLOT_BITS 24 /* a ticket's slot: shard << 24 | index */
 
+/*
+ * A body longer than IDEM_INLINE_BODY lives on the heap, its pointer in the
+ * shard's `heap` array (index = the entry's), which is ordinary heap memory:
+ * leak checkers scan that, not the table's own mapping.
+ */
 struct idem_shard {
     /* guards every field below up to `cap`; each shard on its own lines */
     _Alignas(SHOP_CACHE_LINE) pthread_mutex_t lock;
     struct idem_entry *e; /* cap entries */
     uint32_t *bucket;     /* nbuckets chain heads */
+    char **heap;          /* cap heap bodies (or NULL), by entry */
     size_t head;          /* the ring slot the next new key takes */
     uint64_t gen;         /* last generation stamped */
     size_t cap, nbuckets; /* read-only after create */
 };
 
 struct idem_table {
-    struct idem_shard *shard; /* nshards, each on its own cache lines */
-    size_t nshards, cap;      /* read-only after create */
-    int64_t ttl_ns;           /* read-only after create */
-    uint8_t salt[16];         /* read-only after create */
-    _Atomic size_t used;      /* entries not FREE (for /stats) */
+    struct idem_shard *shard;   /* nshards, each on its own cache lines */
+    size_t nshards, cap;        /* read-only after create */
+    size_t shards_ready;        /* shards whose lock exists (create/destroy) */
+    size_t shard_buckets;       /* chain heads per shard */
+    struct idem_entry *entries; /* all shards' entries, one mapping */
+    char **heap;                /* all shards' heap bodies, by entry */
+    uint32_t *buckets;          /* all shards' chain heads, one mapping */
+    size_t entries_size, buckets_size; /* bytes mapped */
+    int64_t ttl_ns;                    /* read-only after create */
+    uint8_t salt[16];                  /* read-only after create */
+    _Atomic size_t used;               /* entries not FREE (for /stats) */
     _Atomic uint64_t replayed, in_use, mismatched;
 };
 
@@ -184,42 +201,44 @@ static void fill_salt(uint8_t *salt, size_t n, const void *self)
     memcpy(salt, d, n);
 }
 
-static int shard_init(struct idem_shard *sh, size_t cap)
+/*
+ * Zeroed memory for the table, straight from the kernel: untouched pages
+ * cost nothing (a shopd that never sees a key never pays for the table),
+ * and huge pages are asked for, because keys land on random entries and
+ * with 4 KiB pages nearly every lookup in a table of many megabytes would
+ * also miss the TLB. Returns NULL on failure; free with table_free().
+ */
+static void *table_alloc(size_t size)
 {
-    sh->cap = cap;
-    sh->nbuckets = 1;
-    while (sh->nbuckets < cap)
-        sh->nbuckets *= 2;
-    sh->e = calloc(cap, sizeof(*sh->e));
-    sh->bucket = malloc(sh->nbuckets * sizeof(*sh->bucket));
-    if (!sh->e || !sh->bucket) {
-        free(sh->e);
-        free(sh->bucket);
-        sh->e = NULL;
-        sh->bucket = NULL;
-        return ENOMEM;
-    }
-    for (size_t i = 0; i < sh->nbuckets; i++)
-        sh->bucket[i] = IDEM_NONE;
-    int err = pthread_mutex_init(&sh->lock, NULL);
-    if (err) {
-        free(sh->e);
-        free(sh->bucket);
-        sh->e = NULL;
-        sh->bucket = NULL;
-    }
-    return err;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+#ifdef MADV_HUGEPAGE
+    madvise(p, size, MADV_HUGEPAGE); /* advice only: may fail */
+#endif
+    return p;
 }
 
-static void shard_fini(struct idem_shard *sh)
+static void table_free(void *p, size_t size)
 {
-    if (!sh->e)
-        return;
-    for (size_t i = 0; i < sh->cap; i++)
-        free(sh->e[i].body_heap);
-    pthread_mutex_destroy(&sh->lock);
-    free(sh->e);
-    free(sh->bucket);
+    if (p)
+        munmap(p, size);
+}
+
+/* Set up shard `sh` over `cap` entries at `e` and `nbuckets` heads at
+ * `bucket` (parts of the table's two allocations). */
+static int shard_init(struct idem_shard *sh, struct idem_entry *e, char **heap,
+                      size_t cap, uint32_t *bucket, size_t nbuckets)
+{
+    sh->e = e;
+    sh->heap = heap;
+    sh->cap = cap;
+    sh->bucket = bucket;
+    sh->nbuckets = nbuckets;
+    for (size_t i = 0; i < nbuckets; i++)
+        bucket[i] = IDEM_NONE;
+    return pthread_mutex_init(&sh->lock, NULL);
 }
 
 struct idem_table *idem_create(size_t cap, unsigned ttl_s)
@@ -237,16 +256,29 @@ struct idem_table *idem_create(size_t cap, unsigned ttl_s)
     t->nshards = 1;
     while (t->nshards < IDEM_SHARDS && cap / (t->nshards * 2) >= IDEM_SHARD_MIN)
         t->nshards *= 2;
+    /* Every shard gets the same number of chain heads: a power of two at
+     * least as large as its share of the keys (the shares add up to cap). */
+    t->shard_buckets = 1;
+    while (t->shard_buckets < (cap + t->nshards - 1) / t->nshards)
+        t->shard_buckets *= 2;
     t->ttl_ns = (int64_t)ttl_s * SHOP_NS_PER_S;
     t->shard = shop_cache_zalloc(t->nshards * sizeof(*t->shard));
-    if (!t->shard)
+    t->entries_size = cap * sizeof(struct idem_entry);
+    t->buckets_size = t->nshards * t->shard_buckets * sizeof(uint32_t);
+    t->entries = table_alloc(t->entries_size);
+    t->buckets = table_alloc(t->buckets_size);
+    t->heap = calloc(cap, sizeof(*t->heap));
+    if (!t->shard || !t->entries || !t->buckets || !t->heap)
         goto fail;
-    /* The shards' sizes add up to `cap` exactly. */
+    size_t first = 0;
     for (size_t i = 0; i < t->nshards; i++) {
-        err = shard_init(&t->shard[i],
-                         cap / t->nshards + (i < cap % t->nshards ? 1 : 0));
+        size_t n = cap / t->nshards + (i < cap % t->nshards ? 1 : 0);
+        err = shard_init(&t->shard[i], t->entries + first, t->heap + first, n,
+                         t->buckets + i * t->shard_buckets, t->shard_buckets);
         if (err)
             goto fail;
+        t->shards_ready++;
+        first += n;
     }
     fill_salt(t->salt, sizeof(t->salt), t);
     return t;
@@ -261,8 +293,13 @@ void idem_destroy(struct idem_table *t)
 {
     if (!t)
         return;
-    for (size_t i = 0; t->shard && i < t->nshards; i++)
-        shard_fini(&t->shard[i]);
+    for (size_t i = 0; i < t->shards_ready; i++)
+        pthread_mutex_destroy(&t->shard[i].lock);
+    for (size_t i = 0; t->heap && i < t->cap; i++)
+        free(t->heap[i]);
+    free(t->heap);
+    table_free(t->entries, t->entries_size);
+    table_free(t->buckets, t->buckets_size);
     free(t->shard);
     free(t);
 }
@@ -295,19 +332,21 @@ static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
         link = &sh->e[*link].next;
     if (*link == i)
         *link = e->next;
-    char *heap = e->body_heap;
-    e->body_heap = NULL;
+    char *heap = sh->heap[i];
+    sh->heap[i] = NULL;
     e->state = IDEM_FREE;
     e->next = IDEM_NONE;
     atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
     return heap;
 }
 
-static void copy_answer(const struct idem_entry *e, struct shop_idem_answer *a)
+static void copy_answer(const struct idem_shard *sh, uint32_t i,
+                        struct shop_idem_answer *a)
 {
+    const struct idem_entry *e = &sh->e[i];
     a->status = e->status;
     a->body_len = e->body_len;
-    memcpy(a->body, e->body_heap ? e->body_heap : e->body, e->body_len);
+    memcpy(a->body, sh->heap[i] ? sh->heap[i] : e->body, e->body_len);
     a->body[e->body_len] = '\0';
     memcpy(a->location, e->location, sizeof(a->location));
 }
@@ -353,7 +392,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
             res = SHOP_IDEM_MISMATCH;
         else {
             res = SHOP_IDEM_REPLAY;
-            copy_answer(e, ans);
+            copy_answer(sh, i, ans);
         }
     } else {
         /* A new key takes the ring's head; a key still there is the oldest
@@ -440,7 +479,7 @@ int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
         e->status = (uint16_t)status;
         e->body_len = (uint16_t)len;
         if (heap) {
-            e->body_heap = heap;
+            sh->heap[e - sh->e] = heap;
             heap = NULL;
         } else if (len > 0) {
             memcpy(e->body, body, len);

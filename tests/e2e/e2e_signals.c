@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define ORDER "{\"product\":\"apple\",\"quantity\":1}"
 
@@ -118,6 +119,33 @@ START_TEST(test_e2e_signals_drain)
 }
 END_TEST
 
+/* The same with a durable store (SPEC §7): a closed terminal's SIGHUP
+ * drains what the SQLite belt holds too. */
+START_TEST(test_e2e_signals_hup_sqlite)
+{
+    char *db = write_tmp(""); /* an empty file is an empty database */
+    char store[600];
+    snprintf(store, sizeof(store), "sqlite:%s", db);
+    const char *const args[] = {
+        "--workers", "1",       "--work-ms", "100", "--queue-capacity",
+        "64",        "--store", store,       NULL};
+    struct shopd *s = shopd_start(args, NULL);
+    long accepted = fill_belt(shopd_port(s), BELT_ORDERS);
+    shopd_signal(s, SIGHUP);
+    char *err = expect_exit(s, 0, "SIGHUP, sqlite");
+    expect_all_processed(err, accepted, "SIGHUP, sqlite");
+    free(err);
+    shopd_destroy(s);
+    static const char *const suffix[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char p[640];
+        snprintf(p, sizeof(p), "%s%s", db, suffix[i]);
+        unlink(p);
+    }
+    free(db);
+}
+END_TEST
+
 START_TEST(test_e2e_signals_usr1_logs_stats)
 {
     struct shopd *s = shopd_start(belt_args, NULL);
@@ -204,6 +232,7 @@ Suite *e2e_signals_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_e2e_signals_drain, 0,
                         (int)(sizeof(draining) / sizeof(draining[0])));
+    tcase_add_test(tc, test_e2e_signals_hup_sqlite);
     tcase_add_test(tc, test_e2e_signals_usr1_logs_stats);
     tcase_add_test(tc, test_e2e_signals_usr2_ignored);
     tcase_add_test(tc, test_e2e_signals_second_exits_at_once);

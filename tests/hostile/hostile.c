@@ -981,6 +981,106 @@ END_TEST
 
 /* ---- runner -------------------------------------------------------------- */
 
+/* ---- Idempotency-Key and Authorization garbage ------------------------ */
+
+#define HOSTILE_TOKEN "hostile-admin-token-0123456789"
+
+/* A header value of `n` random bytes (no CR, LF or NUL), with at least one
+ * byte no key may hold (a space). */
+static void garbage_value(char *out, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c;
+        do
+            c = (char)(rng() & 0xff);
+        while (c == '\r' || c == '\n' || c == '\0');
+        out[i] = c;
+    }
+    out[n / 2] = ' ';
+    out[n] = '\0';
+}
+
+/* Send one request with `headers` and expect a status from `allowed`. */
+static void expect_status(unsigned port, const char *what, const char *path,
+                          const char *headers, const char *body,
+                          const int *allowed)
+{
+    struct http_resp r;
+    int e = http_do(port, "POST", path, headers, body, strlen(body), &r);
+    ck_assert_msg(e == 0 || closed_rc(e), "%s: %s", what, strerror(-e));
+    if (e == 0) {
+        ck_assert_msg(in_list(r.status, allowed), "%s: status %d, body %.200s",
+                      what, r.status, r.body);
+        ck_assert_msg(strstr(r.body, HOSTILE_TOKEN) == NULL,
+                      "%s: the admin token in an answer", what);
+    }
+    http_resp_free(&r);
+}
+
+START_TEST(test_hostile_keys_and_tokens)
+{
+    char *tok = write_tmp(HOSTILE_TOKEN "\n");
+    const char *const args[] = {"--max-connections",
+                                "200",
+                                "--conn-timeout",
+                                "2",
+                                "--admin-token-file",
+                                tok,
+                                NULL};
+    struct target t;
+    target_start(&t, args);
+    static const int key_400[] = {400, 0};
+    static const int auth_401[] = {401, 400, 0};
+    static const char order[] = "{\"product\":\"apple\",\"quantity\":1}";
+    char value[8200], *hdr = malloc(64 * 1024);
+    ck_assert(hdr != NULL);
+
+    /* 200 random Idempotency-Key and Authorization values, 1-200 bytes. */
+    for (int i = 0; i < 200; i++) {
+        garbage_value(value, 1 + (size_t)(rng() % 200));
+        snprintf(hdr, 64 * 1024, "Idempotency-Key: %s\r\n", value);
+        expect_status(t.port, "garbage key", "/buy", hdr, order, key_400);
+        snprintf(hdr, 64 * 1024, "Authorization: %s\r\n", value);
+        expect_status(t.port, "garbage Authorization",
+                      "/products/apple/restock", hdr, "{\"quantity\":1}",
+                      auth_401);
+        snprintf(hdr, 64 * 1024, "Authorization: Bearer %s\r\n", value);
+        expect_status(t.port, "garbage Bearer token", "/products/apple/restock",
+                      hdr, "{\"quantity\":1}", auth_401);
+    }
+    /* Huge: an 8 KiB key and an 8 KiB token. */
+    memset(value, 'k', 8000);
+    value[8000] = '\0';
+    snprintf(hdr, 64 * 1024, "Idempotency-Key: %s\r\n", value);
+    expect_status(t.port, "8 KiB key", "/buy", hdr, order, key_400);
+    snprintf(hdr, 64 * 1024, "Authorization: Bearer %s\r\n", value);
+    expect_status(t.port, "8 KiB token", "/products/apple/restock", hdr,
+                  "{\"quantity\":1}", auth_401);
+    /* Repeated: 200 key headers; 200 copies of the right Authorization. */
+    size_t off = 0;
+    for (int i = 0; i < 200; i++)
+        off += (size_t)snprintf(hdr + off, 64 * 1024 - off,
+                                "Idempotency-Key: k\r\n");
+    expect_status(t.port, "200 key headers", "/buy", hdr, order, key_400);
+    off = 0;
+    for (int i = 0; i < 200; i++)
+        off += (size_t)snprintf(hdr + off, 64 * 1024 - off,
+                                "Authorization: Bearer " HOSTILE_TOKEN "\r\n");
+    expect_status(t.port, "200 Authorization headers",
+                  "/products/apple/restock", hdr, "{\"quantity\":1}", auth_401);
+    free(hdr);
+
+    /* None of it bought, restocked or kept a key. */
+    cJSON *st = get_json_ok(t.port, "/stats");
+    ck_assert_int_eq((int)jnum(st, "inventory.apple.restocked"), 0);
+    ck_assert_int_eq((int)jnum(st, "idempotency.keys"), 0);
+    cJSON_Delete(st);
+    target_finish(&t);
+    unlink(tok);
+    free(tok);
+}
+END_TEST
+
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
@@ -1000,6 +1100,7 @@ static Suite *hostile_suite(void)
         {"random", test_hostile_random_bytes, 120},
         {"nested", test_hostile_nested_json, 120},
         {"sneaky_quantities", test_hostile_sneaky_quantities, 60},
+        {"keys_and_tokens", test_hostile_keys_and_tokens, 120},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
