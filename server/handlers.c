@@ -1042,10 +1042,11 @@ static void write_store(const struct app *app, struct jbuf *b)
         write_latency(b, "commit_latency_ms", &ss.commit_latency);
         jb_printf(b,
                   ",\"round_trips\":%llu,\"duplicates\":%llu,"
-                  "\"restored\":%zu,\"restored_on_belt\":%zu",
+                  "\"restored\":%zu,\"restored_on_belt\":%zu,"
+                  "\"uncommitted\":%zu",
                   (unsigned long long)ss.store.round_trips,
                   (unsigned long long)ss.store.duplicates, ss.backlog,
-                  ss.backlog_fed);
+                  ss.backlog_fed, ss.uncommitted);
     }
     struct store_shop fig;
     if (shop_shared(app->shop)) {

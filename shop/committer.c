@@ -655,6 +655,7 @@ void committer_stats(struct committer *c, struct shop_store_stats *out)
     latency_hist_summary(c->latency, &out->commit_latency);
     out->backlog = c->nbacklog;
     out->backlog_fed = atomic_load_explicit(&c->fed, memory_order_relaxed);
+    out->uncommitted = committer_unfinished(c);
 }
 
 void committer_histogram(struct committer *c, struct shop_histogram *out)
