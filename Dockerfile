@@ -5,10 +5,11 @@
 #
 # Two stages on the same Debian release, so the binary links against exactly
 # the library versions the runtime stage installs:
-#   build    - compiler, -dev packages and Check; builds ./shopd and runs the
+#   build    - compiler, -dev packages, Check and redis-server (the Redis
+#              store's tests start their own); builds ./shopd and runs the
 #              tests (a failing test fails the image build).
 #   runtime  - debian:bookworm-slim + libmicrohttpd12 + libcjson1 +
-#              libsqlite3-0 + the binary. No compiler, no curl, no shell
+#              libsqlite3-0 + libhiredis0.14 + the binary. No compiler, no curl, no shell
 #              tools beyond the base image. /data is a volume for
 #              --store sqlite:/data/shop.db (SHOPD_STORE).
 #
@@ -44,7 +45,8 @@ RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
         gcc libc6-dev make pkg-config \
-        libmicrohttpd-dev libcjson-dev libsqlite3-dev check \
+        libmicrohttpd-dev libcjson-dev libsqlite3-dev libhiredis-dev check \
+        redis-server \
         $extra; \
     rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -70,7 +72,7 @@ LABEL org.opencontainers.image.title="shopd" \
 RUN set -eux; \
     apt-get update; \
     DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libmicrohttpd12 libcjson1 libsqlite3-0; \
+        libmicrohttpd12 libcjson1 libsqlite3-0 libhiredis0.14; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --system --gid 10001 shopd; \
     useradd --system --uid 10001 --gid shopd --no-create-home \

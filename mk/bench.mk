@@ -38,7 +38,7 @@ $(BENCH_DIR)/queue_bench: scripts/bench/queue_bench.c queue/queue.c \
 
 # wrk is the load generator; nginx is optional (run.sh skips it if absent).
 bench-deps:
-	@scripts/deps.sh wrk:wrk
+	@scripts/deps.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools
 
 bench: deps bench-deps
 	$(MAKE) bench-run

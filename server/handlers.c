@@ -25,6 +25,8 @@
  */
 #include "server/internal.h"
 
+#include "server/errors.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -133,6 +135,12 @@ void http_error(struct http_response *res, unsigned status, const char *code,
     jb_str(&b, msg, strlen(msg));
     jb_cstr(&b, "}");
     set_body(res, status, CT_JSON, &b);
+}
+
+/* The error of a body buy_parse() or restock_parse() refused. */
+static enum http_err parse_error(int rc)
+{
+    return rc == -EBADMSG ? HTTP_ERR_INVALID_JSON : HTTP_ERR_INVALID_FIELD;
 }
 
 /* --- Idempotency-Key ------------------------------------------------- */
@@ -295,6 +303,11 @@ static void buy_committed(void *arg, int rc, uint64_t id)
     memset(&res, 0, sizeof(res));
     if (rc == 0) {
         buy_accepted(&res, id);
+    } else if (rc == -EAGAIN) {
+        /* A shared store's belt (every instance's orders) is full. */
+        http_error(&res, 503, "queue_full",
+                   "the order belt is full; retry in a second");
+        http_add_header(&res, "Retry-After", "1");
     } else if (rc == -EEXIST) {
         http_error(&res, 409, "idempotency_key_in_use",
                    "a request with this Idempotency-Key was just stored; "
@@ -375,16 +388,10 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         shop_count_invalid(app->shop);
         return;
     }
-    switch (buy_parse(req->body, req->body_len, app->limits.max_quantity, &bo,
-                      sku, msg, sizeof(msg))) {
-    case BUY_OK:
-        break;
-    case BUY_INVALID_JSON:
-        http_error(res, 400, "invalid_json", msg);
-        shop_count_invalid(app->shop);
-        return;
-    case BUY_INVALID_FIELD:
-        http_error(res, 400, "invalid_field", msg);
+    int prc = buy_parse(req->body, req->body_len, app->limits.max_quantity, &bo,
+                        sku, msg, sizeof(msg));
+    if (prc < 0) {
+        http_fail(res, parse_error(prc), msg);
         shop_count_invalid(app->shop);
         return;
     }
@@ -481,8 +488,20 @@ static int parse_id(const char *s, uint64_t *out)
     return 0;
 }
 
+static void write_order_by(const struct app *app, const struct order *o,
+                           const char *accepted_by, const char *processed_by,
+                           struct jbuf *b);
+
 static void write_order(const struct app *app, const struct order *o,
                         struct jbuf *b)
+{
+    write_order_by(app, o, NULL, NULL, b);
+}
+
+/* With a shared store, also who accepted and who processed the order. */
+static void write_order_by(const struct app *app, const struct order *o,
+                           const char *accepted_by, const char *processed_by,
+                           struct jbuf *b)
 {
     const struct product *p = shop_product(app->shop, o->product);
     jb_printf(b, "{\"order_id\":%llu,\"product\":", (unsigned long long)o->id);
@@ -497,11 +516,122 @@ static void write_order(const struct app *app, const struct order *o,
     jb_time(b, o->accepted_ns);
     jb_cstr(b, ",\"processed_at\":");
     if (o->status == ORDER_QUEUED)
-        jb_cstr(b, "null,\"worker\":null}");
+        jb_cstr(b, "null,\"worker\":null");
     else {
         jb_time(b, o->processed_ns);
-        jb_printf(b, ",\"worker\":%d}", (int)o->worker);
+        jb_printf(b, ",\"worker\":%d", (int)o->worker);
     }
+    if (accepted_by != NULL) {
+        jb_cstr(b, ",\"accepted_by\":");
+        jb_str(b, accepted_by, strlen(accepted_by));
+        jb_cstr(b, ",\"processed_by\":");
+        if (processed_by != NULL && processed_by[0] != '\0')
+            jb_str(b, processed_by, strlen(processed_by));
+        else
+            jb_cstr(b, "null");
+    }
+    jb_cstr(b, "}");
+}
+
+/* --- shared stores: reads answered on the shop's reader thread -------- */
+
+/* A read in flight, with what its answer needs. */
+struct deferred_read {
+    struct shop_read r;
+    const struct app *app;
+    struct http_deferred *d;
+    int product; /* GET /products/{sku}: its index; -1 for the list */
+};
+
+static void store_unavailable(struct http_response *res)
+{
+    http_error(res, 503, "store_unavailable",
+               "the store cannot be read now; retry in a second");
+    http_add_header(res, "Retry-After", "1");
+}
+
+static void write_product(const struct product *p, const struct shop_stock *s,
+                          struct jbuf *b);
+
+/* Reader thread: the answer of a read is in. */
+static void read_done(struct shop_read *r)
+{
+    struct deferred_read *dr = (struct deferred_read *)r;
+    const struct app *app = dr->app;
+    struct http_response res;
+    struct jbuf b;
+
+    memset(&res, 0, sizeof(res));
+    if (r->rc == -ENOENT) {
+        http_error(&res, 404, "unknown_order",
+                   "no such order (never issued, or no longer kept)");
+    } else if (r->rc < 0) {
+        store_unavailable(&res);
+    } else if (r->kind == SHOP_READ_ORDER) {
+        jb_init(&b, 400);
+        write_order_by(app, &r->order, r->accepted_by, r->processed_by, &b);
+        set_body(&res, 200, CT_JSON, &b);
+    } else if (dr->product >= 0) {
+        jb_init(&b, 160);
+        write_product(shop_product(app->shop, (size_t)dr->product),
+                      &r->stock[dr->product], &b);
+        set_body(&res, 200, CT_JSON, &b);
+    } else {
+        size_t n = shop_product_count(app->shop);
+        jb_init(&b, 128 * n + 8);
+        jb_cstr(&b, "[");
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                jb_cstr(&b, ",");
+            write_product(shop_product(app->shop, i), &r->stock[i], &b);
+        }
+        jb_cstr(&b, "]");
+        set_body(&res, 200, CT_JSON, &b);
+    }
+    http_deferred_complete(dr->d, &res);
+    free(r->stock);
+    free(dr);
+}
+
+/*
+ * Hand a read to a shared shop's reader and defer the answer. Returns
+ * false (and answers 503 itself) if it could not.
+ */
+static bool defer_read(const struct app *app, enum shop_read_kind kind,
+                       uint64_t id, int product, struct http_response *res)
+{
+    struct deferred_read *dr = calloc(1, sizeof(*dr));
+    size_t n = shop_product_count(app->shop);
+
+    if (dr != NULL && kind == SHOP_READ_PRODUCTS)
+        dr->r.stock = calloc(n, sizeof(*dr->r.stock));
+    if (dr == NULL || (kind == SHOP_READ_PRODUCTS && dr->r.stock == NULL))
+        goto fail;
+    dr->d = http_deferred_create();
+    if (dr->d == NULL)
+        goto fail;
+    dr->app = app;
+    dr->product = product;
+    dr->r.kind = kind;
+    dr->r.id = id;
+    dr->r.done = read_done;
+    /* Once handed over, the read may be answered (and `dr` freed) at any
+     * moment: keep what is still needed here. */
+    struct http_deferred *d = dr->d;
+    if (shop_read_async(app->shop, &dr->r) != 0) {
+        /* Never handed over: drop both references. */
+        http_deferred_release(d);
+        http_deferred_release(d);
+        goto fail;
+    }
+    res->deferred = d;
+    return true;
+fail:
+    if (dr)
+        free(dr->r.stock);
+    free(dr);
+    store_unavailable(res);
+    return false;
 }
 
 static void handle_order(const struct app *app, const struct http_request *req,
@@ -512,6 +642,10 @@ static void handle_order(const struct app *app, const struct http_request *req,
     if (parse_id(arg, &id) < 0) {
         http_error(res, 400, "invalid_id",
                    "order id must be a positive decimal integer");
+        return;
+    }
+    if (id != 0 && shop_shared(app->shop)) {
+        defer_read(app, SHOP_READ_ORDER, id, -1, res);
         return;
     }
     struct order o;
@@ -576,6 +710,10 @@ static void handle_products(const struct app *app,
 {
     (void)req;
     (void)arg;
+    if (shop_shared(app->shop)) {
+        defer_read(app, SHOP_READ_PRODUCTS, 0, -1, res);
+        return;
+    }
     size_t n;
     struct shop_stock *st = stock_copy(app, &n);
     struct jbuf b;
@@ -602,6 +740,10 @@ static void handle_product(const struct app *app,
     if (idx < 0) {
         http_error(res, 404, "unknown_product",
                    "no product with that sku in the catalog");
+        return;
+    }
+    if (shop_shared(app->shop)) {
+        defer_read(app, SHOP_READ_PRODUCTS, 0, idx, res);
         return;
     }
     size_t n;
@@ -791,14 +933,9 @@ static void handle_restock(const struct app *app,
         return;
     }
     unsigned qty = 0;
-    switch (restock_parse(req->body, req->body_len, &qty, msg, sizeof(msg))) {
-    case BUY_OK:
-        break;
-    case BUY_INVALID_JSON:
-        http_error(res, 400, "invalid_json", msg);
-        return;
-    case BUY_INVALID_FIELD:
-        http_error(res, 400, "invalid_field", msg);
+    int prc = restock_parse(req->body, req->body_len, &qty, msg, sizeof(msg));
+    if (prc < 0) {
+        http_fail(res, parse_error(prc), msg);
         return;
     }
 
@@ -910,6 +1047,40 @@ static void write_store(const struct app *app, struct jbuf *b)
                   (unsigned long long)ss.store.round_trips,
                   (unsigned long long)ss.store.duplicates, ss.backlog,
                   ss.backlog_fed, ss.uncommitted);
+    }
+    struct store_shop fig;
+    if (shop_shared(app->shop)) {
+        /* Every Redis round trip of this instance (accepts, takes,
+         * results, reads) against the orders it accepted. */
+        uint64_t acc = ss.store.round_trips ? ss.committed_orders : 0;
+        jb_printf(b,
+                  ",\"connected\":%s,\"reclaimed\":%llu,"
+                  "\"orders_per_round_trip\":",
+                  ss.store.available ? "true" : "false",
+                  (unsigned long long)ss.store.reclaimed);
+        jb_double(b, ss.store.round_trips
+                         ? (double)acc / (double)ss.store.round_trips
+                         : 0);
+        jb_cstr(b, "}");
+        bool valid = shop_shared_figures(app->shop, &fig);
+        jb_printf(
+            b,
+            ",\"shop\":{\"valid\":%s,\"accepted\":%llu,"
+            "\"rejected_full\":%llu,\"processed\":%llu,\"fulfilled\":%llu,"
+            "\"out_of_stock\":%llu,\"double_deliveries\":%llu,"
+            "\"reclaimed\":%llu,\"restocked\":%llu,\"belt\":%llu,"
+            "\"in_flight\":%llu,\"last_order_id\":%llu,\"instances\":%llu}",
+            valid ? "true" : "false", (unsigned long long)fig.accepted,
+            (unsigned long long)fig.rejected_full,
+            (unsigned long long)fig.processed,
+            (unsigned long long)fig.fulfilled,
+            (unsigned long long)fig.out_of_stock,
+            (unsigned long long)fig.double_deliveries,
+            (unsigned long long)fig.reclaimed,
+            (unsigned long long)fig.restocked, (unsigned long long)fig.belt,
+            (unsigned long long)fig.pending, (unsigned long long)fig.last_id,
+            (unsigned long long)fig.consumers);
+        return;
     }
     jb_cstr(b, "}");
 }

@@ -218,7 +218,8 @@ static void instance_name(const struct config *cfg, unsigned port, char *buf,
  * Returns 0, or -1 after logging one line naming the store and the reason.
  */
 static int open_store(const struct config *cfg, const struct product *catalog,
-                      size_t n, struct store **out, struct store_state *state)
+                      size_t n, const char *instance, struct store **out,
+                      struct store_state *state)
 {
     char name[CONFIG_PATH_MAX + 64];
     char err[CONFIG_PATH_MAX + 256];
@@ -234,7 +235,7 @@ static int open_store(const struct config *cfg, const struct product *catalog,
         .password = cfg->store.password,
         .sync = cfg->sync == CONFIG_SYNC_NORMAL ? STORE_SYNC_NORMAL
                                                 : STORE_SYNC_FULL,
-        .instance = cfg->instance,
+        .instance = instance,
         .reclaim_ms = cfg->reclaim_ms,
         .idempotency_ttl = cfg->idempotency_ttl,
         .queue_capacity = cfg->queue_capacity,
@@ -269,6 +270,16 @@ static int open_store(const struct config *cfg, const struct product *catalog,
                     "added with stock %lld",
                     name, state->products[i].sku,
                     (long long)state->products[i].stock);
+    if (store_caps(*out) & STORE_CAP_SHARED) {
+        log_msg(LOG_INFO,
+                "store %s instance=%s: %s, %zu products, next order id %llu; "
+                "orders not final stay on the shared belt (this instance's "
+                "own first)",
+                name, instance,
+                state->seeded ? "seeded from the catalog" : "loaded",
+                state->nproducts, (unsigned long long)state->next_id);
+        return 0;
+    }
     log_msg(LOG_INFO,
             "store %s sync=%s: %s, %zu products, next order id %llu, %zu "
             "unfinished orders go back on the belt",
@@ -331,7 +342,24 @@ int main(int argc, char **argv)
     struct shop *shop = NULL;
     struct store *store = NULL;
     struct store_state state = {0};
-    if (open_store(&cfg, catalog, nproducts, &store, &state) < 0)
+    /* The instance's name: "" means <hostname>:<port>; with --port 0 the
+     * port is only known once bound, so it is published after the start
+     * (handlers read it through an atomic pointer). A shared store needs
+     * the name before that (it is the instance's consumer name): with
+     * --port 0 and no --instance it is <hostname>:pid<PID>. */
+    char instance[CONFIG_INSTANCE_MAX + 80];
+    bool named_now = cfg.instance[0] != '\0' || cfg.port != 0 ||
+                     cfg.store.kind != CONFIG_STORE_REDIS;
+    if (named_now) {
+        instance_name(&cfg, cfg.port, instance, sizeof(instance));
+    } else {
+        char host[64];
+        if (gethostname(host, sizeof(host)) != 0)
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        snprintf(instance, sizeof(instance), "%s:pid%ld", host, (long)getpid());
+    }
+    if (open_store(&cfg, catalog, nproducts, instance, &store, &state) < 0)
         goto out;
     struct shop_config sc = {
         .workers = cfg.workers,
@@ -363,11 +391,6 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    /* The instance's name: "" means <hostname>:<port>; with --port 0 the
-     * port is only known once bound, so it is published after the start
-     * (handlers read it through an atomic pointer). */
-    char instance[CONFIG_INSTANCE_MAX + 80];
-    instance_name(&cfg, cfg.port, instance, sizeof(instance));
     struct http_counters http_counters = {0};
     struct app app = {
         .shop = shop,
@@ -400,7 +423,7 @@ int main(int argc, char **argv)
         goto out;
     }
     static char bound_instance[CONFIG_INSTANCE_MAX + 80];
-    if (cfg.port == 0 && cfg.instance[0] == '\0') {
+    if (cfg.port == 0 && cfg.instance[0] == '\0' && named_now) {
         instance_name(&cfg, httpd_port(httpd), bound_instance,
                       sizeof(bound_instance));
         atomic_store(&app.instance, bound_instance);

@@ -162,6 +162,37 @@ void metrics_write(const struct app *app, struct jbuf *b)
           "Accepts and results per successful commit, on average.",
           ss.orders_per_commit);
 
+    struct store_shop fig;
+    if (shop_shared(app->shop)) {
+        /* This instance's Redis cost, and the shop's figures (every
+         * instance's orders, as of the last refresh). */
+        counter(b, "shopd_store_round_trips_total",
+                "Redis round trips of this instance.", ss.store.round_trips);
+        counter(b, "shopd_store_reclaimed_total",
+                "Orders this instance claimed from a dead one.",
+                ss.store.reclaimed);
+        shop_shared_figures(app->shop, &fig);
+        counter(b, "shopd_shop_orders_accepted_total",
+                "Orders accepted by every instance of the shop.", fig.accepted);
+        counter(b, "shopd_shop_orders_processed_total",
+                "Orders finished by every instance of the shop.",
+                fig.processed);
+        counter(b, "shopd_shop_orders_fulfilled_total",
+                "Orders fulfilled, shop-wide.", fig.fulfilled);
+        counter(b, "shopd_shop_orders_out_of_stock_total",
+                "Orders out of stock, shop-wide.", fig.out_of_stock);
+        counter(b, "shopd_shop_double_deliveries_total",
+                "Results that found their order final already (a second "
+                "delivery, not applied).",
+                fig.double_deliveries);
+        counter(b, "shopd_shop_reclaimed_total",
+                "Orders claimed from a dead instance, shop-wide.",
+                fig.reclaimed);
+        gauge(b, "shopd_shop_belt",
+              "Orders not final yet, every instance's (queued and taken).",
+              (double)fig.belt);
+    }
+
     struct shop_histogram qw, pr, cl;
     shop_commit_histogram(app->shop, &cl);
     histogram(b, "shopd_store_commit_seconds",

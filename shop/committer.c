@@ -45,9 +45,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdatomic.h>
 
+#include "common/thread.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
@@ -135,6 +135,10 @@ struct committer {
 
     struct latency_hist *latency;
     _Atomic uint64_t commits, committed_orders, failed_commits;
+    _Atomic uint64_t accepted; /* orders committed as accepted */
+    /* A shared store (Redis): its belt is the store's; accepted orders do
+     * not go on the local one, and the store may refuse one as full. */
+    bool shared;
     _Atomic bool available;
 };
 
@@ -177,19 +181,6 @@ static void deadline_in(struct timespec *ts, unsigned ms)
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000L;
     }
-}
-
-static void block_signals(void)
-{
-    sigset_t all;
-    sigemptyset(&all);
-    sigaddset(&all, SIGINT);
-    sigaddset(&all, SIGTERM);
-    sigaddset(&all, SIGHUP);
-    sigaddset(&all, SIGQUIT);
-    sigaddset(&all, SIGUSR1);
-    sigaddset(&all, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
 }
 
 /* Commit one batch: `na` accepts, `nr` results (the first `nr` of
@@ -275,9 +266,14 @@ static void finish_accepts(struct committer *c, size_t na, int rc)
             orderbook_put(c->book, &p->item.o);
             /* Room is reserved: this never waits, and the belt is closed
              * only after every accept has been handed on. */
-            queue_send(c->belt, &p->item, NULL);
+            if (!c->shared)
+                queue_send(c->belt, &p->item, NULL);
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            atomic_fetch_add_explicit(&c->accepted, 1, memory_order_relaxed);
             p->done(p->arg, 0, p->item.o.id);
+        } else if (rc == 0 && c->sacc[i].result == STORE_FULL) {
+            atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            p->done(p->arg, -EAGAIN, 0);
         } else {
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
             p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
@@ -311,7 +307,6 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
-    block_signals();
     pthread_mutex_lock(&c->lock);
     for (;;) {
         /* Wait for work, a retry, a probe, or the end. */
@@ -387,7 +382,6 @@ out:
 static void *feeder_main(void *arg)
 {
     struct committer *c = arg;
-    block_signals();
     for (size_t i = 0; i < c->nbacklog; i++) {
         struct shop_item *it = &c->backlog[i];
         it->enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
@@ -414,6 +408,7 @@ struct committer *committer_create(struct store *st, struct queue *belt,
     if (c == NULL)
         goto fail_errno;
     c->store = st;
+    c->shared = (store_caps(st) & STORE_CAP_SHARED) != 0;
     c->inv = inv;
     c->rs_tail = &c->rs_head;
     c->belt = belt;
@@ -481,15 +476,16 @@ fail_errno:
 
 int committer_start(struct committer *c)
 {
-    int err = pthread_create(&c->thread, NULL, committer_main, c);
+    /* Signals are main's (sigwait): these threads take none. */
+    int err = thread_start(&c->thread, committer_main, c);
     if (err)
-        return -err;
+        return err;
     c->thread_started = true;
     if (c->nbacklog > 0) {
-        err = pthread_create(&c->feeder, NULL, feeder_main, c);
+        err = thread_start(&c->feeder, feeder_main, c);
         if (err) {
             committer_finish(c, NULL);
-            return -err;
+            return err;
         }
         c->feeder_started = true;
     }
@@ -676,6 +672,11 @@ void committer_stats(struct committer *c, struct shop_store_stats *out)
 void committer_histogram(struct committer *c, struct shop_histogram *out)
 {
     latency_hist_export(c->latency, out);
+}
+
+uint64_t committer_accepted(struct committer *c)
+{
+    return atomic_load_explicit(&c->accepted, memory_order_relaxed);
 }
 
 bool committer_available(struct committer *c)

@@ -242,6 +242,32 @@ void committer_destroy(struct committer *c);
 void committer_stats(struct committer *c, struct shop_store_stats *out);
 void committer_histogram(struct committer *c, struct shop_histogram *out);
 bool committer_available(struct committer *c);
+/* Orders committed as accepted so far. */
+uint64_t committer_accepted(struct committer *c);
+
+/* ---- shared.c: workers and reader over a shared belt (Redis) ---------- */
+
+struct shared;
+
+/* Workers and a reader over shared store `st` (not owned); finished orders
+ * go to `book` and `stats`. NULL (errno) on failure; no thread yet. */
+struct shared *shared_create(struct store *st, struct orderbook *book,
+                             struct shop_stats *stats, size_t nproducts,
+                             size_t workers, unsigned work_ms);
+int shared_start(struct shared *sh);
+/* Workers take until the shared belt looks empty, then exit; past
+ * `deadline` they stop after their batch. Returns 0 once they exited. */
+int shared_drain(struct shared *sh, const struct timespec *deadline);
+uint64_t shared_in_flight(struct shared *sh);
+bool shared_worker_busy(struct shared *sh, size_t i);
+uint64_t shared_worker_handled(struct shared *sh, size_t i);
+int shared_read(struct shared *sh, struct shop_read *r);
+/* Copy the cached shop-wide figures and stock (nproducts entries; either
+ * may be NULL). Returns whether they were ever read. */
+bool shared_figures(struct shared *sh, struct store_shop *fig,
+                    struct shop_stock *stock);
+/* Stops the reader (after answering queued reads) and frees. */
+void shared_destroy(struct shared *sh);
 
 /* Copy a store's order into a shop order. */
 void shop_order_from_store(const struct store_order *so, struct order *o);

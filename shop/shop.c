@@ -59,6 +59,9 @@ struct shop {
     struct orderbook *book;
     struct shop_stats *stats;
     struct committer *com; /* durable stores only, else NULL */
+    /* Shared stores (Redis) only, else NULL: workers over the store's
+     * belt instead of `pool` over `belt` (then unused). */
+    struct shared *shared;
     /* Belt slots reserved by shop_submit_async() for orders not yet on the
      * belt (being committed, or the restart backlog). */
     _Atomic size_t held;
@@ -211,6 +214,12 @@ static struct shop *create(const struct shop_config *cfg,
             4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
         if (!s->com)
             goto fail_errno;
+        if (store_caps(cfg->store) & STORE_CAP_SHARED) {
+            s->shared = shared_create(cfg->store, s->book, s->stats, n,
+                                      cfg->workers, cfg->work_ms);
+            if (!s->shared)
+                goto fail_errno;
+        }
     }
     s->idem = idem_create(idem_capacity(cfg), cfg->idempotency_ttl
                                                   ? cfg->idempotency_ttl
@@ -285,12 +294,15 @@ bool shop_durable(const struct shop *s)
 
 int shop_start(struct shop *s)
 {
-    int ret = pool_start(s->pool);
+    int ret = s->shared ? shared_start(s->shared) : pool_start(s->pool);
 
     if (ret == 0 && s->com != NULL) {
         ret = committer_start(s->com);
         if (ret != 0) {
-            pool_drain(s->pool, NULL);
+            if (s->shared)
+                shared_drain(s->shared, NULL);
+            else
+                pool_drain(s->pool, NULL);
             s->drained = true;
         }
     }
@@ -321,7 +333,8 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
         if (ret)
             return ret;
     }
-    ret = pool_drain(s->pool, deadline);
+    ret = s->shared ? shared_drain(s->shared, deadline)
+                    : pool_drain(s->pool, deadline);
     if (ret == 0 && s->com != NULL)
         ret = committer_finish(s->com, deadline);
     if (ret == 0)
@@ -331,7 +344,9 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
 
 uint64_t shop_left(struct shop *s)
 {
-    uint64_t n = (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
+    uint64_t n = s->shared
+                     ? shared_in_flight(s->shared)
+                     : (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
     if (s->com != NULL)
         n += committer_unfinished(s->com);
     return n;
@@ -348,6 +363,7 @@ void shop_destroy(struct shop *s)
      */
     if (s->started && !s->drained)
         return;
+    shared_destroy(s->shared);
     committer_destroy(s->com);
     pool_destroy(s->pool);
     queue_destroy(s->belt);
@@ -453,7 +469,29 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
 
 bool shop_store_ok(struct shop *s)
 {
-    return s->com == NULL || committer_available(s->com);
+    if (s->com == NULL)
+        return true;
+    /* A shared store's workers poll it all the time, so its own flag
+     * also drops (and recovers) while nobody buys. */
+    if (s->shared && !store_available(s->cfg.store))
+        return false;
+    return committer_available(s->com);
+}
+
+bool shop_shared(const struct shop *s)
+{
+    return s->shared != NULL;
+}
+
+int shop_read_async(struct shop *s, struct shop_read *r)
+{
+    return s->shared ? shared_read(s->shared, r) : -ENOTSUP;
+}
+
+bool shop_shared_figures(struct shop *s, struct store_shop *out)
+{
+    memset(out, 0, sizeof(*out));
+    return s->shared ? shared_figures(s->shared, out, NULL) : false;
 }
 
 void shop_store_stats(struct shop *s, struct shop_store_stats *out)
@@ -528,6 +566,12 @@ int shop_find_product(const struct shop *s, const char *sku, size_t len)
 
 void shop_stock_all(struct shop *s, struct shop_stock *out)
 {
+    /* A shared shop's stock is the whole shop's, as last read. */
+    if (s->shared) {
+        memset(out, 0, s->nproducts * sizeof(*out));
+        shared_figures(s->shared, NULL, out);
+        return;
+    }
     inventory_read_all(s->inv, out);
 }
 
@@ -544,6 +588,24 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
      */
     shop_stats_read(s->stats, out);
     out->processed = out->fulfilled + out->out_of_stock;
+    if (s->shared) {
+        /* This instance's accepted and processed orders; the belt is the
+         * shop's (every instance's orders not taken yet), so the local
+         * invariant of SPEC §1 holds only for the shop as a whole. */
+        struct store_shop fig;
+        shared_figures(s->shared, &fig, NULL);
+        out->accepted = committer_accepted(s->com);
+        out->queue_depth =
+            (size_t)(fig.belt > fig.pending ? fig.belt - fig.pending : 0);
+        out->in_flight = shared_in_flight(s->shared);
+        out->queue_high_water = 0;
+        out->queue_capacity = s->cfg.queue_capacity;
+        out->workers = s->cfg.workers;
+        out->draining = shop_draining(s);
+        shop_stats_rate(s->stats, out->accepted, out->processed,
+                        &out->accepted_per_s, &out->processed_per_s);
+        return;
+    }
     uint64_t sent;
     size_t len;
     queue_counts(s->belt, &sent, &len);
@@ -576,11 +638,15 @@ size_t shop_worker_count(const struct shop *s)
 
 bool shop_worker_busy(struct shop *s, size_t i)
 {
+    if (s->shared)
+        return shared_worker_busy(s->shared, i);
     return i < s->cfg.workers && pool_worker_busy(s->pool, i);
 }
 
 uint64_t shop_worker_processed(struct shop *s, size_t i)
 {
+    if (s->shared)
+        return shared_worker_handled(s->shared, i);
     return i < s->cfg.workers ? pool_worker_handled(s->pool, i) : 0;
 }
 

@@ -245,6 +245,45 @@ void shop_store_stats(struct shop *s, struct shop_store_stats *out);
 /* Histogram of commit latency, for /metrics (zeroed in memory). */
 void shop_commit_histogram(struct shop *s, struct shop_histogram *out);
 
+/*
+ * Shared stores (STORE_CAP_SHARED: Redis) - reads that show the whole
+ * shop's current state, answered on the shop's reader thread so that no
+ * HTTP thread waits on the store.
+ */
+#define SHOP_INSTANCE_MAX 128
+enum shop_read_kind {
+    SHOP_READ_ORDER,    /* `id` in; `order`, accepted_by, processed_by out */
+    SHOP_READ_PRODUCTS, /* `stock` (shop_product_count() entries) out */
+};
+struct shop_read {
+    struct shop_read *next; /* the shop's, while queued */
+    enum shop_read_kind kind;
+    uint64_t id;
+    /* Called once on the reader thread with `rc` 0, -ENOENT (no such
+     * order) or -EIO (the store cannot be read now). Must not block; may
+     * free the read. */
+    void (*done)(struct shop_read *r);
+    void *arg;
+    int rc;
+    struct order order;
+    char accepted_by[SHOP_INSTANCE_MAX + 1];
+    char processed_by[SHOP_INSTANCE_MAX + 1]; /* "" until processed */
+    struct shop_stock *stock;                 /* caller's array */
+};
+
+/* Whether the shop's belt and stock live in a shared store. */
+bool shop_shared(const struct shop *s);
+
+/*
+ * Queue `r` (owned by the caller until `done` ran). Returns 0, -ENOTSUP
+ * (not a shared shop) or -EPIPE (the shop is closing). Never blocks.
+ */
+int shop_read_async(struct shop *s, struct shop_read *r);
+
+/* The shop-wide figures of a shared store, as of the last refresh (every
+ * ~250 ms; all zero before the first). Returns whether there was one. */
+bool shop_shared_figures(struct shop *s, struct store_shop *out);
+
 /* Count one rejected invalid order (bad request, unknown product, ...). */
 void shop_count_invalid(struct shop *s);
 

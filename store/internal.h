@@ -28,6 +28,9 @@ struct store_backend {
     /* NULL unless STORE_CAP_SHARED */
     int (*take)(struct store *st, unsigned worker, struct store_order *out,
                 size_t max, unsigned wait_ms);
+    /* NULL unless STORE_CAP_SHARED */
+    int (*products_get)(struct store *st, struct store_product *out, size_t n);
+    int (*shop_get)(struct store *st, struct store_shop *out);
     bool (*available)(struct store *st);
     void (*stats)(struct store *st, struct store_stats *out);
 };
@@ -39,6 +42,7 @@ struct store {
 
 extern const struct store_backend store_memory_backend;
 extern const struct store_backend store_sqlite_backend;
+extern const struct store_backend store_redis_backend;
 
 /*
  * Replace the first STORE_ID_PLACEHOLDER in `body` (`len` bytes) with `id`

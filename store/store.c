@@ -23,7 +23,7 @@ static const struct store_backend *backend_of(enum store_kind kind)
     case STORE_SQLITE:
         return &store_sqlite_backend;
     case STORE_REDIS:
-        return NULL;
+        return &store_redis_backend;
     }
     return NULL;
 }
@@ -124,6 +124,21 @@ int store_take(struct store *st, unsigned worker, struct store_order *out,
     if (st->be->take == NULL)
         return -ENOTSUP;
     return st->be->take(st, worker, out, max, wait_ms);
+}
+
+int store_products_get(struct store *st, struct store_product *out, size_t n)
+{
+    if (st->be->products_get == NULL)
+        return -ENOTSUP;
+    return st->be->products_get(st, out, n);
+}
+
+int store_shop_get(struct store *st, struct store_shop *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (st->be->shop_get == NULL)
+        return -ENOTSUP;
+    return st->be->shop_get(st, out);
 }
 
 bool store_available(struct store *st)

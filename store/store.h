@@ -104,6 +104,8 @@ struct store_options {
                                  the store's default (2 MiB) */
     const char *vfs;          /* sqlite: VFS name, NULL = the default one
                                  (tests wrap it to fail writes on demand) */
+    unsigned connect_wait_ms; /* redis: how long open retries an
+                                 unreachable server, 0 = 10 s (SPEC §7) */
 };
 
 /* Order states, in the same order as shop's enum order_status. */
@@ -336,6 +338,30 @@ int store_idem_get(struct store *st, const char *endpoint, const char *key,
  */
 int store_take(struct store *st, unsigned worker, struct store_order *out,
                size_t max, unsigned wait_ms);
+
+/*
+ * Shop-wide figures of a shared store (STORE_CAP_SHARED): every instance's
+ * orders together.
+ */
+struct store_shop {
+    uint64_t accepted, rejected_full, processed, fulfilled, out_of_stock;
+    uint64_t double_deliveries; /* results that found their order final */
+    uint64_t reclaimed;         /* orders claimed from another instance */
+    uint64_t restocked;         /* units, every product */
+    uint64_t belt;              /* orders not final yet (queued + taken) */
+    uint64_t pending;           /* of them, taken by some worker */
+    uint64_t last_id;           /* the last order id given */
+    uint64_t consumers;         /* instance names that ever took orders */
+};
+
+/*
+ * Shared stores only (others return -ENOTSUP): the live stock, sold and
+ * restocked of the `n` products of the last store_load(), by index, into
+ * `out` (name and price are left alone); and the shop-wide figures.
+ * Return 0 or -EIO. Block (one round trip). Thread-safe.
+ */
+int store_products_get(struct store *st, struct store_product *out, size_t n);
+int store_shop_get(struct store *st, struct store_shop *out);
 
 /* Whether the last write succeeded. Never blocks; any thread. */
 bool store_available(struct store *st);

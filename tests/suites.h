@@ -13,5 +13,7 @@ Suite *config_suite(void);
 Suite *server_suite(void);
 Suite *conns_suite(void);
 Suite *store_suite(void);
+Suite *redis_suite(void);
+Suite *errors_suite(void);
 
 #endif /* SHOPD_TESTS_SUITES_H */

@@ -5,8 +5,8 @@
 #   shopd     the real server, default settings, a catalog with huge stock
 #   idem      the same shopd, but every POST /buy carries a fresh
 #             Idempotency-Key (buy.lua with BUY_IDEMPOTENCY=1): the cost of
-#             the key table; the "÷ shopd" column compares it with the
-#             keyless run of the same round
+#             the key table; the "÷ memory" column compares it with the
+#             keyless shopd run of the same round
 #   baseline  bare libmicrohttpd in shopd's daemon mode answering a fixed 202
 #             (scripts/bench/baseline.c: the library's ceiling)
 #   nginx     Debian's nginx from a private prefix answering the same fixed
@@ -16,6 +16,14 @@
 #             directory) and --sync normal / full: the price of a durable
 #             202 against shopd in memory (column "÷ memory"); their orders
 #             per commit and commit latency are listed under the table
+#   redis1, redis2
+#             shopd with --store unix://SOCK on a private redis-server
+#             (Debian's, started fresh for each run in the run's directory,
+#             appendonly yes, appendfsync everysec, on the same cores): one
+#             instance, and two instances with wrk spread over both (two
+#             wrk processes of half the connections each, their figures
+#             summed; latencies are the worse of the two). Redis round
+#             trips per order are listed under the table
 #
 # For every round and every wrk setting, the servers are run one after the
 # other (A B C, then the next round starts one further along: B C A, ...),
@@ -38,7 +46,7 @@
 #                          wrk threads:connections. wrk gives each thread
 #                          connections/threads (integer division), so odd
 #                          counts use one thread to open exactly that many.
-#   BENCH_SERVERS="shopd idem sqlite_normal sqlite_full baseline nginx"
+#   BENCH_SERVERS="shopd idem sqlite_normal sqlite_full redis1 redis2 baseline nginx"
 #   BENCH_SCRIPT=scripts/wrk/buy.lua
 #   BENCH_STOCK=1000000000000   stock of every product in the bench catalog
 #   BENCH_SHOPD_ARGS=      extra shopd flags (e.g. --queue-capacity 65536)
@@ -63,7 +71,7 @@ STATCHECK=${STATCHECK:-$BENCH_DIR/statcheck}
 SECONDS_PER_RUN=${BENCH_SECONDS:-5}
 ROUNDS=${BENCH_ROUNDS:-3}
 SETTINGS=${BENCH_SETTINGS:-"1:64 1:127 1:128 1:129 2:128 2:256 2:1024"}
-SERVERS=${BENCH_SERVERS:-"shopd idem sqlite_normal sqlite_full baseline nginx"}
+SERVERS=${BENCH_SERVERS:-"shopd idem sqlite_normal sqlite_full redis1 redis2 baseline nginx"}
 ALT=${BENCH_ALT:-}
 if [ -n "$ALT" ] && [[ " $SERVERS " != *" alt "* ]]; then
     SERVERS="$SERVERS alt"
@@ -160,9 +168,14 @@ CATALOG=$OUT/catalog.json
 } >"$CATALOG"
 
 # --- starting servers -------------------------------------------------------
-# Each start_* sets SRV_PID and SRV_PORT.
+# Each start_* sets SRV_PID and SRV_PORT (redis2 also SRV_PID2, SRV_PORT2;
+# the Redis ones SRV_EXTRA, the PIDs to stop after the servers).
 SRV_PID=
 SRV_PORT=
+SRV_PID2=
+SRV_PORT2=
+SRV_EXTRA=
+REDIS_SOCK=
 
 # Wait for "listening on ADDR:PORT" in a log written by PID; sets SRV_PORT.
 wait_listening() {
@@ -212,6 +225,52 @@ start_sqlite() {
     SRV_PID=$!
     PIDS+=("$SRV_PID")
     wait_listening "$SRV_PID" "$log"
+}
+
+# A private redis-server on a unix socket in the run's directory; sets
+# REDIS_SOCK and adds its PID to SRV_EXTRA (stopped after the run).
+start_redis_server() {
+    local dir=$OUT/redis i
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    REDIS_SOCK=$dir/redis.sock
+    redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
+        --save '' --appendonly yes --appendfsync everysec --dir "$dir" \
+        --logfile "$dir/redis.log" &
+    local rpid=$!
+    PIDS+=("$rpid")
+    SRV_EXTRA="$rpid"
+    for ((i = 0; i < 200; i++)); do
+        [ "$(redis-cli -s "$REDIS_SOCK" ping 2>/dev/null)" = PONG ] && return 0
+        sleep 0.05
+    done
+    echo "bench: redis-server did not start" >&2
+    return 1
+}
+
+# shopd instance `$2` on the Redis of start_redis_server; `$1` is the log.
+start_redis_shopd() {
+    # shellcheck disable=SC2086 # SHOPD_ARGS is a list of flags
+    "$SHOPD" --bind 127.0.0.1 --port 0 --catalog "$CATALOG" \
+        --store "unix://$REDIS_SOCK" --instance "$2" $SHOPD_ARGS 2>"$1" &
+    SRV_PID=$!
+    PIDS+=("$SRV_PID")
+    wait_listening "$SRV_PID" "$1"
+}
+
+start_redis1() {
+    start_redis_server || return 1
+    start_redis_shopd "$1" bench1
+}
+
+# Two instances: SRV_PID/SRV_PORT is the first, SRV_PID2/SRV_PORT2 the
+# second (wrk is spread over both).
+start_redis2() {
+    start_redis_server || return 1
+    start_redis_shopd "$1.2" bench2 || return 1
+    SRV_PID2=$SRV_PID
+    SRV_PORT2=$SRV_PORT
+    start_redis_shopd "$1" bench1
 }
 
 start_sqlite_normal() {
@@ -336,6 +395,41 @@ shopd_settle() {
     echo "$line"
 }
 
+# Poll a Redis-backed shopd until the shop-wide belt is empty (at most
+# 30 s); print "idle=yes|no invariants=OK|BAD accepted=N round_trips=N
+# rt_per_order=X" from its /stats (round trips: every instance's).
+redis_settle() {
+    local i out=""
+    for ((i = 0; i < 300; i++)); do
+        out=$(python3 - "$STOCK" "$@" <<'PYEOF' 2>/dev/null || true
+import json, sys, urllib.request
+stock = int(sys.argv[1])
+rt = 0
+snap = None
+for port in sys.argv[2:]:
+    if not port:
+        continue
+    s = json.load(urllib.request.urlopen(
+        "http://127.0.0.1:%s/stats" % port, timeout=2))
+    rt += s["store"]["round_trips"]
+    snap = snap or s
+shop = snap["shop"]
+idle = shop["belt"] == 0 and shop["accepted"] == shop["processed"]
+inv = shop["processed"] == shop["fulfilled"] + shop["out_of_stock"]
+for sku, p in snap["inventory"].items():
+    inv = inv and p["stock"] + p["sold"] == stock and p["stock"] >= 0
+acc = max(shop["accepted"], 1)
+print("idle=%s invariants=%s accepted=%d round_trips=%d rt_per_order=%.3f"
+      % ("yes" if idle else "no", "OK" if inv else "BAD", shop["accepted"],
+         rt, rt / acc))
+PYEOF
+)
+        case $out in *idle=yes*) break ;; esac
+        sleep 0.1
+    done
+    echo "$out"
+}
+
 # Value of key=value in a line.
 kv() {
     sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2" | head -n 1
@@ -359,8 +453,10 @@ measure() {
     local log=$OUT/$tag.server.log wout=$OUT/$tag.wrk.out
     local probe=$OUT/$tag.probe.txt
 
+    SRV_PID2= SRV_PORT2= SRV_EXTRA=
     "start_$server" "$log" || die "cannot start $server"
-    local pid=$SRV_PID port=$SRV_PORT
+    local pid=$SRV_PID port=$SRV_PORT pid2=$SRV_PID2 port2=$SRV_PORT2
+    local extra=$SRV_EXTRA
     local url=http://127.0.0.1:$port
 
     # /stats probes: one curl, one connection, spread over the middle of
@@ -380,10 +476,34 @@ measure() {
         PIDS+=("$probe_pid")
     fi
 
-    local keyed=0
-    [ "$server" = idem ] && keyed=1
-    BUY_IDEMPOTENCY=$keyed wrk -t"$t" -c"$c" -d"${SECONDS_PER_RUN}s" \
-        --timeout 5s -s "$SCRIPT" "$url/buy" >"$wout" 2>&1 || true
+    if [ -n "$port2" ]; then
+        # Two instances: half the connections each, at once; the BENCH
+        # line is the sum (rates) and the worse (latencies) of the two.
+        local half=$((c / 2)) t2=$(((t + 1) / 2))
+        [ "$half" -ge "$t2" ] || t2=$half
+        wrk -t"$t2" -c"$half" -d"${SECONDS_PER_RUN}s" --timeout 5s \
+            -s "$SCRIPT" "$url/buy" >"$wout.1" 2>&1 &
+        local w1=$!
+        wrk -t"$t2" -c"$half" -d"${SECONDS_PER_RUN}s" --timeout 5s \
+            -s "$SCRIPT" "http://127.0.0.1:$port2/buy" >"$wout.2" 2>&1 || true
+        wait "$w1" || true
+        {
+            cat "$wout.1" "$wout.2" | grep -v '^BENCH '
+            cat "$wout.1" "$wout.2" | grep '^BENCH ' | awk '
+            { for (i = 2; i <= NF; i++) { split($i, kv, "="); k = kv[1];
+                if (!(k in v)) keys[++n] = k;
+                if (k ~ /_us$/) { if (kv[2] > v[k]) v[k] = kv[2] }
+                else v[k] += kv[2] } }
+            END { if (n == 0) exit; line = "BENCH";
+                for (i = 1; i <= n; i++) line = line " " keys[i] "=" v[keys[i]];
+                print line }'
+        } >"$wout"
+    else
+        local keyed=0
+        [ "$server" = idem ] && keyed=1
+        BUY_IDEMPOTENCY=$keyed wrk -t"$t" -c"$c" -d"${SECONDS_PER_RUN}s" \
+            --timeout 5s -s "$SCRIPT" "$url/buy" >"$wout" 2>&1 || true
+    fi
     if [ -n "$probe_pid" ]; then
         wait "$probe_pid" 2>/dev/null || true
         forget_pid "$probe_pid"
@@ -402,11 +522,29 @@ measure() {
         *"idle=yes invariants=OK"*) inv=OK ;;
         *) inv=BAD ;;
         esac
+    elif [ -n "$extra" ]; then
+        # A shared store: the shop's invariants from the shop-wide figures.
+        settle=$(redis_settle "$port" "$port2")
+        echo "$settle" >"$OUT/$tag.stats.txt"
+        case $settle in
+        *"idle=yes invariants=OK"*) inv=OK ;;
+        *) inv=BAD ;;
+        esac
     fi
     local rss
     rss=$(peak_rss_kb "$pid")
     local stop_rc=0
+    if [ -n "$pid2" ]; then
+        local rss2
+        rss2=$(peak_rss_kb "$pid2")
+        [ "$rss2" -le "$rss" ] || rss=$rss2
+        stop_pid "$pid2" || stop_rc=$?
+    fi
     stop_pid "$pid" || stop_rc=$?
+    local p
+    for p in $extra; do
+        stop_pid "$p" || true
+    done
     if [ "$inv" != "-" ] && [ "$stop_rc" -ne 0 ]; then
         echo "bench: shopd exited $stop_rc after $tag" >&2
         inv=BAD
@@ -532,6 +670,28 @@ print_table() {
                     "$(printf '%s\n' "${opc[@]}" | grep -v '^$' | median)" \
                     "$(printf '%s\n' "${c50[@]}" | grep -v '^$' | median)" \
                     "$(printf '%s\n' "${c99[@]}" | grep -v '^$' | median)"
+            done
+        done
+    fi
+    if ls "$OUT"/*redis*.stats.txt >/dev/null 2>&1; then
+        echo
+        echo "Redis round trips per order (every round trip of every instance -"
+        echo "accepts, takes, results, reads, /stats refreshes - over the orders"
+        echo "accepted; median over rounds)"
+        echo
+        for setting in $SETTINGS; do
+            t=${setting%%:*}
+            c=${setting##*:}
+            for server in redis1 redis2; do
+                local rpo=()
+                for f in "$OUT"/r*-"$server"-t"${t}"c"${c}".stats.txt; do
+                    [ -f "$f" ] || continue
+                    rpo+=("$(kv rt_per_order "$(cat "$f")")")
+                done
+                [ "${#rpo[@]}" -gt 0 ] || continue
+                printf -- '- -t%s -c%s %s: %s round trips per order\n' \
+                    "$t" "$c" "$server" \
+                    "$(printf '%s\n' "${rpo[@]}" | grep -v '^$' | median)"
             done
         done
     fi

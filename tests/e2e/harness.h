@@ -298,6 +298,7 @@ Suite *e2e_orders_suite(void);
 Suite *e2e_config_suite(void);
 Suite *e2e_lifecycle_suite(void);
 Suite *e2e_load_suite(void);
+Suite *e2e_redis_suite(void);
 Suite *e2e_race_suite(void);
 Suite *e2e_signals_suite(void);
 Suite *e2e_framing_suite(void);

@@ -1,0 +1,627 @@
+/*
+ * check_redis.c - Check suite of the Redis store (store/redis.c) against a
+ * real redis-server that each test starts itself on a unix socket in a
+ * temporary directory (tests/lib/redis_harness.c) and stops by PID.
+ *
+ * Several struct store over one Redis stand for several shopd instances:
+ * each has its own instance name and its own connections, as separate
+ * processes would. Threads only record what they saw; the test thread
+ * asserts after joining them.
+ */
+#include "store/store.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tests/lib/redis_harness.h"
+#include "tests/suites.h"
+
+static const struct store_product catalog[] = {
+    {.sku = "apple",
+     .name = "Apple",
+     .price_cents = 50,
+     .initial = 10,
+     .stock = 10},
+    {.sku = "pear",
+     .name = "Pear",
+     .price_cents = 40,
+     .initial = 0,
+     .stock = 0},
+};
+#define NCATALOG (sizeof(catalog) / sizeof(catalog[0]))
+
+static struct redis_server server;
+
+/* Start a Redis for this test (with the append-only file if `aof`). */
+static void start_redis(bool aof)
+{
+    /* hiredis writes with write(2): a Redis that went away must give
+     * EPIPE, not kill the process (shopd's main ignores SIGPIPE too). */
+    signal(SIGPIPE, SIG_IGN);
+    int rc = redis_server_start(&server, aof);
+    ck_assert_msg(rc == 0, "redis-server did not start: %s", strerror(-rc));
+}
+
+static void stop_redis(void)
+{
+    redis_server_destroy(&server);
+}
+
+static struct store *open_store_opts(const char *instance, unsigned reclaim_ms,
+                                     size_t capacity, unsigned wait_ms,
+                                     int *rc_out, char *err, size_t errlen)
+{
+    struct store_options opt = {
+        .kind = STORE_REDIS,
+        .path = server.sock,
+        .instance = instance,
+        .reclaim_ms = reclaim_ms,
+        .idempotency_ttl = 60,
+        .queue_capacity = capacity,
+        .connect_wait_ms = wait_ms,
+    };
+    struct store *st = NULL;
+    int rc = store_open(&opt, &st, err, errlen);
+    if (rc_out)
+        *rc_out = rc;
+    return st;
+}
+
+/* Open and load a store as instance `instance`. */
+static struct store *open_store(const char *instance, unsigned reclaim_ms,
+                                size_t capacity, struct store_state *state)
+{
+    char err[256] = "";
+    int rc;
+    struct store *st = open_store_opts(instance, reclaim_ms, capacity, 0, &rc,
+                                       err, sizeof(err));
+    ck_assert_msg(rc == 0 && st != NULL, "open: %s", err);
+    struct store_state local;
+    struct store_state *s = state ? state : &local;
+    rc = store_load(st, catalog, NCATALOG, s, err, sizeof(err));
+    ck_assert_msg(rc == 0, "load: %s", err);
+    if (s == &local)
+        store_state_free(&local);
+    return st;
+}
+
+static struct store_accept make_accept(uint32_t product, uint32_t qty)
+{
+    struct store_accept a;
+
+    memset(&a, 0, sizeof(a));
+    a.order.product = product;
+    a.order.quantity = qty;
+    a.order.accepted_ns = 1700000000123456789LL;
+    return a;
+}
+
+/* Accept `n` orders of `qty` units of product 0 in one commit; store
+ * their ids in `ids`. */
+static void accept_n(struct store *st, size_t n, uint32_t qty, uint64_t *ids)
+{
+    struct store_accept *acc = calloc(n, sizeof(*acc));
+    ck_assert_ptr_nonnull(acc);
+    for (size_t i = 0; i < n; i++)
+        acc[i] = make_accept(0, qty);
+    struct store_batch b = {.accepts = acc, .naccepts = n};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert_int_eq(acc[i].result, STORE_ACCEPTED);
+        if (ids)
+            ids[i] = acc[i].order.id;
+    }
+    free(acc);
+}
+
+/* Commit the results of `n` taken orders; returns how many applied. */
+static size_t finish_orders(struct store *st, const struct store_order *o,
+                            size_t n, struct store_result *res)
+{
+    for (size_t i = 0; i < n; i++) {
+        memset(&res[i], 0, sizeof(res[i]));
+        res[i].id = o[i].id;
+        res[i].product = o[i].product;
+        res[i].quantity = o[i].quantity;
+        res[i].status = STORE_QUEUED;
+        res[i].worker = 0;
+        res[i].processed_ns = 1700000001000000000LL;
+    }
+    struct store_batch b = {.results = res, .nresults = n};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    size_t applied = 0;
+    for (size_t i = 0; i < n; i++)
+        applied += res[i].applied;
+    return applied;
+}
+
+/* Take until `want` orders came or a take returned none. */
+static size_t take_all(struct store *st, struct store_order *out, size_t want)
+{
+    size_t got = 0;
+    while (got < want) {
+        int n = store_take(st, 0, out + got, want - got, 200);
+        ck_assert_int_ge(n, 0);
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    return got;
+}
+
+START_TEST(test_redis_seeds_once_and_adds_products)
+{
+    start_redis(false);
+    struct store_state s1, s2;
+    struct store *a = open_store("a", 5000, 100, &s1);
+    ck_assert(s1.seeded);
+    ck_assert_uint_eq(s1.nproducts, NCATALOG);
+    ck_assert_uint_eq(s1.next_id, 1);
+    ck_assert_str_eq(s1.products[0].sku, "apple");
+    ck_assert_int_eq(s1.products[0].stock, 10);
+    ck_assert_uint_eq(s1.nadded, 0);
+
+    /* Sell 3 apples, then a second instance loads the same shop. */
+    uint64_t id;
+    accept_n(a, 1, 3, &id);
+    struct store_order o[4];
+    struct store_result r[4];
+    ck_assert_uint_eq(take_all(a, o, 1), 1);
+    ck_assert_uint_eq(finish_orders(a, o, 1, r), 1);
+    ck_assert_int_eq(r[0].status, STORE_FULFILLED);
+
+    char err[256];
+    int rc;
+    struct store *b = open_store_opts("b", 5000, 100, 0, &rc, err, sizeof(err));
+    ck_assert_int_eq(rc, 0);
+    struct store_product more[3];
+    memcpy(more, catalog, sizeof(catalog));
+    more[2] = catalog[0];
+    snprintf(more[2].sku, sizeof(more[2].sku), "kiwi");
+    more[2].initial = more[2].stock = 7;
+    ck_assert_int_eq(store_load(b, more, 3, &s2, err, sizeof(err)), 0);
+    ck_assert(!s2.seeded);
+    ck_assert_uint_eq(s2.nproducts, 3);
+    ck_assert_uint_eq(s2.nadded, 1);
+    ck_assert_str_eq(s2.products[2].sku, "kiwi");
+    ck_assert(s2.products[2].added);
+    ck_assert(!s2.products[0].added);
+    /* The shop keeps its stock: the catalog's 10 apples are not back. */
+    ck_assert_int_eq(s2.products[0].stock, 7);
+    ck_assert_int_eq(s2.products[0].sold, 3);
+    ck_assert_uint_eq(s2.next_id, 2);
+    store_state_free(&s1);
+    store_state_free(&s2);
+    store_close(a);
+    store_close(b);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_ids_shared_and_orders_found_everywhere)
+{
+    start_redis(false);
+    struct store *a = open_store("a", 5000, 100, NULL);
+    struct store *b = open_store("b", 5000, 100, NULL);
+    uint64_t ia[3], ib[3];
+    accept_n(a, 3, 1, ia);
+    accept_n(b, 3, 1, ib);
+    for (int i = 0; i < 3; i++) {
+        ck_assert_uint_eq(ia[i], (uint64_t)i + 1);
+        ck_assert_uint_eq(ib[i], (uint64_t)i + 4);
+    }
+    struct store_order o;
+    ck_assert_int_eq(store_order_get(b, 2, &o), 0);
+    ck_assert_uint_eq(o.id, 2);
+    ck_assert_uint_eq(o.product, 0);
+    ck_assert_int_eq(o.status, STORE_QUEUED);
+    ck_assert_str_eq(o.accepted_by, "a");
+    ck_assert_str_eq(o.processed_by, "");
+    ck_assert_int_eq(o.accepted_ns, 1700000000123456789LL);
+    ck_assert_int_eq(store_order_get(a, 99, &o), -ENOENT);
+
+    /* b's workers take a's orders too: one shared belt. */
+    struct store_order got[6];
+    struct store_result res[6];
+    size_t n = take_all(b, got, 6);
+    ck_assert_uint_eq(n, 6);
+    ck_assert_uint_eq(finish_orders(b, got, n, res), 6);
+    ck_assert_int_eq(store_order_get(a, 1, &o), 0);
+    ck_assert_int_eq(o.status, STORE_FULFILLED);
+    ck_assert_str_eq(o.processed_by, "b");
+    ck_assert_int_eq(o.processed_ns, 1700000001000000000LL);
+    store_close(a);
+    store_close(b);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_never_oversells_and_applies_once)
+{
+    start_redis(false);
+    struct store_state s;
+    struct store *a = open_store("a", 5000, 100, &s);
+    store_state_free(&s);
+    /* 10 apples, 6 orders of 2: 5 fulfilled, 1 out of stock. */
+    accept_n(a, 6, 2, NULL);
+    struct store_order o[6];
+    struct store_result r[6];
+    ck_assert_uint_eq(take_all(a, o, 6), 6);
+    ck_assert_uint_eq(finish_orders(a, o, 6, r), 6);
+    int ful = 0, oos = 0;
+    for (int i = 0; i < 6; i++) {
+        ful += r[i].status == STORE_FULFILLED;
+        oos += r[i].status == STORE_OUT_OF_STOCK;
+    }
+    ck_assert_int_eq(ful, 5);
+    ck_assert_int_eq(oos, 1);
+    ck_assert_int_eq(r[5].status, STORE_OUT_OF_STOCK);
+
+    /* A second delivery changes nothing and is counted. */
+    ck_assert_uint_eq(finish_orders(a, o, 6, r), 0);
+    ck_assert_int_eq(r[0].status, STORE_FULFILLED);
+    ck_assert_int_eq(r[5].status, STORE_OUT_OF_STOCK);
+    struct store_stats stats;
+    store_stats(a, &stats);
+    ck_assert_uint_eq(stats.duplicates, 6);
+    ck_assert_int_eq(stats.kind, STORE_REDIS);
+    ck_assert(strstr(stats.describe, "instance=a") != NULL);
+
+    struct store *b = open_store("b", 5000, 100, &s);
+    ck_assert_int_eq(s.products[0].stock, 0);
+    ck_assert_int_eq(s.products[0].sold, 10);
+    store_state_free(&s);
+    store_close(a);
+    store_close(b);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_belt_full_is_shop_wide)
+{
+    start_redis(false);
+    struct store *a = open_store("a", 5000, 3, NULL);
+    struct store *b = open_store("b", 5000, 3, NULL);
+    accept_n(a, 2, 1, NULL);
+    struct store_accept acc[2] = {make_accept(0, 1), make_accept(0, 1)};
+    struct store_batch batch = {.accepts = acc, .naccepts = 2};
+    ck_assert_int_eq(store_commit(b, &batch), 0);
+    ck_assert_int_eq(acc[0].result, STORE_ACCEPTED);
+    ck_assert_uint_eq(acc[0].order.id, 3);
+    ck_assert_int_eq(acc[1].result, STORE_FULL);
+
+    /* Finishing one frees its slot. */
+    struct store_order o[1];
+    struct store_result r[1];
+    ck_assert_uint_eq(take_all(a, o, 1), 1);
+    ck_assert_uint_eq(finish_orders(a, o, 1, r), 1);
+    acc[1] = make_accept(0, 1);
+    batch.accepts = &acc[1];
+    batch.naccepts = 1;
+    ck_assert_int_eq(store_commit(b, &batch), 0);
+    ck_assert_int_eq(acc[1].result, STORE_ACCEPTED);
+    store_close(a);
+    store_close(b);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_idempotency_keys_shared)
+{
+    start_redis(false);
+    struct store *a = open_store("a", 5000, 100, NULL);
+    struct store *b = open_store("b", 5000, 100, NULL);
+    static const char body[] =
+        "{\"order_id\":{order_id},\"status\":\"queued\"}";
+    struct store_idem key = {
+        .endpoint = "buy",
+        .key = "k-1xyz",
+        .key_len = 3, /* "k-1": the key is not NUL-terminated */
+        .status = 202,
+        .body = body,
+        .body_len = sizeof(body) - 1,
+    };
+    memset(key.fingerprint, 0xab, sizeof(key.fingerprint));
+    struct store_accept acc = make_accept(0, 1);
+    acc.idem = &key;
+    struct store_batch batch = {.accepts = &acc, .naccepts = 1};
+    ck_assert_int_eq(store_commit(a, &batch), 0);
+    ck_assert_int_eq(acc.result, STORE_ACCEPTED);
+    uint64_t first = acc.order.id;
+
+    /* The same key on another instance: the first answer, no order. */
+    struct store_answer ans;
+    struct store_accept again = make_accept(0, 1);
+    again.idem = &key;
+    again.existing = &ans;
+    batch.accepts = &again;
+    ck_assert_int_eq(store_commit(b, &batch), 0);
+    ck_assert_int_eq(again.result, STORE_KEY_EXISTS);
+    ck_assert_uint_eq(ans.status, 202);
+    ck_assert_uint_eq(ans.order_id, first);
+    char want[128];
+    snprintf(want, sizeof(want), "{\"order_id\":%llu,\"status\":\"queued\"}",
+             (unsigned long long)first);
+    ck_assert_str_eq(ans.body, want);
+    ck_assert_mem_eq(ans.fingerprint, key.fingerprint, STORE_FINGERPRINT);
+
+    memset(&ans, 0, sizeof(ans));
+    ck_assert_int_eq(store_idem_get(b, "buy", "k-1", 3, &ans), 0);
+    ck_assert_str_eq(ans.body, want);
+    ck_assert_int_eq(store_idem_get(b, "restock", "k-1", 3, &ans), -ENOENT);
+    ck_assert_int_eq(store_idem_get(b, "buy", "k-2", 3, &ans), -ENOENT);
+
+    /* Restock: applied once, replayed with the first figures. */
+    struct store_idem rkey = key;
+    rkey.endpoint = "restock";
+    rkey.status = 200;
+    rkey.body = "{\"sku\":\"apple\"}";
+    rkey.body_len = strlen(rkey.body);
+    struct store_restock rt = {.product = 0, .quantity = 5, .idem = &rkey};
+    struct store_batch rb = {.restocks = &rt, .nrestocks = 1};
+    ck_assert_int_eq(store_commit(a, &rb), 0);
+    ck_assert_int_eq(rt.result, STORE_ACCEPTED);
+    ck_assert_int_eq(rt.stock, 15);
+    ck_assert_int_eq(rt.restocked, 5);
+    struct store_restock rt2 = {
+        .product = 0, .quantity = 5, .idem = &rkey, .existing = &ans};
+    rb.restocks = &rt2;
+    ck_assert_int_eq(store_commit(b, &rb), 0);
+    ck_assert_int_eq(rt2.result, STORE_KEY_EXISTS);
+    ck_assert_str_eq(ans.body, "{\"sku\":\"apple\"}");
+    ck_assert_uint_eq(ans.status, 200);
+    struct store_state s;
+    struct store *c = open_store("c", 5000, 100, &s);
+    ck_assert_int_eq(s.products[0].stock, 15);
+    ck_assert_int_eq(s.products[0].restocked, 5);
+    store_state_free(&s);
+    store_close(a);
+    store_close(b);
+    store_close(c);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_dead_instance_orders_reclaimed)
+{
+    start_redis(false);
+    struct store *dead = open_store("dead", 100, 100, NULL);
+    struct store *live = open_store("live", 100, 100, NULL);
+    accept_n(dead, 4, 1, NULL);
+    /* "dead" takes every order, then never finishes them. */
+    struct store_order held[4];
+    ck_assert_uint_eq(take_all(dead, held, 4), 4);
+    struct store_order o[4];
+    ck_assert_int_eq(store_take(live, 0, o, 4, 0), 0);
+
+    /* Past reclaim_ms, the live instance claims and finishes them. */
+    size_t got = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        int n = store_take(live, 0, o + got, 4 - got, 50);
+        ck_assert_int_ge(n, 0);
+        got += (size_t)n;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (got < 4 && now.tv_sec - start.tv_sec < 5);
+    ck_assert_uint_eq(got, 4);
+    struct store_result r[4];
+    ck_assert_uint_eq(finish_orders(live, o, 4, r), 4);
+    struct store_stats stats;
+    store_stats(live, &stats);
+    ck_assert_uint_eq(stats.reclaimed, 4);
+
+    /* The slow one's late results change nothing. */
+    ck_assert_uint_eq(finish_orders(dead, held, 4, r), 0);
+    struct store_order o1;
+    ck_assert_int_eq(store_order_get(dead, 1, &o1), 0);
+    ck_assert_str_eq(o1.processed_by, "live");
+    store_close(dead);
+    store_close(live);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_restart_finishes_own_pending_first)
+{
+    start_redis(false);
+    struct store *a = open_store("a", 60000, 100, NULL);
+    accept_n(a, 3, 1, NULL);
+    struct store_order held[3];
+    ck_assert_uint_eq(take_all(a, held, 3), 3);
+    store_close(a); /* "killed" holding three orders */
+
+    /* Restarted under the same name, it gets them back at once (long
+     * before reclaim_ms), then new ones. */
+    a = open_store("a", 60000, 100, NULL);
+    accept_n(a, 1, 1, NULL);
+    struct store_order o[4];
+    ck_assert_int_eq(store_take(a, 0, o, 2, 0), 2);
+    ck_assert_uint_eq(o[0].id, 1);
+    ck_assert_uint_eq(o[1].id, 2);
+    ck_assert_int_eq(store_take(a, 0, o + 2, 2, 0), 1);
+    ck_assert_uint_eq(o[2].id, 3);
+    ck_assert_int_eq(store_take(a, 0, o + 3, 1, 0), 1);
+    ck_assert_uint_eq(o[3].id, 4);
+    struct store_result r[4];
+    ck_assert_uint_eq(finish_orders(a, o, 4, r), 4);
+    store_close(a);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_unreachable_fails_open)
+{
+    snprintf(server.sock, sizeof(server.sock), "/nonexistent/redis.sock");
+    char err[256] = "";
+    int rc = 0;
+    struct store *st =
+        open_store_opts("a", 5000, 100, 300, &rc, err, sizeof(err));
+    ck_assert_ptr_null(st);
+    ck_assert_int_eq(rc, -EIO);
+    ck_assert_msg(strstr(err, "unix:///nonexistent/redis.sock") != NULL, "%s",
+                  err);
+}
+END_TEST
+
+START_TEST(test_redis_outage_then_recovery_keeps_orders)
+{
+    start_redis(true); /* appendonly, appendfsync always */
+    struct store *a = open_store("a", 5000, 100, NULL);
+    uint64_t ids[5];
+    accept_n(a, 5, 1, ids);
+    redis_server_stop(&server);
+
+    struct store_accept acc = make_accept(0, 1);
+    struct store_batch b = {.accepts = &acc, .naccepts = 1};
+    ck_assert_int_eq(store_commit(a, &b), -EIO);
+    ck_assert(!store_available(a));
+    struct store_order o[5];
+    ck_assert_int_eq(store_take(a, 0, o, 5, 0), -EIO);
+    ck_assert_int_eq(store_order_get(a, 1, &o[0]), -EIO);
+
+    ck_assert_int_eq(redis_server_restart(&server), 0);
+    struct store_batch probe = {0};
+    ck_assert_int_eq(store_commit(a, &probe), 0);
+    ck_assert(store_available(a));
+    /* Every acknowledged order survived; ids carry on. */
+    ck_assert_uint_eq(take_all(a, o, 5), 5);
+    for (int i = 0; i < 5; i++)
+        ck_assert_uint_eq(o[i].id, ids[i]);
+    ck_assert_int_eq(store_commit(a, &b), 0);
+    ck_assert_uint_eq(acc.order.id, 6);
+    store_close(a);
+    stop_redis();
+}
+END_TEST
+
+/* --- concurrency: instances x workers racing for one hot product ------- */
+
+#define HOT_STOCK   50
+#define HOT_ORDERS  200
+#define HOT_THREADS 4
+
+struct racer {
+    struct store *st;
+    unsigned worker;
+    size_t fulfilled, out_of_stock, applied_twice;
+    int error;
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    struct store_order o[16];
+    struct store_result res[16];
+    int idle = 0;
+
+    while (idle < 3) {
+        int n = store_take(r->st, r->worker, o, 16, 100);
+        if (n < 0) {
+            r->error = n;
+            return NULL;
+        }
+        if (n == 0) {
+            idle++;
+            continue;
+        }
+        idle = 0;
+        for (int i = 0; i < n; i++) {
+            memset(&res[i], 0, sizeof(res[i]));
+            res[i].id = o[i].id;
+            res[i].product = o[i].product;
+            res[i].quantity = o[i].quantity;
+            res[i].worker = (int32_t)r->worker;
+        }
+        struct store_batch b = {.results = res, .nresults = (size_t)n};
+        int rc = store_commit(r->st, &b);
+        if (rc < 0) {
+            r->error = rc;
+            return NULL;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!res[i].applied)
+                r->applied_twice++;
+            else if (res[i].status == STORE_FULFILLED)
+                r->fulfilled++;
+            else
+                r->out_of_stock++;
+        }
+    }
+    return NULL;
+}
+
+START_TEST(test_redis_hot_product_many_instances)
+{
+    start_redis(false);
+    struct store_product hot = catalog[0];
+    hot.initial = hot.stock = HOT_STOCK;
+    struct store *inst[2];
+    char err[256];
+    for (int i = 0; i < 2; i++) {
+        int rc;
+        struct store_state s;
+        inst[i] = open_store_opts(i ? "b" : "a", 5000, 100000, 0, &rc, err,
+                                  sizeof(err));
+        ck_assert_int_eq(rc, 0);
+        ck_assert_int_eq(store_load(inst[i], &hot, 1, &s, err, sizeof(err)), 0);
+        store_state_free(&s);
+    }
+    for (int i = 0; i < HOT_ORDERS / 20; i++)
+        accept_n(inst[i % 2], 20, 1, NULL);
+
+    pthread_t t[HOT_THREADS];
+    struct racer r[HOT_THREADS];
+    memset(r, 0, sizeof(r));
+    for (unsigned i = 0; i < HOT_THREADS; i++) {
+        r[i].st = inst[i % 2];
+        r[i].worker = i / 2;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, race, &r[i]), 0);
+    }
+    size_t ful = 0, oos = 0, twice = 0;
+    for (unsigned i = 0; i < HOT_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(r[i].error, 0);
+        ful += r[i].fulfilled;
+        oos += r[i].out_of_stock;
+        twice += r[i].applied_twice;
+    }
+    ck_assert_uint_eq(ful, HOT_STOCK);
+    ck_assert_uint_eq(oos, HOT_ORDERS - HOT_STOCK);
+    ck_assert_uint_eq(twice, 0);
+    struct store_state s;
+    ck_assert_int_eq(store_load(inst[0], &hot, 1, &s, err, sizeof(err)), 0);
+    ck_assert_int_eq(s.products[0].stock, 0);
+    ck_assert_int_eq(s.products[0].sold, HOT_STOCK);
+    store_state_free(&s);
+    store_close(inst[0]);
+    store_close(inst[1]);
+    stop_redis();
+}
+END_TEST
+
+Suite *redis_suite(void)
+{
+    Suite *s = suite_create("redis");
+    TCase *tc = tcase_create("store");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_redis_seeds_once_and_adds_products);
+    tcase_add_test(tc, test_redis_ids_shared_and_orders_found_everywhere);
+    tcase_add_test(tc, test_redis_never_oversells_and_applies_once);
+    tcase_add_test(tc, test_redis_belt_full_is_shop_wide);
+    tcase_add_test(tc, test_redis_idempotency_keys_shared);
+    tcase_add_test(tc, test_redis_dead_instance_orders_reclaimed);
+    tcase_add_test(tc, test_redis_restart_finishes_own_pending_first);
+    tcase_add_test(tc, test_redis_unreachable_fails_open);
+    tcase_add_test(tc, test_redis_outage_then_recovery_keeps_orders);
+    tcase_add_test(tc, test_redis_hot_product_many_instances);
+    suite_add_tcase(s, tc);
+    return s;
+}

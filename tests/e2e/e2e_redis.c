@@ -1,0 +1,695 @@
+/*
+ * e2e_redis.c - many shopd instances, one shop: the real binary against a
+ * real redis-server that each test starts itself (tests/lib/redis_harness)
+ * on a unix socket in a temporary directory and stops by PID.
+ *
+ * Faults are real: kill -9 of an instance holding orders, a Redis killed
+ * mid-load (appendfsync always) and started again on its files.
+ *
+ * Client threads only record what they saw (status counts and the ids of
+ * their 202s); the test thread asserts after joining them.
+ */
+#include "tests/e2e/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/lib/redis_harness.h"
+
+#define HOT_STOCK  500
+#define HOT_ORDERS 2000
+#define CLIENTS    8
+
+static struct redis_server redis;
+
+static void start_redis(bool aof)
+{
+    int rc = redis_server_start(&redis, aof);
+    ck_assert_msg(rc == 0, "redis-server did not start: %s", strerror(-rc));
+}
+
+static void teardown(void)
+{
+    e2e_teardown();
+    redis_server_destroy(&redis);
+}
+
+/* Start one instance named `name` on the shared Redis, over `catalog`
+ * (a file path), with extra NULL-ended arguments. */
+static struct shopd *start_instance(const char *name, const char *catalog,
+                                    const char *const *extra)
+{
+    const char *args[32];
+    size_t n = 0;
+    args[n++] = "--store";
+    args[n++] = redis.url;
+    args[n++] = "--instance";
+    args[n++] = name;
+    args[n++] = "--catalog";
+    args[n++] = catalog;
+    while (extra && *extra && n < 31)
+        args[n++] = *extra++;
+    args[n] = NULL;
+    return shopd_start(args, NULL);
+}
+
+static const char hot_catalog[] =
+    "{\"products\":[{\"sku\":\"hot\",\"name\":\"Hot\",\"price_cents\":100,"
+    "\"stock\":500},{\"sku\":\"cold\",\"name\":\"Cold\",\"price_cents\":5,"
+    "\"stock\":100000}]}";
+
+/* ---- client threads ---------------------------------------------------- */
+
+struct client {
+    const unsigned *ports; /* instances, used round robin */
+    size_t nports;
+    size_t first;  /* index of the first instance this client uses */
+    size_t orders; /* how many to send */
+    const char *body;
+    _Atomic bool *stop; /* optional: stop early when set */
+    /* results */
+    uint64_t *ids;
+    size_t nids;
+    size_t s202, s503_full, s503_store, other, io_errors;
+    char last_other[200];
+};
+
+static void *client_main(void *arg)
+{
+    struct client *c = arg;
+    struct http_conn conn[8];
+    size_t k = c->nports < 8 ? c->nports : 8;
+
+    for (size_t i = 0; i < k; i++)
+        conn[i].fd = -1;
+    for (size_t i = 0; i < c->orders; i++) {
+        if (c->stop && atomic_load(c->stop))
+            break;
+        size_t at = (c->first + i) % k;
+        struct http_conn *cn = &conn[at];
+        if (cn->fd < 0 && http_connect(cn, c->ports[at]) != 0) {
+            c->io_errors++;
+            continue;
+        }
+        struct http_resp r;
+        int e = http_roundtrip(cn, "POST", "/buy", NULL, c->body,
+                               strlen(c->body), &r);
+        if (e != 0) {
+            c->io_errors++;
+            http_close(cn);
+            continue;
+        }
+        if (r.status == 202) {
+            const char *p = strstr(r.body, "\"order_id\":");
+            if (p)
+                c->ids[c->nids++] = strtoull(p + 11, NULL, 10);
+            c->s202++;
+        } else if (r.status == 503 && strstr(r.body, "queue_full")) {
+            c->s503_full++;
+        } else if (r.status == 503 && strstr(r.body, "store_unavailable")) {
+            c->s503_store++;
+        } else {
+            c->other++;
+            snprintf(c->last_other, sizeof(c->last_other), "%d %s", r.status,
+                     r.body);
+        }
+        if (http_says_close(&r))
+            http_close(cn);
+        http_resp_free(&r);
+    }
+    for (size_t i = 0; i < k; i++)
+        http_close(&conn[i]);
+    return NULL;
+}
+
+/* Clients running in the background (start_clients .. join_clients). */
+struct crowd {
+    pthread_t t[CLIENTS];
+    struct client c[CLIENTS];
+    size_t n;
+};
+
+/* Start `nclients` clients of `per` orders each (until `stop`, if set). */
+static void start_clients(struct crowd *cr, const unsigned *ports,
+                          size_t nports, size_t nclients, size_t per,
+                          const char *body, _Atomic bool *stop)
+{
+    ck_assert_uint_le(nclients, CLIENTS);
+    memset(cr, 0, sizeof(*cr));
+    cr->n = nclients;
+    for (size_t i = 0; i < nclients; i++) {
+        struct client *c = &cr->c[i];
+        c->ports = ports;
+        c->nports = nports;
+        c->first = i;
+        c->orders = per;
+        c->body = body;
+        c->stop = stop;
+        c->ids = calloc(per, sizeof(uint64_t));
+        ck_assert_ptr_nonnull(c->ids);
+        ck_assert_int_eq(pthread_create(&cr->t[i], NULL, client_main, c), 0);
+    }
+}
+
+/* Join the clients; sum their counts into `sum` and every 202 id into a
+ * malloc'd array (`*ids`, `*nids`). */
+static void join_clients(struct crowd *cr, struct client *sum, uint64_t **ids,
+                         size_t *nids)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < cr->n; i++)
+        total += cr->c[i].orders;
+    memset(sum, 0, sizeof(*sum));
+    *ids = calloc(total + 1, sizeof(uint64_t));
+    ck_assert_ptr_nonnull(*ids);
+    *nids = 0;
+    for (size_t i = 0; i < cr->n; i++) {
+        struct client *c = &cr->c[i];
+        pthread_join(cr->t[i], NULL);
+        sum->s202 += c->s202;
+        sum->s503_full += c->s503_full;
+        sum->s503_store += c->s503_store;
+        sum->other += c->other;
+        sum->io_errors += c->io_errors;
+        if (c->other)
+            memcpy(sum->last_other, c->last_other, sizeof(sum->last_other));
+        memcpy(*ids + *nids, c->ids, c->nids * sizeof(uint64_t));
+        *nids += c->nids;
+        free(c->ids);
+    }
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Poll `port`'s /stats until the shop-wide figures (refreshed every
+ * ~250 ms) show at least `min_accepted` orders and an empty belt. */
+static cJSON *wait_shop_idle(unsigned port, size_t min_accepted, int timeout_ms)
+{
+    int64_t deadline = now_ms() + timeout_ms;
+    for (;;) {
+        cJSON *s = get_json_ok(port, "/stats");
+        const cJSON *v = json_at(s, "shop.valid");
+        if (cJSON_IsTrue(v) && jnum(s, "shop.belt") == 0 &&
+            jnum(s, "shop.accepted") >= (double)min_accepted &&
+            jnum(s, "shop.accepted") == jnum(s, "shop.processed"))
+            return s;
+        cJSON_Delete(s);
+        ck_assert_msg(now_ms() < deadline,
+                      "the shop's belt is not empty "
+                      "after %d ms",
+                      timeout_ms);
+        backoff_ms(20);
+    }
+}
+
+/* GET /orders/id on a keep-alive connection; returns the status code and
+ * the order's status text in `st` (room for 16). */
+static int get_order(struct http_conn *c, unsigned port, uint64_t id, char *st,
+                     char *by, size_t bylen)
+{
+    char path[48];
+    snprintf(path, sizeof(path), "/orders/%llu", (unsigned long long)id);
+    if (c->fd < 0 && http_connect(c, port) != 0)
+        return -1;
+    struct http_resp r;
+    if (http_roundtrip(c, "GET", path, NULL, NULL, 0, &r) != 0) {
+        http_close(c);
+        return -1;
+    }
+    int status = r.status;
+    st[0] = '\0';
+    if (by)
+        by[0] = '\0';
+    cJSON *j = resp_json(&r);
+    if (j) {
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(j, "status");
+        if (cJSON_IsString(s))
+            snprintf(st, 16, "%s", s->valuestring);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "processed_by");
+        if (by && cJSON_IsString(b))
+            snprintf(by, bylen, "%s", b->valuestring);
+        cJSON_Delete(j);
+    }
+    http_resp_free(&r);
+    return status;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+START_TEST(test_redis_hot_product_three_instances)
+{
+    start_redis(false);
+    char *cat = write_tmp(hot_catalog);
+    const char *extra[] = {"--queue-capacity", "4096", "--workers", "2", NULL};
+    struct shopd *s[3];
+    unsigned ports[3];
+    const char *names[] = {"i1", "i2", "i3"};
+    for (int i = 0; i < 3; i++) {
+        s[i] = start_instance(names[i], cat, extra);
+        ports[i] = shopd_port(s[i]);
+    }
+    struct crowd cr;
+    struct client sum;
+    uint64_t *ids;
+    size_t nids;
+    start_clients(&cr, ports, 3, CLIENTS, HOT_ORDERS / CLIENTS,
+                  "{\"product\":\"hot\",\"quantity\":1}", NULL);
+    join_clients(&cr, &sum, &ids, &nids);
+    ck_assert_msg(sum.other == 0 && sum.io_errors == 0,
+                  "unexpected answers: %zu (%s), io errors %zu", sum.other,
+                  sum.last_other, sum.io_errors);
+    ck_assert_uint_eq(sum.s202, HOT_ORDERS);
+    ck_assert_uint_eq(nids, HOT_ORDERS);
+
+    cJSON *st = wait_shop_idle(ports[0], HOT_ORDERS, 30000);
+    ck_assert_int_eq((int)jnum(st, "shop.fulfilled"), HOT_STOCK);
+    ck_assert_int_eq((int)jnum(st, "shop.out_of_stock"),
+                     HOT_ORDERS - HOT_STOCK);
+    cJSON_Delete(st);
+
+    /* Exactly 500 sold, never oversold, on every instance. */
+    for (int i = 0; i < 3; i++) {
+        cJSON *p = get_json_ok(ports[i], "/products/hot");
+        ck_assert_int_eq((int)jnum(p, "stock"), 0);
+        ck_assert_int_eq((int)jnum(p, "sold"), HOT_STOCK);
+        cJSON_Delete(p);
+    }
+    /* Every 202'd id is found, final, on every instance; ids are unique;
+     * and the orders landed on all three. */
+    qsort(ids, nids, sizeof(*ids), cmp_id);
+    for (size_t i = 1; i < nids; i++)
+        ck_assert_msg(ids[i] != ids[i - 1], "order id %llu given twice",
+                      (unsigned long long)ids[i]);
+    size_t fulfilled = 0;
+    size_t by_instance[3] = {0, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        struct http_conn c = {.fd = -1};
+        for (size_t k = 0; k < nids; k++) {
+            char status[16], by[64];
+            int code = get_order(&c, ports[i], ids[k], status, by, sizeof(by));
+            ck_assert_msg(code == 200, "order %llu on instance %d: %d",
+                          (unsigned long long)ids[k], i, code);
+            ck_assert_msg(strcmp(status, "queued") != 0,
+                          "order %llu still queued",
+                          (unsigned long long)ids[k]);
+            if (i == 0) {
+                fulfilled += strcmp(status, "fulfilled") == 0;
+                for (int n = 0; n < 3; n++)
+                    by_instance[n] += strcmp(by, names[n]) == 0;
+            }
+        }
+        http_close(&c);
+    }
+    ck_assert_uint_eq(fulfilled, HOT_STOCK);
+    for (int n = 0; n < 3; n++)
+        ck_assert_msg(by_instance[n] > 0, "instance %s processed nothing",
+                      names[n]);
+    free(ids);
+    for (int i = 0; i < 3; i++)
+        shopd_destroy(s[i]);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+START_TEST(test_redis_kill9_orders_finished_by_others)
+{
+    start_redis(false);
+    char *cat = write_tmp(hot_catalog);
+    /* A slow clerk: each worker holds one order for 200 ms. */
+    const char *slow[] = {"--work-ms",    "200", "--workers", "2",
+                          "--reclaim-ms", "500", NULL};
+    struct shopd *a = start_instance("doomed", cat, slow);
+    unsigned pa = shopd_port(a);
+    struct http_conn c = {.fd = -1};
+    ck_assert_int_eq(http_connect(&c, pa), 0);
+    uint64_t ids[10];
+    for (int i = 0; i < 10; i++)
+        ids[i] = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":1}");
+    http_close(&c);
+    /* Wait until its workers hold orders, then kill -9. */
+    int64_t deadline = now_ms() + 5000;
+    for (;;) {
+        cJSON *st = get_json_ok(pa, "/stats");
+        double held = jnum(st, "orders.in_flight");
+        cJSON_Delete(st);
+        if (held >= 1)
+            break;
+        ck_assert_msg(now_ms() < deadline, "no order in flight");
+        backoff_ms(5);
+    }
+    shopd_signal(a, SIGKILL);
+    ck_assert_int_ne(shopd_wait_exit(a, 5000), -1);
+    int64_t killed = now_ms();
+
+    /* Another instance finishes every order, the dead one's included,
+     * within reclaim_ms + their processing + a margin. */
+    const char *fast[] = {"--work-ms",    "10",  "--workers", "2",
+                          "--reclaim-ms", "500", NULL};
+    struct shopd *b = start_instance("survivor", cat, fast);
+    unsigned pb = shopd_port(b);
+    struct http_conn g = {.fd = -1};
+    for (int i = 0; i < 10; i++) {
+        char status[16], by[64];
+        for (;;) {
+            int code = get_order(&g, pb, ids[i], status, by, sizeof(by));
+            ck_assert_int_eq(code, 200);
+            if (strcmp(status, "queued") != 0)
+                break;
+            ck_assert_msg(now_ms() - killed < 500 + 5000,
+                          "order %llu still queued %lld ms after the kill",
+                          (unsigned long long)ids[i],
+                          (long long)(now_ms() - killed));
+            backoff_ms(10);
+        }
+    }
+    http_close(&g);
+    cJSON *st = wait_shop_idle(pb, 10, 5000);
+    ck_assert_int_ge((int)jnum(st, "shop.reclaimed"), 1);
+    ck_assert_int_eq((int)jnum(st, "shop.fulfilled"), 10);
+    cJSON_Delete(st);
+    cJSON *p = get_json_ok(pb, "/products/hot");
+    ck_assert_int_eq((int)jnum(p, "stock"), HOT_STOCK - 10);
+    ck_assert_int_eq((int)jnum(p, "sold"), 10);
+    cJSON_Delete(p);
+    shopd_destroy(b);
+    shopd_destroy(a);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+START_TEST(test_redis_outage_then_recovery_loses_no_202)
+{
+    start_redis(true); /* appendonly yes, appendfsync always */
+    char *cat = write_tmp("{\"products\":[{\"sku\":\"cold\",\"name\":\"Cold\","
+                          "\"price_cents\":5,\"stock\":100000000}]}");
+    const char *extra[] = {"--queue-capacity", "100000", "--workers", "2",
+                           "--reclaim-ms",     "1000",   NULL};
+    struct shopd *s = start_instance("solo", cat, extra);
+    unsigned port = shopd_port(s);
+
+    /* Buy while Redis is killed mid-load. */
+    _Atomic bool stop = false;
+    struct crowd cr;
+    start_clients(&cr, &port, 1, 4, 500000,
+                  "{\"product\":\"cold\",\"quantity\":1}", &stop);
+    int64_t deadline = now_ms() + 10000;
+    for (;;) {
+        cJSON *st = get_json_ok(port, "/stats");
+        double acc = jnum(st, "orders.accepted");
+        cJSON_Delete(st);
+        if (acc >= 300)
+            break;
+        ck_assert_msg(now_ms() < deadline, "no load");
+        backoff_ms(5);
+    }
+    redis_server_kill(&redis);
+
+    /* POST /buy: 503 store_unavailable with Retry-After: 1. */
+    struct http_resp r;
+    deadline = now_ms() + 5000;
+    for (;;) {
+        static const char one[] = "{\"product\":\"cold\",\"quantity\":1}";
+        ck_assert_int_eq(
+            http_do(port, "POST", "/buy", NULL, one, sizeof(one) - 1, &r), 0);
+        if (r.status == 503)
+            break;
+        ck_assert_msg(r.status == 202, "status %d: %s", r.status, r.body);
+        ck_assert_msg(now_ms() < deadline, "still 202 without Redis");
+        http_resp_free(&r);
+    }
+    expect_error(&r, 503, "store_unavailable");
+    ck_assert_str_eq(http_header(&r, "Retry-After"), "1");
+    http_resp_free(&r);
+    /* /readyz 503, /healthz and /stats 200. */
+    deadline = now_ms() + 5000;
+    for (;;) {
+        ck_assert_int_eq(http_do(port, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+        int code = r.status;
+        http_resp_free(&r);
+        if (code == 503)
+            break;
+        ck_assert_msg(now_ms() < deadline, "/readyz still %d", code);
+        backoff_ms(20);
+    }
+    ck_assert_int_eq(http_do(port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    http_resp_free(&r);
+    cJSON *down = get_json_ok(port, "/stats");
+    ck_assert(cJSON_IsFalse(json_at(down, "store.connected")));
+    cJSON_Delete(down);
+    ck_assert_int_eq(http_do(port, "GET", "/orders/1", NULL, NULL, 0, &r), 0);
+    expect_error(&r, 503, "store_unavailable");
+    http_resp_free(&r);
+
+    /* Redis comes back on its append-only file: shopd recovers alone. */
+    ck_assert_int_eq(redis_server_restart(&redis), 0);
+    deadline = now_ms() + 10000;
+    for (;;) {
+        ck_assert_int_eq(http_do(port, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+        int code = r.status;
+        http_resp_free(&r);
+        if (code == 200)
+            break;
+        ck_assert_msg(now_ms() < deadline, "/readyz still %d", code);
+        backoff_ms(50);
+    }
+    /* The clients buy again, then stop. */
+    cJSON *st0 = get_json_ok(port, "/stats");
+    double before = jnum(st0, "orders.accepted");
+    cJSON_Delete(st0);
+    deadline = now_ms() + 10000;
+    for (;;) {
+        cJSON *st = get_json_ok(port, "/stats");
+        double acc = jnum(st, "orders.accepted");
+        cJSON_Delete(st);
+        if (acc >= before + 200)
+            break;
+        ck_assert_msg(now_ms() < deadline, "no orders after the restart");
+        backoff_ms(5);
+    }
+    atomic_store(&stop, true);
+    struct client sum;
+    uint64_t *ids;
+    size_t nids;
+    join_clients(&cr, &sum, &ids, &nids);
+    ck_assert_msg(sum.other == 0, "unexpected: %s", sum.last_other);
+    ck_assert_uint_gt(sum.s503_store, 0);
+    ck_assert_uint_eq(sum.s202, nids);
+
+    /* No 202 lost: each is found and final; stock adds up. */
+    cJSON *idle = wait_shop_idle(port, nids, 20000);
+    size_t accepted = (size_t)jnum(idle, "shop.accepted");
+    char *txt = cJSON_PrintUnformatted(idle);
+    ck_assert_msg(accepted >= nids, "%zu accepted, %zu 202s: %s", accepted,
+                  nids, txt);
+    free(txt);
+    cJSON_Delete(idle);
+    struct http_conn g = {.fd = -1};
+    for (size_t i = 0; i < nids; i++) {
+        char status[16];
+        ck_assert_int_eq(get_order(&g, port, ids[i], status, NULL, 0), 200);
+        ck_assert_str_eq(status, "fulfilled");
+    }
+    http_close(&g);
+    cJSON *p = get_json_ok(port, "/products/cold");
+    ck_assert_int_eq((int)(jnum(p, "stock") + jnum(p, "sold")), 100000000);
+    ck_assert_int_eq((int)jnum(p, "sold"), (int)accepted);
+    cJSON_Delete(p);
+    free(ids);
+    shopd_destroy(s);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
+{
+    start_redis(false);
+    char *cat = write_tmp(hot_catalog);
+    struct shopd *a = start_instance("a", cat, NULL);
+    struct shopd *b = start_instance("b", cat, NULL);
+    struct http_conn c = {.fd = -1};
+    ck_assert_int_eq(http_connect(&c, shopd_port(a)), 0);
+    uint64_t first = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":7}");
+    http_close(&c);
+    ck_assert_int_eq(http_connect(&c, shopd_port(b)), 0);
+    uint64_t second = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":3}");
+    http_close(&c);
+    cJSON *st = wait_shop_idle(shopd_port(a), 2, 5000);
+    cJSON_Delete(st);
+    shopd_signal(a, SIGTERM);
+    shopd_signal(b, SIGTERM);
+    ck_assert_int_eq(shopd_wait_exit(a, 10000), 0);
+    ck_assert_int_eq(shopd_wait_exit(b, 10000), 0);
+    shopd_destroy(a);
+    shopd_destroy(b);
+
+    /* Both start again: the stock sold stays sold, ids carry on, the old
+     * orders are still found. */
+    a = start_instance("a", cat, NULL);
+    b = start_instance("b", cat, NULL);
+    ck_assert(shopd_wait_output(a, "loaded", 1000));
+    cJSON *p = get_json_ok(shopd_port(b), "/products/hot");
+    ck_assert_int_eq((int)jnum(p, "stock"), HOT_STOCK - 10);
+    ck_assert_int_eq((int)jnum(p, "sold"), 10);
+    cJSON_Delete(p);
+    cJSON *o = get_json_ok(shopd_port(a), "/orders/2");
+    ck_assert_str_eq(jstr(o, "status"), "fulfilled");
+    ck_assert_str_eq(jstr(o, "accepted_by"), "b");
+    cJSON_Delete(o);
+    ck_assert_int_eq(http_connect(&c, shopd_port(b)), 0);
+    uint64_t third = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":1}");
+    http_close(&c);
+    ck_assert_uint_eq(first, 1);
+    ck_assert_uint_eq(second, 2);
+    ck_assert_uint_eq(third, 3);
+    shopd_destroy(a);
+    shopd_destroy(b);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+/* An Idempotency-Key lives in Redis: every instance sees it. */
+START_TEST(test_redis_idempotency_key_on_every_instance)
+{
+    start_redis(false);
+    char *cat = write_tmp(hot_catalog);
+    struct shopd *a = start_instance("ka", cat, NULL);
+    struct shopd *b = start_instance("kb", cat, NULL);
+    static const char body[] = "{\"product\":\"hot\",\"quantity\":2}";
+    static const char other[] = "{\"product\":\"hot\",\"quantity\":3}";
+    const char *key = "Idempotency-Key: order-77\r\n";
+    struct http_resp r;
+    ck_assert_int_eq(
+        http_do(shopd_port(a), "POST", "/buy", key, body, sizeof(body) - 1, &r),
+        0);
+    ck_assert_int_eq(r.status, 202);
+    char first[128];
+    snprintf(first, sizeof(first), "%s", r.body);
+    http_resp_free(&r);
+    ck_assert_int_eq(
+        http_do(shopd_port(b), "POST", "/buy", key, body, sizeof(body) - 1, &r),
+        0);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(r.body, first);
+    ck_assert_str_eq(http_header(&r, "Idempotent-Replayed"), "true");
+    http_resp_free(&r);
+    ck_assert_int_eq(http_do(shopd_port(b), "POST", "/buy", key, other,
+                             sizeof(other) - 1, &r),
+                     0);
+    expect_error(&r, 422, "idempotency_key_reused");
+    http_resp_free(&r);
+    /* One order, not two. */
+    cJSON *st = wait_shop_idle(shopd_port(b), 1, 5000);
+    ck_assert_int_eq((int)jnum(st, "shop.accepted"), 1);
+    cJSON_Delete(st);
+    shopd_destroy(a);
+    shopd_destroy(b);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+START_TEST(test_redis_bad_store_exits_2)
+{
+    static const char *const bad[] = {"redis://",           "redis://host:0",
+                                      "redis://host:99999", "unix://",
+                                      "rediss://host",      "redis://host/x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *args[] = {"--store", bad[i], NULL};
+        char *err = NULL;
+        int st = shopd_run(args, NULL, 10000, NULL, &err);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2,
+                      "--store %s: status %d, stderr %s", bad[i], st, err);
+        ck_assert_msg(strstr(err, "store") != NULL, "%s", err);
+        free(err);
+    }
+}
+END_TEST
+
+/* Heavier (make e2e-redis-heavy): the start-up retry takes 10 s. */
+START_TEST(test_redis_unreachable_at_start_exits_1)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "unix:///nonexistent-%d/redis.sock",
+             (int)getpid());
+    const char *args[] = {"--port", "0", "--store", path, NULL};
+    char *err = NULL;
+    int64_t t0 = now_ms();
+    int st = shopd_run(args, NULL, 30000, NULL, &err);
+    int64_t took = now_ms() - t0;
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d, stderr %s",
+                  st, err);
+    ck_assert_msg(took >= 9000 && took < 20000, "gave up after %lld ms",
+                  (long long)took);
+    ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+    /* One line. */
+    size_t lines = 0;
+    for (const char *p = err; *p; p++)
+        lines += *p == '\n';
+    ck_assert_msg(lines == 1, "%zu lines: %s", lines, err);
+    free(err);
+}
+END_TEST
+
+/* A Redis that comes up during the 10 s is used. */
+START_TEST(test_redis_late_redis_is_waited_for)
+{
+    start_redis(false);
+    redis_server_stop(&redis);
+    char *cat = write_tmp(hot_catalog);
+    const char *args[] = {"--bind",    "127.0.0.1", "--port",     "0",
+                          "--store",   redis.url,   "--instance", "late",
+                          "--catalog", cat,         NULL};
+    struct shopd *s = shopd_spawn(args, NULL, true);
+    ck_assert_ptr_nonnull(s);
+    backoff_ms(2000);
+    ck_assert(shopd_running(s));
+    ck_assert_int_eq(redis_server_restart(&redis), 0);
+    ck_assert_msg(shopd_wait_output(s, "listening on", 15000),
+                  "shopd did not start once Redis was up");
+    shopd_destroy(s);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+Suite *e2e_redis_suite(void)
+{
+    Suite *s = suite_create("e2e_redis");
+    TCase *tc = tcase_create("redis");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_redis_hot_product_three_instances);
+    tcase_add_test(tc, test_redis_kill9_orders_finished_by_others);
+    tcase_add_test(tc, test_redis_outage_then_recovery_loses_no_202);
+    tcase_add_test(tc, test_redis_restart_of_every_instance_keeps_the_shop);
+    tcase_add_test(tc, test_redis_idempotency_key_on_every_instance);
+    tcase_add_test(tc, test_redis_bad_store_exits_2);
+    suite_add_tcase(s, tc);
+    /* The slow ones only when asked (make e2e-redis-heavy). */
+    const char *heavy = getenv("SHOPD_E2E_HEAVY");
+    if (heavy != NULL && strcmp(heavy, "1") == 0) {
+        TCase *slow = tcase_create("redis_heavy");
+        tcase_add_checked_fixture(slow, NULL, teardown);
+        tcase_set_timeout(slow, 120);
+        tcase_add_test(slow, test_redis_unreachable_at_start_exits_1);
+        tcase_add_test(slow, test_redis_late_redis_is_waited_for);
+        suite_add_tcase(s, slow);
+    }
+    return s;
+}
