@@ -165,15 +165,15 @@ static bool sku_char(char c)
            (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
-static enum buy_error field_error(char *msg, size_t msglen, const char *text)
+static int field_error(char *msg, size_t msglen, const char *text)
 {
     snprintf(msg, msglen, "%s", text);
-    return BUY_INVALID_FIELD;
+    return -EINVAL;
 }
 
-static enum buy_error check_quantity(const cJSON *root, const char *body,
-                                     size_t len, unsigned max_quantity,
-                                     unsigned *out, char *msg, size_t msglen)
+static int check_quantity(const cJSON *root, const char *body, size_t len,
+                          unsigned max_quantity, unsigned *out, char *msg,
+                          size_t msglen)
 {
     const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "quantity");
     if (q == NULL)
@@ -194,16 +194,15 @@ static enum buy_error check_quantity(const cJSON *root, const char *body,
     if (!(d >= 1 && d <= (double)max_quantity)) {
         snprintf(msg, msglen, "field 'quantity' must be between 1 and %u",
                  max_quantity);
-        return BUY_INVALID_FIELD;
+        return -EINVAL;
     }
     *out = (unsigned)d;
-    return BUY_OK;
+    return 0;
 }
 
-static enum buy_error check_fields(const cJSON *root, const char *body,
-                                   size_t len, unsigned max_quantity,
-                                   struct buy_order *out, char *sku_buf,
-                                   char *msg, size_t msglen)
+static int check_fields(const cJSON *root, const char *body, size_t len,
+                        unsigned max_quantity, struct buy_order *out,
+                        char *sku_buf, char *msg, size_t msglen)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "product");
     if (p == NULL)
@@ -224,15 +223,15 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
     out->sku = sku_buf;
     out->sku_len = n;
 
-    enum buy_error e = check_quantity(root, body, len, max_quantity,
-                                      &out->quantity, msg, msglen);
-    if (e != BUY_OK)
+    int e = check_quantity(root, body, len, max_quantity, &out->quantity, msg,
+                           msglen);
+    if (e < 0)
         return e;
 
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "customer");
     out->has_customer = false;
     if (c == NULL || cJSON_IsNull(c))
-        return BUY_OK;
+        return 0;
     if (!cJSON_IsString(c) || c->valuestring == NULL)
         return field_error(msg, msglen, "field 'customer' must be a string");
     n = strlen(c->valuestring);
@@ -247,7 +246,7 @@ static enum buy_error check_fields(const cJSON *root, const char *body,
         return field_error(msg, msglen, "field 'customer' must be valid UTF-8");
     memcpy(out->customer, c->valuestring, n + 1);
     out->has_customer = true;
-    return BUY_OK;
+    return 0;
 }
 
 /* Objects with at most this many members are checked pairwise, without
@@ -331,17 +330,16 @@ static void duplicate_message(const char *key, bool oom, char *msg,
         snprintf(msg, msglen, "a key appears twice in one object");
 }
 
-enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
-                         struct buy_order *out, char *sku_buf, char *msg,
-                         size_t msglen)
+int buy_parse(const char *body, size_t len, unsigned max_quantity,
+              struct buy_order *out, char *sku_buf, char *msg, size_t msglen)
 {
     if (body == NULL || len == 0) {
         snprintf(msg, msglen, "request body is empty; expected a JSON object");
-        return BUY_INVALID_JSON;
+        return -EBADMSG;
     }
     if (memchr(body, '\0', len) != NULL) {
         snprintf(msg, msglen, "request body must not contain NUL bytes");
-        return BUY_INVALID_JSON;
+        return -EBADMSG;
     }
     /* The body is NUL-terminated: counting the NUL makes cJSON reject
      * trailing garbage and keeps any read past the end on the NUL. */
@@ -349,17 +347,17 @@ enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
     cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
     if (root == NULL) {
         snprintf(msg, msglen, "request body is not valid JSON");
-        return BUY_INVALID_JSON;
+        return -EBADMSG;
     }
-    enum buy_error e;
+    int e;
     bool oom = false;
     const char *dup = NULL;
     if (!cJSON_IsObject(root)) {
         snprintf(msg, msglen, "request body must be one JSON object");
-        e = BUY_INVALID_JSON;
+        e = -EBADMSG;
     } else if ((dup = find_duplicate(root, &oom)) != NULL || oom) {
         duplicate_message(dup, oom, msg, msglen);
-        e = BUY_INVALID_JSON;
+        e = -EBADMSG;
     } else {
         e = check_fields(root, body, len, max_quantity, out, sku_buf, msg,
                          msglen);
@@ -379,30 +377,30 @@ static bool has_duplicate_member(const cJSON *root)
     return false;
 }
 
-enum buy_error restock_parse(const char *body, size_t len, unsigned *quantity,
-                             char *msg, size_t msglen)
+int restock_parse(const char *body, size_t len, unsigned *quantity, char *msg,
+                  size_t msglen)
 {
     if (body == NULL || len == 0) {
         snprintf(msg, msglen, "request body is empty; expected a JSON object");
-        return BUY_INVALID_JSON;
+        return -EBADMSG;
     }
     if (memchr(body, '\0', len) != NULL) {
         snprintf(msg, msglen, "request body must not contain NUL bytes");
-        return BUY_INVALID_JSON;
+        return -EBADMSG;
     }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
     if (root == NULL) {
         snprintf(msg, msglen, "request body is not valid JSON");
-        return BUY_INVALID_JSON;
+        return -EBADMSG;
     }
-    enum buy_error e;
+    int e;
     if (!cJSON_IsObject(root)) {
         snprintf(msg, msglen, "request body must be one JSON object");
-        e = BUY_INVALID_JSON;
+        e = -EBADMSG;
     } else if (has_duplicate_member(root)) {
         snprintf(msg, msglen, "request body names a field twice");
-        e = BUY_INVALID_JSON;
+        e = -EBADMSG;
     } else {
         e = check_quantity(root, body, len, SHOP_RESTOCK_MAX, quantity, msg,
                            msglen);

@@ -41,10 +41,11 @@
  */
 #include "server/conns.h"
 
+#include "common/thread.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -230,11 +231,7 @@ struct conns *conns_create(const struct conns_limits *lim,
     lock_ok = true;
 
     /* Signals are main's (sigwait): the reaper takes none. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_BLOCK, &all, &old);
-    rc = pthread_create(&cs->reaper, NULL, reaper_main, cs);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    rc = thread_start(&cs->reaper, reaper_main, cs);
     if (rc != 0)
         goto fail;
     return cs;

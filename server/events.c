@@ -60,10 +60,11 @@
  */
 #include "server/events.h"
 
+#include "common/thread.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -393,15 +394,8 @@ struct events *events_create(const struct app *app)
         goto fail;
     lock_ok = true;
 
-    /* The ticker inherits a mask with SIGINT/SIGTERM blocked, so that
-     * those signals reach main's sigwait(). */
-    sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &block, &old);
-    rc = pthread_create(&ev->ticker, NULL, ticker_main, ev);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Signals are main's (sigwait): the ticker takes none. */
+    rc = thread_start(&ev->ticker, ticker_main, ev);
     if (rc != 0)
         goto fail;
     return ev;

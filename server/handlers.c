@@ -27,6 +27,8 @@
  */
 #include "server/internal.h"
 
+#include "server/errors.h"
+
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -135,6 +137,12 @@ void http_error(struct http_response *res, unsigned status, const char *code,
     jb_str(&b, msg, strlen(msg));
     jb_cstr(&b, "}");
     set_body(res, status, CT_JSON, &b);
+}
+
+/* The error of a body buy_parse() or restock_parse() refused. */
+static enum http_err parse_error(int rc)
+{
+    return rc == -EBADMSG ? HTTP_ERR_INVALID_JSON : HTTP_ERR_INVALID_FIELD;
 }
 
 /* --- Idempotency-Key ------------------------------------------------- */
@@ -366,16 +374,10 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         shop_count_invalid(app->shop);
         return;
     }
-    switch (buy_parse(req->body, req->body_len, app->limits.max_quantity, &bo,
-                      sku, msg, sizeof(msg))) {
-    case BUY_OK:
-        break;
-    case BUY_INVALID_JSON:
-        http_error(res, 400, "invalid_json", msg);
-        shop_count_invalid(app->shop);
-        return;
-    case BUY_INVALID_FIELD:
-        http_error(res, 400, "invalid_field", msg);
+    int prc = buy_parse(req->body, req->body_len, app->limits.max_quantity, &bo,
+                        sku, msg, sizeof(msg));
+    if (prc < 0) {
+        http_fail(res, parse_error(prc), msg);
         shop_count_invalid(app->shop);
         return;
     }
@@ -933,14 +935,9 @@ static void handle_restock(const struct app *app,
         return;
     }
     unsigned qty = 0;
-    switch (restock_parse(req->body, req->body_len, &qty, msg, sizeof(msg))) {
-    case BUY_OK:
-        break;
-    case BUY_INVALID_JSON:
-        http_error(res, 400, "invalid_json", msg);
-        return;
-    case BUY_INVALID_FIELD:
-        http_error(res, 400, "invalid_field", msg);
+    int prc = restock_parse(req->body, req->body_len, &qty, msg, sizeof(msg));
+    if (prc < 0) {
+        http_fail(res, parse_error(prc), msg);
         return;
     }
 
@@ -1050,10 +1047,11 @@ static void write_store(const struct app *app, struct jbuf *b)
         write_latency(b, "commit_latency_ms", &ss.commit_latency);
         jb_printf(b,
                   ",\"round_trips\":%llu,\"duplicates\":%llu,"
-                  "\"restored\":%zu,\"restored_on_belt\":%zu",
+                  "\"restored\":%zu,\"restored_on_belt\":%zu,"
+                  "\"uncommitted\":%zu",
                   (unsigned long long)ss.store.round_trips,
                   (unsigned long long)ss.store.duplicates, ss.backlog,
-                  ss.backlog_fed);
+                  ss.backlog_fed, ss.uncommitted);
     }
     struct store_shop fig;
     if (shop_shared(app->shop)) {

@@ -26,6 +26,7 @@
  * reported with their real errno, and port 0 can be resolved.
  */
 #include "server/conns.h"
+#include "server/errors.h"
 #include "server/events.h"
 #include "server/internal.h"
 
@@ -263,7 +264,7 @@ static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
     struct MHD_Response *r = h->events ? events_response(h->events, c) : NULL;
     if (r == NULL) {
         struct http_response res = {0};
-        http_error(&res, 503, "shutting_down", "the event stream has ended");
+        http_fail(&res, HTTP_ERR_SHUTTING_DOWN, "the event stream has ended");
         r = MHD_create_response_from_buffer(res.body_len, res.body,
                                             MHD_RESPMEM_MUST_COPY);
         http_response_release(&res);
@@ -418,32 +419,30 @@ static bool framing_refused(struct MHD_Connection *c, const char *version,
     struct framing f = {0};
     MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
     if (f.bad_name)
-        http_error(res, 400, "bad_request",
-                   "a header name is not a token (no space before the "
-                   "colon)");
+        http_fail(res, HTTP_ERR_BAD_REQUEST,
+                  "a header name is not a token (no space before the "
+                  "colon)");
     else if (f.folded)
-        http_error(res, 400, "bad_request",
-                   "a framing header is folded over two lines or "
-                   "misspelt");
+        http_fail(res, HTTP_ERR_BAD_REQUEST,
+                  "a framing header is folded over two lines or "
+                  "misspelt");
     else if (f.te > 1 || f.te_other)
-        http_error(res, 501, "not_implemented",
-                   "the only Transfer-Encoding served is exactly 'chunked'");
+        http_fail(res, HTTP_ERR_NOT_IMPLEMENTED, NULL);
     else if (f.te > 0 && f.cl > 0)
-        http_error(res, 400, "bad_request",
-                   "both Transfer-Encoding and Content-Length");
+        http_fail(res, HTTP_ERR_BAD_REQUEST,
+                  "both Transfer-Encoding and Content-Length");
     else if (f.cl_bad || f.cl_differ)
-        http_error(res, 400, "bad_request",
-                   "Content-Length must be one plain decimal number");
+        http_fail(res, HTTP_ERR_BAD_REQUEST,
+                  "Content-Length must be one plain decimal number");
     else if (f.host > 1)
-        http_error(res, 400, "bad_request", "more than one Host header");
+        http_fail(res, HTTP_ERR_BAD_REQUEST, "more than one Host header");
     else if (f.host == 0 && version != NULL &&
              strncmp(version, "HTTP/1.", 7) == 0 &&
              strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
-        http_error(res, 400, "bad_request", "HTTP/1.1 requires a Host header");
+        http_fail(res, HTTP_ERR_BAD_REQUEST, "HTTP/1.1 requires a Host header");
     else
         return false;
-    res->close = true;
-    return true;
+    return true; /* every framing error closes the connection */
 }
 
 /*

@@ -61,29 +61,25 @@ struct buy_order {
     char customer[SHOP_CUSTOMER_MAX + 1];
 };
 
-enum buy_error {
-    BUY_OK = 0,
-    BUY_INVALID_JSON,
-    BUY_INVALID_FIELD,
-};
-
 /*
- * Validate `body` (NUL-terminated, `len` bytes). On BUY_OK fills `out`
- * (its sku is copied into `sku_buf` of SHOP_SKU_MAX + 1 bytes). Otherwise
- * writes a message naming the problem into `msg`.
+ * Validate `body` (NUL-terminated, `len` bytes). Returns 0 and fills `out`
+ * (its sku is copied into `sku_buf` of SHOP_SKU_MAX + 1 bytes), or writes a
+ * message naming the problem into `msg` and returns -EBADMSG (the body is
+ * not one JSON object: invalid_json) or -EINVAL (a field is missing or
+ * wrong: invalid_field).
  */
-enum buy_error buy_parse(const char *body, size_t len, unsigned max_quantity,
-                         struct buy_order *out, char *sku_buf, char *msg,
-                         size_t msglen);
+int buy_parse(const char *body, size_t len, unsigned max_quantity,
+              struct buy_order *out, char *sku_buf, char *msg, size_t msglen);
 
 /*
  * Validate a POST /products/{sku}/restock body: one JSON object whose
  * "quantity" is a JSON integer in 1..SHOP_RESTOCK_MAX (other members are
- * ignored; a member named twice is invalid JSON). On BUY_OK stores the
- * quantity; otherwise writes a message naming the problem into `msg`.
+ * ignored; a member named twice is invalid JSON). Returns 0 and stores the
+ * quantity, or writes a message naming the problem into `msg` and returns
+ * -EBADMSG or -EINVAL, as buy_parse() does.
  */
-enum buy_error restock_parse(const char *body, size_t len, unsigned *quantity,
-                             char *msg, size_t msglen);
+int restock_parse(const char *body, size_t len, unsigned *quantity, char *msg,
+                  size_t msglen);
 
 /*
  * Copy every product's live stock (one short hold of the inventory lock)

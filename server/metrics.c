@@ -154,6 +154,10 @@ void metrics_write(const struct app *app, struct jbuf *b)
             ss.failed_commits);
     counter(b, "shopd_store_committed_orders_total",
             "Accepts and results made durable.", ss.committed_orders);
+    gauge(b, "shopd_store_uncommitted",
+          "Accepts and results not yet committed, restored orders not yet "
+          "on the belt.",
+          (double)ss.uncommitted);
     gauge(b, "shopd_store_orders_per_commit",
           "Accepts and results per successful commit, on average.",
           ss.orders_per_commit);

@@ -44,9 +44,9 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 
+#include "common/thread.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
@@ -183,19 +183,6 @@ static void deadline_in(struct timespec *ts, unsigned ms)
     }
 }
 
-static void block_signals(void)
-{
-    sigset_t all;
-    sigemptyset(&all);
-    sigaddset(&all, SIGINT);
-    sigaddset(&all, SIGTERM);
-    sigaddset(&all, SIGHUP);
-    sigaddset(&all, SIGQUIT);
-    sigaddset(&all, SIGUSR1);
-    sigaddset(&all, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-}
-
 /* Commit one batch: `na` accepts, `nr` results (the first `nr` of
  * res_fly) and `nk` restocks. Returns store_commit()'s result. */
 static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
@@ -322,7 +309,6 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
-    block_signals();
     pthread_mutex_lock(&c->lock);
     for (;;) {
         /* Wait for work, a retry, a probe, or the end. */
@@ -389,7 +375,6 @@ out:
 static void *feeder_main(void *arg)
 {
     struct committer *c = arg;
-    block_signals();
     for (size_t i = 0; i < c->nbacklog; i++) {
         struct shop_item *it = &c->backlog[i];
         it->enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
@@ -484,15 +469,16 @@ fail_errno:
 
 int committer_start(struct committer *c)
 {
-    int err = pthread_create(&c->thread, NULL, committer_main, c);
+    /* Signals are main's (sigwait): these threads take none. */
+    int err = thread_start(&c->thread, committer_main, c);
     if (err)
-        return -err;
+        return err;
     c->thread_started = true;
     if (c->nbacklog > 0) {
-        err = pthread_create(&c->feeder, NULL, feeder_main, c);
+        err = thread_start(&c->feeder, feeder_main, c);
         if (err) {
             committer_finish(c, NULL);
-            return -err;
+            return err;
         }
         c->feeder_started = true;
     }
@@ -675,6 +661,7 @@ void committer_stats(struct committer *c, struct shop_store_stats *out)
     latency_hist_summary(c->latency, &out->commit_latency);
     out->backlog = c->nbacklog;
     out->backlog_fed = atomic_load_explicit(&c->fed, memory_order_relaxed);
+    out->uncommitted = committer_unfinished(c);
 }
 
 void committer_histogram(struct committer *c, struct shop_histogram *out)

@@ -40,6 +40,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
+#include "common/thread.h"
 #include "store/store.h"
 
 #define SHARED_BATCH 64   /* orders per take when there is no work_ms */
@@ -328,9 +329,10 @@ fail:
 
 int shared_start(struct shared *sh)
 {
-    int err = pthread_create(&sh->reader, NULL, reader_main, sh);
+    /* Signals are main's (sigwait): these threads take none. */
+    int err = thread_start(&sh->reader, reader_main, sh);
     if (err)
-        return -err;
+        return err;
     sh->reader_started = true;
     for (size_t i = 0; i < sh->nworkers; i++) {
         struct shared_worker *w = &sh->w[i];
@@ -339,13 +341,13 @@ int shared_start(struct shared *sh)
         pthread_mutex_lock(&sh->mu);
         sh->running++;
         pthread_mutex_unlock(&sh->mu);
-        err = pthread_create(&w->tid, NULL, worker_main, w);
+        err = thread_start(&w->tid, worker_main, w);
         if (err) {
             pthread_mutex_lock(&sh->mu);
             sh->running--;
             pthread_mutex_unlock(&sh->mu);
             shared_drain(sh, NULL);
-            return -err;
+            return err;
         }
         sh->started++;
     }

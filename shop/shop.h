@@ -96,8 +96,11 @@ struct shop_store_stats {
     uint64_t committed_orders; /* accepts + results in successful commits */
     double orders_per_commit;  /* committed_orders / successful commits */
     struct shop_latency commit_latency;
-    size_t backlog;           /* unfinished orders found at start */
-    size_t backlog_fed;       /* of them, put back on the belt so far */
+    size_t backlog;     /* unfinished orders found at start */
+    size_t backlog_fed; /* of them, put back on the belt so far */
+    /* Accepts and results not yet committed, plus restored orders not yet
+     * back on the belt: 0 once everything decided is durable. */
+    size_t uncommitted;
     struct store_stats store; /* the backend's own figures */
 };
 

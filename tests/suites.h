@@ -14,5 +14,6 @@ Suite *server_suite(void);
 Suite *conns_suite(void);
 Suite *store_suite(void);
 Suite *redis_suite(void);
+Suite *errors_suite(void);
 
 #endif /* SHOPD_TESTS_SUITES_H */

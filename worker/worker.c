@@ -15,9 +15,9 @@
  * GATE_ABORT instead, and the threads already created return without
  * touching the channel and are joined. The channel is left open and intact.
  *
- * Threads are created with SIGINT and SIGTERM blocked (the creator's mask is
- * changed around pthread_create and restored), so those signals are
- * delivered to a thread that has not blocked them, in shopd the main one.
+ * Threads are created with every signal blocked (common/thread.c), so
+ * signals are delivered to a thread that has not blocked them, in shopd the
+ * main one.
  *
  * Counters: each worker's `handled` and `holding` are written only by that
  * worker and read by anyone, as relaxed atomics on the worker's own cache
@@ -34,10 +34,11 @@
  */
 #include "worker/worker.h"
 
+#include "common/thread.h"
+
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,26 +237,18 @@ static void gate_set(struct pool *p, enum gate g, size_t live)
 
 int pool_start(struct pool *p)
 {
-    sigset_t block, old;
     size_t i, created;
-    int rc;
+    int rc = 0;
 
     if (p->started)
         return -EINVAL;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    rc = pthread_sigmask(SIG_BLOCK, &block, &old);
-    if (rc != 0)
-        return -rc;
     for (created = 0; created < p->nthreads; created++) {
         struct pool_worker *w = &p->workers[created];
 
-        rc = pthread_create(&w->thread, NULL, worker_main, w);
+        rc = thread_start(&w->thread, worker_main, w);
         if (rc != 0)
             break;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     if (rc != 0) {
         gate_set(p, GATE_ABORT, 0);
@@ -263,7 +256,7 @@ int pool_start(struct pool *p)
             pthread_join(p->workers[i].thread, NULL);
         /* Back to a never-started pool: destroy (or start) may follow. */
         gate_set(p, GATE_WAIT, 0);
-        return -rc;
+        return rc;
     }
     /* `live` is set together with the gate, before any worker can exit. */
     gate_set(p, GATE_GO, p->nthreads);

@@ -5,7 +5,7 @@
  * channel at once, call the handler with each in order, repeat; it exits
  * when the channel is closed and empty. The pool starts all of its threads or
  * none, and stops by close-then-join (pool_drain), never by cancellation.
- * Worker threads block SIGINT and SIGTERM so that signals reach the main
+ * Worker threads block every signal so that signals reach the main
  * thread.
  *
  * Thread safety: pool_create, pool_start, pool_drain and pool_destroy are

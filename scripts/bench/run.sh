@@ -5,8 +5,8 @@
 #   shopd     the real server, default settings, a catalog with huge stock
 #   idem      the same shopd, but every POST /buy carries a fresh
 #             Idempotency-Key (buy.lua with BUY_IDEMPOTENCY=1): the cost of
-#             the key table; the "÷ shopd" column compares it with the
-#             keyless run of the same round
+#             the key table; the "÷ memory" column compares it with the
+#             keyless shopd run of the same round
 #   baseline  bare libmicrohttpd in shopd's daemon mode answering a fixed 202
 #             (scripts/bench/baseline.c: the library's ceiling)
 #   nginx     Debian's nginx from a private prefix answering the same fixed

@@ -30,7 +30,8 @@
 #define NPRODUCTS     3
 #define KILL_THREADS  6
 #define KILL_MAX      20000 /* orders recorded per thread at most */
-#define KILL_AFTER_MS 1200  /* load before the SIGKILL */
+#define KILL_AFTER_MS 1200  /* load before the SIGKILL, at least */
+#define KILL_MIN      100   /* ... and at least this many 202s */
 
 static const char *const skus[NPRODUCTS] = {"gem", "ore", "tin"};
 static const int initial[NPRODUCTS] = {400, 60, 100000};
@@ -75,7 +76,8 @@ struct buyer {
     unsigned port;
     unsigned seed;
     _Atomic bool *stop;
-    struct bought *got; /* KILL_MAX */
+    _Atomic size_t *accepted; /* 202s of all buyers, for the test thread */
+    struct bought *got;       /* KILL_MAX */
     size_t ngot;
     struct seen *seen; /* final statuses read before the kill */
     size_t nseen;
@@ -112,8 +114,9 @@ static void *buyer_main(void *arg)
             cJSON *j = resp_json(&r);
             const cJSON *id = j ? cJSON_GetObjectItem(j, "order_id") : NULL;
             if (cJSON_IsNumber(id))
-                b->got[b->ngot++] =
-                    (struct bought){(uint64_t)id->valuedouble, p, q};
+                atomic_fetch_add(b->accepted, 1);
+            b->got[b->ngot++] =
+                (struct bought){(uint64_t)id->valuedouble, p, q};
             cJSON_Delete(j);
         } else if (r.status != 503) {
             b->other++;
@@ -196,16 +199,24 @@ static void kill_and_restart(const char *sync)
 
     static struct buyer b[KILL_THREADS];
     _Atomic bool stop = false;
+    _Atomic size_t accepted = 0;
     for (int i = 0; i < KILL_THREADS; i++) {
-        b[i] = (struct buyer){
-            .port = shopd_port(s), .seed = 77u + (unsigned)i, .stop = &stop};
+        b[i] = (struct buyer){.port = shopd_port(s),
+                              .seed = 77u + (unsigned)i,
+                              .stop = &stop,
+                              .accepted = &accepted};
         b[i].got = calloc(KILL_MAX, sizeof(*b[i].got));
         b[i].seen = calloc(KILL_MAX, sizeof(*b[i].seen));
         ck_assert_ptr_nonnull(b[i].got);
         ck_assert_ptr_nonnull(b[i].seen);
         ck_assert_int_eq(pthread_create(&b[i].tid, NULL, buyer_main, &b[i]), 0);
     }
+    /* Load for a while and until enough orders were accepted (slow runs:
+     * sanitizers, valgrind), at most 60 s. */
     backoff_ms(KILL_AFTER_MS);
+    int64_t until = now_ms() + 60000;
+    while (atomic_load(&accepted) < KILL_MIN && now_ms() < until)
+        backoff_ms(50);
     shopd_signal(s, SIGKILL); /* mid-load: the buyers are still buying */
     int ws = shopd_wait_exit(s, 10000);
     ck_assert_msg(ws != -1 && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL,
@@ -303,6 +314,10 @@ static void kill_and_restart(const char *sync)
                       sold, fulfilled[p]);
     }
     ck_assert_str_eq(jstr(stats, "store.kind"), "sqlite");
+    /* Every order is final: nothing decided is waiting for a commit. */
+    ck_assert_int_eq((int)jnum(stats, "store.uncommitted"), 0);
+    ck_assert_int_eq((int)jnum(stats, "store.restored"),
+                     (int)jnum(stats, "store.restored_on_belt"));
     if (getenv("E2E_STORE_DEBUG")) // NOLINT(concurrency-mt-unsafe)
         fprintf(stderr,
                 "kill9 %s: %zu accepted before the kill, %zu seen final, %g "
