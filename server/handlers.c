@@ -9,19 +9,21 @@
  * thread-safe API, so they run on any HTTP thread at once.
  *
  * Idempotency-Key (SPEC §8): a handler that takes a key validates it,
- * computes the request's fingerprint (SHA-256 over the canonical request:
- * for /buy the SKU, the quantity and the customer or its absence; for a
- * restock the SKU and the quantity - never the raw bytes, so field order,
- * spacing and unknown fields do not matter), and asks the shop's key table
+ * computes the request's fingerprint (the canonical request itself, as
+ * shop_buy_fingerprint() writes it: for /buy the SKU, the quantity and the
+ * customer or its absence, "apple|2|null"; for a restock the SKU and the
+ * quantity, "apple|500" - never the raw bytes, so field order, spacing and
+ * unknown fields do not matter), and asks the shop's key table
  * whether the key is new, in use, answered for this request (replay) or
  * for another one. Only a success answer is handed back to the table;
  * every other outcome forgets the key so it may be retried.
  *
  * Admin (SPEC §9): POST /products/{sku}/restock checks, in this order,
- * the method, that an admin token is configured, the Bearer token (its
- * SHA-256 against the configured token's, in constant time, so neither the
- * token's bytes nor its length show in the timing), then the key, the
- * product and the body. No answer ever contains the token.
+ * the method, that an admin token is configured, the Bearer token
+ * (server_token_equal(): both zero-padded to SERVER_TOKEN_MAX bytes and
+ * compared over all of them, so neither the token's bytes nor its length
+ * show in the timing), then the key, the product and the body. No answer
+ * ever contains the token.
  */
 #include "server/internal.h"
 
@@ -194,11 +196,12 @@ static void bad_key(struct http_response *res)
  * answer: the replay, a 409 or a 422.
  */
 static bool idem_start(const struct app *app, enum shop_idem_scope scope,
-                       const char *key, size_t len, const uint8_t *fp,
-                       struct shop_idem_ticket *tk, struct http_response *res)
+                       const char *key, size_t len, const char *fp,
+                       size_t fp_len, struct shop_idem_ticket *tk,
+                       struct http_response *res)
 {
     struct shop_idem_answer ans;
-    int r = shop_idem_begin(app->shop, scope, key, len, fp, tk, &ans);
+    int r = shop_idem_begin(app->shop, scope, key, len, fp, fp_len, tk, &ans);
     switch (r) {
     case SHOP_IDEM_NEW:
         return true;
@@ -248,25 +251,6 @@ static void idem_finish(const struct app *app,
                            response_header(res, "Location"));
     else
         shop_idem_abort(app->shop, tk);
-}
-
-/* Fingerprint of an order: SKU, quantity, customer (absent == null). */
-static void buy_fingerprint(const struct buy_order *bo, uint8_t *fp)
-{
-    struct shop_sha256 c;
-    char qty[16];
-    int n = snprintf(qty, sizeof(qty), "%u", bo->quantity);
-    shop_sha256_init(&c);
-    /* NUL separates: a SKU has none, and neither has a customer. */
-    shop_sha256_update(&c, bo->sku, bo->sku_len + 1);
-    shop_sha256_update(&c, qty, (size_t)n + 1);
-    if (bo->has_customer) {
-        shop_sha256_update(&c, "s", 1);
-        shop_sha256_update(&c, bo->customer, strlen(bo->customer));
-    } else {
-        shop_sha256_update(&c, "n", 1);
-    }
-    shop_sha256_final(&c, fp);
 }
 
 /* --- POST /buy ------------------------------------------------------- */
@@ -331,13 +315,15 @@ static void buy_committed(void *arg, int rc, uint64_t id)
  * is the answer (the ticket is then finished), false to go on.
  */
 static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
-                            const char *key, size_t len, const uint8_t *fp,
-                            const struct shop_idem_ticket *tk,
+                            const char *key, size_t len, const char *fp,
+                            size_t fp_len, const struct shop_idem_ticket *tk,
                             struct http_response *res)
 {
     struct shop_idem_answer ans;
-    uint8_t first[SHOP_SHA256_LEN];
-    int rc = shop_idem_stored(app->shop, scope, key, len, &ans, first);
+    char first[SHOP_IDEM_FP_MAX];
+    size_t first_len = 0;
+    int rc =
+        shop_idem_stored(app->shop, scope, key, len, &ans, first, &first_len);
     if (rc == -ENOENT)
         return false;
     if (rc < 0) {
@@ -347,7 +333,7 @@ static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
         shop_idem_abort(app->shop, tk);
         return true;
     }
-    if (memcmp(first, fp, SHOP_SHA256_LEN) != 0) {
+    if (first_len != fp_len || memcmp(first, fp, fp_len) != 0) {
         http_error(res, 422, "idempotency_key_reused",
                    "this Idempotency-Key was used for a different request");
         shop_idem_abort(app->shop, tk);
@@ -414,13 +400,16 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
     struct shop_idem_ticket tk;
-    uint8_t fp[SHOP_SHA256_LEN];
+    char fp[SHOP_IDEM_FP_MAX];
+    size_t fp_len = 0;
     if (kc == KEY_OK) {
-        buy_fingerprint(&bo, fp);
-        if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
+        fp_len = shop_buy_fingerprint(bo.sku, bo.quantity,
+                                      bo.has_customer ? bo.customer : NULL, fp);
+        if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, fp_len, &tk, res))
             return;
         if (shop_durable(app->shop) &&
-            idem_from_store(app, SHOP_IDEM_BUY, key, key_len, fp, &tk, res))
+            idem_from_store(app, SHOP_IDEM_BUY, key, key_len, fp, fp_len, &tk,
+                            res))
             return;
     }
 
@@ -437,7 +426,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
             p->keyed = kc == KEY_OK;
             if (p->keyed)
                 p->tk = tk;
-            struct shop_order_key ok = {key, key_len, fp};
+            struct shop_order_key ok = {key, key_len, fp, fp_len};
             rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
                                        buy_committed, p);
         }
@@ -775,11 +764,37 @@ static bool starts_nocase(const char *s, const char *prefix)
     return true;
 }
 
+bool server_token_equal(const char *have, size_t have_len, const char *want,
+                        size_t want_len)
+{
+    /* Both into zero-padded buffers of one size, then every byte of them
+     * compared, with no early exit: the time does not depend on where the
+     * tokens differ nor on either length. A token that does not fit is
+     * unequal (the loop still runs). */
+    char a[SERVER_TOKEN_MAX], b[SERVER_TOKEN_MAX];
+    memset(a, 0, sizeof(a));
+    memset(b, 0, sizeof(b));
+    memcpy(a, have, have_len < sizeof(a) ? have_len : sizeof(a));
+    memcpy(b, want, want_len < sizeof(b) ? want_len : sizeof(b));
+    volatile unsigned char diff = 0;
+    for (size_t i = 0; i < sizeof(a); i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    size_t rest = have_len ^ want_len;
+    rest |= (size_t)(have_len >= sizeof(a)) | (size_t)(want_len >= sizeof(b));
+    bool equal = ((size_t)diff | rest) == 0;
+    /* The copies held the token: wipe them (volatile stores, not elided). */
+    volatile char *va = a, *vb = b;
+    for (size_t i = 0; i < sizeof(a); i++) {
+        va[i] = 0;
+        vb[i] = 0;
+    }
+    return equal;
+}
+
 /*
  * Whether the request carries exactly one "Authorization: Bearer <token>"
- * with the configured token. The presented token is digested and the two
- * digests compared in constant time: the time taken depends on the
- * presented token's length only, never on the configured one.
+ * with the configured token, compared by server_token_equal() in constant
+ * time.
  */
 static bool authorized(const struct app *app, const struct http_request *req)
 {
@@ -791,21 +806,8 @@ static bool authorized(const struct app *app, const struct http_request *req)
     v += 6;
     while (*v == ' ' || *v == '\t')
         v++;
-    uint8_t d[SHOP_SHA256_LEN];
-    shop_sha256(v, strlen(v), d);
-    return shop_digest_equal(d, app->limits.admin_digest);
-}
-
-/* Fingerprint of a restock: SKU and quantity. */
-static void restock_fingerprint(const char *sku, unsigned qty, uint8_t *fp)
-{
-    struct shop_sha256 c;
-    char q[16];
-    int n = snprintf(q, sizeof(q), "%u", qty);
-    shop_sha256_init(&c);
-    shop_sha256_update(&c, sku, strlen(sku) + 1);
-    shop_sha256_update(&c, q, (size_t)n);
-    shop_sha256_final(&c, fp);
+    return server_token_equal(v, strlen(v), app->limits.admin_token,
+                              app->limits.admin_token_len);
 }
 
 /* A restock handed to a durable store's committer, until its verdict. */
@@ -941,20 +943,23 @@ static void handle_restock(const struct app *app,
 
     const struct product *p = shop_product(app->shop, (size_t)idx);
     struct shop_idem_ticket tk;
-    uint8_t fp[SHOP_SHA256_LEN];
+    char fp[SHOP_IDEM_FP_MAX];
+    size_t fp_len = 0;
     if (kc == KEY_OK) {
-        restock_fingerprint(p->sku, qty, fp);
-        if (!idem_start(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
+        fp_len = shop_restock_fingerprint(p->sku, qty, fp);
+        if (!idem_start(app, SHOP_IDEM_RESTOCK, key, key_len, fp, fp_len, &tk,
+                        res))
             return;
         if (shop_durable(app->shop) &&
-            idem_from_store(app, SHOP_IDEM_RESTOCK, key, key_len, fp, &tk, res))
+            idem_from_store(app, SHOP_IDEM_RESTOCK, key, key_len, fp, fp_len,
+                            &tk, res))
             return;
     }
     struct shop_stock st;
     int rc;
     if (shop_durable(app->shop)) {
         /* Committed first, then applied and answered (deferred). */
-        struct shop_order_key ok = {key, key_len, fp};
+        struct shop_order_key ok = {key, key_len, fp, fp_len};
         rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL,
                              kc == KEY_OK ? &ok : NULL, res);
         if (rc == 0)

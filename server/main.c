@@ -401,11 +401,12 @@ int main(int argc, char **argv)
                    .http_threads = cfg.http_threads,
                    .admin_enabled = cfg.admin_token[0] != '\0'},
     };
-    /* The server keeps only the token's digest; the token itself is wiped
-     * from the config once it is no longer needed. */
-    if (app.limits.admin_enabled)
-        shop_sha256(cfg.admin_token, strlen(cfg.admin_token),
-                    app.limits.admin_digest);
+    /* The server keeps one zero-padded copy of the token (wiped at exit);
+     * the config's is wiped now. */
+    _Static_assert(SERVER_TOKEN_MAX == CONFIG_SECRET_MAX, "token sizes");
+    app.limits.admin_token_len = strnlen(cfg.admin_token, CONFIG_SECRET_MAX);
+    memcpy(app.limits.admin_token, cfg.admin_token,
+           sizeof(app.limits.admin_token));
     explicit_wipe(cfg.admin_token, sizeof(cfg.admin_token));
     struct httpd_options ho = {
         .bind = cfg.bind,
@@ -468,6 +469,8 @@ int main(int argc, char **argv)
 out:
     httpd_end_streams(httpd);
     httpd_stop(httpd);
+    /* No handler runs any more: the server's copy of the token goes. */
+    explicit_wipe(app.limits.admin_token, sizeof(app.limits.admin_token));
     pthread_mutex_lock(&watch.mu);
     watch.shop = NULL;
     pthread_mutex_unlock(&watch.mu);

@@ -19,17 +19,33 @@
 
 #include "shop/shop.h"
 
+/* Longest admin token + 1, as CONFIG_SECRET_MAX (main checks). */
+#define SERVER_TOKEN_MAX 256
+
 /* Settings the handlers need; read-only once the server runs. */
 struct server_limits {
     size_t max_body;       /* bytes accepted in a request body */
     unsigned max_quantity; /* largest quantity of one order */
     unsigned http_threads; /* reported by /stats */
-    /* The admin API (SPEC §9): off unless a token was configured. Only the
-     * token's SHA-256 is kept here, never the token itself, and a
-     * presented token is compared as a digest, in constant time. */
+    /* The admin API (SPEC §9): off unless a token was configured. The
+     * token, zero-padded (the config's copy is wiped once this one is
+     * made, this one at exit); a presented token is compared with it by
+     * server_token_equal(), in constant time. Never logged or reported. */
     bool admin_enabled;
-    uint8_t admin_digest[SHOP_SHA256_LEN];
+    size_t admin_token_len;
+    char admin_token[SERVER_TOKEN_MAX];
 };
+
+/*
+ * Whether token `have` (`have_len` bytes) equals `want` (`want_len`), in
+ * time independent of their bytes and lengths: both are copied into
+ * zero-padded buffers of SERVER_TOKEN_MAX bytes and every byte is compared
+ * (XORs OR-ed together, with the lengths' difference), with no early exit.
+ * A token of SERVER_TOKEN_MAX bytes or more is unequal to anything. The
+ * copies are wiped before returning. Thread-safe.
+ */
+bool server_token_equal(const char *have, size_t have_len, const char *want,
+                        size_t want_len);
 
 /*
  * Counts of the HTTP layer (SPEC §10), kept by the libmicrohttpd glue and

@@ -70,7 +70,8 @@ struct pending_restock {
     struct store_answer existing;
     size_t key_len, answer_len;
     char key[SHOP_IDEM_KEY_MAX];
-    uint8_t fp[STORE_FINGERPRINT];
+    size_t fp_len;
+    char fp[STORE_FINGERPRINT_MAX];
     char answer[STORE_ANSWER_MAX];
 };
 
@@ -83,10 +84,11 @@ struct pending_accept {
     struct store_idem idem; /* points into key and fp below */
     size_t key_len;
     char key[SHOP_IDEM_KEY_MAX];
-    uint8_t fp[STORE_FINGERPRINT];
+    size_t fp_len;
+    char fp[STORE_FINGERPRINT_MAX];
 };
 
-_Static_assert(STORE_FINGERPRINT == SHOP_SHA256_LEN, "fingerprint sizes");
+_Static_assert(STORE_FINGERPRINT_MAX == SHOP_IDEM_FP_MAX, "fingerprint sizes");
 _Static_assert(STORE_IDEM_KEY_MAX == SHOP_IDEM_KEY_MAX, "key sizes");
 
 /* The 202 a key remembers; the store puts the order's id in. */
@@ -198,10 +200,11 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
                 .key = p->key,
                 .key_len = p->key_len,
                 .status = 200,
+                .fingerprint = p->fp,
+                .fingerprint_len = p->fp_len,
                 .body = p->answer,
                 .body_len = p->answer_len,
             };
-            memcpy(p->idem.fingerprint, p->fp, STORE_FINGERPRINT);
             c->srs[i].idem = &p->idem;
             c->srs[i].existing = &p->existing;
         }
@@ -217,10 +220,11 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
                 .key = p->key,
                 .key_len = p->key_len,
                 .status = 202,
+                .fingerprint = p->fp,
+                .fingerprint_len = p->fp_len,
                 .body = buy_answer,
                 .body_len = sizeof(buy_answer) - 1,
             };
-            memcpy(p->idem.fingerprint, p->fp, STORE_FINGERPRINT);
             a->idem = &p->idem;
         }
     }
@@ -509,7 +513,8 @@ int committer_accept(struct committer *c, const struct shop_item *it,
     if (key != NULL) {
         p->key_len = key->len;
         memcpy(p->key, key->key, key->len);
-        memcpy(p->fp, key->fp, STORE_FINGERPRINT);
+        p->fp_len = key->fp_len;
+        memcpy(p->fp, key->fp, key->fp_len);
     }
     if (c->acc_n == 1)
         pthread_cond_signal(&c->wake);
@@ -532,7 +537,8 @@ int committer_restock(struct committer *c, uint32_t product, int64_t qty,
         p->keyed = true;
         p->key_len = key->len;
         memcpy(p->key, key->key, key->len);
-        memcpy(p->fp, key->fp, STORE_FINGERPRINT);
+        p->fp_len = key->fp_len;
+        memcpy(p->fp, key->fp, key->fp_len);
         p->answer_len = answer_len;
         memcpy(p->answer, answer, answer_len);
     }

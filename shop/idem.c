@@ -4,13 +4,13 @@
  * and, once it succeeded, its answer.
  *
  * Layout: the table is split into `nshards` shards (up to IDEM_SHARDS, each
- * of at least IDEM_SHARD_MIN keys), a key's shard chosen by its digest, so
+ * of at least IDEM_SHARD_MIN keys), a key's shard chosen by its hash, so
  * that HTTP threads rarely wait on one another's lock. A shard is a fixed
  * array of entries used as a ring in the order keys are first seen, plus a
  * hash index (chain heads, a power of two >= its entries, chained through
  * entry.next). A new key takes the slot at its shard's ring head; if that
  * slot still holds a key, that key is the oldest one kept in the shard and
- * is dropped first. Digests are uniform, so every shard sees an even share
+ * is dropped first. Hashes spread evenly, so every shard sees an even share
  * of the keys and the key dropped is among the oldest of the whole table
  * (exactly the oldest when there is one shard: tables under
  * 2 * IDEM_SHARD_MIN keys). Nothing is allocated per request: the table is
@@ -21,16 +21,20 @@
  * which carry a product) get a heap copy, allocated before the lock is
  * taken and freed after it is released.
  *
- * Keys are stored as SipHash-2-4-128(salt; scope || key), 16 bytes whatever
- * the key's length. SipHash is a keyed hash made for exactly this (hash
- * tables fed by untrusted input), and several times cheaper than SHA-256
- * on the hot path. The salt is random per table, so clients cannot choose
- * keys that pile into one hash chain, nor two keys with one digest: with
- * 128 bits, two distinct keys sharing a digest among the at most 2^18 kept
- * is a 2^-93 event. (The fingerprint is the caller's SHA-256, unsalted, so
- * that a durable store can keep it across restarts.) A key expires `ttl`
- * seconds after it was first used (CLOCK_MONOTONIC: the memory store does not
- * outlive the process); an expired entry found by a lookup is dropped there.
+ * Each entry keeps the full key (up to 255 bytes) and the full fingerprint
+ * (the canonical request, up to SHOP_IDEM_FP_MAX bytes), and a lookup
+ * compares both in full (scope and length, then memcmp): two keys are the
+ * same key only when they are byte for byte the same, never because of a
+ * hash. The hash only picks the shard and the bucket: FNV-1a 64 over the
+ * scope and the key, started from a seed drawn from getrandom() per table,
+ * with a final mix. It is a plain seeded hash-table hash, not a keyed
+ * PRF: the seed makes a client's blind aim at one chain unlikely to land,
+ * but nothing here proves chains short against an adaptive client. A chain
+ * is bounded by the table's bound (a shard's entries), like the table
+ * itself; that is the worst case a lookup can be made to walk. A key
+ * expires `ttl` seconds after it was first used (CLOCK_MONOTONIC: the
+ * memory store does not outlive the process); an expired entry found by a
+ * lookup is dropped there.
  *
  * Entry states: FREE -> PENDING (begin: the first request is being
  * answered) -> DONE (complete: answer kept) or FREE (abort: not a success,
@@ -47,11 +51,10 @@
 #include "shop/internal.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
-#include <unistd.h>
+#include <sys/random.h>
 
 /* Answer bodies up to this size are kept inside the entry. */
 #define IDEM_INLINE_BODY 64
@@ -59,20 +62,24 @@
 
 enum idem_state { IDEM_FREE = 0, IDEM_PENDING, IDEM_DONE };
 
-#define IDEM_DIGEST 16
-
 struct idem_entry {
-    uint8_t key[IDEM_DIGEST];    /* SipHash-128(salt; scope || key) */
-    uint8_t fp[SHOP_SHA256_LEN]; /* the request's fingerprint */
-    int64_t expires_ns;          /* CLOCK_MONOTONIC */
-    uint64_t gen;                /* stamped by begin, carried by tickets */
-    uint32_t next;               /* hash chain */
-    uint8_t state;               /* enum idem_state */
+    uint64_t hash;      /* of scope and key: picks shard and bucket */
+    int64_t expires_ns; /* CLOCK_MONOTONIC */
+    uint64_t gen;       /* stamped by begin, carried by tickets */
+    uint32_t next;      /* hash chain */
+    uint8_t state;      /* enum idem_state */
+    uint8_t scope;      /* enum shop_idem_scope */
+    uint8_t key_len;    /* 1..SHOP_IDEM_KEY_MAX */
+    uint16_t fp_len;    /* 1..SHOP_IDEM_FP_MAX */
     uint16_t status;
     uint16_t body_len;
+    char key[SHOP_IDEM_KEY_MAX];
+    char fp[SHOP_IDEM_FP_MAX]; /* the canonical request */
     char body[IDEM_INLINE_BODY];
     char location[SHOP_IDEM_LOCATION_MAX];
 };
+_Static_assert(SHOP_IDEM_KEY_MAX <= UINT8_MAX, "key_len is a uint8_t");
+_Static_assert(SHOP_IDEM_FP_MAX <= UINT16_MAX, "fp_len is a uint16_t");
 
 #define IDEM_SHARDS    16 /* at most; a power of two */
 #define IDEM_SHARD_MIN 64 /* keys per shard, at least */
@@ -104,101 +111,38 @@ struct idem_table {
     uint32_t *buckets;          /* all shards' chain heads, one mapping */
     size_t entries_size, buckets_size; /* bytes mapped */
     int64_t ttl_ns;                    /* read-only after create */
-    uint8_t salt[16];                  /* read-only after create */
+    uint64_t seed;                     /* read-only after create */
     _Atomic size_t used;               /* entries not FREE (for /stats) */
     _Atomic uint64_t replayed, in_use, mismatched;
 };
 
-/* ---- SipHash-2-4 with 128-bit output (Aumasson & Bernstein) ----------- */
-
-static inline uint64_t rotl(uint64_t x, unsigned b)
+/* FNV-1a 64 over the scope and the key, from the table's seed, with a
+ * final mix so that the low bits (the bucket) and the high bits (the
+ * shard) both depend on every input byte. */
+static uint64_t key_hash(uint64_t seed, enum shop_idem_scope scope,
+                         const char *key, size_t len)
 {
-    return (x << b) | (x >> (64 - b));
+    const uint64_t prime = UINT64_C(0x100000001b3);
+    uint64_t h = UINT64_C(0xcbf29ce484222325) ^ seed;
+    h = (h ^ (uint8_t)scope) * prime;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (uint8_t)key[i]) * prime;
+    h ^= h >> 29;
+    h *= UINT64_C(0xbf58476d1ce4e5b9);
+    h ^= h >> 32;
+    return h;
 }
 
-static inline uint64_t load64(const uint8_t *p)
+/* A seed for the hash: random bytes; the clock and an address if the
+ * kernel gives none (still distinct per process, only less unpredictable). */
+static uint64_t draw_seed(const void *self)
 {
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-#define SIPROUND                                                               \
-    do {                                                                       \
-        v0 += v1;                                                              \
-        v1 = rotl(v1, 13);                                                     \
-        v1 ^= v0;                                                              \
-        v0 = rotl(v0, 32);                                                     \
-        v2 += v3;                                                              \
-        v3 = rotl(v3, 16);                                                     \
-        v3 ^= v2;                                                              \
-        v0 += v3;                                                              \
-        v3 = rotl(v3, 21);                                                     \
-        v3 ^= v0;                                                              \
-        v2 += v1;                                                              \
-        v1 = rotl(v1, 17);                                                     \
-        v1 ^= v2;                                                              \
-        v2 = rotl(v2, 32);                                                     \
-    } while (0)
-
-void idem_siphash128(const uint8_t key[16], const void *data, size_t len,
-                     uint8_t out[16])
-{
-    const uint8_t *in = data;
-    uint64_t k0 = load64(key), k1 = load64(key + 8);
-    uint64_t v0 = UINT64_C(0x736f6d6570736575) ^ k0;
-    uint64_t v1 = UINT64_C(0x646f72616e646f6d) ^ k1;
-    uint64_t v2 = UINT64_C(0x6c7967656e657261) ^ k0;
-    uint64_t v3 = UINT64_C(0x7465646279746573) ^ k1;
-    v1 ^= 0xee;
-    size_t whole = len - len % 8;
-    for (size_t i = 0; i < whole; i += 8) {
-        uint64_t m = load64(in + i);
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t i = 0; i < len % 8; i++)
-        b |= (uint64_t)in[whole + i] << (8 * i);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xee;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    uint64_t h0 = v0 ^ v1 ^ v2 ^ v3;
-    v1 ^= 0xdd;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    uint64_t h1 = v0 ^ v1 ^ v2 ^ v3;
-    for (int i = 0; i < 8; i++) {
-        out[i] = (uint8_t)(h0 >> (8 * i));
-        out[8 + i] = (uint8_t)(h1 >> (8 * i));
-    }
-}
-
-/* Random bytes for the salt; falls back to the clock and an address. */
-static void fill_salt(uint8_t *salt, size_t n, const void *self)
-{
-    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-    ssize_t got = fd >= 0 ? read(fd, salt, n) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (got == (ssize_t)n)
-        return;
-    int64_t seed[3] = {shop_now_ns(CLOCK_MONOTONIC),
-                       shop_now_ns(CLOCK_REALTIME), (int64_t)(intptr_t)self};
-    uint8_t d[SHOP_SHA256_LEN];
-    shop_sha256(seed, sizeof(seed), d);
-    memcpy(salt, d, n);
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
+        return seed;
+    return (uint64_t)shop_now_ns(CLOCK_MONOTONIC) ^
+           ((uint64_t)shop_now_ns(CLOCK_REALTIME) << 17) ^
+           (uint64_t)(uintptr_t)self;
 }
 
 /*
@@ -280,7 +224,7 @@ struct idem_table *idem_create(size_t cap, unsigned ttl_s)
         t->shards_ready++;
         first += n;
     }
-    fill_salt(t->salt, sizeof(t->salt), t);
+    t->seed = draw_seed(t);
     return t;
 
 fail:
@@ -304,19 +248,23 @@ void idem_destroy(struct idem_table *t)
     free(t);
 }
 
-/* The digest's first 8 bytes pick the bucket, the next 8 the shard. */
-static size_t bucket_of(const struct idem_shard *sh, const uint8_t *key)
+/* The hash's low bits pick the bucket, its high bits the shard. */
+static size_t bucket_of(const struct idem_shard *sh, uint64_t h)
 {
-    uint64_t h;
-    memcpy(&h, key, sizeof(h));
     return (size_t)(h & (sh->nbuckets - 1));
 }
 
-static size_t shard_of(const struct idem_table *t, const uint8_t *key)
+static size_t shard_of(const struct idem_table *t, uint64_t h)
 {
-    uint64_t h;
-    memcpy(&h, key + 8, sizeof(h));
-    return (size_t)(h & (t->nshards - 1));
+    return (size_t)((h >> 40) & (t->nshards - 1));
+}
+
+/* Whether entry `e` holds `key` of `scope`, compared in full. */
+static bool same_key(const struct idem_entry *e, uint64_t h,
+                     enum shop_idem_scope scope, const char *key, size_t len)
+{
+    return e->hash == h && e->scope == (uint8_t)scope && e->key_len == len &&
+           memcmp(e->key, key, len) == 0;
 }
 
 /*
@@ -327,7 +275,7 @@ static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
                          uint32_t i)
 {
     struct idem_entry *e = &sh->e[i];
-    uint32_t *link = &sh->bucket[bucket_of(sh, e->key)];
+    uint32_t *link = &sh->bucket[bucket_of(sh, e->hash)];
     while (*link != IDEM_NONE && *link != i)
         link = &sh->e[*link].next;
     if (*link == i)
@@ -353,23 +301,22 @@ static void copy_answer(const struct idem_shard *sh, uint32_t i,
 
 enum shop_idem_result idem_begin(struct idem_table *t,
                                  enum shop_idem_scope scope, const char *key,
-                                 size_t len, const uint8_t *fp, int64_t now_ns,
-                                 struct shop_idem_ticket *tk,
+                                 size_t len, const char *fp, size_t fp_len,
+                                 int64_t now_ns, struct shop_idem_ticket *tk,
                                  struct shop_idem_answer *ans)
 {
-    uint8_t digest[IDEM_DIGEST];
-    uint8_t scoped[1 + SHOP_IDEM_KEY_MAX];
+    /* Callers check; never write past an entry's arrays. */
     if (len > SHOP_IDEM_KEY_MAX)
-        len = SHOP_IDEM_KEY_MAX; /* callers check; never read past `scoped` */
-    scoped[0] = (uint8_t)scope;
-    memcpy(scoped + 1, key, len);
-    idem_siphash128(t->salt, scoped, len + 1, digest);
+        len = SHOP_IDEM_KEY_MAX;
+    if (fp_len > SHOP_IDEM_FP_MAX)
+        fp_len = SHOP_IDEM_FP_MAX;
+    uint64_t h = key_hash(t->seed, scope, key, len);
 
     char *garbage[2] = {NULL, NULL};
     enum shop_idem_result res = SHOP_IDEM_NEW;
-    size_t si = shard_of(t, digest);
+    size_t si = shard_of(t, h);
     struct idem_shard *sh = &t->shard[si];
-    size_t b = bucket_of(sh, digest);
+    size_t b = bucket_of(sh, h);
 
     /* The table is larger than the caches: start the two loads that miss
      * (the chain head, and the ring slot a new key takes) before waiting
@@ -378,7 +325,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
     pthread_mutex_lock(&sh->lock);
     __builtin_prefetch(&sh->e[sh->head], 1);
     uint32_t i = sh->bucket[b];
-    while (i != IDEM_NONE && memcmp(sh->e[i].key, digest, sizeof(digest)) != 0)
+    while (i != IDEM_NONE && !same_key(&sh->e[i], h, scope, key, len))
         i = sh->e[i].next;
     if (i != IDEM_NONE && now_ns >= sh->e[i].expires_ns) {
         garbage[0] = drop_locked(t, sh, i);
@@ -388,7 +335,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
         struct idem_entry *e = &sh->e[i];
         if (e->state == IDEM_PENDING)
             res = SHOP_IDEM_IN_PROGRESS;
-        else if (memcmp(e->fp, fp, SHOP_SHA256_LEN) != 0)
+        else if (e->fp_len != fp_len || memcmp(e->fp, fp, fp_len) != 0)
             res = SHOP_IDEM_MISMATCH;
         else {
             res = SHOP_IDEM_REPLAY;
@@ -402,8 +349,12 @@ enum shop_idem_result idem_begin(struct idem_table *t,
         if (sh->e[i].state != IDEM_FREE)
             garbage[1] = drop_locked(t, sh, i);
         struct idem_entry *e = &sh->e[i];
-        memcpy(e->key, digest, sizeof(digest));
-        memcpy(e->fp, fp, SHOP_SHA256_LEN);
+        e->hash = h;
+        e->scope = (uint8_t)scope;
+        e->key_len = (uint8_t)len;
+        memcpy(e->key, key, len);
+        e->fp_len = (uint16_t)fp_len;
+        memcpy(e->fp, fp, fp_len);
         e->expires_ns = now_ns + t->ttl_ns;
         e->gen = ++sh->gen;
         e->state = IDEM_PENDING;

@@ -119,18 +119,14 @@ void idem_destroy(struct idem_table *t);
 /* shop_idem_begin() at time `now_ns` (CLOCK_MONOTONIC); `len` checked. */
 enum shop_idem_result idem_begin(struct idem_table *t,
                                  enum shop_idem_scope scope, const char *key,
-                                 size_t len, const uint8_t *fp, int64_t now_ns,
-                                 struct shop_idem_ticket *tk,
+                                 size_t len, const char *fp, size_t fp_len,
+                                 int64_t now_ns, struct shop_idem_ticket *tk,
                                  struct shop_idem_answer *ans);
 /* shop_idem_complete() and shop_idem_abort(). */
 int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
                   unsigned status, const char *body, size_t len,
                   const char *location);
 void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk);
-
-/* SipHash-2-4 with a 128-bit output of `len` bytes under `key`. */
-void idem_siphash128(const uint8_t key[16], const void *data, size_t len,
-                     uint8_t out[16]);
 
 /* Fill the idem_* fields of `out`. */
 void idem_counts(struct idem_table *t, struct shop_snapshot *out);

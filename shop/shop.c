@@ -441,7 +441,8 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
 
     if (s->com == NULL)
         return -EINVAL;
-    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX))
+    if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
+                        key->fp_len == 0 || key->fp_len > SHOP_IDEM_FP_MAX))
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
@@ -673,6 +674,7 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
     if (s->com == NULL)
         return -EINVAL;
     if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
+                        key->fp_len == 0 || key->fp_len > SHOP_IDEM_FP_MAX ||
                         answer == NULL || answer_len > STORE_ANSWER_MAX))
         return -EINVAL;
     if (i >= s->nproducts)
@@ -687,7 +689,7 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
 
 int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
                      const char *key, size_t len, struct shop_idem_answer *ans,
-                     uint8_t *fp)
+                     char *fp, size_t *fp_len)
 {
     if (s->com == NULL)
         return -ENOENT;
@@ -706,17 +708,44 @@ int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
     if (sa.order_id != 0)
         snprintf(ans->location, sizeof(ans->location), "/orders/%llu",
                  (unsigned long long)sa.order_id);
-    memcpy(fp, sa.fingerprint, SHOP_SHA256_LEN);
+    *fp_len = sa.fingerprint_len < SHOP_IDEM_FP_MAX ? sa.fingerprint_len
+                                                    : SHOP_IDEM_FP_MAX;
+    memcpy(fp, sa.fingerprint, *fp_len);
     return 0;
 }
 
-int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
-                    size_t len, const uint8_t *fp, struct shop_idem_ticket *tk,
-                    struct shop_idem_answer *ans)
+/* The length snprintf() reports, capped to what `out` holds. */
+static size_t fp_length(int n)
 {
-    if (len == 0 || len > SHOP_IDEM_KEY_MAX)
+    if (n < 0)
+        return 0;
+    return (size_t)n < SHOP_IDEM_FP_MAX ? (size_t)n : SHOP_IDEM_FP_MAX - 1;
+}
+
+size_t shop_buy_fingerprint(const char *sku, unsigned quantity,
+                            const char *customer, char *out)
+{
+    /* A SKU of 64 bytes and a customer of 128 take 206 at most. */
+    int n = customer
+                ? snprintf(out, SHOP_IDEM_FP_MAX, "%s|%u|\"%s\"", sku, quantity,
+                           customer)
+                : snprintf(out, SHOP_IDEM_FP_MAX, "%s|%u|null", sku, quantity);
+    return fp_length(n);
+}
+
+size_t shop_restock_fingerprint(const char *sku, unsigned quantity, char *out)
+{
+    return fp_length(snprintf(out, SHOP_IDEM_FP_MAX, "%s|%u", sku, quantity));
+}
+
+int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
+                    size_t len, const char *fp, size_t fp_len,
+                    struct shop_idem_ticket *tk, struct shop_idem_answer *ans)
+{
+    if (len == 0 || len > SHOP_IDEM_KEY_MAX || fp_len == 0 ||
+        fp_len > SHOP_IDEM_FP_MAX)
         return -EINVAL;
-    return (int)idem_begin(s->idem, scope, key, len, fp,
+    return (int)idem_begin(s->idem, scope, key, len, fp, fp_len,
                            shop_now_ns(CLOCK_MONOTONIC), tk, ans);
 }
 

@@ -225,7 +225,8 @@ int shop_submit_async(struct shop *s, const struct order *o, shop_done_fn done,
 struct shop_order_key {
     const char *key; /* 1..SHOP_IDEM_KEY_MAX bytes, not terminated */
     size_t len;
-    const uint8_t *fp; /* SHOP_SHA256_LEN bytes: the request's fingerprint */
+    const char *fp; /* the request's fingerprint (shop_buy_fingerprint()) */
+    size_t fp_len;  /* 1..SHOP_IDEM_FP_MAX bytes */
 };
 
 /*
@@ -371,8 +372,10 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
  *
  * The key table answers one question per request that carries a key: has
  * this key been seen on this endpoint within the TTL, and with which
- * request? A request is named by its fingerprint: a digest the caller
- * computes over the canonical request (not its raw bytes). The protocol:
+ * request? A request is named by its fingerprint: the canonical request
+ * itself (not its raw bytes, not a digest of it), as shop_buy_fingerprint()
+ * and shop_restock_fingerprint() write it; two fingerprints are equal when
+ * their lengths and their bytes are. The protocol:
  *
  *   begin(scope, key, fingerprint) ->
  *     NEW          the caller processes the request, then calls complete()
@@ -392,6 +395,7 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
 #define SHOP_IDEM_LOCATION_MAX 40      /* room for a Location value */
 #define SHOP_IDEM_TTL_DEFAULT  86400   /* seconds */
 #define SHOP_IDEM_KEYS_MAX     262144u /* most keys the memory store keeps */
+#define SHOP_IDEM_FP_MAX       256     /* longest fingerprint, in bytes */
 
 /* Keys are per endpoint: the same key in two scopes is two keys. */
 enum shop_idem_scope {
@@ -421,15 +425,30 @@ struct shop_idem_answer {
 };
 
 /*
+ * The canonical request, written to `out` (SHOP_IDEM_FP_MAX bytes, not
+ * terminated); returns its length. POST /buy: "<sku>|<quantity>|null"
+ * without a customer, "<sku>|<quantity>|\"<customer>\"" with one (the
+ * customer's bytes as they are: it is the last field, so no escaping is
+ * needed to keep two requests apart, and the form stays within 206 bytes).
+ * A restock: "<sku>|<quantity>". A SKU holds no '|' and quantities are in
+ * decimal without leading zeros, so equal requests give equal bytes and
+ * different requests different ones.
+ */
+size_t shop_buy_fingerprint(const char *sku, unsigned quantity,
+                            const char *customer, char *out);
+size_t shop_restock_fingerprint(const char *sku, unsigned quantity, char *out);
+
+/*
  * Look up `key` (`len` bytes, 1..SHOP_IDEM_KEY_MAX) in `scope` with the
- * request's fingerprint `fp` (SHOP_SHA256_LEN bytes). Returns a
- * shop_idem_result (filling `tk` for NEW, `ans` for REPLAY), or -EINVAL for
- * a key of a bad length. Counts replays, in-use and mismatch answers for
- * shop_snapshot(). Never blocks for long; no allocation.
+ * request's fingerprint `fp` (`fp_len` bytes, 1..SHOP_IDEM_FP_MAX). Returns
+ * a shop_idem_result (filling `tk` for NEW, `ans` for REPLAY), or -EINVAL
+ * for a key or fingerprint of a bad length. Counts replays, in-use and
+ * mismatch answers for shop_snapshot(). Never blocks for long; no
+ * allocation.
  */
 int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
-                    size_t len, const uint8_t *fp, struct shop_idem_ticket *tk,
-                    struct shop_idem_answer *ans);
+                    size_t len, const char *fp, size_t fp_len,
+                    struct shop_idem_ticket *tk, struct shop_idem_answer *ans);
 
 /*
  * Remember the answer to the request of a NEW key (success answers only):
@@ -448,34 +467,14 @@ void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
 /*
  * A durable store's remembered answer to `key` in `scope`, for a key the
  * memory table does not know (after a restart, or dropped from the table):
- * fills `ans` (an order's with Location /orders/N) and `fp` (the first
- * request's
- * fingerprint) and returns 0; -ENOENT if the store has no such unexpired
- * key (or the shop is not durable); -EIO if the store cannot be read.
- * Blocks on a read of the store (brief in WAL mode). Thread-safe.
+ * fills `ans` (an order's with Location /orders/N), `fp` (SHOP_IDEM_FP_MAX
+ * bytes: the first request's fingerprint) and `*fp_len`, and returns 0; -ENOENT
+ * if the store has no such unexpired key (or the shop is not durable); -EIO if
+ * the store cannot be read. Blocks on a read of the store (brief in WAL mode).
+ * Thread-safe.
  */
 int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
                      const char *key, size_t len, struct shop_idem_answer *ans,
-                     uint8_t *fp);
-
-/* --- SHA-256 (for key digests, request fingerprints, the admin token) --- */
-
-#define SHOP_SHA256_LEN 32
-
-struct shop_sha256 {
-    uint32_t h[8];
-    uint64_t total; /* bytes hashed */
-    size_t fill;    /* bytes in buf */
-    uint8_t buf[64];
-};
-
-void shop_sha256_init(struct shop_sha256 *c);
-void shop_sha256_update(struct shop_sha256 *c, const void *data, size_t len);
-void shop_sha256_final(struct shop_sha256 *c, uint8_t out[SHOP_SHA256_LEN]);
-/* The digest of `len` bytes of `data`, in one call. */
-void shop_sha256(const void *data, size_t len, uint8_t out[SHOP_SHA256_LEN]);
-/* Compare two digests in constant time (every byte is read). */
-bool shop_digest_equal(const uint8_t a[SHOP_SHA256_LEN],
-                       const uint8_t b[SHOP_SHA256_LEN]);
+                     char *fp, size_t *fp_len);
 
 #endif /* SHOPD_SHOP_H */

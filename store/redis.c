@@ -187,17 +187,6 @@ static int64_t find_sku(const struct redis_store *rs, const char *sku)
     return hit ? (int64_t)hit->index : -1;
 }
 
-static void hex_encode(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static int hex_val(char c)
 {
     if (c >= '0' && c <= '9')
@@ -208,21 +197,26 @@ static int hex_val(char c)
 }
 
 /*
- * Parse a remembered answer, "<fingerprint hex>\n<status>\n<id>\n<body>".
- * Returns 0 or -EIO when it is not in that form.
+ * Parse a remembered answer, "<fingerprint hex>\n<status>\n<id>\n<body>"
+ * (the fingerprint is the canonical request, hex-encoded by the library so
+ * that any byte is safe in the framing). Returns 0 or -EIO when it is not
+ * in that form.
  */
 static int parse_answer(const char *v, size_t len, struct store_answer *out)
 {
     const char *end = v + len;
     const char *nl1 = memchr(v, '\n', len);
-    if (nl1 == NULL || nl1 - v != (ptrdiff_t)2 * STORE_FINGERPRINT)
+    if (nl1 == NULL || (nl1 - v) % 2 != 0 ||
+        nl1 - v > (ptrdiff_t)2 * STORE_FINGERPRINT_MAX)
         return -EIO;
-    for (size_t i = 0; i < STORE_FINGERPRINT; i++) {
+    size_t n = (size_t)(nl1 - v) / 2;
+    for (size_t i = 0; i < n; i++) {
         int hi = hex_val(v[2 * i]), lo = hex_val(v[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -EIO;
-        out->fingerprint[i] = (uint8_t)(hi << 4 | lo);
+        out->fingerprint[i] = (char)(hi << 4 | lo);
     }
+    out->fingerprint_len = n;
     const char *nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
     const char *nl3 =
         nl2 ? memchr(nl2 + 1, '\n', (size_t)(end - nl2 - 1)) : NULL;
@@ -838,11 +832,9 @@ static void arg_idem(struct args *a, const struct store_idem *idem,
         arg_s(a, "");
         return;
     }
-    char *fp = a->num[a->nnum++];
-    hex_encode(idem->fingerprint, STORE_FINGERPRINT, fp);
     arg_s(a, idem->endpoint);
     arg(a, idem->key, idem->key_len);
-    arg_s(a, fp);
+    arg(a, idem->fingerprint, idem->fingerprint_len);
     arg_fmt(a, "%u", idem->status);
     arg(a, idem->body ? idem->body : "", idem->body ? idem->body_len : 0);
 }

@@ -24,6 +24,9 @@
 --                   reclaimed, restocked
 --   P:idem:<ep>:<k> idempotency key <k> of endpoint <ep> (buy, restock):
 --                   "<fingerprint hex>\n<status>\n<order id>\n<body>",
+--                   the fingerprint being the canonical request (sent as
+--                   is, hex-encoded here so any byte is safe in the
+--                   framing),
 --                   expiring after the TTL
 --
 -- Invariants (every function is atomic): stock never goes below zero;
@@ -89,8 +92,14 @@ local function put(body, ph, v)
     return string.sub(body, 1, at - 1) .. v .. string.sub(body, at + #ph)
 end
 
+local function hex(s)
+    return (string.gsub(s, '.', function(c)
+        return string.format('%02x', string.byte(c))
+    end))
+end
+
 local function idem_value(fp, status, id, body)
-    return fp .. '\n' .. status .. '\n' .. id .. '\n' ..
+    return hex(fp) .. '\n' .. status .. '\n' .. id .. '\n' ..
                put(body, '{order_id}', id)
 end
 

@@ -12,7 +12,11 @@
  *                                would cost every write): the load scans
  *                                from unfinished_from
  *   idempotency_keys(endpoint, key, fingerprint, status, body, order_id,
- *                    created_ns)
+ *                    created_ns)  fingerprint is the canonical request as
+ *                                TEXT ("apple|2|null"); a file written
+ *                                before held 32-byte SHA-256 BLOBs there:
+ *                                those keys are dropped once at open
+ *                                (meta fingerprint = 'canonical' marks it)
  *
  * Two connections. The writer belongs to the shop's committer thread (and
  * to store_load() before it starts): each store_commit() is one
@@ -85,7 +89,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS idempotency_keys ("
     " endpoint TEXT NOT NULL,"
     " key TEXT NOT NULL,"
-    " fingerprint BLOB NOT NULL,"
+    " fingerprint TEXT NOT NULL,"
     " status INTEGER NOT NULL,"
     " body TEXT NOT NULL,"
     " order_id INTEGER,"
@@ -295,6 +299,31 @@ static int open_conn(struct sqlite_store *s, const struct store_options *opt,
     return 0;
 }
 
+/*
+ * Keys written by a shopd that kept a SHA-256 digest as the fingerprint
+ * (a 32-byte BLOB) can never match a canonical request: drop them, once
+ * per file (the meta row 'fingerprint' marks it done). In the schema's
+ * transaction.
+ */
+static int drop_digest_keys(struct sqlite_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(
+        s->w, "SELECT 1 FROM meta WHERE key = 'fingerprint'", -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc == SQLITE_ROW)
+        return SQLITE_OK;
+    if (rc != SQLITE_DONE)
+        return rc;
+    return sqlite3_exec(s->w,
+                        "DELETE FROM idempotency_keys"
+                        " WHERE typeof(fingerprint) = 'blob';"
+                        "INSERT INTO meta VALUES ('fingerprint', 'canonical');",
+                        NULL, NULL, NULL);
+}
+
 /* WAL mode and the schema, on the writer. */
 static int init_schema(struct sqlite_store *s, char *err, size_t errlen)
 {
@@ -317,6 +346,8 @@ static int init_schema(struct sqlite_store *s, char *err, size_t errlen)
     rc = sqlite3_exec(s->w, "BEGIN IMMEDIATE", NULL, NULL, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->w, schema_sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = drop_digest_keys(s);
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(s->w, "COMMIT", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
@@ -742,6 +773,23 @@ static int sq_load(struct store *st, const struct store_product *catalog,
     return 0;
 }
 
+/* A row of R_KEY (fingerprint, status, body, order_id) into `out`. */
+static void read_answer(sqlite3_stmt *q, struct store_answer *out)
+{
+    memset(out, 0, sizeof(*out));
+    const void *fp = sqlite3_column_blob(q, 0);
+    int n = sqlite3_column_bytes(q, 0);
+    if (fp != NULL && n > 0 && n <= STORE_FINGERPRINT_MAX) {
+        memcpy(out->fingerprint, fp, (size_t)n);
+        out->fingerprint_len = (size_t)n;
+    }
+    out->status = (unsigned)sqlite3_column_int(q, 1);
+    const unsigned char *body = sqlite3_column_text(q, 2);
+    out->body_len = (size_t)snprintf(out->body, sizeof(out->body), "%s",
+                                     body ? (const char *)body : "");
+    out->order_id = (uint64_t)sqlite3_column_int64(q, 3);
+}
+
 /* Store the key of an accept or restock; `existing` gets the stored answer
  * when the key is taken. Returns an SQLite code; `*taken` tells. */
 static int put_key(struct sqlite_store *s, const struct store_idem *k,
@@ -758,7 +806,8 @@ static int put_key(struct sqlite_store *s, const struct store_idem *k,
     sqlite3_stmt *st = s->ws[W_INSERT_KEY];
     sqlite3_bind_text(st, 1, k->endpoint, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, k->key, (int)k->key_len, SQLITE_STATIC);
-    sqlite3_bind_blob(st, 3, k->fingerprint, STORE_FINGERPRINT, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, k->fingerprint, (int)k->fingerprint_len,
+                      SQLITE_STATIC);
     sqlite3_bind_int(st, 4, (int)k->status);
     sqlite3_bind_text(st, 5, body, len, SQLITE_STATIC);
     if (id)
@@ -779,14 +828,7 @@ static int put_key(struct sqlite_store *s, const struct store_idem *k,
         sqlite3_bind_text(q, 2, k->key, (int)k->key_len, SQLITE_STATIC);
         memset(existing, 0, sizeof(*existing));
         if (sqlite3_step(q) == SQLITE_ROW) {
-            const void *fp = sqlite3_column_blob(q, 0);
-            if (fp != NULL && sqlite3_column_bytes(q, 0) == STORE_FINGERPRINT)
-                memcpy(existing->fingerprint, fp, STORE_FINGERPRINT);
-            existing->status = (unsigned)sqlite3_column_int(q, 1);
-            existing->body_len =
-                (size_t)snprintf(existing->body, sizeof(existing->body), "%s",
-                                 (const char *)sqlite3_column_text(q, 2));
-            existing->order_id = (uint64_t)sqlite3_column_int64(q, 3);
+            read_answer(q, existing);
         }
         sqlite3_finalize(q);
     }
@@ -809,15 +851,7 @@ static int key_kept(struct sqlite_store *s, const struct store_idem *k,
     if (rc == SQLITE_ROW && sqlite3_column_int64(q, 4) <= now - s->ttl_ns)
         rc = SQLITE_DONE; /* expired: free again */
     if (rc == SQLITE_ROW && existing != NULL) {
-        memset(existing, 0, sizeof(*existing));
-        const void *fp = sqlite3_column_blob(q, 0);
-        if (fp != NULL && sqlite3_column_bytes(q, 0) == STORE_FINGERPRINT)
-            memcpy(existing->fingerprint, fp, STORE_FINGERPRINT);
-        existing->status = (unsigned)sqlite3_column_int(q, 1);
-        existing->body_len =
-            (size_t)snprintf(existing->body, sizeof(existing->body), "%s",
-                             (const char *)sqlite3_column_text(q, 2));
-        existing->order_id = (uint64_t)sqlite3_column_int64(q, 3);
+        read_answer(q, existing);
     }
     sqlite3_finalize(q);
     return rc;
@@ -1022,15 +1056,7 @@ static int sq_idem_get(struct store *st, const char *endpoint, const char *key,
     int rc = sqlite3_step(q);
     int ret = -ENOENT;
     if (rc == SQLITE_ROW && sqlite3_column_int64(q, 4) > oldest) {
-        memset(out, 0, sizeof(*out));
-        const void *fp = sqlite3_column_blob(q, 0);
-        if (fp != NULL && sqlite3_column_bytes(q, 0) == STORE_FINGERPRINT)
-            memcpy(out->fingerprint, fp, STORE_FINGERPRINT);
-        out->status = (unsigned)sqlite3_column_int(q, 1);
-        out->body_len =
-            (size_t)snprintf(out->body, sizeof(out->body), "%s",
-                             (const char *)sqlite3_column_text(q, 2));
-        out->order_id = (uint64_t)sqlite3_column_int64(q, 3);
+        read_answer(q, out);
         ret = 0;
     } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         ret = -EIO;

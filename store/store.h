@@ -57,13 +57,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SKU_MAX      64   /* as SHOP_SKU_MAX */
-#define STORE_NAME_MAX     128  /* as SHOP_NAME_MAX */
-#define STORE_CUSTOMER_MAX 128  /* as SHOP_CUSTOMER_MAX */
-#define STORE_INSTANCE_MAX 128  /* longest instance name */
-#define STORE_IDEM_KEY_MAX 255  /* longest Idempotency-Key (SPEC §8) */
-#define STORE_FINGERPRINT  32   /* bytes of a request fingerprint */
-#define STORE_ANSWER_MAX   1024 /* longest remembered answer body */
+#define STORE_SKU_MAX         64   /* as SHOP_SKU_MAX */
+#define STORE_NAME_MAX        128  /* as SHOP_NAME_MAX */
+#define STORE_CUSTOMER_MAX    128  /* as SHOP_CUSTOMER_MAX */
+#define STORE_INSTANCE_MAX    128  /* longest instance name */
+#define STORE_IDEM_KEY_MAX    255  /* longest Idempotency-Key (SPEC §8) */
+#define STORE_FINGERPRINT_MAX 256  /* longest request fingerprint */
+#define STORE_ANSWER_MAX      1024 /* longest remembered answer body */
 
 enum store_kind {
     STORE_MEMORY = 0,
@@ -184,15 +184,17 @@ struct store_idem {
     const char *endpoint; /* static string */
     const char *key;      /* 1..STORE_IDEM_KEY_MAX bytes, not terminated */
     size_t key_len;
-    uint8_t fingerprint[STORE_FINGERPRINT]; /* of the canonical request */
-    unsigned status;                        /* answer status to remember */
-    const char *body; /* answer body to remember (<= STORE_ANSWER_MAX) */
+    const char *fingerprint; /* the canonical request, not terminated */
+    size_t fingerprint_len;  /* 1..STORE_FINGERPRINT_MAX bytes */
+    unsigned status;         /* answer status to remember */
+    const char *body;        /* answer body to remember (<= STORE_ANSWER_MAX) */
     size_t body_len;
 };
 
 /* A remembered answer, as store_idem_get() and a refused accept give it. */
 struct store_answer {
-    uint8_t fingerprint[STORE_FINGERPRINT];
+    char fingerprint[STORE_FINGERPRINT_MAX]; /* not terminated */
+    size_t fingerprint_len;
     unsigned status;
     uint64_t order_id; /* the order it created, 0 for a restock */
     size_t body_len;

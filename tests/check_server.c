@@ -700,7 +700,9 @@ static void call_h(const char *method, const char *path, const char *body,
 static void enable_admin(void)
 {
     app.limits.admin_enabled = true;
-    shop_sha256(ADMIN_TOKEN, strlen(ADMIN_TOKEN), app.limits.admin_digest);
+    memset(app.limits.admin_token, 0, sizeof(app.limits.admin_token));
+    app.limits.admin_token_len = strlen(ADMIN_TOKEN);
+    memcpy(app.limits.admin_token, ADMIN_TOKEN, app.limits.admin_token_len);
 }
 
 START_TEST(test_server_buy_idempotent_replay)
@@ -841,9 +843,8 @@ START_TEST(test_server_buy_key_in_use_409)
     /* Hold the key as a request still being answered would. */
     struct shop_idem_ticket tk;
     struct shop_idem_answer ans;
-    uint8_t fp[SHOP_SHA256_LEN] = {0};
     ck_assert_int_eq(
-        shop_idem_begin(shop, SHOP_IDEM_BUY, "busy", 4, fp, &tk, &ans),
+        shop_idem_begin(shop, SHOP_IDEM_BUY, "busy", 4, "x", 1, &tk, &ans),
         SHOP_IDEM_NEW);
     struct http_response res;
     call_h("POST", "/buy", "{\"product\":\"apple\",\"quantity\":1}", "\"busy\"",
@@ -866,6 +867,34 @@ START_TEST(test_server_buy_key_in_use_409)
            NULL, &res);
     ck_assert_uint_eq(res.status, 202);
     http_response_release(&res);
+}
+END_TEST
+
+START_TEST(test_server_token_equal_over_every_byte_and_the_length)
+{
+    const char *t = ADMIN_TOKEN;
+    size_t n = strlen(t);
+    ck_assert(server_token_equal(t, n, t, n));
+    /* A prefix, an extension, one byte changed: unequal. */
+    ck_assert(!server_token_equal(t, n - 1, t, n));
+    ck_assert(!server_token_equal(ADMIN_TOKEN "x", n + 1, t, n));
+    ck_assert(!server_token_equal("s3cret-token-0123456788", n, t, n));
+    ck_assert(!server_token_equal("", 0, t, n));
+    /* NUL padding is not the token: the lengths count. */
+    char padded[32] = ADMIN_TOKEN;
+    ck_assert(!server_token_equal(padded, n + 1, t, n));
+    /* The longest token (255 bytes) works; 256 bytes or more never match,
+     * not even a token whose first 256 bytes are the configured ones. */
+    static char longest[SERVER_TOKEN_MAX + 8];
+    memset(longest, 'z', sizeof(longest));
+    ck_assert(server_token_equal(longest, SERVER_TOKEN_MAX - 1, longest,
+                                 SERVER_TOKEN_MAX - 1));
+    ck_assert(!server_token_equal(longest, SERVER_TOKEN_MAX, longest,
+                                  SERVER_TOKEN_MAX - 1));
+    ck_assert(!server_token_equal(longest, SERVER_TOKEN_MAX, longest,
+                                  SERVER_TOKEN_MAX));
+    ck_assert(!server_token_equal(longest, sizeof(longest), longest,
+                                  SERVER_TOKEN_MAX - 1));
 }
 END_TEST
 
@@ -1057,6 +1086,7 @@ Suite *server_suite(void)
     tcase_add_test(tc, test_server_buy_key_edges);
     tcase_add_test(tc, test_server_buy_key_after_queue_full);
     tcase_add_test(tc, test_server_buy_key_in_use_409);
+    tcase_add_test(tc, test_server_token_equal_over_every_byte_and_the_length);
     tcase_add_test(tc, test_server_restock_checks_in_order);
     tcase_add_test(tc, test_server_restock_adds_and_replays);
     suite_add_tcase(s, tc);

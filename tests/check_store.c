@@ -439,11 +439,13 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
         .endpoint = "buy",
         .key = "key-1",
         .key_len = 5,
+        /* The canonical request; any byte is kept as is. */
+        .fingerprint = "apple|1|\"a\x01|\"",
+        .fingerprint_len = 13,
         .status = 202,
         .body = body,
         .body_len = sizeof(body) - 1,
     };
-    k.fingerprint[0] = 42;
     struct store_answer existing;
     struct store_accept a = accept_of(0, 1, NULL);
     a.idem = &k;
@@ -457,7 +459,8 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
     ck_assert_int_eq(store_idem_get(st, "buy", "key-1", 5, &ans), 0);
     ck_assert_uint_eq(ans.status, 202);
     ck_assert_uint_eq(ans.order_id, 1);
-    ck_assert_uint_eq(ans.fingerprint[0], 42);
+    ck_assert_uint_eq(ans.fingerprint_len, 13);
+    ck_assert_mem_eq(ans.fingerprint, "apple|1|\"a\x01|\"", 13);
     ck_assert_str_eq(ans.body, "{\"order_id\":1,\"status\":\"queued\"}");
     ck_assert_int_eq(store_idem_get(st, "restock", "key-1", 5, &ans), -ENOENT);
 
@@ -476,6 +479,49 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
 }
 END_TEST
 
+START_TEST(test_store_sqlite_drops_digest_keys_of_an_older_file_once)
+{
+    /* A file written by a shopd that kept SHA-256 digests (32-byte BLOBs)
+     * as fingerprints: those keys can never match, and are dropped when
+     * the file is first opened; canonical ones are kept. */
+    struct store_state s;
+    struct store *st = open_loaded(catalog, NCAT, &s);
+    store_state_free(&s);
+    struct store_idem k = {
+        .endpoint = "buy",
+        .key = "new",
+        .key_len = 3,
+        .fingerprint = "apple|1|null",
+        .fingerprint_len = 12,
+        .status = 202,
+        .body = "{}",
+        .body_len = 2,
+    };
+    struct store_accept a = accept_of(0, 1, NULL);
+    a.idem = &k;
+    struct store_batch b = {.accepts = &a, .naccepts = 1};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    store_close(st);
+
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    const char *old_file =
+        "INSERT INTO idempotency_keys SELECT endpoint, 'old', zeroblob(32),"
+        " status, body, order_id, created_ns FROM idempotency_keys;"
+        "DELETE FROM meta WHERE key = 'fingerprint';";
+    ck_assert_int_eq(sqlite3_exec(db, old_file, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    st = open_sqlite(NULL);
+    struct store_answer ans;
+    ck_assert_int_eq(store_idem_get(st, "buy", "old", 3, &ans), -ENOENT);
+    ck_assert_int_eq(store_idem_get(st, "buy", "new", 3, &ans), 0);
+    ck_assert_uint_eq(ans.fingerprint_len, 12);
+    ck_assert_mem_eq(ans.fingerprint, "apple|1|null", 12);
+    store_close(st);
+}
+END_TEST
+
 START_TEST(test_store_sqlite_restock_key_remembers_the_numbers)
 {
     struct store_state s;
@@ -489,6 +535,8 @@ START_TEST(test_store_sqlite_restock_key_remembers_the_numbers)
         .endpoint = "restock",
         .key = "r-1",
         .key_len = 3,
+        .fingerprint = "pear|4",
+        .fingerprint_len = 6,
         .status = 200,
         .body = body,
         .body_len = sizeof(body) - 1,
@@ -793,6 +841,8 @@ Suite *store_suite(void)
     tcase_add_test(tc,
                    test_store_sqlite_idempotency_key_commits_with_its_order);
     tcase_add_test(tc, test_store_sqlite_restock_key_remembers_the_numbers);
+    tcase_add_test(tc,
+                   test_store_sqlite_drops_digest_keys_of_an_older_file_once);
     tcase_add_test(tc, test_store_sqlite_refuses_a_file_that_is_not_a_database);
     tcase_add_test(tc, test_store_shop_restart_backlog_larger_than_the_belt);
     tcase_add_test(tc, test_store_shop_failing_disk_answers_then_recovers);

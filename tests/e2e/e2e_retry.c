@@ -183,6 +183,43 @@ START_TEST(test_e2e_retry_mismatch_422)
 }
 END_TEST
 
+/* The canonical request carries the customer's bytes: the same name
+ * written another way in JSON is the same request; a name that differs in
+ * one byte, or the string "null" against no customer, is another. */
+START_TEST(test_e2e_retry_customer_bytes_name_the_request)
+{
+    char *cat;
+    struct shopd *s = start_shop(&cat, false, NULL);
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    post(port, "/buy", "Idempotency-Key: cust-1\r\n",
+         "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"a|\\\"b\"}", &r);
+    uint64_t id = expect_202(&r, false);
+    http_resp_free(&r);
+    post(
+        port, "/buy", "Idempotency-Key: cust-1\r\n",
+        "{\"customer\":\"\\u0061|\\\"b\",\"quantity\":1,\"product\":\"apple\"}",
+        &r);
+    ck_assert_uint_eq(expect_202(&r, true), id);
+    http_resp_free(&r);
+    post(port, "/buy", "Idempotency-Key: cust-1\r\n",
+         "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"a|\\\"c\"}", &r);
+    expect_error(&r, 422, "idempotency_key_reused");
+    http_resp_free(&r);
+
+    post(port, "/buy", "Idempotency-Key: cust-2\r\n",
+         "{\"product\":\"apple\",\"quantity\":1}", &r);
+    expect_202(&r, false);
+    http_resp_free(&r);
+    post(port, "/buy", "Idempotency-Key: cust-2\r\n",
+         "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"null\"}", &r);
+    expect_error(&r, 422, "idempotency_key_reused");
+    http_resp_free(&r);
+    ck_assert_int_eq((int)stat_of(port, "orders.accepted"), 2);
+    stop_shop(s, cat);
+}
+END_TEST
+
 /* Row 5: empty, over-long or malformed keys, or two key headers: 400. */
 static const char *const bad_key_headers[] = {
     "Idempotency-Key:\r\n",
@@ -854,6 +891,7 @@ Suite *e2e_retry_suite(void)
     tcase_add_test(keys, test_e2e_retry_new_key_processed);
     tcase_add_test(keys, test_e2e_retry_replay_same_request);
     tcase_add_test(keys, test_e2e_retry_mismatch_422);
+    tcase_add_test(keys, test_e2e_retry_customer_bytes_name_the_request);
     tcase_add_loop_test(keys, test_e2e_retry_bad_key_400, 0,
                         sizeof bad_key_headers / sizeof *bad_key_headers);
     tcase_add_test(keys, test_e2e_retry_only_success_remembered);
