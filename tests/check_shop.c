@@ -820,7 +820,8 @@ START_TEST(test_shop_restock_invariant_under_concurrent_buys)
     shop_stock_all(s, st);
     ck_assert_int_eq(st[0].restocked, added);
     ck_assert_int_eq(st[0].stock + st[0].sold, 10 + added);
-    ck_assert_int_gt(st[0].sold, 10); /* restocked units were sold too */
+    /* Whether restocked units were sold as well depends on the threads'
+     * timing; the invariant above is what must hold either way. */
     ck_assert_int_eq(st[1].restocked, 0);
     ck_assert_int_eq(st[1].stock + st[1].sold, 20);
     ck_assert_int_eq(st[2].stock + st[2].sold, 0);
