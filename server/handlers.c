@@ -4,7 +4,8 @@
  * One static route table maps a path to its handler and its allowed
  * methods; server_handle() picks the route, answers 405 with Allow for a
  * wrong method and 404 for an unknown path, and calls the handler. Every
- * error answer goes through http_error(), the one place that shapes the
+ * error answer goes through http_fail() and the table of server/errors.h,
+ * the one place that names every error; http_error() shapes the
  * {"error","message"} body. Handlers only read the shop through its
  * thread-safe API, so they run on any HTTP thread at once.
  *
@@ -185,9 +186,9 @@ static enum key_check request_key(const struct http_request *req,
 
 static void bad_key(struct http_response *res)
 {
-    http_error(res, 400, "invalid_idempotency_key",
-               "Idempotency-Key must be sent once, as 1-255 characters from "
-               "'!' to '~' except '\"', optionally in double quotes");
+    http_fail(res, HTTP_ERR_INVALID_IDEMPOTENCY_KEY,
+              "Idempotency-Key must be sent once, as 1-255 characters from "
+              "'!' to '~' except '\"', optionally in double quotes");
 }
 
 /*
@@ -206,14 +207,13 @@ static bool idem_start(const struct app *app, enum shop_idem_scope scope,
     case SHOP_IDEM_NEW:
         return true;
     case SHOP_IDEM_IN_PROGRESS:
-        http_error(res, 409, "idempotency_key_in_use",
-                   "a request with this Idempotency-Key is still being "
-                   "answered; retry in a second");
-        http_add_header(res, "Retry-After", "1");
+        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
+                  "a request with this Idempotency-Key is still being "
+                  "answered; retry in a second");
         return false;
     case SHOP_IDEM_MISMATCH:
-        http_error(res, 422, "idempotency_key_reused",
-                   "this Idempotency-Key was used for a different request");
+        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_REUSED,
+                  "this Idempotency-Key was used for a different request");
         return false;
     case SHOP_IDEM_REPLAY: {
         struct jbuf b;
@@ -289,18 +289,15 @@ static void buy_committed(void *arg, int rc, uint64_t id)
         buy_accepted(&res, id);
     } else if (rc == -EAGAIN) {
         /* A shared store's belt (every instance's orders) is full. */
-        http_error(&res, 503, "queue_full",
-                   "the order belt is full; retry in a second");
-        http_add_header(&res, "Retry-After", "1");
+        http_fail(&res, HTTP_ERR_QUEUE_FULL,
+                  "the order belt is full; retry in a second");
     } else if (rc == -EEXIST) {
-        http_error(&res, 409, "idempotency_key_in_use",
-                   "a request with this Idempotency-Key was just stored; "
-                   "retry in a second");
-        http_add_header(&res, "Retry-After", "1");
+        http_fail(&res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
+                  "a request with this Idempotency-Key was just stored; "
+                  "retry in a second");
     } else {
-        http_error(&res, 503, "store_unavailable",
-                   "the order could not be stored; retry in a second");
-        http_add_header(&res, "Retry-After", "1");
+        http_fail(&res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the order could not be stored; retry in a second");
     }
     if (p->keyed)
         idem_finish(p->app, &p->tk, &res);
@@ -327,15 +324,14 @@ static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
     if (rc == -ENOENT)
         return false;
     if (rc < 0) {
-        http_error(res, 503, "store_unavailable",
-                   "the store cannot be read now; retry in a second");
-        http_add_header(res, "Retry-After", "1");
+        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the store cannot be read now; retry in a second");
         shop_idem_abort(app->shop, tk);
         return true;
     }
     if (first_len != fp_len || memcmp(first, fp, fp_len) != 0) {
-        http_error(res, 422, "idempotency_key_reused",
-                   "this Idempotency-Key was used for a different request");
+        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_REUSED,
+                  "this Idempotency-Key was used for a different request");
         shop_idem_abort(app->shop, tk);
         return true;
     }
@@ -361,8 +357,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (req->body_too_large) {
         snprintf(msg, sizeof(msg), "request body is larger than %zu bytes",
                  app->limits.max_body);
-        http_error(res, 413, "body_too_large", msg);
-        res->close = true;
+        http_fail(res, HTTP_ERR_BODY_TOO_LARGE, msg);
         shop_count_invalid(app->shop);
         return;
     }
@@ -386,7 +381,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (idx < 0) {
         snprintf(msg, sizeof(msg), "product '%s' is not in the catalog",
                  bo.sku);
-        http_error(res, 404, "unknown_product", msg);
+        http_fail(res, HTTP_ERR_UNKNOWN_PRODUCT, msg);
         shop_count_invalid(app->shop);
         return;
     }
@@ -444,15 +439,13 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (rc == 0) {
         buy_accepted(res, id);
     } else if (rc == -EAGAIN) {
-        http_error(res, 503, "queue_full",
-                   "the order belt is full; retry in a second");
-        http_add_header(res, "Retry-After", "1");
+        http_fail(res, HTTP_ERR_QUEUE_FULL,
+                  "the order belt is full; retry in a second");
     } else if (rc == -EPIPE) {
-        http_error(res, 503, "shutting_down",
-                   "the shop is closing and takes no new orders");
-        res->close = true;
+        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
+                  "the shop is closing and takes no new orders");
     } else {
-        http_error(res, 500, "internal", "the order could not be queued");
+        http_fail(res, HTTP_ERR_INTERNAL, "the order could not be queued");
     }
     if (kc == KEY_OK)
         idem_finish(app, &tk, res);
@@ -534,9 +527,8 @@ struct deferred_read {
 
 static void store_unavailable(struct http_response *res)
 {
-    http_error(res, 503, "store_unavailable",
-               "the store cannot be read now; retry in a second");
-    http_add_header(res, "Retry-After", "1");
+    http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
+              "the store cannot be read now; retry in a second");
 }
 
 static void write_product(const struct product *p, const struct shop_stock *s,
@@ -552,8 +544,8 @@ static void read_done(struct shop_read *r)
 
     memset(&res, 0, sizeof(res));
     if (r->rc == -ENOENT) {
-        http_error(&res, 404, "unknown_order",
-                   "no such order (never issued, or no longer kept)");
+        http_fail(&res, HTTP_ERR_UNKNOWN_ORDER,
+                  "no such order (never issued, or no longer kept)");
     } else if (r->rc < 0) {
         store_unavailable(&res);
     } else if (r->kind == SHOP_READ_ORDER) {
@@ -629,8 +621,8 @@ static void handle_order(const struct app *app, const struct http_request *req,
     (void)req;
     uint64_t id;
     if (parse_id(arg, &id) < 0) {
-        http_error(res, 400, "invalid_id",
-                   "order id must be a positive decimal integer");
+        http_fail(res, HTTP_ERR_INVALID_ID,
+                  "order id must be a positive decimal integer");
         return;
     }
     if (id != 0 && shop_shared(app->shop)) {
@@ -640,14 +632,13 @@ static void handle_order(const struct app *app, const struct http_request *req,
     struct order o;
     int rc = id == 0 ? -ENOENT : shop_order(app->shop, id, &o);
     if (rc == -EIO) {
-        http_error(res, 503, "store_unavailable",
-                   "the store cannot be read now; retry in a second");
-        http_add_header(res, "Retry-After", "1");
+        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the store cannot be read now; retry in a second");
         return;
     }
     if (rc < 0) {
-        http_error(res, 404, "unknown_order",
-                   "no such order (never issued, or no longer kept)");
+        http_fail(res, HTTP_ERR_UNKNOWN_ORDER,
+                  "no such order (never issued, or no longer kept)");
         return;
     }
     struct jbuf b;
@@ -727,8 +718,8 @@ static void handle_product(const struct app *app,
     (void)req;
     int idx = shop_find_product(app->shop, arg, strlen(arg));
     if (idx < 0) {
-        http_error(res, 404, "unknown_product",
-                   "no product with that sku in the catalog");
+        http_fail(res, HTTP_ERR_UNKNOWN_PRODUCT,
+                  "no product with that sku in the catalog");
         return;
     }
     if (shop_shared(app->shop)) {
@@ -839,14 +830,12 @@ static void restock_committed(void *arg, int rc, const struct shop_stock *st)
     if (rc == 0) {
         restock_done(&res, p->p, st);
     } else if (rc == -EEXIST) {
-        http_error(&res, 409, "idempotency_key_in_use",
-                   "a restock with this Idempotency-Key was just stored; "
-                   "retry in a second");
-        http_add_header(&res, "Retry-After", "1");
+        http_fail(&res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
+                  "a restock with this Idempotency-Key was just stored; "
+                  "retry in a second");
     } else {
-        http_error(&res, 503, "store_unavailable",
-                   "the restock could not be stored; retry in a second");
-        http_add_header(&res, "Retry-After", "1");
+        http_fail(&res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the restock could not be stored; retry in a second");
     }
     if (p->keyed)
         idem_finish(p->app, &p->tk, &res);
@@ -903,15 +892,14 @@ static void handle_restock(const struct app *app,
 {
     char msg[160];
     if (!app->limits.admin_enabled) {
-        http_error(res, 403, "admin_disabled",
-                   "the admin API is off: start shopd with "
-                   "--admin-token-file or SHOPD_ADMIN_TOKEN");
+        http_fail(res, HTTP_ERR_ADMIN_DISABLED,
+                  "the admin API is off: start shopd with "
+                  "--admin-token-file or SHOPD_ADMIN_TOKEN");
         return;
     }
     if (!authorized(app, req)) {
-        http_error(res, 401, "unauthorized",
-                   "send Authorization: Bearer <admin token>");
-        http_add_header(res, "WWW-Authenticate", "Bearer");
+        http_fail(res, HTTP_ERR_UNAUTHORIZED,
+                  "send Authorization: Bearer <admin token>");
         return;
     }
     const char *key = NULL;
@@ -923,15 +911,14 @@ static void handle_restock(const struct app *app,
     }
     int idx = shop_find_product(app->shop, arg, strlen(arg));
     if (idx < 0) {
-        http_error(res, 404, "unknown_product",
-                   "no product with that sku in the catalog");
+        http_fail(res, HTTP_ERR_UNKNOWN_PRODUCT,
+                  "no product with that sku in the catalog");
         return;
     }
     if (req->body_too_large) {
         snprintf(msg, sizeof(msg), "request body is larger than %zu bytes",
                  app->limits.max_body);
-        http_error(res, 413, "body_too_large", msg);
-        res->close = true;
+        http_fail(res, HTTP_ERR_BODY_TOO_LARGE, msg);
         return;
     }
     unsigned qty = 0;
@@ -970,14 +957,13 @@ static void handle_restock(const struct app *app,
     if (rc == 0) {
         restock_done(res, p, &st);
     } else if (rc == -EPIPE) {
-        http_error(res, 503, "shutting_down",
-                   "the shop is closing and takes no restocks");
-        res->close = true;
+        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
+                  "the shop is closing and takes no restocks");
     } else if (rc == -EOVERFLOW) {
-        http_error(res, 400, "invalid_field",
-                   "field 'quantity' would take the stock past its limit");
+        http_fail(res, HTTP_ERR_INVALID_FIELD,
+                  "field 'quantity' would take the stock past its limit");
     } else {
-        http_error(res, 500, "internal", "the restock failed");
+        http_fail(res, HTTP_ERR_INTERNAL, "the restock failed");
     }
     if (kc == KEY_OK)
         idem_finish(app, &tk, res);
@@ -1174,7 +1160,7 @@ static void handle_stats(const struct app *app, const struct http_request *req,
     res->body = server_stats_json(app, &res->body_len);
     res->body_static = false;
     if (res->body == NULL)
-        http_error(res, 500, "internal", "out of memory");
+        http_fail(res, HTTP_ERR_INTERNAL, "out of memory");
 }
 
 /* --- GET /metrics ---------------------------------------------------- */
@@ -1222,14 +1208,13 @@ static void handle_readyz(const struct app *app, const struct http_request *req,
     (void)arg;
     static const char ready[] = "{\"status\":\"ready\"}";
     if (shop_draining(app->shop)) {
-        http_error(res, 503, "shutting_down",
-                   "draining: not accepting new orders");
+        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
+                  "draining: not accepting new orders");
         return;
     }
     if (!shop_store_ok(app->shop)) {
-        http_error(res, 503, "store_unavailable",
-                   "the store cannot be written; retrying by itself");
-        http_add_header(res, "Retry-After", "1");
+        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the store cannot be written; retrying by itself");
         return;
     }
     static_body(res, 200, CT_JSON, ready, sizeof(ready) - 1);
@@ -1294,8 +1279,8 @@ void server_handle(const struct app *app, const struct http_request *req,
         bool allowed =
             r->post ? strcmp(req->method, "POST") == 0 : is_get(req->method);
         if (!allowed) {
-            http_error(res, 405, "method_not_allowed",
-                       r->post ? "use POST" : "use GET or HEAD");
+            http_fail(res, HTTP_ERR_METHOD_NOT_ALLOWED,
+                      r->post ? "use POST" : "use GET or HEAD");
             http_add_header(res, "Allow", r->post ? "POST" : "GET, HEAD");
             return;
         }
@@ -1304,5 +1289,5 @@ void server_handle(const struct app *app, const struct http_request *req,
             res->close = true;
         return;
     }
-    http_error(res, 404, "not_found", "no such endpoint");
+    http_fail(res, HTTP_ERR_NOT_FOUND, "no such endpoint");
 }
