@@ -30,6 +30,7 @@ FUZZ_CFLAGS     := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread -MMD -MP \
 FUZZ_LIB_SRC    := $(LIB_SRC)
 FUZZ_OBJ        := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) \
                    $(FUZZ_BUILD)/server/dashboard_blob.o \
+                   $(FUZZ_BUILD)/store/redis_blob.o \
                    $(FUZZ_BUILD)/tests/fuzz/fuzz_request.o
 FUZZ_BIN        := $(FUZZ_BUILD)/fuzz_request
 # New inputs go to the first directory (not in git); the seeds stay as they
@@ -47,6 +48,10 @@ $(FUZZ_BUILD)/%.o: %.c
 
 $(FUZZ_BUILD)/server/dashboard_blob.o: server/dashboard_blob.S \
                                        server/dashboard.html
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -c -o $@ $<
+
+$(FUZZ_BUILD)/store/redis_blob.o: store/redis_blob.S store/redis_lib.lua
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -c -o $@ $<
 

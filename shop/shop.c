@@ -587,8 +587,10 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
      *   in_flight = (sent - len) - processed  >= 0,
      * because an order is counted as processed only after it was received.
      */
+    memset(out, 0, sizeof(*out));
     shop_stats_read(s->stats, out);
     out->processed = out->fulfilled + out->out_of_stock;
+    idem_counts(s->idem, out);
     if (s->shared) {
         /* This instance's accepted and processed orders; the belt is the
          * shop's (every instance's orders not taken yet), so the local
@@ -620,7 +622,6 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     out->draining = shop_draining(s);
     shop_stats_rate(s->stats, out->accepted, out->processed,
                     &out->accepted_per_s, &out->processed_per_s);
-    idem_counts(s->idem, out);
 }
 
 void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,

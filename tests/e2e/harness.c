@@ -497,9 +497,7 @@ static unsigned parse_listening(const char *text)
     return port <= 65535 ? port : 0;
 }
 
-/* How much slower this run is ($E2E_SLOW: 4 under a sanitizer, 8 under
- * valgrind), for the time a start may take; 1 by default. */
-static int start_slowness(void)
+int e2e_slow(void)
 {
     const char *v = getenv("E2E_SLOW");
     long n = v != NULL ? strtol(v, NULL, 10) : 1;
@@ -511,8 +509,7 @@ struct shopd *shopd_start(const char *const *args, const char *const *env)
     struct shopd *s = shopd_spawn(args, env, false);
     ck_assert_msg(s != NULL, "cannot spawn %s: %s", shopd_bin(),
                   strerror(errno));
-    int64_t deadline =
-        now_ms() + (int64_t)E2E_START_TIMEOUT_MS * start_slowness();
+    int64_t deadline = now_ms() + (int64_t)E2E_START_TIMEOUT_MS * e2e_slow();
     unsigned port = 0;
     pthread_mutex_lock(&s->mu);
     for (;;) {

@@ -248,6 +248,9 @@ bool is_rfc3339_utc(const char *s);
 
 /* Monotonic milliseconds. */
 int64_t now_ms(void);
+/* How much slower this run is: $E2E_SLOW (4 under a sanitizer, 8 under
+ * valgrind), 1 by default. Multiply time bounds by it. */
+int e2e_slow(void);
 /* Sleep `ms` milliseconds (back-off between polls only). */
 void backoff_ms(int ms);
 
