@@ -78,12 +78,22 @@ jget() { python3 -c 'import json,sys; v=json.load(sys.stdin).get(sys.argv[1]); p
 
 # POST /buy through the balancer; prints the order id of a 202, else "".
 buy() {
-    local out code
-    out=$(curl -s -m 10 -w '\n%{http_code}' -XPOST "$LB/buy" -d "$1") || true
-    code=${out##*$'\n'}
+    local out code try
+    # A 503 says "retry in a second" (Retry-After: 1; the balancer also
+    # answers 503 while its health checks catch up on a loaded machine), so
+    # do what a client should: retry, a few times.
+    for try in 1 2 3 4 5; do
+        out=$(curl -s -m 10 -w '\n%{http_code}' -XPOST "$LB/buy" -d "$1") ||
+            true
+        code=${out##*$'\n'}
+        [ "$code" = 503 ] || [ "$code" = 000 ] || break
+        echo "compose-smoke: try $try of POST /buy got $code; retrying" >&2
+        sleep 1
+    done
     if [ "$code" = 202 ]; then
         printf '%s\n' "${out%$'\n'*}" | jget order_id
     else
+        echo "compose-smoke: POST /buy got $code: ${out%$'\n'*}" >&2
         echo ""
     fi
 }
