@@ -276,6 +276,18 @@ struct buy_pending {
     struct shop_idem_ticket tk;
 };
 
+/* Give a request handed to a durable store its answer `res` (committer
+ * thread): its key remembers a success or is forgotten, then the suspended
+ * connection is resumed with the answer. */
+static void pending_answer(const struct app *app, bool keyed,
+                           const struct shop_idem_ticket *tk,
+                           struct http_deferred *d, struct http_response *res)
+{
+    if (keyed)
+        idem_finish(app, tk, res);
+    http_deferred_complete(d, res);
+}
+
 /* A durable store's verdict on one order (committer thread): the deferred
  * answer is 202, 409 when the store turned out to hold its key already
  * (the retry is then answered from the store), or 503 store_unavailable
@@ -299,9 +311,7 @@ static void buy_committed(void *arg, int rc, uint64_t id)
         http_fail(&res, HTTP_ERR_STORE_UNAVAILABLE,
                   "the order could not be stored; retry in a second");
     }
-    if (p->keyed)
-        idem_finish(p->app, &p->tk, &res);
-    http_deferred_complete(p->d, &res);
+    pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
     free(p);
 }
 
@@ -837,9 +847,7 @@ static void restock_committed(void *arg, int rc, const struct shop_stock *st)
         http_fail(&res, HTTP_ERR_STORE_UNAVAILABLE,
                   "the restock could not be stored; retry in a second");
     }
-    if (p->keyed)
-        idem_finish(p->app, &p->tk, &res);
-    http_deferred_complete(p->d, &res);
+    pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
     free(p);
 }
 
