@@ -35,11 +35,11 @@ LIBS := -pthread -lm
 ALL_CFLAGS = $(REQ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
 LIB_SRC := $(wildcard common/*.c queue/*.c worker/*.c store/*.c shop/*.c \
-             config/*.c) \
-           $(filter-out server/main.c,$(wildcard server/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/dashboard_blob.o \
+             config/*.c api/*.c http/*.c) \
+           $(filter-out cmd/main.c,$(wildcard cmd/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/api/dashboard_blob.o \
            $(BUILD)/store/redis_blob.o
-MAIN_OBJ := $(BUILD)/server/main.o
+MAIN_OBJ := $(BUILD)/cmd/main.o
 UNIT_SRC := $(wildcard tests/check_*.c) tests/run_unit.c tests/lib/redis_harness.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 E2E_SRC  := $(wildcard tests/e2e/*.c) tests/lib/redis_harness.c
@@ -80,7 +80,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The dashboard page is embedded with the assembler's .incbin.
-$(BUILD)/server/dashboard_blob.o: server/dashboard_blob.S server/dashboard.html
+$(BUILD)/api/dashboard_blob.o: api/dashboard_blob.S api/dashboard.html
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -c -o $@ $<
 
@@ -177,13 +177,13 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 tidy:
-	clang-tidy $(LIB_SRC) server/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
+	clang-tidy $(LIB_SRC) cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
 
 # As CI runs it: any bugprone or concurrency finding fails.
 tidy-check:
 	@scripts/deps.sh clang-tidy:clang-tidy
 	clang-tidy --quiet --warnings-as-errors='bugprone-*,concurrency-*' \
-	    $(LIB_SRC) server/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
+	    $(LIB_SRC) cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
 
 help:
 	@echo 'shopd make targets:'

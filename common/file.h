@@ -1,6 +1,7 @@
 /*
- * file.h - small helpers that config/ and server/ both need: read a whole
- * file, and find the line and column of an offset for error messages.
+ * file.h - small helpers that config/ needs for files and their error messages:
+ * read a whole file, and find the line and column of an offset for error
+ * messages.
  *
  * Thread safety: every function touches only its arguments; safe from any
  * thread.

@@ -174,17 +174,6 @@ void shop_order_from_store(const struct store_order *so, struct order *o)
         memcpy(o->customer, so->customer, sizeof(o->customer));
 }
 
-static void deadline_in(struct timespec *ts, unsigned ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Commit one batch: `na` accepts, `nr` results (the first `nr` of
  * res_fly) and `nk` restocks. Returns store_commit()'s result. */
 static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
@@ -247,9 +236,9 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
         .restocks = c->srs,
         .nrestocks = nk,
     };
-    int64_t t0 = shop_now_ns(CLOCK_MONOTONIC);
+    int64_t t0 = time_now_ns(CLOCK_MONOTONIC);
     int rc = store_commit(c->store, &b);
-    latency_hist_record(c->latency, shop_now_ns(CLOCK_MONOTONIC) - t0);
+    latency_hist_record(c->latency, time_now_ns(CLOCK_MONOTONIC) - t0);
     atomic_fetch_add_explicit(&c->commits, 1, memory_order_relaxed);
     if (rc == 0)
         atomic_fetch_add_explicit(&c->committed_orders, na + nr,
@@ -324,7 +313,8 @@ static void *committer_main(void *arg)
                 continue;
             }
             struct timespec ts;
-            deadline_in(&ts, c->retained ? RETRY_MS : PROBE_MS);
+            ts = time_deadline_ms(CLOCK_MONOTONIC,
+                                  c->retained ? RETRY_MS : PROBE_MS);
             if (pthread_cond_timedwait(&c->wake, &c->lock, &ts) == ETIMEDOUT)
                 break;
         }
@@ -388,7 +378,7 @@ static void *feeder_main(void *arg)
     struct committer *c = arg;
     for (size_t i = 0; i < c->nbacklog; i++) {
         struct shop_item *it = &c->backlog[i];
-        it->enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
+        it->enqueued_mono_ns = time_now_ns(CLOCK_MONOTONIC);
         if (queue_send(c->belt, it, NULL) != 0)
             break; /* closed by a drain past its deadline */
         atomic_fetch_sub_explicit(c->held, 1, memory_order_release);

@@ -140,8 +140,8 @@ static uint64_t draw_seed(const void *self)
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), GRND_NONBLOCK) == (ssize_t)sizeof(seed))
         return seed;
-    return (uint64_t)shop_now_ns(CLOCK_MONOTONIC) ^
-           ((uint64_t)shop_now_ns(CLOCK_REALTIME) << 17) ^
+    return (uint64_t)time_now_ns(CLOCK_MONOTONIC) ^
+           ((uint64_t)time_now_ns(CLOCK_REALTIME) << 17) ^
            (uint64_t)(uintptr_t)self;
 }
 
@@ -205,7 +205,7 @@ struct idem_table *idem_create(size_t cap, unsigned ttl_s)
     t->shard_buckets = 1;
     while (t->shard_buckets < (cap + t->nshards - 1) / t->nshards)
         t->shard_buckets *= 2;
-    t->ttl_ns = (int64_t)ttl_s * SHOP_NS_PER_S;
+    t->ttl_ns = (int64_t)ttl_s * NS_PER_S;
     t->shard = shop_cache_zalloc(t->nshards * sizeof(*t->shard));
     t->entries_size = cap * sizeof(struct idem_entry);
     t->buckets_size = t->nshards * t->shard_buckets * sizeof(uint32_t);

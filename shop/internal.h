@@ -23,6 +23,8 @@
 
 #include "shop/shop.h"
 
+#include "common/time.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,23 +35,11 @@
 /* Hot fields written by different threads live on different cache lines. */
 #define SHOP_CACHE_LINE 64
 
-#define SHOP_NS_PER_S  INT64_C(1000000000)
-#define SHOP_NS_PER_MS INT64_C(1000000)
-
 /* What travels on the belt: the order and when it was put there. */
 struct shop_item {
     struct order o;
     int64_t enqueued_mono_ns; /* CLOCK_MONOTONIC at shop_submit() */
 };
-
-/* Now on clock `clk`, in nanoseconds. */
-static inline int64_t shop_now_ns(clockid_t clk)
-{
-    struct timespec ts;
-
-    clock_gettime(clk, &ts);
-    return (int64_t)ts.tv_sec * SHOP_NS_PER_S + ts.tv_nsec;
-}
 
 /*
  * Zeroed memory aligned to a cache line (for structs with _Alignas fields,

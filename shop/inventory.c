@@ -101,10 +101,10 @@ void inventory_destroy(struct inventory *inv)
  */
 static void race_window(void)
 {
-    int64_t until = shop_now_ns(CLOCK_MONOTONIC) + UNSAFE_WINDOW_NS;
+    int64_t until = time_now_ns(CLOCK_MONOTONIC) + UNSAFE_WINDOW_NS;
 
     sched_yield();
-    while (shop_now_ns(CLOCK_MONOTONIC) < until)
+    while (time_now_ns(CLOCK_MONOTONIC) < until)
         ;
 }
 

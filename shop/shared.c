@@ -88,42 +88,20 @@ struct shared {
     struct shop_stock *fig_stock; /* nproducts entries */
 };
 
-static void pause_ms(unsigned ms)
-{
-    struct timespec req = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&req, &req) == -1 && errno == EINTR)
-        ;
-}
-
-static void block_signals(void)
-{
-    sigset_t all;
-
-    sigemptyset(&all);
-    sigaddset(&all, SIGINT);
-    sigaddset(&all, SIGTERM);
-    sigaddset(&all, SIGHUP);
-    sigaddset(&all, SIGQUIT);
-    sigaddset(&all, SIGUSR1);
-    sigaddset(&all, SIGUSR2);
-    pthread_sigmask(SIG_BLOCK, &all, NULL);
-}
-
 /* Process one batch of taken orders to the end (or until stop_now). */
 static void work_batch(struct shared_worker *w, struct store_order *o,
                        struct store_result *res, size_t n)
 {
     struct shared *sh = w->sh;
-    int64_t now = shop_now_ns(CLOCK_REALTIME);
-    int64_t taken = shop_now_ns(CLOCK_MONOTONIC);
+    int64_t now = time_now_ns(CLOCK_REALTIME);
+    int64_t taken = time_now_ns(CLOCK_MONOTONIC);
 
     for (size_t i = 0; i < n; i++)
         latency_hist_record(shop_stats_queue_wait(sh->stats),
                             now - o[i].accepted_ns);
     if (sh->work_ms > 0)
-        pause_ms(sh->work_ms * (unsigned)n);
-    now = shop_now_ns(CLOCK_REALTIME);
+        time_sleep_ms(sh->work_ms * (unsigned)n);
+    now = time_now_ns(CLOCK_REALTIME);
     for (size_t i = 0; i < n; i++) {
         memset(&res[i], 0, sizeof(res[i]));
         res[i].id = o[i].id;
@@ -137,9 +115,9 @@ static void work_batch(struct shared_worker *w, struct store_order *o,
     while (store_commit(sh->store, &b) != 0) {
         if (atomic_load(&sh->stop_now))
             return; /* still pending in the store: finished later */
-        pause_ms(RETRY_MS);
+        time_sleep_ms(RETRY_MS);
     }
-    int64_t spent = shop_now_ns(CLOCK_MONOTONIC) - taken;
+    int64_t spent = time_now_ns(CLOCK_MONOTONIC) - taken;
     for (size_t i = 0; i < n; i++) {
         if (!res[i].applied)
             continue; /* another instance finished it first */
@@ -164,7 +142,6 @@ static void *worker_main(void *arg)
 
     unsigned backoff = BACKOFF_MIN;
 
-    block_signals();
     while (o && res && !atomic_load(&sh->stop_now)) {
         int n = store_take(sh->store, w->index, o, max, TAKE_WAIT_MS);
         if (n < 0) {
@@ -172,7 +149,7 @@ static void *worker_main(void *arg)
              * the orders wait in the store for whoever runs next. */
             if (atomic_load(&sh->draining))
                 break;
-            pause_ms(backoff);
+            time_sleep_ms(backoff);
             backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
             continue;
         }
@@ -248,15 +225,11 @@ static void *reader_main(void *arg)
     struct store_product *scratch = calloc(sh->nproducts, sizeof(*scratch));
     int64_t next = 0;
 
-    block_signals();
     pthread_mutex_lock(&sh->rmu);
     for (;;) {
         while (sh->head == NULL && !sh->rclosing &&
-               shop_now_ns(CLOCK_MONOTONIC) < next) {
-            struct timespec ts;
-            int64_t at = next;
-            ts.tv_sec = (time_t)(at / SHOP_NS_PER_S);
-            ts.tv_nsec = (long)(at % SHOP_NS_PER_S);
+               time_now_ns(CLOCK_MONOTONIC) < next) {
+            struct timespec ts = time_from_ns(next);
             pthread_cond_timedwait(&sh->rcv, &sh->rmu, &ts);
         }
         struct shop_read *list = sh->head;
@@ -275,10 +248,10 @@ static void *reader_main(void *arg)
         }
         if (closing)
             break;
-        if (scratch && shop_now_ns(CLOCK_MONOTONIC) >= next) {
+        if (scratch && time_now_ns(CLOCK_MONOTONIC) >= next) {
             refresh_figures(sh, scratch);
-            next = shop_now_ns(CLOCK_MONOTONIC) +
-                   (int64_t)FIGURES_MS * SHOP_NS_PER_MS;
+            next =
+                time_now_ns(CLOCK_MONOTONIC) + (int64_t)FIGURES_MS * NS_PER_MS;
         }
         pthread_mutex_lock(&sh->rmu);
     }

@@ -76,28 +76,20 @@ struct shop {
  * a batch is done in microseconds. */
 #define SHOP_WORKER_BATCH 16
 
-/* Simulated clerk work, outside every lock. */
-static void clerk_work(unsigned ms)
-{
-    struct timespec req = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-    while (nanosleep(&req, &req) == -1 && errno == EINTR)
-        ;
-}
-
 /* The pool's handler: one order from the belt, start to finish. */
 static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
 {
     struct shop *s = arg;
     struct shop_item *it = item;
     struct order *o = &it->o;
-    int64_t taken = shop_now_ns(CLOCK_MONOTONIC);
+    int64_t taken = time_now_ns(CLOCK_MONOTONIC);
     bool ok;
 
     latency_hist_record(shop_stats_queue_wait(s->stats),
                         taken - it->enqueued_mono_ns);
     if (s->cfg.work_ms > 0)
-        clerk_work(s->cfg.work_ms);
+        time_sleep_ms(
+            s->cfg.work_ms); /* the clerk's work, outside every lock */
 
     ok = inventory_take(s->inv, o->product, (int64_t)o->quantity);
 
@@ -105,7 +97,7 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
         o->id = seq; /* in memory, the belt numbers the orders */
     o->status = ok ? ORDER_FULFILLED : ORDER_OUT_OF_STOCK;
     o->worker = (int32_t)worker;
-    o->processed_ns = shop_now_ns(CLOCK_REALTIME);
+    o->processed_ns = time_now_ns(CLOCK_REALTIME);
     /* A durable store's result shows once it is committed. */
     if (s->com != NULL)
         committer_result(s->com, o);
@@ -113,7 +105,7 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
         orderbook_put(s->book, o);
 
     latency_hist_record(shop_stats_processing(s->stats),
-                        shop_now_ns(CLOCK_MONOTONIC) - taken);
+                        time_now_ns(CLOCK_MONOTONIC) - taken);
     shop_stats_count_done(s->stats, ok);
 }
 
@@ -182,7 +174,7 @@ static struct shop *create(const struct shop_config *cfg,
         s->by_sku[i] = &s->catalog[i];
     qsort(s->by_sku, n, entry, sku_order);
     /* Each part sets errno when it fails. */
-    s->stats = shop_stats_create(shop_now_ns(CLOCK_MONOTONIC));
+    s->stats = shop_stats_create(time_now_ns(CLOCK_MONOTONIC));
     if (!s->stats)
         goto fail_errno;
     atomic_init(&s->held, nbacklog);
@@ -391,12 +383,12 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id)
     it.o.id = 0; /* the belt numbers it */
     it.o.status = ORDER_QUEUED;
     it.o.worker = -1;
-    it.o.accepted_ns = shop_now_ns(CLOCK_REALTIME);
+    it.o.accepted_ns = time_now_ns(CLOCK_REALTIME);
     it.o.processed_ns = 0;
     it.o.customer[SHOP_CUSTOMER_MAX] = '\0';
     if (!it.o.has_customer)
         it.o.customer[0] = '\0';
-    it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
+    it.enqueued_mono_ns = time_now_ns(CLOCK_MONOTONIC);
 
     ret = queue_try_send(s->belt, &it, &seq);
     if (ret == -EAGAIN)
@@ -456,12 +448,12 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
     it.o.id = 0; /* the store numbers it */
     it.o.status = ORDER_QUEUED;
     it.o.worker = -1;
-    it.o.accepted_ns = shop_now_ns(CLOCK_REALTIME);
+    it.o.accepted_ns = time_now_ns(CLOCK_REALTIME);
     it.o.processed_ns = 0;
     it.o.customer[SHOP_CUSTOMER_MAX] = '\0';
     if (!it.o.has_customer)
         it.o.customer[0] = '\0';
-    it.enqueued_mono_ns = shop_now_ns(CLOCK_MONOTONIC);
+    it.enqueued_mono_ns = time_now_ns(CLOCK_MONOTONIC);
     int ret = committer_accept(s->com, &it, key, done, arg);
     if (ret != 0)
         atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
@@ -747,7 +739,7 @@ int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
         fp_len > SHOP_IDEM_FP_MAX)
         return -EINVAL;
     return (int)idem_begin(s->idem, scope, key, len, fp, fp_len,
-                           shop_now_ns(CLOCK_MONOTONIC), tk, ans);
+                           time_now_ns(CLOCK_MONOTONIC), tk, ans);
 }
 
 int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,

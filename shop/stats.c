@@ -37,9 +37,9 @@
 #define HIST_LIMIT_US ((UINT64_C(1) << (HIST_MAX_LOG2 + 1)) - 1)
 
 #define RATE_SAMPLES    64
-#define RATE_EVERY_NS   (100 * SHOP_NS_PER_MS)
-#define RATE_WINDOW_NS  (5 * SHOP_NS_PER_S)
-#define RATE_MIN_AGE_NS (50 * SHOP_NS_PER_MS)
+#define RATE_EVERY_NS   (100 * NS_PER_MS)
+#define RATE_WINDOW_NS  (5 * NS_PER_S)
+#define RATE_MIN_AGE_NS (50 * NS_PER_MS)
 
 /* Upper bounds of the Prometheus buckets, in ns and in seconds. */
 static const int64_t prom_le_ns[SHOP_HIST_BUCKETS] = {
@@ -317,7 +317,7 @@ static void rate_update(struct shop_stats *st, const struct rate_sample *cur,
 
 void shop_stats_read(struct shop_stats *st, struct shop_snapshot *out)
 {
-    int64_t now = shop_now_ns(CLOCK_MONOTONIC);
+    int64_t now = time_now_ns(CLOCK_MONOTONIC);
 
     out->uptime_s = (double)(now - st->start_mono_ns) / 1e9;
     out->rejected_full =
@@ -336,7 +336,7 @@ void shop_stats_rate(struct shop_stats *st, uint64_t accepted,
                      uint64_t processed, double *accepted_per_s,
                      double *processed_per_s)
 {
-    struct rate_sample cur = {shop_now_ns(CLOCK_MONOTONIC), accepted,
+    struct rate_sample cur = {time_now_ns(CLOCK_MONOTONIC), accepted,
                               processed};
 
     rate_update(st, &cur, accepted_per_s, processed_per_s);

@@ -13,6 +13,8 @@
 
 #include "store/store.h"
 
+#include "common/time.h"
+
 struct store_backend {
     enum store_kind kind;
     unsigned caps; /* enum store_cap bits */

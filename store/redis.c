@@ -112,10 +112,7 @@ struct redis_store {
 
 static int64_t mono_ns(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return time_now_ns(CLOCK_MONOTONIC);
 }
 
 static void pause_ms(unsigned ms)

@@ -57,7 +57,6 @@
 
 #define SQ_DEFAULT_CACHE_KIB 2048
 #define SQ_SCHEMA_VERSION    "1"
-#define SQ_NS_PER_S          INT64_C(1000000000)
 
 static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS meta ("
@@ -176,9 +175,7 @@ struct sqlite_store {
 
 static int64_t now_ns(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * SQ_NS_PER_S + ts.tv_nsec;
+    return time_now_ns(CLOCK_REALTIME);
 }
 
 /* Map an SQLite result code to a negative errno. */
@@ -425,7 +422,7 @@ static int sq_open(const struct store_options *opt, struct store **out,
     s->lock_fd = -1;
     s->sync = opt->sync;
     s->ttl_ns = (int64_t)(opt->idempotency_ttl ? opt->idempotency_ttl : 86400) *
-                SQ_NS_PER_S;
+                NS_PER_S;
     atomic_init(&s->available, true);
     atomic_init(&s->transactions, 0);
     atomic_init(&s->failures, 0);

@@ -410,7 +410,7 @@ START_TEST(test_shop_latency_percentiles_from_known_values)
 
     /* 1 ms, 2 ms, ... 1000 ms: the buckets are at most 12.5% wide. */
     for (int64_t ms = 1; ms <= 1000; ms++)
-        latency_hist_record(h, ms * SHOP_NS_PER_MS);
+        latency_hist_record(h, ms * NS_PER_MS);
     latency_hist_summary(h, &l);
     ck_assert_uint_eq(l.count, 1000);
     ck_assert_double_eq(l.max, 1000.0);
@@ -432,11 +432,11 @@ START_TEST(test_shop_prometheus_buckets_are_inclusive_and_cumulative)
     struct shop_histogram ph;
 
     ck_assert_ptr_nonnull(h);
-    latency_hist_record(h, -5);                 /* counts as 0 */
-    latency_hist_record(h, 100000);             /* exactly 0.0001 s */
-    latency_hist_record(h, 100001);             /* just above */
-    latency_hist_record(h, 3 * SHOP_NS_PER_S);  /* <= 5 s */
-    latency_hist_record(h, 20 * SHOP_NS_PER_S); /* only +Inf */
+    latency_hist_record(h, -5);            /* counts as 0 */
+    latency_hist_record(h, 100000);        /* exactly 0.0001 s */
+    latency_hist_record(h, 100001);        /* just above */
+    latency_hist_record(h, 3 * NS_PER_S);  /* <= 5 s */
+    latency_hist_record(h, 20 * NS_PER_S); /* only +Inf */
     latency_hist_export(h, &ph);
 
     ck_assert_uint_eq(ph.count, 5);
@@ -1023,21 +1023,21 @@ START_TEST(test_shop_idem_keys_expire_after_ttl)
     struct shop_idem_ticket tk;
     struct shop_idem_answer ans;
     const char *fa = "a", *fb = "b";
-    const int64_t t0 = 1000 * SHOP_NS_PER_S;
+    const int64_t t0 = 1000 * NS_PER_S;
     ck_assert_int_eq(
         idem_begin(t, SHOP_IDEM_BUY, "k", 1, fa, strlen(fa), t0, &tk, &ans),
         SHOP_IDEM_NEW);
     ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
     /* Kept for 10 s after its first use, replays included. */
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fa, strlen(fa),
-                                t0 + 10 * SHOP_NS_PER_S - 1, &tk, &ans),
+                                t0 + 10 * NS_PER_S - 1, &tk, &ans),
                      SHOP_IDEM_REPLAY);
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fb, strlen(fb),
-                                t0 + 10 * SHOP_NS_PER_S - 1, &tk, &ans),
+                                t0 + 10 * NS_PER_S - 1, &tk, &ans),
                      SHOP_IDEM_MISMATCH);
     /* Then it is new again, for any request. */
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fb, strlen(fb),
-                                t0 + 10 * SHOP_NS_PER_S, &tk, &ans),
+                                t0 + 10 * NS_PER_S, &tk, &ans),
                      SHOP_IDEM_NEW);
     struct shop_snapshot snap;
     idem_counts(t, &snap);

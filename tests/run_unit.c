@@ -15,7 +15,7 @@ int main(void)
     srunner_add_suite(sr, pool_suite());
     srunner_add_suite(sr, shop_suite());
     srunner_add_suite(sr, config_suite());
-    srunner_add_suite(sr, server_suite());
+    srunner_add_suite(sr, api_suite());
     srunner_add_suite(sr, conns_suite());
     srunner_add_suite(sr, store_suite());
     srunner_add_suite(sr, redis_suite());

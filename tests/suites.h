@@ -10,7 +10,7 @@ Suite *queue_suite(void);
 Suite *pool_suite(void);
 Suite *shop_suite(void);
 Suite *config_suite(void);
-Suite *server_suite(void);
+Suite *api_suite(void);
 Suite *conns_suite(void);
 Suite *store_suite(void);
 Suite *redis_suite(void);

@@ -137,7 +137,7 @@ if [ "$have_perf" = 1 ]; then
     echo "perf: share per thread name, and what they spend it in (children)"
     perf report -i "$OUT/perf.data" --no-children --sort comm --stdio -g none \
         2>/dev/null | grep '%' | head -5 || true
-    for fn in access_handler server_handle handle_buy buy_parse shop_submit \
+    for fn in access_handler api_handle handle_buy buy_parse shop_submit \
         queue_try_send queue_recv worker_main shop_handle inventory_take \
         orderbook_put latency_hist_record MHD_create_response_from_buffer \
         __libc_sendmsg __libc_recv pthread_cond_signal pthread_cond_wait \

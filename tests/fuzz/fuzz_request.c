@@ -15,7 +15,7 @@
  *               are first the Idempotency-Key value, then the Authorization
  *               value; a value starting with 0x01 counts as sent twice.
  *
- * server_handle() routes it and fills a response; the target then checks
+ * api_handle() routes it and fills a response; the target then checks
  * what every answer must satisfy (SPEC §1) and aborts if one does not, so
  * the fuzzer finds wrong answers as well as memory errors:
  *   - the status is one the API defines;
@@ -24,8 +24,8 @@
  *   - a 202 came from POST /buy, and its body is one JSON object whose
  *     "product" is a catalog SKU and whose "quantity" is written as a JSON
  *     integer within 1..max_quantity (checked here independently of
- *     buy.c's own scanner), and in which no object anywhere has the same
- *     key twice (a pairwise walk of the whole tree here; buy.c sorts);
+ *     parse.c's own scanner), and in which no object anywhere has the same
+ *     key twice (a pairwise walk of the whole tree here; parse.c sorts);
  *   - a 200 from a restock came with exactly one Authorization carrying the
  *     fuzz token; a 401 has WWW-Authenticate, a 409 Retry-After; no answer
  *     contains the token unless the request's path or body did.
@@ -34,7 +34,7 @@
  * accepted orders pile up on the belt, so the shop is rebuilt before the
  * belt fills and a 503 queue_full would hide the accept path.
  */
-#include "server/server.h"
+#include "api/api.h"
 #include "shop/shop.h"
 
 #include <cJSON.h>
@@ -259,7 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .authorizations = auth ? nauth : 0,
     };
     struct http_response res;
-    server_handle(&app, &req, &res);
+    api_handle(&app, &req, &res);
 
     if (!known_status(res.status))
         fail("status outside the API", &req, &res);

@@ -1,5 +1,5 @@
 /*
- * catalog.c - read a catalog file into plain struct products.
+ * catalog_file.c - read a catalog file into plain struct products.
  *
  * The file is {"products":[{"sku","name","price_cents","stock"},...]}.
  * Every product is checked: SKU 1-64 chars of [A-Za-z0-9_-] and unique,
@@ -7,7 +7,9 @@
  * numbers >= 0, at least one product. The first problem found is reported
  * as one line naming the file, the product and the field.
  */
-#include "server/internal.h"
+#include "cmd/catalog_file.h"
+
+#include "common/jbuf.h"
 
 #include "common/file.h"
 #include "common/macros.h"

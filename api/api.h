@@ -1,16 +1,17 @@
 /*
- * server.h - the HTTP face of shopd: plain handlers over request/response
- * structs, the libmicrohttpd glue that feeds them, catalog files, logging.
+ * api.h - the routes and JSON views of shopd: plain handlers over
+ * request/response structs. Nothing here sees libmicrohttpd; http/ feeds
+ * these handlers from sockets.
  *
  * Handlers never see libmicrohttpd types, so they are tested without a
- * socket: fill a struct http_request, call server_handle(), read the
+ * socket: fill a struct http_request, call api_handle(), read the
  * struct http_response.
  *
- * Thread safety: server_handle() and the log functions may be called from
- * any thread at once; httpd_start/httpd_stop are for the controlling thread.
+ * Thread safety: api_handle() may be called from any thread at once;
+ * a struct http_response belongs to one thread at a time.
  */
-#ifndef SHOPD_SERVER_H
-#define SHOPD_SERVER_H
+#ifndef SHOPD_API_H
+#define SHOPD_API_H
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -20,32 +21,32 @@
 #include "shop/shop.h"
 
 /* Longest admin token + 1, as CONFIG_SECRET_MAX (main checks). */
-#define SERVER_TOKEN_MAX 256
+#define API_TOKEN_MAX 256
 
 /* Settings the handlers need; read-only once the server runs. */
-struct server_limits {
+struct api_limits {
     size_t max_body;       /* bytes accepted in a request body */
     unsigned max_quantity; /* largest quantity of one order */
     unsigned http_threads; /* reported by /stats */
     /* The admin API (SPEC §9): off unless a token was configured. The
      * token, zero-padded (the config's copy is wiped once this one is
      * made, this one at exit); a presented token is compared with it by
-     * server_token_equal(), in constant time. Never logged or reported. */
+     * api_token_equal(), in constant time. Never logged or reported. */
     bool admin_enabled;
     size_t admin_token_len;
-    char admin_token[SERVER_TOKEN_MAX];
+    char admin_token[API_TOKEN_MAX];
 };
 
 /*
  * Whether token `have` (`have_len` bytes) equals `want` (`want_len`), in
  * time independent of their bytes and lengths: both are copied into
- * zero-padded buffers of SERVER_TOKEN_MAX bytes and every byte is compared
+ * zero-padded buffers of API_TOKEN_MAX bytes and every byte is compared
  * (XORs OR-ed together, with the lengths' difference), with no early exit.
- * A token of SERVER_TOKEN_MAX bytes or more is unequal to anything. The
+ * A token of API_TOKEN_MAX bytes or more is unequal to anything. The
  * copies are wiped before returning. Thread-safe.
  */
-bool server_token_equal(const char *have, size_t have_len, const char *want,
-                        size_t want_len);
+bool api_token_equal(const char *have, size_t have_len, const char *want,
+                     size_t want_len);
 
 /*
  * Counts of the HTTP layer (SPEC §10), kept by the libmicrohttpd glue and
@@ -63,7 +64,7 @@ struct http_counters {
 /* Everything a handler may touch. */
 struct app {
     struct shop *shop;
-    struct server_limits limits;
+    struct api_limits limits;
     struct http_counters *http; /* may be NULL (then reported as 0) */
     /* This instance's name for /stats; may be published after the start
      * (once the port is bound), hence atomic. NULL reads as "". */
@@ -113,8 +114,8 @@ struct http_response {
  * gives a static 500 body. The caller frees the body with
  * http_response_release().
  */
-void server_handle(const struct app *app, const struct http_request *req,
-                   struct http_response *res);
+void api_handle(const struct app *app, const struct http_request *req,
+                struct http_response *res);
 
 /*
  * Deferred answers. A handler that must wait for another thread (a commit)
@@ -135,6 +136,17 @@ struct http_deferred *http_deferred_create(void);
 void http_deferred_complete(struct http_deferred *d, struct http_response *res);
 void http_deferred_release(struct http_deferred *d);
 
+/*
+ * The glue's side of a deferred answer (deferred.c). Suspend: if `d` is
+ * not complete yet, remember `resume(ctx)` and call `suspend(ctx)` (both
+ * under d's lock, so the completer resumes a connection only after it was
+ * suspended) and return true; if it is complete, return false (answer at
+ * once). Take: move the final response into `out` if complete (true).
+ */
+bool http_deferred_suspend(struct http_deferred *d, void (*suspend)(void *ctx),
+                           void (*resume)(void *ctx), void *ctx);
+bool http_deferred_take(struct http_deferred *d, struct http_response *out);
+
 /* Free what a response owns. Accepts a zeroed response. */
 void http_response_release(struct http_response *res);
 
@@ -153,73 +165,6 @@ void http_add_header(struct http_response *res, const char *name,
  * Format the /stats JSON snapshot into a malloc'd string; `len` gets its
  * length. Returns NULL on allocation failure. Used by /stats and /events.
  */
-char *server_stats_json(const struct app *app, size_t *len);
+char *api_stats_json(const struct app *app, size_t *len);
 
-/*
- * Parse a catalog file ({"products":[{"sku","name","price_cents",
- * "stock"}]}). On success stores a malloc'd array (caller frees) and its
- * length and returns 0; otherwise writes one line into `err` and returns a
- * negative errno.
- */
-int catalog_load_file(const char *path, struct product **out, size_t *n,
-                      char *err, size_t errlen);
-
-/* --- libmicrohttpd glue ------------------------------------------------ */
-
-struct httpd_options {
-    const char *bind; /* IPv4 or IPv6 literal */
-    unsigned port;    /* 0 picks a free port */
-    unsigned threads; /* 1 = one polling thread, else a pool */
-    unsigned max_connections;
-    unsigned conn_timeout_s;
-    unsigned header_timeout_s;       /* a request must arrive within this */
-    unsigned max_connections_per_ip; /* 0 = no limit */
-};
-
-struct httpd;
-
-/*
- * Bind and start serving `app` (not owned; must outlive the server).
- * Returns the server or NULL, with a reason in `err`.
- */
-struct httpd *httpd_start(const struct httpd_options *opt,
-                          const struct app *app, char *err, size_t errlen);
-
-/* The port actually bound. */
-unsigned httpd_port(const struct httpd *h);
-
-/*
- * End the live /events streams (they close cleanly) and refuse new ones.
- * Call once the shop is drained, before httpd_stop(). Callable from any
- * thread.
- */
-void httpd_end_streams(struct httpd *h);
-
-/* Stop serving and free the server. Accepts NULL. Blocks briefly. */
-void httpd_stop(struct httpd *h);
-
-/* --- health probe (container HEALTHCHECK without curl) ------------------ */
-
-/*
- * GET `url` (http://HOST:PORT/PATH, HOST an IP literal) with a timeout and
- * return 0 if it answered 2xx; otherwise write the reason into `err` and
- * return a negative errno (-EPROTO for a non-2xx answer). Blocks up to
- * `timeout_ms`. Thread-safe.
- */
-int probe_url(const char *url, unsigned timeout_ms, char *err, size_t errlen);
-
-/* --- logging ----------------------------------------------------------- */
-
-enum log_level { LOG_INFO, LOG_WARN, LOG_ERROR };
-
-/* Choose text or JSON lines; call once before any thread logs. */
-void log_set_json(bool json);
-
-/*
- * Log one line to stderr: a timestamp, the level and the message.
- * `fmt` is printf-style. Thread-safe (one write per line).
- */
-void log_msg(enum log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-#endif /* SHOPD_SERVER_H */
+#endif /* SHOPD_API_H */

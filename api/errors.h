@@ -12,10 +12,10 @@
  * Thread safety: the table is constant; every function may be called from
  * any thread at once.
  */
-#ifndef SHOPD_SERVER_ERRORS_H
-#define SHOPD_SERVER_ERRORS_H
+#ifndef SHOPD_API_ERRORS_H
+#define SHOPD_API_ERRORS_H
 
-#include "server/server.h"
+#include "api/api.h"
 
 /* Headers an error carries besides its body. */
 #define ERRH_NONE        0u
@@ -87,4 +87,4 @@ const char *http_err_message(enum http_err e);
  */
 void http_fail(struct http_response *res, enum http_err e, const char *msg);
 
-#endif /* SHOPD_SERVER_ERRORS_H */
+#endif /* SHOPD_API_ERRORS_H */

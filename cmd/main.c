@@ -21,7 +21,11 @@
  * drain timeout), 2 for a bad setting or catalog, 128+N on a second signal.
  */
 #include "config/config.h"
-#include "server/server.h"
+#include "api/api.h"
+#include "cmd/probe.h"
+#include "common/log.h"
+#include "cmd/catalog_file.h"
+#include "http/httpd.h"
 #include "shop/shop.h"
 #include "store/store.h"
 
@@ -403,7 +407,7 @@ int main(int argc, char **argv)
     };
     /* The server keeps one zero-padded copy of the token (wiped at exit);
      * the config's is wiped now. */
-    _Static_assert(SERVER_TOKEN_MAX == CONFIG_SECRET_MAX, "token sizes");
+    _Static_assert(API_TOKEN_MAX == CONFIG_SECRET_MAX, "token sizes");
     app.limits.admin_token_len = strnlen(cfg.admin_token, CONFIG_SECRET_MAX);
     memcpy(app.limits.admin_token, cfg.admin_token,
            sizeof(app.limits.admin_token));

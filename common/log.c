@@ -6,7 +6,9 @@
  * is chosen once at start-up, before any other thread exists; it is the
  * only process-wide setting in the server and is never written again.
  */
-#include "server/internal.h"
+#include "common/log.h"
+
+#include "common/jbuf.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * httpd.c - the libmicrohttpd glue: sockets in, server_handle() out.
+ * httpd.c - the libmicrohttpd glue: sockets in, api_handle() out.
  *
  * Mode: internal polling threads with poll(2) - one thread, or a pool of
  * `threads` when there are two or more. poll rather than epoll because
@@ -12,7 +12,7 @@
  * The first call allocates the per-request state (freed in the completed
  * callback); chunks are appended up to max_body and then dropped (never
  * buffered past the cap); the last call builds a struct http_request,
- * calls server_handle() and queues the answer. A Content-Length over the
+ * calls api_handle() and queues the answer. A Content-Length over the
  * cap is answered 413 on the first call, before any body byte is read.
  *
  * Hostile clients (SPEC §10): on the first call, before any body byte is
@@ -25,10 +25,12 @@
  * The listen socket is made here, so that "address in use" and friends are
  * reported with their real errno, and port 0 can be resolved.
  */
-#include "server/conns.h"
-#include "server/errors.h"
-#include "server/events.h"
-#include "server/internal.h"
+#include "http/conns.h"
+#include "api/errors.h"
+#include "http/events.h"
+#include "http/httpd.h"
+#include "common/log.h"
+#include "common/time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -91,7 +93,7 @@ struct req_state {
     size_t len, cap;
     bool too_large; /* the body went past max_body: dropped, not buffered */
     bool answered;  /* a response has been queued */
-    /* A deferred answer (server.h): the connection is suspended until it
+    /* A deferred answer (api.h): the connection is suspended until it
      * completes; `deferred_sent` once its final response is queued. */
     struct http_deferred *deferred;
     bool deferred_sent;
@@ -539,7 +541,7 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
     };
     MHD_get_connection_values(c, MHD_HEADER_KIND, note_header, &req);
     struct http_response res;
-    server_handle(h->app, &req, &res);
+    api_handle(h->app, &req, &res);
     st->answered = true;
     if (res.stream_events) {
         http_response_release(&res);
@@ -756,14 +758,7 @@ void httpd_end_streams(struct httpd *h)
 /* Wait up to `ms` for the requests in progress to finish. */
 static void wait_requests(struct httpd *h, unsigned ms)
 {
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += ms / 1000;
-    deadline.tv_nsec += (long)(ms % 1000) * 1000000;
-    if (deadline.tv_nsec >= 1000000000) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000;
-    }
+    struct timespec deadline = time_deadline_ms(CLOCK_MONOTONIC, ms);
     /* seq_cst on both sides: a completion either sees `stopping` and
      * signals, or finished before the count below is read. */
     atomic_store(&h->stopping, true);

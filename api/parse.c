@@ -1,5 +1,5 @@
 /*
- * buy.c - parse and validate a POST /buy body.
+ * parse.c - parse and validate the bodies of POST /buy and a restock.
  *
  * cJSON checks the syntax and builds the tree; this file checks every type
  * and range itself, because cJSON is lenient: it accepts 1e3 and 1.0 as
@@ -14,7 +14,7 @@
  * so a proxy or firewall in front could read a different order than shopd.
  * Keys are compared as cJSON decodes them ("quantit\u0079" is "quantity").
  */
-#include "server/internal.h"
+#include "api/internal.h"
 
 #include "common/macros.h"
 

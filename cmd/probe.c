@@ -14,7 +14,9 @@
  * run from any thread at once. SIGPIPE is avoided per call (MSG_NOSIGNAL),
  * because `shopd --probe` runs before main installs any signal handling.
  */
-#include "server/server.h"
+#include "cmd/probe.h"
+
+#include "common/time.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +24,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -174,9 +177,7 @@ static int parse_url(const char *url, struct target *t, char *err,
 
 static long long now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)time_now_ms(CLOCK_MONOTONIC);
 }
 
 /*

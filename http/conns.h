@@ -14,13 +14,13 @@
  * Thread safety: all functions may be called from any thread at once,
  * except conns_create and conns_destroy (controlling thread).
  */
-#ifndef SHOPD_SERVER_CONNS_H
-#define SHOPD_SERVER_CONNS_H
+#ifndef SHOPD_HTTP_CONNS_H
+#define SHOPD_HTTP_CONNS_H
 
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "server/server.h"
+#include "api/api.h"
 
 struct conns;
 struct conn;
@@ -70,4 +70,4 @@ void conns_request_arrived(struct conns *cs, struct conn *c);
  * Accepts NULL. */
 void conns_request_done(struct conns *cs, struct conn *c);
 
-#endif /* SHOPD_SERVER_CONNS_H */
+#endif /* SHOPD_HTTP_CONNS_H */

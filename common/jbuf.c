@@ -6,7 +6,7 @@
  * and one buffer per answer keeps the request path to one allocation.
  * Strings from outside (customer names) go through jb_str(), which escapes.
  */
-#include "server/internal.h"
+#include "common/jbuf.h"
 
 #include <math.h>
 #include <stdarg.h>

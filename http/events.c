@@ -58,9 +58,10 @@
  * hub.lock. No libmicrohttpd call, I/O or allocation happens under
  * hub.lock.
  */
-#include "server/events.h"
+#include "http/events.h"
 
 #include "common/thread.h"
+#include "common/time.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -176,22 +177,11 @@ static void drop_stalled(struct events *ev)
     }
 }
 
-static void add_ms(struct timespec *t, long ms)
-{
-    t->tv_sec += ms / 1000;
-    t->tv_nsec += (ms % 1000) * 1000000L;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
-    }
-}
-
 static void *ticker_main(void *arg)
 {
     struct events *ev = arg;
-    struct timespec due;
-    clock_gettime(CLOCK_MONOTONIC, &due);
-    add_ms(&due, EVENTS_TICK_MS);
+    const int64_t tick_ns = EVENTS_TICK_MS * NS_PER_MS;
+    int64_t due = time_now_ns(CLOCK_MONOTONIC) + tick_ns;
 
     pthread_mutex_lock(&ev->lock);
     while (!ev->stopped) {
@@ -200,11 +190,11 @@ static void *ticker_main(void *arg)
             ev->ticker_asleep = true;
             pthread_cond_wait(&ev->wake, &ev->lock);
             ev->ticker_asleep = false;
-            clock_gettime(CLOCK_MONOTONIC, &due);
-            add_ms(&due, EVENTS_TICK_MS);
+            due = time_now_ns(CLOCK_MONOTONIC) + tick_ns;
             continue;
         }
-        int rc = pthread_cond_timedwait(&ev->wake, &ev->lock, &due);
+        struct timespec at = time_from_ns(due);
+        int rc = pthread_cond_timedwait(&ev->wake, &ev->lock, &at);
         if (rc != ETIMEDOUT || ev->stopped)
             continue;
         ev->tick++;
@@ -220,14 +210,10 @@ static void *ticker_main(void *arg)
         if (ev->stopped)
             pthread_cond_broadcast(&ev->idle);
         /* Keep a steady rhythm; after a stall, restart from now. */
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        add_ms(&due, EVENTS_TICK_MS);
-        if (due.tv_sec < now.tv_sec ||
-            (due.tv_sec == now.tv_sec && due.tv_nsec <= now.tv_nsec)) {
-            due = now;
-            add_ms(&due, EVENTS_TICK_MS);
-        }
+        int64_t now = time_now_ns(CLOCK_MONOTONIC);
+        due += tick_ns;
+        if (due <= now)
+            due = now + tick_ns;
     }
     pthread_mutex_unlock(&ev->lock);
     return NULL;
@@ -238,7 +224,7 @@ static void *ticker_main(void *arg)
 static bool build_event(struct stream *s)
 {
     size_t json_len = 0;
-    char *json = server_stats_json(s->hub->app, &json_len);
+    char *json = api_stats_json(s->hub->app, &json_len);
     if (json == NULL)
         return false;
     size_t retry_len = s->started ? 0 : sizeof(RETRY_LINE) - 1;
@@ -481,9 +467,8 @@ void events_stop(struct events *ev)
         pthread_mutex_unlock(&ev->lock);
         return;
     }
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    add_ms(&deadline, EVENTS_STOP_WAIT_MS);
+    struct timespec deadline =
+        time_deadline_ms(CLOCK_MONOTONIC, EVENTS_STOP_WAIT_MS);
     while (ev->nstreams > 0) {
         if (pthread_cond_timedwait(&ev->idle, &ev->lock, &deadline) ==
             ETIMEDOUT)

@@ -11,12 +11,12 @@
  * Thread safety: events_response() is called from HTTP threads at once;
  * events_create/events_stop/events_destroy from the controlling thread.
  */
-#ifndef SHOPD_SERVER_EVENTS_H
-#define SHOPD_SERVER_EVENTS_H
+#ifndef SHOPD_HTTP_EVENTS_H
+#define SHOPD_HTTP_EVENTS_H
 
 #include <microhttpd.h>
 
-#include "server/server.h"
+#include "api/api.h"
 
 struct events;
 
@@ -46,4 +46,4 @@ void events_stop(struct events *ev);
 /* Stop the ticker and free the hub. Accepts NULL. After MHD_stop_daemon. */
 void events_destroy(struct events *ev);
 
-#endif /* SHOPD_SERVER_EVENTS_H */
+#endif /* SHOPD_HTTP_EVENTS_H */

@@ -39,9 +39,10 @@
  *
  * Lock order: libmicrohttpd's internal locks -> conns.lock.
  */
-#include "server/conns.h"
+#include "http/conns.h"
 
 #include "common/thread.h"
+#include "common/time.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -90,9 +91,7 @@ struct conns {
 
 static int64_t now_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+    return time_now_ms(CLOCK_MONOTONIC);
 }
 
 static void count(struct conns *cs, size_t field_offset, int delta)
@@ -168,13 +167,7 @@ static void *reaper_main(void *arg)
             cs->reaper_asleep = false;
             continue;
         }
-        struct timespec due;
-        clock_gettime(CLOCK_MONOTONIC, &due);
-        due.tv_nsec += REAP_MS * 1000000L;
-        if (due.tv_nsec >= 1000000000L) {
-            due.tv_sec++;
-            due.tv_nsec -= 1000000000L;
-        }
+        struct timespec due = time_deadline_ms(CLOCK_MONOTONIC, REAP_MS);
         if (pthread_cond_timedwait(&cs->wake, &cs->lock, &due) != ETIMEDOUT)
             continue;
         int64_t now = now_ms();

@@ -4,8 +4,11 @@
  * Each test builds its own small shop; workers are not started unless a
  * test needs orders processed, so the belt's contents are deterministic.
  */
-#include "server/internal.h"
-#include "server/server.h"
+#include "api/internal.h"
+#include "api/api.h"
+#include "common/log.h"
+#include "cmd/catalog_file.h"
+#include "http/httpd.h"
 #include "shop/shop.h"
 
 #include <cJSON.h>
@@ -55,7 +58,7 @@ static void call(const char *method, const char *path, const char *body,
         .body = body,
         .body_len = body ? strlen(body) : 0,
     };
-    server_handle(&app, &req, res);
+    api_handle(&app, &req, res);
 }
 
 static const char *header(const struct http_response *res, const char *name)
@@ -261,7 +264,7 @@ START_TEST(test_server_buy_too_large)
     struct http_request req = {
         .method = "POST", .path = "/buy", .body_too_large = true};
     struct http_response res;
-    server_handle(&app, &req, &res);
+    api_handle(&app, &req, &res);
     assert_error(&res, 413, "body_too_large");
     http_response_release(&res);
 }
@@ -694,7 +697,7 @@ static void call_h(const char *method, const char *path, const char *body,
         .authorization = auth,
         .authorizations = auth ? 1 : 0,
     };
-    server_handle(&app, &req, res);
+    api_handle(&app, &req, res);
 }
 
 static void enable_admin(void)
@@ -870,31 +873,30 @@ START_TEST(test_server_buy_key_in_use_409)
 }
 END_TEST
 
-START_TEST(test_server_token_equal_over_every_byte_and_the_length)
+START_TEST(test_api_token_equal_over_every_byte_and_the_length)
 {
     const char *t = ADMIN_TOKEN;
     size_t n = strlen(t);
-    ck_assert(server_token_equal(t, n, t, n));
+    ck_assert(api_token_equal(t, n, t, n));
     /* A prefix, an extension, one byte changed: unequal. */
-    ck_assert(!server_token_equal(t, n - 1, t, n));
-    ck_assert(!server_token_equal(ADMIN_TOKEN "x", n + 1, t, n));
-    ck_assert(!server_token_equal("s3cret-token-0123456788", n, t, n));
-    ck_assert(!server_token_equal("", 0, t, n));
+    ck_assert(!api_token_equal(t, n - 1, t, n));
+    ck_assert(!api_token_equal(ADMIN_TOKEN "x", n + 1, t, n));
+    ck_assert(!api_token_equal("s3cret-token-0123456788", n, t, n));
+    ck_assert(!api_token_equal("", 0, t, n));
     /* NUL padding is not the token: the lengths count. */
     char padded[32] = ADMIN_TOKEN;
-    ck_assert(!server_token_equal(padded, n + 1, t, n));
+    ck_assert(!api_token_equal(padded, n + 1, t, n));
     /* The longest token (255 bytes) works; 256 bytes or more never match,
      * not even a token whose first 256 bytes are the configured ones. */
-    static char longest[SERVER_TOKEN_MAX + 8];
+    static char longest[API_TOKEN_MAX + 8];
     memset(longest, 'z', sizeof(longest));
-    ck_assert(server_token_equal(longest, SERVER_TOKEN_MAX - 1, longest,
-                                 SERVER_TOKEN_MAX - 1));
-    ck_assert(!server_token_equal(longest, SERVER_TOKEN_MAX, longest,
-                                  SERVER_TOKEN_MAX - 1));
-    ck_assert(!server_token_equal(longest, SERVER_TOKEN_MAX, longest,
-                                  SERVER_TOKEN_MAX));
-    ck_assert(!server_token_equal(longest, sizeof(longest), longest,
-                                  SERVER_TOKEN_MAX - 1));
+    ck_assert(api_token_equal(longest, API_TOKEN_MAX - 1, longest,
+                              API_TOKEN_MAX - 1));
+    ck_assert(
+        !api_token_equal(longest, API_TOKEN_MAX, longest, API_TOKEN_MAX - 1));
+    ck_assert(!api_token_equal(longest, API_TOKEN_MAX, longest, API_TOKEN_MAX));
+    ck_assert(
+        !api_token_equal(longest, sizeof(longest), longest, API_TOKEN_MAX - 1));
 }
 END_TEST
 
@@ -938,7 +940,7 @@ START_TEST(test_server_restock_checks_in_order)
                                .body_len = 14,
                                .authorization = auth,
                                .authorizations = 2};
-    server_handle(&app, &two, &res);
+    api_handle(&app, &two, &res);
     assert_error(&res, 401, "unauthorized");
     http_response_release(&res);
     /* Then 404, then 400. */
@@ -1058,9 +1060,9 @@ START_TEST(test_server_restock_adds_and_replays)
 }
 END_TEST
 
-Suite *server_suite(void)
+Suite *api_suite(void)
 {
-    Suite *s = suite_create("server");
+    Suite *s = suite_create("api");
     TCase *tc = tcase_create("handlers");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 20);
@@ -1086,7 +1088,7 @@ Suite *server_suite(void)
     tcase_add_test(tc, test_server_buy_key_edges);
     tcase_add_test(tc, test_server_buy_key_after_queue_full);
     tcase_add_test(tc, test_server_buy_key_in_use_409);
-    tcase_add_test(tc, test_server_token_equal_over_every_byte_and_the_length);
+    tcase_add_test(tc, test_api_token_equal_over_every_byte_and_the_length);
     tcase_add_test(tc, test_server_restock_checks_in_order);
     tcase_add_test(tc, test_server_restock_adds_and_replays);
     suite_add_tcase(s, tc);

@@ -1,10 +1,10 @@
 /*
- * handlers.c - routing and the JSON API, free of libmicrohttpd.
+ * routes.c - the route table and the handlers, free of libmicrohttpd.
  *
  * One static route table maps a path to its handler and its allowed
- * methods; server_handle() picks the route, answers 405 with Allow for a
+ * methods; api_handle() picks the route, answers 405 with Allow for a
  * wrong method and 404 for an unknown path, and calls the handler. Every
- * error answer goes through http_fail() and the table of server/errors.h,
+ * error answer goes through http_fail() and the table of api/errors.h,
  * the one place that names every error; http_error() shapes the
  * {"error","message"} body. Handlers only read the shop through its
  * thread-safe API, so they run on any HTTP thread at once.
@@ -21,14 +21,14 @@
  *
  * Admin (SPEC §9): POST /products/{sku}/restock checks, in this order,
  * the method, that an admin token is configured, the Bearer token
- * (server_token_equal(): both zero-padded to SERVER_TOKEN_MAX bytes and
+ * (api_token_equal(): both zero-padded to API_TOKEN_MAX bytes and
  * compared over all of them, so neither the token's bytes nor its length
  * show in the timing), then the key, the product and the body. No answer
  * ever contains the token.
  */
-#include "server/internal.h"
+#include "api/internal.h"
 
-#include "server/errors.h"
+#include "api/errors.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -60,6 +60,8 @@ static void handle_products(const struct app *, const struct http_request *,
                             const char *, struct http_response *);
 static void handle_product(const struct app *, const struct http_request *,
                            const char *, struct http_response *);
+/* --- GET /stats, /metrics ---------------------------------------------- */
+
 static void handle_stats(const struct app *, const struct http_request *,
                          const char *, struct http_response *);
 static void handle_metrics(const struct app *, const struct http_request *,
@@ -86,59 +88,6 @@ static const struct route routes[] = {
     {"/", false, false, handle_dashboard, NULL},
     {"/events", false, false, handle_events, NULL},
 };
-
-static const char oom_body[] =
-    "{\"error\":\"internal\",\"message\":\"out of memory\"}";
-
-void http_response_release(struct http_response *res)
-{
-    if (!res->body_static)
-        free(res->body);
-    res->body = NULL;
-    res->body_len = 0;
-}
-
-/* Give `res` the string built in `b`, or a 500 if building ran out of memory.
- */
-static void set_body(struct http_response *res, unsigned status,
-                     const char *content_type, struct jbuf *b)
-{
-    http_response_release(res);
-    res->status = status;
-    res->content_type = content_type;
-    res->body = jb_take(b, &res->body_len);
-    res->body_static = false;
-    if (res->body == NULL) {
-        res->status = 500;
-        res->content_type = CT_JSON;
-        res->body = (char *)oom_body;
-        res->body_len = sizeof(oom_body) - 1;
-        res->body_static = true;
-    }
-}
-
-void http_add_header(struct http_response *res, const char *name,
-                     const char *value)
-{
-    if (res->nheaders == HTTP_MAX_HEADERS)
-        return;
-    struct http_header *h = &res->headers[res->nheaders++];
-    h->name = name;
-    snprintf(h->value, sizeof(h->value), "%s", value);
-}
-
-void http_error(struct http_response *res, unsigned status, const char *code,
-                const char *msg)
-{
-    struct jbuf b;
-    jb_init(&b, 128);
-    jb_cstr(&b, "{\"error\":");
-    jb_str(&b, code, strlen(code));
-    jb_cstr(&b, ",\"message\":");
-    jb_str(&b, msg, strlen(msg));
-    jb_cstr(&b, "}");
-    set_body(res, status, CT_JSON, &b);
-}
 
 /* The error of a body buy_parse() or restock_parse() refused. */
 static enum http_err parse_error(int rc)
@@ -219,7 +168,7 @@ static bool idem_start(const struct app *app, enum shop_idem_scope scope,
         struct jbuf b;
         jb_init(&b, ans.body_len + 1);
         jb_raw(&b, ans.body, ans.body_len);
-        set_body(res, ans.status, CT_JSON, &b);
+        http_set_body(res, ans.status, CT_JSON, &b);
         if (ans.location[0] != '\0')
             http_add_header(res, "Location", ans.location);
         http_add_header(res, "Idempotent-Replayed", "true");
@@ -262,7 +211,7 @@ static void buy_accepted(struct http_response *res, uint64_t id)
     jb_init(&b, 64);
     jb_printf(&b, "{\"order_id\":%llu,\"status\":\"queued\"}",
               (unsigned long long)id);
-    set_body(res, 202, CT_JSON, &b);
+    http_set_body(res, 202, CT_JSON, &b);
     char loc[40];
     snprintf(loc, sizeof(loc), "/orders/%llu", (unsigned long long)id);
     http_add_header(res, "Location", loc);
@@ -348,7 +297,7 @@ static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
     struct jbuf b;
     jb_init(&b, ans.body_len + 1);
     jb_raw(&b, ans.body, ans.body_len);
-    set_body(res, ans.status, CT_JSON, &b);
+    http_set_body(res, ans.status, CT_JSON, &b);
     if (ans.location[0] != '\0')
         http_add_header(res, "Location", ans.location);
     idem_finish(app, tk, res); /* later replays come from memory */
@@ -480,51 +429,6 @@ static int parse_id(const char *s, uint64_t *out)
     return 0;
 }
 
-static void write_order_by(const struct app *app, const struct order *o,
-                           const char *accepted_by, const char *processed_by,
-                           struct jbuf *b);
-
-static void write_order(const struct app *app, const struct order *o,
-                        struct jbuf *b)
-{
-    write_order_by(app, o, NULL, NULL, b);
-}
-
-/* With a shared store, also who accepted and who processed the order. */
-static void write_order_by(const struct app *app, const struct order *o,
-                           const char *accepted_by, const char *processed_by,
-                           struct jbuf *b)
-{
-    const struct product *p = shop_product(app->shop, o->product);
-    jb_printf(b, "{\"order_id\":%llu,\"product\":", (unsigned long long)o->id);
-    jb_str(b, p->sku, strlen(p->sku));
-    jb_printf(b, ",\"quantity\":%u,\"customer\":", (unsigned)o->quantity);
-    if (o->has_customer)
-        jb_str(b, o->customer, strlen(o->customer));
-    else
-        jb_cstr(b, "null");
-    jb_printf(
-        b, ",\"status\":\"%s\",\"accepted_at\":", shop_status_name(o->status));
-    jb_time(b, o->accepted_ns);
-    jb_cstr(b, ",\"processed_at\":");
-    if (o->status == ORDER_QUEUED)
-        jb_cstr(b, "null,\"worker\":null");
-    else {
-        jb_time(b, o->processed_ns);
-        jb_printf(b, ",\"worker\":%d", (int)o->worker);
-    }
-    if (accepted_by != NULL) {
-        jb_cstr(b, ",\"accepted_by\":");
-        jb_str(b, accepted_by, strlen(accepted_by));
-        jb_cstr(b, ",\"processed_by\":");
-        if (processed_by != NULL && processed_by[0] != '\0')
-            jb_str(b, processed_by, strlen(processed_by));
-        else
-            jb_cstr(b, "null");
-    }
-    jb_cstr(b, "}");
-}
-
 /* --- shared stores: reads answered on the shop's reader thread -------- */
 
 /* A read in flight, with what its answer needs. */
@@ -540,9 +444,6 @@ static void store_unavailable(struct http_response *res)
     http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
               "the store cannot be read now; retry in a second");
 }
-
-static void write_product(const struct product *p, const struct shop_stock *s,
-                          struct jbuf *b);
 
 /* Reader thread: the answer of a read is in. */
 static void read_done(struct shop_read *r)
@@ -560,13 +461,13 @@ static void read_done(struct shop_read *r)
         store_unavailable(&res);
     } else if (r->kind == SHOP_READ_ORDER) {
         jb_init(&b, 400);
-        write_order_by(app, &r->order, r->accepted_by, r->processed_by, &b);
-        set_body(&res, 200, CT_JSON, &b);
+        view_order(app, &r->order, r->accepted_by, r->processed_by, &b);
+        http_set_body(&res, 200, CT_JSON, &b);
     } else if (dr->product >= 0) {
         jb_init(&b, 160);
-        write_product(shop_product(app->shop, (size_t)dr->product),
-                      &r->stock[dr->product], &b);
-        set_body(&res, 200, CT_JSON, &b);
+        view_product(shop_product(app->shop, (size_t)dr->product),
+                     &r->stock[dr->product], &b);
+        http_set_body(&res, 200, CT_JSON, &b);
     } else {
         size_t n = shop_product_count(app->shop);
         jb_init(&b, 128 * n + 8);
@@ -574,10 +475,10 @@ static void read_done(struct shop_read *r)
         for (size_t i = 0; i < n; i++) {
             if (i)
                 jb_cstr(&b, ",");
-            write_product(shop_product(app->shop, i), &r->stock[i], &b);
+            view_product(shop_product(app->shop, i), &r->stock[i], &b);
         }
         jb_cstr(&b, "]");
-        set_body(&res, 200, CT_JSON, &b);
+        http_set_body(&res, 200, CT_JSON, &b);
     }
     http_deferred_complete(dr->d, &res);
     free(r->stock);
@@ -653,46 +554,11 @@ static void handle_order(const struct app *app, const struct http_request *req,
     }
     struct jbuf b;
     jb_init(&b, 320);
-    write_order(app, &o, &b);
-    set_body(res, 200, CT_JSON, &b);
+    view_order(app, &o, NULL, NULL, &b);
+    http_set_body(res, 200, CT_JSON, &b);
 }
 
 /* --- GET /products, /products/{sku} ---------------------------------- */
-
-/* A product as GET /products/{sku} shows it, its numbers given as text:
- * decimals, or a durable store's placeholders (for a restock's key). */
-static void write_product_as(const struct product *p, const char *stock,
-                             const char *sold, const char *restocked,
-                             struct jbuf *b)
-{
-    jb_cstr(b, "{\"sku\":");
-    jb_str(b, p->sku, strlen(p->sku));
-    jb_cstr(b, ",\"name\":");
-    jb_str(b, p->name, strlen(p->name));
-    jb_printf(b,
-              ",\"price_cents\":%lld,\"stock\":%s,\"sold\":%s,"
-              "\"restocked\":%s}",
-              (long long)p->price_cents, stock, sold, restocked);
-}
-
-static void write_product(const struct product *p, const struct shop_stock *s,
-                          struct jbuf *b)
-{
-    char stock[24], sold[24], restocked[24];
-    snprintf(stock, sizeof(stock), "%lld", (long long)s->stock);
-    snprintf(sold, sizeof(sold), "%lld", (long long)s->sold);
-    snprintf(restocked, sizeof(restocked), "%lld", (long long)s->restocked);
-    write_product_as(p, stock, sold, restocked, b);
-}
-
-struct shop_stock *stock_copy(const struct app *app, size_t *n)
-{
-    *n = shop_product_count(app->shop);
-    struct shop_stock *s = calloc(*n, sizeof(*s));
-    if (s != NULL)
-        shop_stock_all(app->shop, s);
-    return s;
-}
 
 static void handle_products(const struct app *app,
                             const struct http_request *req, const char *arg,
@@ -714,11 +580,11 @@ static void handle_products(const struct app *app,
     for (size_t i = 0; st != NULL && i < n; i++) {
         if (i)
             jb_cstr(&b, ",");
-        write_product(shop_product(app->shop, i), &st[i], &b);
+        view_product(shop_product(app->shop, i), &st[i], &b);
     }
     jb_cstr(&b, "]");
     free(st);
-    set_body(res, 200, CT_JSON, &b);
+    http_set_body(res, 200, CT_JSON, &b);
 }
 
 static void handle_product(const struct app *app,
@@ -743,9 +609,9 @@ static void handle_product(const struct app *app,
     if (st == NULL)
         b.oom = true;
     else
-        write_product(shop_product(app->shop, (size_t)idx), &st[idx], &b);
+        view_product(shop_product(app->shop, (size_t)idx), &st[idx], &b);
     free(st);
-    set_body(res, 200, CT_JSON, &b);
+    http_set_body(res, 200, CT_JSON, &b);
 }
 
 /* --- POST /products/{sku}/restock ------------------------------------ */
@@ -765,14 +631,14 @@ static bool starts_nocase(const char *s, const char *prefix)
     return true;
 }
 
-bool server_token_equal(const char *have, size_t have_len, const char *want,
-                        size_t want_len)
+bool api_token_equal(const char *have, size_t have_len, const char *want,
+                     size_t want_len)
 {
     /* Both into zero-padded buffers of one size, then every byte of them
      * compared, with no early exit: the time does not depend on where the
      * tokens differ nor on either length. A token that does not fit is
      * unequal (the loop still runs). */
-    char a[SERVER_TOKEN_MAX], b[SERVER_TOKEN_MAX];
+    char a[API_TOKEN_MAX], b[API_TOKEN_MAX];
     memset(a, 0, sizeof(a));
     memset(b, 0, sizeof(b));
     memcpy(a, have, have_len < sizeof(a) ? have_len : sizeof(a));
@@ -794,7 +660,7 @@ bool server_token_equal(const char *have, size_t have_len, const char *want,
 
 /*
  * Whether the request carries exactly one "Authorization: Bearer <token>"
- * with the configured token, compared by server_token_equal() in constant
+ * with the configured token, compared by api_token_equal() in constant
  * time.
  */
 static bool authorized(const struct app *app, const struct http_request *req)
@@ -807,8 +673,8 @@ static bool authorized(const struct app *app, const struct http_request *req)
     v += 6;
     while (*v == ' ' || *v == '\t')
         v++;
-    return server_token_equal(v, strlen(v), app->limits.admin_token,
-                              app->limits.admin_token_len);
+    return api_token_equal(v, strlen(v), app->limits.admin_token,
+                           app->limits.admin_token_len);
 }
 
 /* A restock handed to a durable store's committer, until its verdict. */
@@ -826,8 +692,8 @@ static void restock_done(struct http_response *res, const struct product *p,
 {
     struct jbuf b;
     jb_init(&b, 256);
-    write_product(p, st, &b);
-    set_body(res, 200, CT_JSON, &b);
+    view_product(p, st, &b);
+    http_set_body(res, 200, CT_JSON, &b);
 }
 
 /* A durable store's verdict on one restock (committer thread): 200 with
@@ -863,9 +729,9 @@ static int restock_durable(const struct app *app, int idx, unsigned qty,
     struct jbuf tpl;
     jb_init(&tpl, 256);
     if (key != NULL)
-        write_product_as(shop_product(app->shop, (size_t)idx),
-                         STORE_STOCK_PLACEHOLDER, STORE_SOLD_PLACEHOLDER,
-                         STORE_RESTOCKED_PLACEHOLDER, &tpl);
+        view_product_as(shop_product(app->shop, (size_t)idx),
+                        STORE_STOCK_PLACEHOLDER, STORE_SOLD_PLACEHOLDER,
+                        STORE_RESTOCKED_PLACEHOLDER, &tpl);
     if (tpl.oom) {
         jb_free(&tpl);
         return -ENOMEM;
@@ -977,186 +843,6 @@ static void handle_restock(const struct app *app,
         idem_finish(app, &tk, res);
 }
 
-/* --- GET /stats ------------------------------------------------------ */
-
-static void write_latency(struct jbuf *b, const char *name,
-                          const struct shop_latency *l)
-{
-    jb_printf(b, "\"%s\":{\"p50\":", name);
-    jb_double(b, l->p50);
-    jb_cstr(b, ",\"p90\":");
-    jb_double(b, l->p90);
-    jb_cstr(b, ",\"p99\":");
-    jb_double(b, l->p99);
-    jb_cstr(b, ",\"max\":");
-    jb_double(b, l->max);
-    jb_cstr(b, "}");
-}
-
-/* The HTTP layer's counts (SPEC §10): /events viewers and connections. */
-static void write_http_counters(struct jbuf *b, struct http_counters *c)
-{
-    struct http_counters zero = {0};
-    if (c == NULL)
-        c = &zero;
-    jb_printf(b,
-              "\"events\":{\"viewers\":%llu,\"dropped\":%llu},"
-              "\"connections\":{\"open\":%llu,\"refused\":%llu,"
-              "\"timed_out\":%llu},",
-              (unsigned long long)atomic_load_explicit(&c->viewers,
-                                                       memory_order_relaxed),
-              (unsigned long long)atomic_load_explicit(&c->viewers_dropped,
-                                                       memory_order_relaxed),
-              (unsigned long long)atomic_load_explicit(&c->conns_open,
-                                                       memory_order_relaxed),
-              (unsigned long long)atomic_load_explicit(&c->conns_refused,
-                                                       memory_order_relaxed),
-              (unsigned long long)atomic_load_explicit(&c->conns_timed_out,
-                                                       memory_order_relaxed));
-}
-
-/* "instance" and "store" of /stats: which store, and its own cost. */
-static void write_store(const struct app *app, struct jbuf *b)
-{
-    struct shop_store_stats ss;
-    shop_store_stats(app->shop, &ss);
-    const char *inst = atomic_load(&app->instance);
-    if (inst == NULL)
-        inst = "";
-    jb_cstr(b, "\"instance\":");
-    jb_str(b, inst, strlen(inst));
-    jb_printf(b, ",\"store\":{\"kind\":\"%s\",\"available\":%s",
-              store_kind_name(ss.store.kind), ss.available ? "true" : "false");
-    if (ss.durable) {
-        jb_cstr(b, ",\"describe\":");
-        jb_str(b, ss.store.describe, strlen(ss.store.describe));
-        jb_printf(b,
-                  ",\"commits\":%llu,\"failed_commits\":%llu,"
-                  "\"committed_orders\":%llu,\"orders_per_commit\":",
-                  (unsigned long long)ss.commits,
-                  (unsigned long long)ss.failed_commits,
-                  (unsigned long long)ss.committed_orders);
-        jb_double(b, ss.orders_per_commit);
-        jb_cstr(b, ",");
-        write_latency(b, "commit_latency_ms", &ss.commit_latency);
-        jb_printf(b,
-                  ",\"round_trips\":%llu,\"duplicates\":%llu,"
-                  "\"restored\":%zu,\"restored_on_belt\":%zu,"
-                  "\"uncommitted\":%zu",
-                  (unsigned long long)ss.store.round_trips,
-                  (unsigned long long)ss.store.duplicates, ss.backlog,
-                  ss.backlog_fed, ss.uncommitted);
-    }
-    struct store_shop fig;
-    if (shop_shared(app->shop)) {
-        /* Every Redis round trip of this instance (accepts, takes,
-         * results, reads) against the orders it accepted. */
-        uint64_t acc = ss.store.round_trips ? ss.committed_orders : 0;
-        jb_printf(b,
-                  ",\"connected\":%s,\"reclaimed\":%llu,"
-                  "\"orders_per_round_trip\":",
-                  ss.store.available ? "true" : "false",
-                  (unsigned long long)ss.store.reclaimed);
-        jb_double(b, ss.store.round_trips
-                         ? (double)acc / (double)ss.store.round_trips
-                         : 0);
-        jb_cstr(b, "}");
-        bool valid = shop_shared_figures(app->shop, &fig);
-        jb_printf(
-            b,
-            ",\"shop\":{\"valid\":%s,\"accepted\":%llu,"
-            "\"rejected_full\":%llu,\"processed\":%llu,\"fulfilled\":%llu,"
-            "\"out_of_stock\":%llu,\"double_deliveries\":%llu,"
-            "\"reclaimed\":%llu,\"restocked\":%llu,\"belt\":%llu,"
-            "\"in_flight\":%llu,\"last_order_id\":%llu,\"instances\":%llu}",
-            valid ? "true" : "false", (unsigned long long)fig.accepted,
-            (unsigned long long)fig.rejected_full,
-            (unsigned long long)fig.processed,
-            (unsigned long long)fig.fulfilled,
-            (unsigned long long)fig.out_of_stock,
-            (unsigned long long)fig.double_deliveries,
-            (unsigned long long)fig.reclaimed,
-            (unsigned long long)fig.restocked, (unsigned long long)fig.belt,
-            (unsigned long long)fig.pending, (unsigned long long)fig.last_id,
-            (unsigned long long)fig.consumers);
-        return;
-    }
-    jb_cstr(b, "}");
-}
-
-char *server_stats_json(const struct app *app, size_t *len)
-{
-    struct shop_snapshot s;
-    shop_snapshot(app->shop, &s);
-    size_t n;
-    struct shop_stock *st = stock_copy(app, &n);
-    if (st == NULL)
-        return NULL;
-
-    struct jbuf b;
-    jb_init(&b, 1024 + 96 * n);
-    jb_cstr(&b, "{\"uptime_s\":");
-    jb_double(&b, s.uptime_s);
-    jb_printf(&b,
-              ",\"workers\":%zu,\"http_threads\":%u,\"draining\":%s,"
-              "\"unsafe_inventory\":%s,",
-              s.workers, app->limits.http_threads,
-              s.draining ? "true" : "false",
-              shop_unsafe(app->shop) ? "true" : "false");
-    jb_printf(&b,
-              "\"queue\":{\"capacity\":%zu,\"depth\":%zu,\"high_water\":%zu},",
-              s.queue_capacity, s.queue_depth, s.queue_high_water);
-    jb_printf(
-        &b,
-        "\"orders\":{\"accepted\":%llu,\"rejected_full\":%llu,"
-        "\"rejected_invalid\":%llu,\"processed\":%llu,"
-        "\"fulfilled\":%llu,\"out_of_stock\":%llu,\"in_flight\":%llu},",
-        (unsigned long long)s.accepted, (unsigned long long)s.rejected_full,
-        (unsigned long long)s.rejected_invalid, (unsigned long long)s.processed,
-        (unsigned long long)s.fulfilled, (unsigned long long)s.out_of_stock,
-        (unsigned long long)s.in_flight);
-    write_http_counters(&b, app->http);
-    jb_printf(
-        &b,
-        "\"idempotency\":{\"replayed\":%llu,\"in_use\":%llu,"
-        "\"mismatched\":%llu,\"keys\":%zu,\"capacity\":%zu},",
-        (unsigned long long)s.idem_replayed, (unsigned long long)s.idem_in_use,
-        (unsigned long long)s.idem_mismatched, s.idem_keys, s.idem_capacity);
-    jb_cstr(&b, "\"latency_ms\":{");
-    write_latency(&b, "queue_wait", &s.queue_wait);
-    jb_cstr(&b, ",");
-    write_latency(&b, "processing", &s.processing);
-    jb_cstr(&b, "},\"throughput\":{\"accepted_per_s\":");
-    jb_double(&b, s.accepted_per_s);
-    jb_cstr(&b, ",\"processed_per_s\":");
-    jb_double(&b, s.processed_per_s);
-    jb_cstr(&b, "},\"worker_state\":[");
-    for (size_t i = 0; i < shop_worker_count(app->shop); i++)
-        jb_printf(&b, "%s{\"busy\":%s,\"processed\":%llu}", i ? "," : "",
-                  shop_worker_busy(app->shop, i) ? "true" : "false",
-                  (unsigned long long)shop_worker_processed(app->shop, i));
-    jb_cstr(&b, "],\"inventory\":{");
-    int64_t oversold = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct product *p = shop_product(app->shop, i);
-        if (i)
-            jb_cstr(&b, ",");
-        jb_str(&b, p->sku, strlen(p->sku));
-        jb_printf(&b,
-                  ":{\"stock\":%lld,\"sold\":%lld,\"initial\":%lld,"
-                  "\"restocked\":%lld,\"oversold\":%lld}",
-                  (long long)st[i].stock, (long long)st[i].sold,
-                  (long long)p->stock, (long long)st[i].restocked,
-                  (long long)st[i].oversold);
-        oversold += st[i].oversold;
-    }
-    jb_printf(&b, "},\"oversold\":%lld,", (long long)oversold);
-    write_store(app, &b);
-    jb_cstr(&b, "}");
-    free(st);
-    return jb_take(&b, len);
-}
-
 static void handle_stats(const struct app *app, const struct http_request *req,
                          const char *arg, struct http_response *res)
 {
@@ -1165,7 +851,7 @@ static void handle_stats(const struct app *app, const struct http_request *req,
     http_response_release(res);
     res->status = 200;
     res->content_type = CT_JSON;
-    res->body = server_stats_json(app, &res->body_len);
+    res->body = api_stats_json(app, &res->body_len);
     res->body_static = false;
     if (res->body == NULL)
         http_fail(res, HTTP_ERR_INTERNAL, "out of memory");
@@ -1182,7 +868,7 @@ static void handle_metrics(const struct app *app,
     struct jbuf b;
     jb_init(&b, 4096);
     metrics_write(app, &b);
-    set_body(res, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
+    http_set_body(res, 200, "text/plain; version=0.0.4; charset=utf-8", &b);
 }
 
 /* --- health, readiness, dashboard, events ---------------------------- */
@@ -1258,8 +944,8 @@ static bool is_get(const char *m)
     return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
 
-void server_handle(const struct app *app, const struct http_request *req,
-                   struct http_response *res)
+void api_handle(const struct app *app, const struct http_request *req,
+                struct http_response *res)
 {
     memset(res, 0, sizeof(*res));
     /* A segment between a prefix and a suffix, cut at one byte past the

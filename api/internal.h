@@ -1,0 +1,84 @@
+/*
+ * internal.h - helpers shared by api/'s own .c files only.
+ *
+ * Thread safety: a struct jbuf belongs to one thread at a time; the other
+ * functions touch only their arguments (and the shop through its
+ * thread-safe API) and may run on any thread at once.
+ */
+#ifndef SHOPD_API_INTERNAL_H
+#define SHOPD_API_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "common/jbuf.h"
+
+/* Parse and validate a POST /buy body (cJSON lives in parse.c only). */
+struct buy_order {
+    const char *sku; /* points into `storage` */
+    size_t sku_len;
+    unsigned quantity;
+    bool has_customer;
+    char customer[SHOP_CUSTOMER_MAX + 1];
+};
+
+/*
+ * Validate `body` (NUL-terminated, `len` bytes). Returns 0 and fills `out`
+ * (its sku is copied into `sku_buf` of SHOP_SKU_MAX + 1 bytes), or writes a
+ * message naming the problem into `msg` and returns -EBADMSG (the body is
+ * not one JSON object: invalid_json) or -EINVAL (a field is missing or
+ * wrong: invalid_field).
+ */
+int buy_parse(const char *body, size_t len, unsigned max_quantity,
+              struct buy_order *out, char *sku_buf, char *msg, size_t msglen);
+
+/*
+ * Validate a POST /products/{sku}/restock body: one JSON object whose
+ * "quantity" is a JSON integer in 1..SHOP_RESTOCK_MAX (other members are
+ * ignored; a member named twice is invalid JSON). Returns 0 and stores the
+ * quantity, or writes a message naming the problem into `msg` and returns
+ * -EBADMSG or -EINVAL, as buy_parse() does.
+ */
+int restock_parse(const char *body, size_t len, unsigned *quantity, char *msg,
+                  size_t msglen);
+
+/* Give `res` the string built in `b` (taken), or a static 500 if building
+ * ran out of memory. Frees what `res` owned before. */
+void http_set_body(struct http_response *res, unsigned status,
+                   const char *content_type, struct jbuf *b);
+
+/* --- views.c: how orders, products and the numbers look --------------- */
+
+/* An order as GET /orders/{id} shows it; with a shared store (accepted_by
+ * not NULL) also the instances that accepted and processed it. */
+void view_order(const struct app *app, const struct order *o,
+                const char *accepted_by, const char *processed_by,
+                struct jbuf *b);
+
+/* A product as GET /products/{sku} shows it. */
+void view_product(const struct product *p, const struct shop_stock *s,
+                  struct jbuf *b);
+
+/* The same, its numbers given as text: decimals, or a durable store's
+ * placeholders (for a restock's key). */
+void view_product_as(const struct product *p, const char *stock,
+                     const char *sold, const char *restocked, struct jbuf *b);
+
+/*
+ * Copy every product's live stock (one short hold of the inventory lock)
+ * into a malloc'd array the caller frees; stores its length in `*n`.
+ * Returns NULL on allocation failure.
+ */
+struct shop_stock *stock_copy(const struct app *app, size_t *n);
+
+/* Append the Prometheus exposition of the shop's numbers to `b` (sets
+ * b->oom on allocation failure). Takes the inventory lock once, briefly. */
+void metrics_write(const struct app *app, struct jbuf *b);
+
+/* The dashboard page, compiled into the binary (dashboard_blob.S). */
+extern const char dashboard_html[];
+extern const char dashboard_html_end[];
+
+#endif /* SHOPD_API_INTERNAL_H */
