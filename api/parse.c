@@ -159,12 +159,6 @@ static bool has_escaped_nul(const cJSON *root, const cJSON *item,
     return false;
 }
 
-static bool sku_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_' || c == '-';
-}
-
 static int field_error(char *msg, size_t msglen, const char *text)
 {
     snprintf(msg, msglen, "%s", text);
@@ -210,15 +204,10 @@ static int check_fields(const cJSON *root, const char *body, size_t len,
     if (!cJSON_IsString(p) || p->valuestring == NULL)
         return field_error(msg, msglen, "field 'product' must be a string");
     size_t n = strlen(p->valuestring);
-    bool ok =
-        n >= 1 && n <= SHOP_SKU_MAX && !has_escaped_nul(root, p, body, len);
-    for (size_t i = 0; ok && i < n; i++)
-        ok = sku_char(p->valuestring[i]);
-    if (!ok)
+    if (!shop_sku_valid(p->valuestring, n) ||
+        has_escaped_nul(root, p, body, len))
         return field_error(msg, msglen,
-                           "field 'product' must be 1-" SHOPD_STR(
-                               SHOP_SKU_MAX) " characters of "
-                                             "[A-Za-z0-9_-]");
+                           "field 'product' must be " SHOP_SKU_RULE);
     memcpy(sku_buf, p->valuestring, n + 1);
     out->sku = sku_buf;
     out->sku_len = n;

@@ -45,20 +45,6 @@ static int read_file(const char *path, char **out, size_t *len, char *err,
     return rc;
 }
 
-static bool valid_sku(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > SHOP_SKU_MAX)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              (c >= '0' && c <= '9') || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 /* A whole JSON number in 0 .. 2^53-1. */
 static bool whole_nonneg(const cJSON *v, int64_t *out)
 {
@@ -87,9 +73,9 @@ static int check_product(const cJSON *item, size_t i, struct product *p,
     const cJSON *price = cJSON_GetObjectItemCaseSensitive(item, "price_cents");
     const cJSON *stock = cJSON_GetObjectItemCaseSensitive(item, "stock");
     const char *bad = NULL;
-    if (!cJSON_IsString(sku) || !valid_sku(sku->valuestring))
-        bad = "sku must be 1-" SHOPD_STR(
-            SHOP_SKU_MAX) " characters of [A-Za-z0-9_-]";
+    if (!cJSON_IsString(sku) ||
+        !shop_sku_valid(sku->valuestring, strlen(sku->valuestring)))
+        bad = "sku must be " SHOP_SKU_RULE;
     else if (!cJSON_IsString(name) || strlen(name->valuestring) == 0 ||
              strlen(name->valuestring) > SHOP_NAME_MAX ||
              !utf8_valid(name->valuestring, strlen(name->valuestring)))

@@ -28,6 +28,7 @@
 #include "http/httpd.h"
 #include "shop/shop.h"
 #include "store/store.h"
+#include "common/time.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -294,18 +295,40 @@ static int open_store(const struct config *cfg, const struct product *catalog,
     return 0;
 }
 
-int main(int argc, char **argv)
-{
-    if (argc >= 2 && strcmp(argv[1], "--probe") == 0)
-        return run_probe(argc, argv);
-
-    sigset_t sigs;
-    take_signals(&sigs);
-
+/* Everything the running process holds, in the order it is made. */
+struct program {
     struct config cfg;
+    sigset_t sigs;
+    struct signal_watch watch;
+    struct product *owned; /* a catalog file's products, or NULL */
+    const struct product *catalog;
+    size_t nproducts;
+    /* The instance's name: "" means <hostname>:<port>; with --port 0 the
+     * port is only known once bound, so it is published after the start
+     * (handlers read it through an atomic pointer). A shared store needs
+     * the name before that (it is the instance's consumer name): with
+     * --port 0 and no --instance it is <hostname>:pid<PID>. */
+    char instance[CONFIG_INSTANCE_MAX + 80];
+    char bound_instance[CONFIG_INSTANCE_MAX + 80];
+    bool named_now;
+    struct store *store;
+    struct shop *shop;
+    struct http_counters http_counters;
+    struct app app;
+    struct httpd *httpd;
+};
+
+/*
+ * Read the settings and the catalog. Returns -1 to go on, or the exit
+ * status (0 after --help or --version, 2 for a bad setting or catalog).
+ */
+static int configure(struct program *p, int argc, char **argv)
+{
+    struct config *cfg = &p->cfg;
     enum config_action action;
     char err[512];
-    if (config_load(&cfg, argc, argv, environ, &action, err, sizeof(err)) < 0) {
+
+    if (config_load(cfg, argc, argv, environ, &action, err, sizeof(err)) < 0) {
         fprintf(stderr, "shopd: %s\n", err);
         return EXIT_BAD_CONFIG;
     }
@@ -323,165 +346,192 @@ int main(int argc, char **argv)
         printf("shopd %s\n", config_version());
         return 0;
     }
-    log_set_json(cfg.log_format == CONFIG_LOG_JSON);
-    if (cfg.unsafe_inventory && cfg.store.kind != CONFIG_STORE_MEMORY) {
+    log_set_json(cfg->log_format == CONFIG_LOG_JSON);
+    if (cfg->unsafe_inventory && cfg->store.kind != CONFIG_STORE_MEMORY) {
         fprintf(stderr, "shopd: --unsafe-inventory is a demo of the memory "
                         "store only; it cannot be used with --store\n");
         return EXIT_BAD_CONFIG;
     }
-
-    struct product *owned = NULL;
-    const struct product *catalog = NULL;
-    size_t nproducts = 0;
-    if (load_catalog(&cfg, &owned, &catalog, &nproducts, err, sizeof(err)) <
-        0) {
+    if (load_catalog(cfg, &p->owned, &p->catalog, &p->nproducts, err,
+                     sizeof(err)) < 0) {
         fprintf(stderr, "shopd: %s\n", err);
         return EXIT_BAD_CONFIG;
     }
-    raise_fd_limit(cfg.max_connections);
+    raise_fd_limit(cfg->max_connections);
+    return -1;
+}
 
-    int status = 1;
-    struct signal_watch watch = {.set = &sigs, .mu = PTHREAD_MUTEX_INITIALIZER};
-    struct httpd *httpd = NULL;
-    struct shop *shop = NULL;
-    struct store *store = NULL;
+/* Open the store, build and start the shop. Returns 0, or -1 after
+ * logging why. */
+static int start_shop(struct program *p)
+{
+    const struct config *cfg = &p->cfg;
     struct store_state state = {0};
-    /* The instance's name: "" means <hostname>:<port>; with --port 0 the
-     * port is only known once bound, so it is published after the start
-     * (handlers read it through an atomic pointer). A shared store needs
-     * the name before that (it is the instance's consumer name): with
-     * --port 0 and no --instance it is <hostname>:pid<PID>. */
-    char instance[CONFIG_INSTANCE_MAX + 80];
-    bool named_now = cfg.instance[0] != '\0' || cfg.port != 0 ||
-                     cfg.store.kind != CONFIG_STORE_REDIS;
-    if (named_now) {
-        instance_name(&cfg, cfg.port, instance, sizeof(instance));
+    char why[128];
+
+    p->named_now = cfg->instance[0] != '\0' || cfg->port != 0 ||
+                   cfg->store.kind != CONFIG_STORE_REDIS;
+    if (p->named_now) {
+        instance_name(cfg, cfg->port, p->instance, sizeof(p->instance));
     } else {
         char host[64];
         if (gethostname(host, sizeof(host)) != 0)
             snprintf(host, sizeof(host), "localhost");
         host[sizeof(host) - 1] = '\0';
-        snprintf(instance, sizeof(instance), "%s:pid%ld", host, (long)getpid());
+        snprintf(p->instance, sizeof(p->instance), "%s:pid%ld", host,
+                 (long)getpid());
     }
-    if (open_store(&cfg, catalog, nproducts, instance, &store, &state) < 0)
-        goto out;
+    if (open_store(cfg, p->catalog, p->nproducts, p->instance, &p->store,
+                   &state) < 0)
+        return -1;
     struct shop_config sc = {
-        .workers = cfg.workers,
-        .queue_capacity = cfg.queue_capacity,
-        .order_history = cfg.order_history,
-        .work_ms = cfg.work_ms,
-        .unsafe_inventory = cfg.unsafe_inventory,
-        .store = store,
-        .idempotency_ttl = cfg.idempotency_ttl,
+        .workers = cfg->workers,
+        .queue_capacity = cfg->queue_capacity,
+        .order_history = cfg->order_history,
+        .work_ms = cfg->work_ms,
+        .unsafe_inventory = cfg->unsafe_inventory,
+        .store = p->store,
+        .idempotency_ttl = cfg->idempotency_ttl,
     };
-    if (store_durable(store)) {
-        shop = shop_create_stored(&sc, &state);
-        nproducts = state.nproducts;
+    int rc;
+    if (store_durable(p->store)) {
+        rc = shop_create_stored(&sc, &state, &p->shop);
+        p->nproducts = state.nproducts;
     } else {
-        shop = shop_create(&sc, catalog, nproducts);
+        rc = shop_create(&sc, p->catalog, p->nproducts, &p->shop);
     }
     store_state_free(&state);
-    watch.shop = shop;
-    char why[128];
-    if (shop == NULL) {
-        strerror_r(errno, why, sizeof(why));
-        log_msg(LOG_ERROR, "cannot create the shop: %s", why);
-        goto out;
-    }
-    int rc = shop_start(shop);
     if (rc < 0) {
         strerror_r(-rc, why, sizeof(why));
-        log_msg(LOG_ERROR, "cannot start %u workers: %s", cfg.workers, why);
-        goto out;
+        log_msg(LOG_ERROR, "cannot create the shop: %s", why);
+        return -1;
     }
+    pthread_mutex_lock(&p->watch.mu);
+    p->watch.shop = p->shop;
+    pthread_mutex_unlock(&p->watch.mu);
+    rc = shop_start(p->shop);
+    if (rc < 0) {
+        strerror_r(-rc, why, sizeof(why));
+        log_msg(LOG_ERROR, "cannot start %u workers: %s", cfg->workers, why);
+        return -1;
+    }
+    return 0;
+}
 
-    struct http_counters http_counters = {0};
-    struct app app = {
-        .shop = shop,
-        .http = &http_counters,
-        .instance = instance,
-        .limits = {.max_body = cfg.max_body,
-                   .max_quantity = cfg.max_quantity,
-                   .http_threads = cfg.http_threads,
-                   .admin_enabled = cfg.admin_token[0] != '\0'},
-    };
+/* Serve HTTP over the running shop. Returns 0, or -1 after logging why
+ * (the shop is then drained). */
+static int start_http(struct program *p)
+{
+    struct config *cfg = &p->cfg;
+    struct app *app = &p->app;
+    char err[512];
+
+    app->shop = p->shop;
+    app->http = &p->http_counters;
+    atomic_init(&app->instance, p->instance);
+    app->limits.max_body = cfg->max_body;
+    app->limits.max_quantity = cfg->max_quantity;
+    app->limits.http_threads = cfg->http_threads;
+    app->limits.admin_enabled = cfg->admin_token[0] != '\0';
     /* The server keeps one zero-padded copy of the token (wiped at exit);
      * the config's is wiped now. */
     _Static_assert(API_TOKEN_MAX == CONFIG_SECRET_MAX, "token sizes");
-    app.limits.admin_token_len = strnlen(cfg.admin_token, CONFIG_SECRET_MAX);
-    memcpy(app.limits.admin_token, cfg.admin_token,
-           sizeof(app.limits.admin_token));
-    explicit_wipe(cfg.admin_token, sizeof(cfg.admin_token));
+    app->limits.admin_token_len = strnlen(cfg->admin_token, CONFIG_SECRET_MAX);
+    memcpy(app->limits.admin_token, cfg->admin_token,
+           sizeof(app->limits.admin_token));
+    explicit_wipe(cfg->admin_token, sizeof(cfg->admin_token));
     struct httpd_options ho = {
-        .bind = cfg.bind,
-        .port = cfg.port,
-        .threads = cfg.http_threads,
-        .max_connections = cfg.max_connections,
-        .conn_timeout_s = cfg.conn_timeout,
-        .header_timeout_s = cfg.header_timeout,
-        .max_connections_per_ip = cfg.max_connections_per_ip,
+        .bind = cfg->bind,
+        .port = cfg->port,
+        .threads = cfg->http_threads,
+        .max_connections = cfg->max_connections,
+        .conn_timeout_s = cfg->conn_timeout,
+        .header_timeout_s = cfg->header_timeout,
+        .max_connections_per_ip = cfg->max_connections_per_ip,
     };
-    httpd = httpd_start(&ho, &app, err, sizeof(err));
-    if (httpd == NULL) {
+    if (httpd_start(&ho, app, &p->httpd, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
-        shop_drain(shop, NULL);
-        goto out;
+        shop_drain(p->shop, NULL);
+        return -1;
     }
-    static char bound_instance[CONFIG_INSTANCE_MAX + 80];
-    if (cfg.port == 0 && cfg.instance[0] == '\0' && named_now) {
-        instance_name(&cfg, httpd_port(httpd), bound_instance,
-                      sizeof(bound_instance));
-        atomic_store(&app.instance, bound_instance);
+    unsigned port = httpd_port(p->httpd);
+    if (cfg->port == 0 && cfg->instance[0] == '\0' && p->named_now) {
+        instance_name(cfg, port, p->bound_instance, sizeof(p->bound_instance));
+        atomic_store(&app->instance, p->bound_instance);
     }
     /* An IPv6 address is written in brackets before its port: [::1]:8080. */
-    bool v6 = strchr(cfg.bind, ':') != NULL;
+    bool v6 = strchr(cfg->bind, ':') != NULL;
     log_msg(LOG_INFO,
             "shopd %s listening on %s%s%s:%u workers=%u http_threads=%u "
             "queue_capacity=%u products=%zu",
-            config_version(), v6 ? "[" : "", cfg.bind, v6 ? "]" : "",
-            httpd_port(httpd), cfg.workers, cfg.http_threads,
-            cfg.queue_capacity, nproducts);
+            config_version(), v6 ? "[" : "", cfg->bind, v6 ? "]" : "", port,
+            cfg->workers, cfg->http_threads, cfg->queue_capacity, p->nproducts);
     log_msg(LOG_INFO, "admin API %s; idempotency keys kept %us",
-            app.limits.admin_enabled ? "on (token set)" : "off",
-            cfg.idempotency_ttl);
-    if (cfg.unsafe_inventory)
+            app->limits.admin_enabled ? "on (token set)" : "off",
+            cfg->idempotency_ttl);
+    if (cfg->unsafe_inventory)
         log_msg(LOG_WARN, "UNSAFE INVENTORY: stock is updated without the "
                           "lock (demo) - expect lost updates and oversell");
+    return 0;
+}
 
-    int sig = wait_drain_signal(&watch);
+/* Serve until a draining signal, then drain. Returns the exit status. */
+static int run(struct program *p)
+{
+    int sig = wait_drain_signal(&p->watch);
     log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)", signal_name(sig),
-            (unsigned long long)shop_left(shop), cfg.drain_timeout);
+            (unsigned long long)shop_left(p->shop), p->cfg.drain_timeout);
     pthread_t watcher;
-    if (pthread_create(&watcher, NULL, second_signal, &watch) == 0)
+    if (pthread_create(&watcher, NULL, second_signal, &p->watch) == 0)
         pthread_detach(watcher);
 
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += cfg.drain_timeout;
-    shop_stop_accepting(shop);
-    if (shop_drain(shop, &deadline) == -ETIMEDOUT) {
-        if (shop_left(shop) > 0) {
-            log_final(shop, "drain timed out:", LOG_ERROR);
+    struct timespec deadline =
+        time_deadline_ms(CLOCK_MONOTONIC, (int64_t)p->cfg.drain_timeout * 1000);
+    shop_stop_accepting(p->shop);
+    if (shop_drain(p->shop, &deadline) == -ETIMEDOUT) {
+        if (shop_left(p->shop) > 0) {
+            log_final(p->shop, "drain timed out:", LOG_ERROR);
             _exit(1);
         }
         /* Nothing left: the deadline only beat the workers' own exit
          * (e.g. --drain-timeout 0 with an empty belt). Join them. */
-        shop_drain(shop, NULL);
+        shop_drain(p->shop, NULL);
     }
-    log_final(shop, "drained", LOG_INFO);
-    status = 0;
-out:
-    httpd_end_streams(httpd);
-    httpd_stop(httpd);
+    log_final(p->shop, "drained", LOG_INFO);
+    return 0;
+}
+
+/* Undo what the start made, in reverse order; each part may be missing. */
+static void stop(struct program *p)
+{
+    httpd_end_streams(p->httpd);
+    httpd_stop(p->httpd);
     /* No handler runs any more: the server's copy of the token goes. */
-    explicit_wipe(app.limits.admin_token, sizeof(app.limits.admin_token));
-    pthread_mutex_lock(&watch.mu);
-    watch.shop = NULL;
-    pthread_mutex_unlock(&watch.mu);
-    shop_destroy(shop);
+    explicit_wipe(p->app.limits.admin_token, sizeof(p->app.limits.admin_token));
+    pthread_mutex_lock(&p->watch.mu);
+    p->watch.shop = NULL;
+    pthread_mutex_unlock(&p->watch.mu);
     /* Every path here has a drained (or never started) shop: a drain that
      * timed out left through _exit(), so no committer still uses it. */
-    store_close(store);
-    free(owned);
+    shop_destroy(p->shop);
+    store_close(p->store);
+    free(p->owned);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "--probe") == 0)
+        return run_probe(argc, argv);
+
+    /* Static: the config holds large buffers, and the watch's mutex is
+     * used by the second-signal thread until the process ends. */
+    static struct program p = {.watch.mu = PTHREAD_MUTEX_INITIALIZER};
+    take_signals(&p.sigs);
+    p.watch.set = &p.sigs;
+    int status = configure(&p, argc, argv);
+    if (status >= 0)
+        return status;
+    status = start_shop(&p) == 0 && start_http(&p) == 0 ? run(&p) : 1;
+    stop(&p);
     return status;
 }

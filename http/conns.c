@@ -79,6 +79,8 @@ struct conns {
     struct http_counters *counters; /* may be NULL */
     uint64_t seed;
     pthread_t reaper;
+    bool reaper_started;  /* set once by conns_create() */
+    int sync_ready;       /* lock, wake initialised so far (0-2) */
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t wake;  /* the reaper waits for a connection or stop */
     bool stop;
@@ -187,19 +189,20 @@ static void *reaper_main(void *arg)
 
 /* ---- public ------------------------------------------------------------- */
 
-struct conns *conns_create(const struct conns_limits *lim,
-                           struct http_counters *counters)
+int conns_create(const struct conns_limits *lim, struct http_counters *counters,
+                 struct conns **out)
 {
     struct conns *cs = calloc(1, sizeof(*cs));
+    int err = -ENOMEM;
+
     if (cs == NULL)
-        return NULL;
+        goto fail;
     cs->lim = *lim;
     cs->counters = counters;
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
     cs->seed = ((uint64_t)t.tv_nsec << 32) ^ (uint64_t)t.tv_sec ^
                ((uint64_t)getpid() << 16) ^ (uint64_t)(uintptr_t)cs;
-    bool lock_ok = false, cond_ok = false;
     if (lim->max_per_ip > 0) {
         size_t n = 64;
         while (n < 2 * (size_t)lim->max_total)
@@ -209,46 +212,51 @@ struct conns *conns_create(const struct conns_limits *lim,
             goto fail;
         cs->mask = n - 1;
     }
+    /* Each sync object counts in sync_ready once made, so that
+     * conns_destroy() undoes exactly what was done. */
+    err = -pthread_mutex_init(&cs->lock, NULL);
+    if (err)
+        goto fail;
+    cs->sync_ready = 1;
     pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0)
+    err = -pthread_condattr_init(&attr);
+    if (err)
         goto fail;
-    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&cs->wake, &attr);
+    err = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (err == 0 && (err = -pthread_cond_init(&cs->wake, &attr)) == 0)
+        cs->sync_ready = 2;
     pthread_condattr_destroy(&attr);
-    if (rc != 0)
+    if (err)
         goto fail;
-    cond_ok = true;
-    if (pthread_mutex_init(&cs->lock, NULL) != 0)
-        goto fail;
-    lock_ok = true;
-
     /* Signals are main's (sigwait): the reaper takes none. */
-    rc = thread_start(&cs->reaper, reaper_main, cs);
-    if (rc != 0)
+    err = thread_start(&cs->reaper, reaper_main, cs);
+    if (err)
         goto fail;
-    return cs;
+    cs->reaper_started = true;
+    *out = cs;
+    return 0;
+
 fail:
-    if (lock_ok)
-        pthread_mutex_destroy(&cs->lock);
-    if (cond_ok)
-        pthread_cond_destroy(&cs->wake);
-    free(cs->slots);
-    free(cs);
-    return NULL;
+    conns_destroy(cs);
+    *out = NULL;
+    return err;
 }
 
 void conns_destroy(struct conns *cs)
 {
     if (cs == NULL)
         return;
-    pthread_mutex_lock(&cs->lock);
-    cs->stop = true;
-    pthread_cond_signal(&cs->wake);
-    pthread_mutex_unlock(&cs->lock);
-    pthread_join(cs->reaper, NULL);
-    pthread_mutex_destroy(&cs->lock);
-    pthread_cond_destroy(&cs->wake);
+    if (cs->reaper_started) {
+        pthread_mutex_lock(&cs->lock);
+        cs->stop = true;
+        pthread_cond_signal(&cs->wake);
+        pthread_mutex_unlock(&cs->lock);
+        pthread_join(cs->reaper, NULL);
+    }
+    if (cs->sync_ready > 1)
+        pthread_cond_destroy(&cs->wake);
+    if (cs->sync_ready > 0)
+        pthread_mutex_destroy(&cs->lock);
     free(cs->slots);
     free(cs);
 }

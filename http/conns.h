@@ -35,10 +35,11 @@ struct conns_limits {
 /*
  * Create the registry and start its reaper thread (with every signal
  * blocked). `counters` (not owned, may be NULL) receives the counts.
- * Returns NULL on failure.
+ * Stores the registry in `*out` and returns 0, or returns -ENOMEM or the
+ * pthread error (and stores NULL).
  */
-struct conns *conns_create(const struct conns_limits *lim,
-                           struct http_counters *counters);
+int conns_create(const struct conns_limits *lim, struct http_counters *counters,
+                 struct conns **out);
 
 /* Stop the reaper and free the registry. Accepts NULL. Call after every
  * connection was closed (after MHD_stop_daemon). */

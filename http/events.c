@@ -115,6 +115,8 @@ struct stream {
 struct events {
     const struct app *app;
     pthread_t ticker;
+    bool ticker_started;   /* set once by events_create() */
+    int sync_ready;        /* lock, wake, idle initialised so far (0-3) */
     pthread_mutex_t lock;  /* guards everything below */
     pthread_cond_t wake;   /* ticker sleeps on it: stop, or a first stream */
     pthread_cond_t idle;   /* events_stop waits on it: streams settled */
@@ -355,45 +357,45 @@ static void stream_free(void *cls)
     free(s);
 }
 
-struct events *events_create(const struct app *app)
+int events_create(const struct app *app, struct events **out)
 {
     struct events *ev = calloc(1, sizeof(*ev));
+    int err = -ENOMEM;
+
     if (ev == NULL)
-        return NULL;
+        goto fail;
     ev->app = app;
-
-    bool lock_ok = false, wake_ok = false, idle_ok = false;
+    /* Each sync object counts in sync_ready once made, so that
+     * events_destroy() undoes exactly what was done. */
+    err = -pthread_mutex_init(&ev->lock, NULL);
+    if (err)
+        goto fail;
+    ev->sync_ready = 1;
     pthread_condattr_t attr;
-    if (pthread_condattr_init(&attr) != 0)
+    err = -pthread_condattr_init(&attr);
+    if (err)
         goto fail;
-    int rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (rc == 0)
-        rc = pthread_cond_init(&ev->wake, &attr);
-    wake_ok = rc == 0;
-    if (rc == 0)
-        rc = pthread_cond_init(&ev->idle, &attr);
-    idle_ok = rc == 0;
+    err = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    if (err == 0 && (err = -pthread_cond_init(&ev->wake, &attr)) == 0) {
+        ev->sync_ready = 2;
+        if ((err = -pthread_cond_init(&ev->idle, &attr)) == 0)
+            ev->sync_ready = 3;
+    }
     pthread_condattr_destroy(&attr);
-    if (rc != 0)
+    if (err)
         goto fail;
-    if (pthread_mutex_init(&ev->lock, NULL) != 0)
-        goto fail;
-    lock_ok = true;
-
     /* Signals are main's (sigwait): the ticker takes none. */
-    rc = thread_start(&ev->ticker, ticker_main, ev);
-    if (rc != 0)
+    err = thread_start(&ev->ticker, ticker_main, ev);
+    if (err)
         goto fail;
-    return ev;
+    ev->ticker_started = true;
+    *out = ev;
+    return 0;
+
 fail:
-    if (lock_ok)
-        pthread_mutex_destroy(&ev->lock);
-    if (idle_ok)
-        pthread_cond_destroy(&ev->idle);
-    if (wake_ok)
-        pthread_cond_destroy(&ev->wake);
-    free(ev);
-    return NULL;
+    events_destroy(ev);
+    *out = NULL;
+    return err;
 }
 
 struct MHD_Response *events_response(struct events *ev,
@@ -481,12 +483,17 @@ void events_destroy(struct events *ev)
 {
     if (ev == NULL)
         return;
-    events_stop(ev);
-    pthread_join(ev->ticker, NULL);
+    if (ev->ticker_started) {
+        events_stop(ev);
+        pthread_join(ev->ticker, NULL);
+    }
     /* Every response was freed by MHD_stop_daemon() before this call. */
     assert(ev->nstreams == 0);
-    pthread_mutex_destroy(&ev->lock);
-    pthread_cond_destroy(&ev->idle);
-    pthread_cond_destroy(&ev->wake);
+    if (ev->sync_ready > 2)
+        pthread_cond_destroy(&ev->idle);
+    if (ev->sync_ready > 1)
+        pthread_cond_destroy(&ev->wake);
+    if (ev->sync_ready > 0)
+        pthread_mutex_destroy(&ev->lock);
     free(ev);
 }

@@ -22,10 +22,10 @@ struct events;
 
 /*
  * Create the stream hub for `app` (not owned; its `http` counters, if any,
- * count viewers) and start its ticker thread (with SIGINT/SIGTERM blocked).
- * Returns NULL on failure.
+ * count viewers) in `*out` and start its ticker thread (which takes no
+ * signal). Returns 0, or -ENOMEM or the pthread error (and stores NULL).
  */
-struct events *events_create(const struct app *app);
+int events_create(const struct app *app, struct events **out);
 
 /*
  * Build the streaming response for a new viewer on connection `c`, or NULL

@@ -54,6 +54,7 @@ struct httpd {
     struct events *events;
     struct conns *conns; /* admission and request deadlines */
     int listen_fd;
+    int sync_ready; /* mu, idle initialised so far (0-2) */
     unsigned port;
     /* Requests between their first call and their completion callback:
      * stopping waits for these, so no answered 202 is cut off. */
@@ -654,59 +655,60 @@ static int listen_on(const char *bind_addr, unsigned port, bool *ipv6,
     return fd;
 }
 
-struct httpd *httpd_start(const struct httpd_options *opt,
-                          const struct app *app, char *err, size_t errlen)
+int httpd_start(const struct httpd_options *opt, const struct app *app,
+                struct httpd **out, char *err, size_t errlen)
 {
     struct httpd *h = calloc(1, sizeof(*h));
-    if (h == NULL) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
+    int rc = -ENOMEM;
+    const char *what = "out of memory";
+
+    if (h == NULL)
+        goto fail;
     h->app = app;
     h->listen_fd = -1;
+    what = "cannot create a mutex";
+    rc = -pthread_mutex_init(&h->mu, NULL);
+    if (rc)
+        goto fail;
+    h->sync_ready = 1;
+    what = "cannot create a condition variable";
     pthread_condattr_t ca;
-    if (pthread_mutex_init(&h->mu, NULL) != 0) {
-        snprintf(err, errlen, "cannot create a mutex");
-        free(h);
-        return NULL;
-    }
-    if (pthread_condattr_init(&ca) != 0 ||
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-        pthread_cond_init(&h->idle, &ca) != 0) {
-        snprintf(err, errlen, "cannot create a condition variable");
-        pthread_mutex_destroy(&h->mu);
-        free(h);
-        return NULL;
-    }
+    rc = -pthread_condattr_init(&ca);
+    if (rc)
+        goto fail;
+    rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0 && (rc = -pthread_cond_init(&h->idle, &ca)) == 0)
+        h->sync_ready = 2;
     pthread_condattr_destroy(&ca);
+    if (rc)
+        goto fail;
 
     bool ipv6 = false;
-    int fd = listen_on(opt->bind, opt->port, &ipv6, &h->port);
-    if (fd < 0) {
+    rc = listen_on(opt->bind, opt->port, &ipv6, &h->port);
+    if (rc < 0) {
         char why[128];
-        strerror_r(-fd, why, sizeof(why));
+        strerror_r(-rc, why, sizeof(why));
         snprintf(err, errlen, "cannot listen on %s:%u: %s", opt->bind,
                  opt->port, why);
+        what = NULL;
         goto fail;
     }
-    h->listen_fd = fd;
+    h->listen_fd = rc;
 
-    h->events = events_create(app);
-    if (h->events == NULL) {
-        snprintf(err, errlen, "cannot start the event stream thread");
+    what = "cannot start the event stream thread";
+    rc = events_create(app, &h->events);
+    if (rc)
         goto fail;
-    }
     struct conns_limits lim = {
         .max_total = opt->max_connections,
         .max_per_ip = opt->max_connections_per_ip,
         .request_s = opt->header_timeout_s,
         .keepalive_s = opt->conn_timeout_s,
     };
-    h->conns = conns_create(&lim, app->http);
-    if (h->conns == NULL) {
-        snprintf(err, errlen, "cannot start the connection reaper thread");
+    what = "cannot start the connection reaper thread";
+    rc = conns_create(&lim, app->http, &h->conns);
+    if (rc)
         goto fail;
-    }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
                      MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
@@ -717,7 +719,7 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     unsigned pool = opt->threads >= 2 ? opt->threads : 0;
     h->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
+        mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
         MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h,
         MHD_OPTION_URI_LOG_CALLBACK, request_line, h,
@@ -730,18 +732,22 @@ struct httpd *httpd_start(const struct httpd_options *opt,
     if (h->daemon == NULL) {
         snprintf(err, errlen, "libmicrohttpd failed to start on %s:%u",
                  opt->bind, h->port);
+        rc = -EIO;
+        what = NULL;
         goto fail;
     }
-    return h;
+    *out = h;
+    return 0;
+
 fail:
-    conns_destroy(h->conns);
-    events_destroy(h->events);
-    if (h->listen_fd >= 0)
-        close(h->listen_fd);
-    pthread_cond_destroy(&h->idle);
-    pthread_mutex_destroy(&h->mu);
-    free(h);
-    return NULL;
+    if (what != NULL) {
+        char why[128];
+        strerror_r(-rc, why, sizeof(why));
+        snprintf(err, errlen, "%s: %s", what, why);
+    }
+    httpd_stop(h);
+    *out = NULL;
+    return rc;
 }
 
 unsigned httpd_port(const struct httpd *h)
@@ -775,19 +781,25 @@ void httpd_stop(struct httpd *h)
         return;
     if (h->events != NULL)
         events_stop(h->events);
-    /* Stop accepting, then let requests already inside finish (answers
-     * now carry Connection: close), so that a 202 that was decided is also
-     * delivered. MHD_stop_daemon would cut them off. */
-    MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-    wait_requests(h, 2000);
-    MHD_stop_daemon(h->daemon);
-    /* A quiesced listen socket is the caller's to close; otherwise
-     * libmicrohttpd closed the one it was given. */
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    if (h->daemon != NULL) {
+        /* Stop accepting, then let requests already inside finish
+         * (answers now carry Connection: close), so that a 202 that was
+         * decided is also delivered. MHD_stop_daemon would cut them off. */
+        MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+        wait_requests(h, 2000);
+        MHD_stop_daemon(h->daemon);
+        /* A quiesced listen socket is the caller's to close; otherwise
+         * libmicrohttpd closed the one it was given. */
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    } else if (h->listen_fd >= 0) {
+        close(h->listen_fd); /* a start that failed before the daemon */
+    }
     events_destroy(h->events);
     conns_destroy(h->conns);
-    pthread_cond_destroy(&h->idle);
-    pthread_mutex_destroy(&h->mu);
+    if (h->sync_ready > 1)
+        pthread_cond_destroy(&h->idle);
+    if (h->sync_ready > 0)
+        pthread_mutex_destroy(&h->mu);
     free(h);
 }

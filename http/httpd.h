@@ -27,10 +27,11 @@ struct httpd;
 
 /*
  * Bind and start serving `app` (not owned; must outlive the server).
- * Returns the server or NULL, with a reason in `err`.
+ * Stores the server in `*out` and returns 0, or writes one line naming
+ * the reason into `err` and returns a negative errno (and stores NULL).
  */
-struct httpd *httpd_start(const struct httpd_options *opt,
-                          const struct app *app, char *err, size_t errlen);
+int httpd_start(const struct httpd_options *opt, const struct app *app,
+                struct httpd **out, char *err, size_t errlen);
 
 /* The port actually bound. */
 unsigned httpd_port(const struct httpd *h);
@@ -42,7 +43,8 @@ unsigned httpd_port(const struct httpd *h);
  */
 void httpd_end_streams(struct httpd *h);
 
-/* Stop serving and free the server. Accepts NULL. Blocks briefly. */
+/* Stop serving and free the server. Accepts NULL (and a server whose
+ * start failed half-way). Blocks briefly. */
 void httpd_stop(struct httpd *h);
 
 #endif /* SHOPD_HTTPD_H */

@@ -1,5 +1,6 @@
 /*
- * catalog.c - the built-in demo catalog and the names of order states.
+ * catalog.c - the built-in demo catalog, the SKU rule and the names of
+ * order states.
  *
  * Plain constant data: nothing here changes after load, so nothing needs a
  * lock. The stocks are large enough to take a short load test and small
@@ -26,6 +27,19 @@ const struct product *shop_demo_catalog(size_t *n)
 {
     *n = sizeof(demo_catalog) / sizeof(demo_catalog[0]);
     return demo_catalog;
+}
+
+bool shop_sku_valid(const char *sku, size_t n)
+{
+    if (n < 1 || n > SHOP_SKU_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = sku[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
 }
 
 const char *shop_status_name(enum order_status st)

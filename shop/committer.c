@@ -134,6 +134,7 @@ struct committer {
 
     pthread_t thread, feeder;
     bool thread_started, feeder_started;
+    int sync_ready; /* lock, wake, room initialised so far (0-3) */
 
     struct latency_hist *latency;
     _Atomic uint64_t commits, committed_orders, failed_commits;
@@ -391,16 +392,16 @@ static void *feeder_main(void *arg)
     return NULL;
 }
 
-struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book,
-                                   struct inventory *inv, _Atomic size_t *held,
-                                   size_t accept_cap, size_t result_cap,
-                                   const struct order *backlog, size_t nbacklog)
+int committer_create(struct store *st, struct queue *belt,
+                     struct orderbook *book, struct inventory *inv,
+                     _Atomic size_t *held, size_t accept_cap, size_t result_cap,
+                     const struct order *backlog, size_t nbacklog,
+                     struct committer **out)
 {
     struct committer *c = calloc(1, sizeof(*c));
-    int err = ENOMEM;
+    int err = -ENOMEM;
     if (c == NULL)
-        goto fail_errno;
+        goto fail;
     c->store = st;
     c->shared = (store_caps(st) & STORE_CAP_SHARED) != 0;
     c->inv = inv;
@@ -433,39 +434,30 @@ struct committer *committer_create(struct store *st, struct queue *belt,
         c->backlog[i].o.processed_ns = 0;
     }
     c->nbacklog = nbacklog;
-    err = pthread_mutex_init(&c->lock, NULL);
+    err = -pthread_mutex_init(&c->lock, NULL);
     if (err)
         goto fail;
+    c->sync_ready = 1;
     pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    err = pthread_cond_init(&c->wake, &ca);
-    if (err == 0) {
-        err = pthread_cond_init(&c->room, &ca);
-        if (err)
-            pthread_cond_destroy(&c->wake);
+    err = -pthread_condattr_init(&ca);
+    if (err)
+        goto fail;
+    err = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (err == 0 && (err = -pthread_cond_init(&c->wake, &ca)) == 0) {
+        c->sync_ready = 2;
+        if ((err = -pthread_cond_init(&c->room, &ca)) == 0)
+            c->sync_ready = 3;
     }
     pthread_condattr_destroy(&ca);
-    if (err) {
-        pthread_mutex_destroy(&c->lock);
+    if (err)
         goto fail;
-    }
-    return c;
+    *out = c;
+    return 0;
+
 fail:
-    if (c) {
-        free(c->acc);
-        free(c->acc_fly);
-        free(c->sacc);
-        free(c->res);
-        free(c->res_fly);
-        free(c->sres);
-        free(c->backlog);
-        latency_hist_destroy(c->latency);
-        free(c);
-    }
-fail_errno:
-    errno = err;
-    return NULL;
+    committer_destroy(c);
+    *out = NULL;
+    return err;
 }
 
 int committer_start(struct committer *c)
@@ -635,9 +627,12 @@ void committer_destroy(struct committer *c)
         c->rs_head = p->next;
         free(p);
     }
-    pthread_cond_destroy(&c->wake);
-    pthread_cond_destroy(&c->room);
-    pthread_mutex_destroy(&c->lock);
+    if (c->sync_ready > 2)
+        pthread_cond_destroy(&c->room);
+    if (c->sync_ready > 1)
+        pthread_cond_destroy(&c->wake);
+    if (c->sync_ready > 0)
+        pthread_mutex_destroy(&c->lock);
     free(c->acc);
     free(c->acc_fly);
     free(c->sacc);

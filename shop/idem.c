@@ -185,14 +185,14 @@ static int shard_init(struct idem_shard *sh, struct idem_entry *e, char **heap,
     return pthread_mutex_init(&sh->lock, NULL);
 }
 
-struct idem_table *idem_create(size_t cap, unsigned ttl_s)
+int idem_create(size_t cap, unsigned ttl_s, struct idem_table **out)
 {
     struct idem_table *t = NULL;
-    int err = EINVAL;
+    int err = -EINVAL;
 
     if (cap == 0 || cap > SHOP_IDEM_KEYS_MAX || ttl_s == 0)
         goto fail;
-    err = ENOMEM;
+    err = -ENOMEM;
     t = calloc(1, sizeof(*t));
     if (!t)
         goto fail;
@@ -217,20 +217,21 @@ struct idem_table *idem_create(size_t cap, unsigned ttl_s)
     size_t first = 0;
     for (size_t i = 0; i < t->nshards; i++) {
         size_t n = cap / t->nshards + (i < cap % t->nshards ? 1 : 0);
-        err = shard_init(&t->shard[i], t->entries + first, t->heap + first, n,
-                         t->buckets + i * t->shard_buckets, t->shard_buckets);
+        err = -shard_init(&t->shard[i], t->entries + first, t->heap + first, n,
+                          t->buckets + i * t->shard_buckets, t->shard_buckets);
         if (err)
             goto fail;
         t->shards_ready++;
         first += n;
     }
     t->seed = draw_seed(t);
-    return t;
+    *out = t;
+    return 0;
 
 fail:
     idem_destroy(t);
-    errno = err;
-    return NULL;
+    *out = NULL;
+    return err;
 }
 
 void idem_destroy(struct idem_table *t)

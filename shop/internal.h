@@ -62,18 +62,16 @@ static inline void *shop_cache_zalloc(size_t size)
 struct inventory;
 
 /*
- * Stock of `n` products, initialised from `catalog[i].stock`. With `unsafe`
- * set, inventory_take() skips the lock (the demo race). Returns NULL (errno
- * ENOMEM or the pthread error) on failure.
+ * Stock of `n` products, initialised from `catalog[i].stock`, or, when
+ * `start` is not NULL (a restarted durable shop), from `start[i].stock`,
+ * `.sold` and `.restocked`; `catalog[i].stock` is then the stock the
+ * product ever had (initial + restocked), for the oversold figure. With
+ * `unsafe` set, inventory_take() skips the lock (the demo race). Stores
+ * the inventory in `*out` and returns 0, or returns -ENOMEM or the
+ * pthread error (and stores NULL).
  */
-struct inventory *inventory_create(const struct product *catalog, size_t n,
-                                   bool unsafe);
-/* As inventory_create(), but starting from `start[i].stock` and `.sold`
- * (a restarted durable shop); `catalog[i].stock` is then the stock the
- * product ever had (initial + restocked), for the oversold figure. */
-struct inventory *inventory_create_at(const struct product *catalog, size_t n,
-                                      bool unsafe,
-                                      const struct shop_stock *start);
+int inventory_create(const struct product *catalog, size_t n, bool unsafe,
+                     const struct shop_stock *start, struct inventory **out);
 void inventory_destroy(struct inventory *inv);
 
 /*
@@ -100,10 +98,11 @@ int inventory_restock(struct inventory *inv, size_t i, int64_t qty,
 struct idem_table;
 
 /*
- * A table of at most `cap` (> 0) keys, each kept `ttl_s` (> 0) seconds.
- * Returns NULL (errno EINVAL, ENOMEM or the pthread error) on failure.
+ * A table of at most `cap` (> 0) keys, each kept `ttl_s` (> 0) seconds, in
+ * `*out`. Returns 0, or -EINVAL, -ENOMEM or the pthread error (and stores
+ * NULL).
  */
-struct idem_table *idem_create(size_t cap, unsigned ttl_s);
+int idem_create(size_t cap, unsigned ttl_s, struct idem_table **out);
 void idem_destroy(struct idem_table *t);
 
 /* shop_idem_begin() at time `now_ns` (CLOCK_MONOTONIC); `len` checked. */
@@ -125,8 +124,9 @@ void idem_counts(struct idem_table *t, struct shop_snapshot *out);
 
 struct orderbook;
 
-/* A ring of `history` (> 0) order slots. Returns NULL (errno) on failure. */
-struct orderbook *orderbook_create(size_t history);
+/* A ring of `history` (> 0) order slots, in `*out`. Returns 0, or -ENOMEM
+ * or the pthread error (and stores NULL). */
+int orderbook_create(size_t history, struct orderbook **out);
 void orderbook_destroy(struct orderbook *b);
 
 /*
@@ -143,7 +143,7 @@ int orderbook_get(struct orderbook *b, uint64_t id, struct order *out);
 
 struct latency_hist;
 
-/* A zeroed histogram. Returns NULL (errno ENOMEM) on failure. */
+/* A zeroed histogram, or NULL when out of memory (its only failure). */
 struct latency_hist *latency_hist_create(void);
 void latency_hist_destroy(struct latency_hist *h);
 
@@ -160,8 +160,9 @@ void latency_hist_export(struct latency_hist *h, struct shop_histogram *out);
 
 struct shop_stats;
 
-/* Zeroed counters; uptime counts from `start_mono_ns`. NULL on failure. */
-struct shop_stats *shop_stats_create(int64_t start_mono_ns);
+/* Zeroed counters in `*out`; uptime counts from `start_mono_ns`. Returns 0,
+ * or -ENOMEM or the pthread error (and stores NULL). */
+int shop_stats_create(int64_t start_mono_ns, struct shop_stats **out);
 void shop_stats_destroy(struct shop_stats *st);
 
 void shop_stats_count_full(struct shop_stats *st);
@@ -194,14 +195,14 @@ struct queue;
  * slots: the committer (and the restorer) release one per order put on the
  * belt or refused. At most `accept_cap` accepts and `result_cap` results
  * wait. `backlog` (`nbacklog` orders, copied) go on the belt first.
- * Returns NULL (errno) on failure. No thread runs before committer_start().
+ * Stores it in `*out` and returns 0, or returns -ENOMEM or the pthread
+ * error (and stores NULL). No thread runs before committer_start().
  */
-struct committer *committer_create(struct store *st, struct queue *belt,
-                                   struct orderbook *book,
-                                   struct inventory *inv, _Atomic size_t *held,
-                                   size_t accept_cap, size_t result_cap,
-                                   const struct order *backlog,
-                                   size_t nbacklog);
+int committer_create(struct store *st, struct queue *belt,
+                     struct orderbook *book, struct inventory *inv,
+                     _Atomic size_t *held, size_t accept_cap, size_t result_cap,
+                     const struct order *backlog, size_t nbacklog,
+                     struct committer **out);
 int committer_start(struct committer *c);
 /* Hand an accept over (its belt slot is reserved). 0, or -EPIPE once
  * accepts are closed. Never blocks for long (one short lock). */
@@ -236,10 +237,11 @@ uint64_t committer_accepted(struct committer *c);
 struct shared;
 
 /* Workers and a reader over shared store `st` (not owned); finished orders
- * go to `book` and `stats`. NULL (errno) on failure; no thread yet. */
-struct shared *shared_create(struct store *st, struct orderbook *book,
-                             struct shop_stats *stats, size_t nproducts,
-                             size_t workers, unsigned work_ms);
+ * go to `book` and `stats`. Stores it in `*out` and returns 0, or returns
+ * -ENOMEM or the pthread error (and stores NULL); no thread yet. */
+int shared_create(struct store *st, struct orderbook *book,
+                  struct shop_stats *stats, size_t nproducts, size_t workers,
+                  unsigned work_ms, struct shared **out);
 int shared_start(struct shared *sh);
 /* Workers take until the shared belt looks empty, then exit; past
  * `deadline` they stop after their batch. Returns 0 once they exited. */

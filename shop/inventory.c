@@ -29,7 +29,8 @@
 struct inventory {
     /* guards stock[], sold[] and restocked[] (they must agree) */
     pthread_mutex_t lock;
-    bool unsafe; /* demo mode: take without the lock */
+    bool lock_ready; /* lock was initialised (for destroy after a failure) */
+    bool unsafe;     /* demo mode: take without the lock */
     size_t n;
     int64_t *initial;           /* read-only after create */
     _Atomic int64_t *stock;     /* units on the shelf */
@@ -37,18 +38,11 @@ struct inventory {
     _Atomic int64_t *restocked; /* units added by restocks */
 };
 
-struct inventory *inventory_create(const struct product *catalog, size_t n,
-                                   bool unsafe)
-{
-    return inventory_create_at(catalog, n, unsafe, NULL);
-}
-
-struct inventory *inventory_create_at(const struct product *catalog, size_t n,
-                                      bool unsafe,
-                                      const struct shop_stock *start)
+int inventory_create(const struct product *catalog, size_t n, bool unsafe,
+                     const struct shop_stock *start, struct inventory **out)
 {
     struct inventory *inv = calloc(1, sizeof(*inv));
-    int err = ENOMEM;
+    int err = -ENOMEM;
 
     if (!inv)
         goto fail;
@@ -58,9 +52,10 @@ struct inventory *inventory_create_at(const struct product *catalog, size_t n,
     inv->restocked = calloc(n, sizeof(*inv->restocked));
     if (!inv->initial || !inv->stock || !inv->sold || !inv->restocked)
         goto fail;
-    err = pthread_mutex_init(&inv->lock, NULL);
+    err = -pthread_mutex_init(&inv->lock, NULL);
     if (err)
         goto fail;
+    inv->lock_ready = true;
     inv->unsafe = unsafe;
     inv->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -69,25 +64,21 @@ struct inventory *inventory_create_at(const struct product *catalog, size_t n,
         atomic_init(&inv->sold[i], start ? start[i].sold : 0);
         atomic_init(&inv->restocked[i], start ? start[i].restocked : 0);
     }
-    return inv;
+    *out = inv;
+    return 0;
 
 fail:
-    if (inv) {
-        free(inv->initial);
-        free(inv->stock);
-        free(inv->sold);
-        free(inv->restocked);
-        free(inv);
-    }
-    errno = err;
-    return NULL;
+    inventory_destroy(inv);
+    *out = NULL;
+    return err;
 }
 
 void inventory_destroy(struct inventory *inv)
 {
     if (!inv)
         return;
-    pthread_mutex_destroy(&inv->lock);
+    if (inv->lock_ready)
+        pthread_mutex_destroy(&inv->lock);
     free(inv->initial);
     free(inv->stock);
     free(inv->sold);

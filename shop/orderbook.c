@@ -29,15 +29,15 @@ struct book_stripe {
 
 struct orderbook {
     size_t history;
-    struct order *slots; /* `history` slots, guarded by their stripe */
+    struct order *slots;  /* `history` slots, guarded by their stripe */
+    size_t stripes_ready; /* stripe locks initialised (create/destroy) */
     struct book_stripe stripe[BOOK_STRIPES];
 };
 
-struct orderbook *orderbook_create(size_t history)
+int orderbook_create(size_t history, struct orderbook **out)
 {
     struct orderbook *b = shop_cache_zalloc(sizeof(*b));
-    size_t inited = 0;
-    int err = ENOMEM;
+    int err = -ENOMEM;
 
     if (!b)
         goto fail;
@@ -45,29 +45,25 @@ struct orderbook *orderbook_create(size_t history)
     b->slots = calloc(history, sizeof(*b->slots));
     if (!b->slots)
         goto fail;
-    for (; inited < BOOK_STRIPES; inited++) {
-        err = pthread_mutex_init(&b->stripe[inited].lock, NULL);
+    for (; b->stripes_ready < BOOK_STRIPES; b->stripes_ready++) {
+        err = -pthread_mutex_init(&b->stripe[b->stripes_ready].lock, NULL);
         if (err)
             goto fail;
     }
-    return b;
+    *out = b;
+    return 0;
 
 fail:
-    if (b) {
-        while (inited > 0)
-            pthread_mutex_destroy(&b->stripe[--inited].lock);
-        free(b->slots);
-        free(b);
-    }
-    errno = err;
-    return NULL;
+    orderbook_destroy(b);
+    *out = NULL;
+    return err;
 }
 
 void orderbook_destroy(struct orderbook *b)
 {
     if (!b)
         return;
-    for (size_t i = 0; i < BOOK_STRIPES; i++)
+    for (size_t i = 0; i < b->stripes_ready; i++)
         pthread_mutex_destroy(&b->stripe[i].lock);
     free(b->slots);
     free(b);

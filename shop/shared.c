@@ -68,6 +68,7 @@ struct shared {
     size_t nworkers;
     struct shared_worker *w;
     size_t started;
+    int sync_ready; /* mu, rmu, fmu, cv, rcv initialised so far (0-5) */
 
     _Atomic bool draining; /* workers exit once a take finds nothing */
     _Atomic bool stop_now; /* workers exit after their current batch */
@@ -261,12 +262,12 @@ static void *reader_main(void *arg)
 
 /* ---- public (to shop.c) ---------------------------------------------- */
 
-struct shared *shared_create(struct store *st, struct orderbook *book,
-                             struct shop_stats *stats, size_t nproducts,
-                             size_t workers, unsigned work_ms)
+int shared_create(struct store *st, struct orderbook *book,
+                  struct shop_stats *stats, size_t nproducts, size_t workers,
+                  unsigned work_ms, struct shared **out)
 {
     struct shared *sh = calloc(1, sizeof(*sh));
-    int err = ENOMEM;
+    int err = -ENOMEM;
 
     if (sh == NULL)
         goto fail;
@@ -280,24 +281,35 @@ struct shared *shared_create(struct store *st, struct orderbook *book,
     sh->fig_stock = calloc(nproducts ? nproducts : 1, sizeof(*sh->fig_stock));
     if (!sh->w || !sh->fig_stock)
         goto fail;
-    pthread_mutex_init(&sh->mu, NULL);
-    pthread_mutex_init(&sh->rmu, NULL);
-    pthread_mutex_init(&sh->fmu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&sh->cv, &ca);
-    pthread_cond_init(&sh->rcv, &ca);
-    pthread_condattr_destroy(&ca);
-    return sh;
-fail:
-    if (sh) {
-        free(sh->w);
-        free(sh->fig_stock);
-        free(sh);
+    /* Each sync object counts in sync_ready once made, so that
+     * shared_destroy() undoes exactly what was done. */
+    pthread_mutex_t *mutexes[] = {&sh->mu, &sh->rmu, &sh->fmu};
+    for (size_t i = 0; i < 3; i++) {
+        err = -pthread_mutex_init(mutexes[i], NULL);
+        if (err)
+            goto fail;
+        sh->sync_ready++;
     }
-    errno = err;
-    return NULL;
+    pthread_condattr_t ca;
+    err = -pthread_condattr_init(&ca);
+    if (err)
+        goto fail;
+    err = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (err == 0 && (err = -pthread_cond_init(&sh->cv, &ca)) == 0) {
+        sh->sync_ready++;
+        if ((err = -pthread_cond_init(&sh->rcv, &ca)) == 0)
+            sh->sync_ready++;
+    }
+    pthread_condattr_destroy(&ca);
+    if (err)
+        goto fail;
+    *out = sh;
+    return 0;
+
+fail:
+    shared_destroy(sh);
+    *out = NULL;
+    return err;
 }
 
 int shared_start(struct shared *sh)
@@ -415,11 +427,16 @@ void shared_destroy(struct shared *sh)
         pthread_mutex_unlock(&sh->rmu);
         pthread_join(sh->reader, NULL);
     }
-    pthread_cond_destroy(&sh->cv);
-    pthread_cond_destroy(&sh->rcv);
-    pthread_mutex_destroy(&sh->mu);
-    pthread_mutex_destroy(&sh->rmu);
-    pthread_mutex_destroy(&sh->fmu);
+    if (sh->sync_ready > 4)
+        pthread_cond_destroy(&sh->rcv);
+    if (sh->sync_ready > 3)
+        pthread_cond_destroy(&sh->cv);
+    if (sh->sync_ready > 2)
+        pthread_mutex_destroy(&sh->fmu);
+    if (sh->sync_ready > 1)
+        pthread_mutex_destroy(&sh->rmu);
+    if (sh->sync_ready > 0)
+        pthread_mutex_destroy(&sh->mu);
     free(sh->fig_stock);
     free(sh->w);
     free(sh);

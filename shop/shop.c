@@ -117,9 +117,12 @@ static int check_config(const struct shop_config *cfg,
     if (cfg->workers == 0 || cfg->workers > INT32_MAX ||
         cfg->queue_capacity == 0 || cfg->order_history == 0)
         return -EINVAL;
-    for (size_t i = 0; i < n; i++)
-        if (catalog[i].stock < 0 || catalog[i].price_cents < 0)
+    for (size_t i = 0; i < n; i++) {
+        const struct product *p = &catalog[i];
+        if (p->stock < 0 || p->price_cents < 0 ||
+            !shop_sku_valid(p->sku, strnlen(p->sku, sizeof(p->sku))))
             return -EINVAL;
+    }
     return 0;
 }
 
@@ -140,17 +143,17 @@ static int sku_order(const void *a, const void *b)
     return strcmp((*pa)->sku, (*pb)->sku);
 }
 
-static struct shop *create(const struct shop_config *cfg,
-                           const struct product *catalog, size_t n,
-                           const struct shop_stock *start,
-                           const struct order *backlog, size_t nbacklog)
+static int create(const struct shop_config *cfg, const struct product *catalog,
+                  size_t n, const struct shop_stock *start,
+                  const struct order *backlog, size_t nbacklog,
+                  struct shop **out)
 {
     struct shop *s = NULL;
-    int err = -check_config(cfg, catalog, n);
+    int err = check_config(cfg, catalog, n);
 
     if (err)
         goto fail;
-    err = ENOMEM;
+    err = -ENOMEM;
     s = calloc(1, sizeof(*s));
     if (!s)
         goto fail;
@@ -173,27 +176,30 @@ static struct shop *create(const struct shop_config *cfg,
     for (size_t i = 0; i < n; i++)
         s->by_sku[i] = &s->catalog[i];
     qsort(s->by_sku, n, entry, sku_order);
-    /* Each part sets errno when it fails. */
-    s->stats = shop_stats_create(time_now_ns(CLOCK_MONOTONIC));
-    if (!s->stats)
-        goto fail_errno;
+    err = -EINVAL; /* one SKU, one product */
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(s->by_sku[i - 1]->sku, s->by_sku[i]->sku) == 0)
+            goto fail;
+    err = shop_stats_create(time_now_ns(CLOCK_MONOTONIC), &s->stats);
+    if (err)
+        goto fail;
     atomic_init(&s->held, nbacklog);
-    s->inv = inventory_create_at(s->catalog, n, cfg->unsafe_inventory, start);
-    if (!s->inv)
-        goto fail_errno;
-    s->book = orderbook_create(cfg->order_history);
-    if (!s->book)
-        goto fail_errno;
     err =
-        -queue_create(cfg->queue_capacity, sizeof(struct shop_item), &s->belt);
+        inventory_create(s->catalog, n, cfg->unsafe_inventory, start, &s->inv);
+    if (err)
+        goto fail;
+    err = orderbook_create(cfg->order_history, &s->book);
+    if (err)
+        goto fail;
+    err = queue_create(cfg->queue_capacity, sizeof(struct shop_item), &s->belt);
     if (err)
         goto fail;
     /* Quick orders are taken off the belt in batches (one lock round trip
      * each); slow ones (simulated work) one by one, so that no order waits
      * in one worker's batch while another worker is idle. */
-    err = -pool_create(s->belt, cfg->workers,
-                       cfg->work_ms > 0 ? 1 : SHOP_WORKER_BATCH, shop_handle, s,
-                       &s->pool);
+    err = pool_create(s->belt, cfg->workers,
+                      cfg->work_ms > 0 ? 1 : SHOP_WORKER_BATCH, shop_handle, s,
+                      &s->pool);
     if (err)
         goto fail;
     if (store_durable(cfg->store)) {
@@ -201,54 +207,54 @@ static struct shop *create(const struct shop_config *cfg,
             orderbook_put(s->book, &backlog[i]);
         /* Results may wait for a slow commit: room for four belts' worth
          * before workers block (memory is only touched when used). */
-        s->com = committer_create(
+        err = committer_create(
             cfg->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
-            4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog);
-        if (!s->com)
-            goto fail_errno;
+            4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog, &s->com);
+        if (err)
+            goto fail;
         if (store_caps(cfg->store) & STORE_CAP_SHARED) {
-            s->shared = shared_create(cfg->store, s->book, s->stats, n,
-                                      cfg->workers, cfg->work_ms);
-            if (!s->shared)
-                goto fail_errno;
+            err = shared_create(cfg->store, s->book, s->stats, n, cfg->workers,
+                                cfg->work_ms, &s->shared);
+            if (err)
+                goto fail;
         }
     }
-    s->idem = idem_create(idem_capacity(cfg), cfg->idempotency_ttl
-                                                  ? cfg->idempotency_ttl
-                                                  : SHOP_IDEM_TTL_DEFAULT);
-    if (!s->idem)
-        goto fail_errno;
-    return s;
+    err = idem_create(idem_capacity(cfg),
+                      cfg->idempotency_ttl ? cfg->idempotency_ttl
+                                           : SHOP_IDEM_TTL_DEFAULT,
+                      &s->idem);
+    if (err)
+        goto fail;
+    *out = s;
+    return 0;
 
-fail_errno:
-    err = errno ? errno : ENOMEM;
 fail:
     shop_destroy(s);
-    errno = err;
-    return NULL;
+    *out = NULL;
+    return err;
 }
 
-struct shop *shop_create(const struct shop_config *cfg,
-                         const struct product *catalog, size_t n)
+int shop_create(const struct shop_config *cfg, const struct product *catalog,
+                size_t n, struct shop **out)
 {
     if (cfg && store_durable(cfg->store)) {
-        errno = EINVAL; /* a durable store's shop comes from its state */
-        return NULL;
+        *out = NULL;
+        return -EINVAL; /* a durable store's shop comes from its state */
     }
-    return create(cfg, catalog, n, NULL, NULL, 0);
+    return create(cfg, catalog, n, NULL, NULL, 0, out);
 }
 
-struct shop *shop_create_stored(const struct shop_config *cfg,
-                                const struct store_state *state)
+int shop_create_stored(const struct shop_config *cfg,
+                       const struct store_state *state, struct shop **out)
 {
-    struct shop *s = NULL;
     size_t n = state->nproducts;
     struct product *cat = calloc(n ? n : 1, sizeof(*cat));
     struct shop_stock *start = calloc(n ? n : 1, sizeof(*start));
     size_t nb = state->nunfinished;
     struct order *backlog = calloc(nb ? nb : 1, sizeof(*backlog));
-    int err = ENOMEM;
+    int err = -ENOMEM;
 
+    *out = NULL;
     if (!cat || !start || !backlog)
         goto out;
     for (size_t i = 0; i < n; i++) {
@@ -265,18 +271,16 @@ struct shop *shop_create_stored(const struct shop_config *cfg,
     for (size_t i = 0; i < nb; i++) {
         shop_order_from_store(&state->unfinished[i], &backlog[i]);
         if (backlog[i].product >= n) {
-            err = EINVAL;
+            err = -EINVAL;
             goto out;
         }
     }
-    s = create(cfg, cat, n, start, backlog, nb);
-    err = s ? 0 : errno;
+    err = create(cfg, cat, n, start, backlog, nb, out);
 out:
     free(cat);
     free(start);
     free(backlog);
-    errno = err;
-    return s;
+    return err;
 }
 
 bool shop_durable(const struct shop *s)

@@ -150,26 +150,40 @@ struct shop;
  */
 const struct product *shop_demo_catalog(size_t *n);
 
+/*
+ * The SKU rule, owned here: 1 to SHOP_SKU_MAX characters of [A-Za-z0-9_-],
+ * so a SKU is safe in a URL path, a Prometheus label and a log line as it
+ * is. shop_create() refuses a catalog that breaks it; the API and the
+ * catalog file check it first to say so clearly. SHOP_SKU_RULE is the rule
+ * in words, for error messages.
+ */
+#define SHOP_SKU_RULE "1-64 characters of [A-Za-z0-9_-]"
+_Static_assert(SHOP_SKU_MAX == 64, "SHOP_SKU_RULE spells SHOP_SKU_MAX");
+/* Whether the `n` bytes at `sku` follow the SKU rule. Thread-safe. */
+bool shop_sku_valid(const char *sku, size_t n);
+
 /* The text of a status: "queued", "fulfilled", "out_of_stock". */
 const char *shop_status_name(enum order_status st);
 
 /*
- * Build a shop over `n` (> 0) products copied from `catalog`. Creates the
- * belt and the pool but starts no thread. Returns the shop or NULL
- * (errno EINVAL or ENOMEM).
+ * Build a shop over `n` (> 0) products copied from `catalog`, each SKU
+ * following the SKU rule and unique. Creates the belt and the pool but
+ * starts no thread. Stores the shop in `*out` and returns 0, or returns
+ * -EINVAL (a bad setting or catalog), -ENOMEM or a pthread error (and
+ * stores NULL).
  */
-struct shop *shop_create(const struct shop_config *cfg,
-                         const struct product *catalog, size_t n);
+int shop_create(const struct shop_config *cfg, const struct product *catalog,
+                size_t n, struct shop **out);
 
 /*
  * Build a shop over what store_load() found in the durable store
  * cfg->store: its products with their stock and sold, order ids going on
  * from state->next_id, and state's unfinished orders, which go back on
  * the belt in id order (as room frees) before any new order. `state` is
- * copied. Returns the shop or NULL (errno).
+ * copied. Returns 0 or a negative errno, as shop_create().
  */
-struct shop *shop_create_stored(const struct shop_config *cfg,
-                                const struct store_state *state);
+int shop_create_stored(const struct shop_config *cfg,
+                       const struct store_state *state, struct shop **out);
 
 /* Whether the shop's orders go through a durable store. */
 bool shop_durable(const struct shop *s);

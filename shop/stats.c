@@ -81,6 +81,7 @@ struct shop_stats {
     size_t rate_head;      /* next slot to write */
     size_t rate_len;       /* samples kept, <= RATE_SAMPLES */
     int64_t start_mono_ns; /* read-only after create */
+    bool lock_ready;       /* rate_lock initialised (create/destroy) */
 };
 
 /* ---- latency histogram ------------------------------------------------ */
@@ -116,11 +117,7 @@ static void fine_bounds(size_t b, double *lo, double *hi)
 
 struct latency_hist *latency_hist_create(void)
 {
-    struct latency_hist *h = shop_cache_zalloc(sizeof(*h));
-
-    if (!h)
-        errno = ENOMEM;
-    return h;
+    return shop_cache_zalloc(sizeof(struct latency_hist));
 }
 
 void latency_hist_destroy(struct latency_hist *h)
@@ -217,30 +214,33 @@ void latency_hist_export(struct latency_hist *h, struct shop_histogram *out)
 
 /* ---- counters and throughput ------------------------------------------ */
 
-struct shop_stats *shop_stats_create(int64_t start_mono_ns)
+int shop_stats_create(int64_t start_mono_ns, struct shop_stats **out)
 {
     struct shop_stats *st = shop_cache_zalloc(sizeof(*st));
-    int err;
+    int err = -ENOMEM;
 
-    if (!st) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    err = pthread_mutex_init(&st->rate_lock, NULL);
-    if (err) {
-        free(st);
-        errno = err;
-        return NULL;
-    }
+    if (!st)
+        goto fail;
+    err = -pthread_mutex_init(&st->rate_lock, NULL);
+    if (err)
+        goto fail;
+    st->lock_ready = true;
     st->start_mono_ns = start_mono_ns;
-    return st;
+    *out = st;
+    return 0;
+
+fail:
+    shop_stats_destroy(st);
+    *out = NULL;
+    return err;
 }
 
 void shop_stats_destroy(struct shop_stats *st)
 {
     if (!st)
         return;
-    pthread_mutex_destroy(&st->rate_lock);
+    if (st->lock_ready)
+        pthread_mutex_destroy(&st->rate_lock);
     free(st);
 }
 

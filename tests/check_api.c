@@ -33,8 +33,7 @@ static void setup(void)
 {
     struct shop_config sc = {
         .workers = 1, .queue_capacity = 4, .order_history = 16};
-    shop = shop_create(&sc, test_catalog, 2);
-    ck_assert_ptr_nonnull(shop);
+    ck_assert_int_eq(shop_create(&sc, test_catalog, 2, &shop), 0);
     app.shop = shop;
     app.limits.max_body = 4096;
     app.limits.max_quantity = 1000;

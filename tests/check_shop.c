@@ -38,9 +38,9 @@ static struct shop *make_shop_over(size_t workers, size_t capacity,
         .work_ms = work_ms,
         .unsafe_inventory = unsafe,
     };
-    struct shop *s = shop_create(&cfg, catalog, n);
+    struct shop *s = NULL;
 
-    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(shop_create(&cfg, catalog, n, &s), 0);
     return s;
 }
 
@@ -345,26 +345,42 @@ START_TEST(test_shop_create_rejects_bad_config)
     struct shop_config good = {
         .workers = 1, .queue_capacity = 4, .order_history = 4};
     struct shop_config cfg;
-    struct product negative = test_catalog[0];
+    struct product bad[2] = {test_catalog[0], test_catalog[1]};
+    struct shop *s = (struct shop *)&good; /* must be overwritten with NULL */
 
     cfg = good;
     cfg.workers = 0;
-    errno = 0;
-    ck_assert_ptr_null(shop_create(&cfg, test_catalog, TEST_NPRODUCTS));
-    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(shop_create(&cfg, test_catalog, TEST_NPRODUCTS, &s),
+                     -EINVAL);
+    ck_assert_ptr_null(s);
     cfg = good;
     cfg.queue_capacity = 0;
-    ck_assert_ptr_null(shop_create(&cfg, test_catalog, TEST_NPRODUCTS));
+    ck_assert_int_eq(shop_create(&cfg, test_catalog, TEST_NPRODUCTS, &s),
+                     -EINVAL);
     cfg = good;
     cfg.order_history = 0;
-    ck_assert_ptr_null(shop_create(&cfg, test_catalog, TEST_NPRODUCTS));
-    ck_assert_ptr_null(shop_create(&good, test_catalog, 0));
-    ck_assert_ptr_null(shop_create(&good, NULL, 1));
-    ck_assert_ptr_null(shop_create(NULL, test_catalog, 1));
-    negative.stock = -1;
-    errno = 0;
-    ck_assert_ptr_null(shop_create(&good, &negative, 1));
-    ck_assert_int_eq(errno, EINVAL);
+    ck_assert_int_eq(shop_create(&cfg, test_catalog, TEST_NPRODUCTS, &s),
+                     -EINVAL);
+    ck_assert_int_eq(shop_create(&good, test_catalog, 0, &s), -EINVAL);
+    ck_assert_int_eq(shop_create(&good, NULL, 1, &s), -EINVAL);
+    ck_assert_int_eq(shop_create(NULL, test_catalog, 1, &s), -EINVAL);
+    bad[0].stock = -1;
+    ck_assert_int_eq(shop_create(&good, bad, 1, &s), -EINVAL);
+    /* The SKU rule is the shop's: a catalog that breaks it, or names one
+     * SKU twice, makes no shop. */
+    bad[0] = test_catalog[0];
+    snprintf(bad[0].sku, sizeof(bad[0].sku), "has space");
+    ck_assert_int_eq(shop_create(&good, bad, 1, &s), -EINVAL);
+    bad[0].sku[0] = '\0';
+    ck_assert_int_eq(shop_create(&good, bad, 1, &s), -EINVAL);
+    bad[0] = test_catalog[0];
+    bad[1] = test_catalog[0];
+    ck_assert_int_eq(shop_create(&good, bad, 2, &s), -EINVAL);
+    ck_assert_ptr_null(s);
+    bad[1] = test_catalog[1];
+    ck_assert_int_eq(shop_create(&good, bad, 2, &s), 0);
+    ck_assert_ptr_nonnull(s);
+    shop_destroy(s);
     shop_destroy(NULL);
 }
 END_TEST
@@ -940,7 +956,8 @@ END_TEST
 START_TEST(test_shop_idem_bounded_oldest_dropped_first)
 {
     enum { CAP = 16 };
-    struct idem_table *t = idem_create(CAP, 60);
+    struct idem_table *t = NULL;
+    ck_assert_int_eq(idem_create(CAP, 60, &t), 0);
     struct shop_idem_ticket tk;
     struct shop_idem_answer ans;
     const char *fp = "same";
@@ -982,7 +999,8 @@ START_TEST(test_shop_idem_sharded_table_keeps_the_newest)
     /* A large table is sharded; still at most `cap` keys, and the keys
      * dropped are the oldest ones. */
     enum { CAP = 4096 };
-    struct idem_table *t = idem_create(CAP, 60);
+    struct idem_table *t = NULL;
+    ck_assert_int_eq(idem_create(CAP, 60, &t), 0);
     struct shop_idem_ticket tk;
     static struct shop_idem_answer ans;
     const char *fp = "same";
@@ -1019,7 +1037,8 @@ END_TEST
 
 START_TEST(test_shop_idem_keys_expire_after_ttl)
 {
-    struct idem_table *t = idem_create(8, 10);
+    struct idem_table *t = NULL;
+    ck_assert_int_eq(idem_create(8, 10, &t), 0);
     struct shop_idem_ticket tk;
     struct shop_idem_answer ans;
     const char *fa = "a", *fb = "b";
@@ -1043,8 +1062,10 @@ START_TEST(test_shop_idem_keys_expire_after_ttl)
     idem_counts(t, &snap);
     ck_assert_uint_eq(snap.idem_keys, 1);
     idem_destroy(t);
-    ck_assert_ptr_null(idem_create(0, 10));
-    ck_assert_ptr_null(idem_create(8, 0));
+    ck_assert_int_eq(idem_create(0, 10, &t), -EINVAL);
+    ck_assert_ptr_null(t);
+    ck_assert_int_eq(idem_create(8, 0, &t), -EINVAL);
+    ck_assert_ptr_null(t);
 }
 END_TEST
 
@@ -1053,7 +1074,8 @@ START_TEST(test_shop_idem_keys_and_fingerprints_compared_in_full)
     /* Keys are kept whole: 255-byte keys that differ in their last byte
      * only are two keys, and a fingerprint that is a prefix of another is
      * another request. */
-    struct idem_table *t = idem_create(64, 60);
+    struct idem_table *t = NULL;
+    ck_assert_int_eq(idem_create(64, 60, &t), 0);
     struct shop_idem_ticket tk;
     struct shop_idem_answer ans;
     static char ka[SHOP_IDEM_KEY_MAX], kb[SHOP_IDEM_KEY_MAX];

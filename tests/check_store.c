@@ -617,8 +617,8 @@ static struct shop *stored_shop(struct store *st, size_t capacity,
         .order_history = 4, /* small: older orders come from the store */
         .store = st,
     };
-    struct shop *shop = shop_create_stored(&cfg, s);
-    ck_assert_ptr_nonnull(shop);
+    struct shop *shop = NULL;
+    ck_assert_int_eq(shop_create_stored(&cfg, s, &shop), 0);
     ck_assert(shop_durable(shop));
     ck_assert_int_eq(shop_start(shop), 0);
     return shop;

@@ -84,8 +84,7 @@ static void shop_renew(void)
         .work_ms = 0,
         .unsafe_inventory = false,
     };
-    shop = shop_create(&cfg, cat, n);
-    if (shop == NULL) {
+    if (shop_create(&cfg, cat, n, &shop) != 0) {
         fputs("fuzz_request: shop_create failed\n", stderr);
         abort();
     }
