@@ -319,9 +319,15 @@ static void duplicate_message(const char *key, bool oom, char *msg,
         snprintf(msg, msglen, "a key appears twice in one object");
 }
 
-int buy_parse(const char *body, size_t len, unsigned max_quantity,
-              struct buy_order *out, char *sku_buf, char *msg, size_t msglen)
+/*
+ * The part both bodies share: not empty, no NUL, valid JSON, one object,
+ * no member named twice anywhere. Returns 0 and the tree in `*root` (the
+ * caller deletes it), or -EBADMSG with a message.
+ */
+static int parse_object(const char *body, size_t len, cJSON **root, char *msg,
+                        size_t msglen)
 {
+    *root = NULL;
     if (body == NULL || len == 0) {
         snprintf(msg, msglen, "request body is empty; expected a JSON object");
         return -EBADMSG;
@@ -333,67 +339,47 @@ int buy_parse(const char *body, size_t len, unsigned max_quantity,
     /* The body is NUL-terminated: counting the NUL makes cJSON reject
      * trailing garbage and keeps any read past the end on the NUL. */
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
-    if (root == NULL) {
+    cJSON *tree = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
+    if (tree == NULL) {
         snprintf(msg, msglen, "request body is not valid JSON");
         return -EBADMSG;
     }
-    int e;
     bool oom = false;
     const char *dup = NULL;
-    if (!cJSON_IsObject(root)) {
+    if (!cJSON_IsObject(tree)) {
         snprintf(msg, msglen, "request body must be one JSON object");
-        e = -EBADMSG;
-    } else if ((dup = find_duplicate(root, &oom)) != NULL || oom) {
+    } else if ((dup = find_duplicate(tree, &oom)) != NULL || oom) {
         duplicate_message(dup, oom, msg, msglen);
-        e = -EBADMSG;
     } else {
-        e = check_fields(root, body, len, max_quantity, out, sku_buf, msg,
-                         msglen);
+        *root = tree;
+        return 0;
     }
-    cJSON_Delete(root);
-    return e;
+    cJSON_Delete(tree);
+    return -EBADMSG;
 }
 
-/* True if two members of the object `root` have the same name. */
-static bool has_duplicate_member(const cJSON *root)
+int buy_parse(const char *body, size_t len, unsigned max_quantity,
+              struct buy_order *out, char *sku_buf, char *msg, size_t msglen)
 {
-    for (const cJSON *a = root->child; a != NULL; a = a->next)
-        for (const cJSON *b = a->next; b != NULL; b = b->next)
-            if (a->string != NULL && b->string != NULL &&
-                strcmp(a->string, b->string) == 0)
-                return true;
-    return false;
+    cJSON *root;
+    int e = parse_object(body, len, &root, msg, msglen);
+
+    if (e == 0)
+        e = check_fields(root, body, len, max_quantity, out, sku_buf, msg,
+                         msglen);
+    cJSON_Delete(root);
+    return e;
 }
 
 int restock_parse(const char *body, size_t len, unsigned *quantity, char *msg,
                   size_t msglen)
 {
-    if (body == NULL || len == 0) {
-        snprintf(msg, msglen, "request body is empty; expected a JSON object");
-        return -EBADMSG;
-    }
-    if (memchr(body, '\0', len) != NULL) {
-        snprintf(msg, msglen, "request body must not contain NUL bytes");
-        return -EBADMSG;
-    }
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len + 1, &end, 1);
-    if (root == NULL) {
-        snprintf(msg, msglen, "request body is not valid JSON");
-        return -EBADMSG;
-    }
-    int e;
-    if (!cJSON_IsObject(root)) {
-        snprintf(msg, msglen, "request body must be one JSON object");
-        e = -EBADMSG;
-    } else if (has_duplicate_member(root)) {
-        snprintf(msg, msglen, "request body names a field twice");
-        e = -EBADMSG;
-    } else {
+    cJSON *root;
+    int e = parse_object(body, len, &root, msg, msglen);
+
+    if (e == 0)
         e = check_quantity(root, body, len, SHOP_RESTOCK_MAX, quantity, msg,
                            msglen);
-    }
     cJSON_Delete(root);
     return e;
 }

@@ -50,45 +50,6 @@ struct route {
                            argument is what lies between (one segment) */
 };
 
-static void handle_buy(const struct app *, const struct http_request *,
-                       const char *, struct http_response *);
-static void handle_restock(const struct app *, const struct http_request *,
-                           const char *, struct http_response *);
-static void handle_order(const struct app *, const struct http_request *,
-                         const char *, struct http_response *);
-static void handle_products(const struct app *, const struct http_request *,
-                            const char *, struct http_response *);
-static void handle_product(const struct app *, const struct http_request *,
-                           const char *, struct http_response *);
-/* --- GET /stats, /metrics ---------------------------------------------- */
-
-static void handle_stats(const struct app *, const struct http_request *,
-                         const char *, struct http_response *);
-static void handle_metrics(const struct app *, const struct http_request *,
-                           const char *, struct http_response *);
-static void handle_healthz(const struct app *, const struct http_request *,
-                           const char *, struct http_response *);
-static void handle_readyz(const struct app *, const struct http_request *,
-                          const char *, struct http_response *);
-static void handle_dashboard(const struct app *, const struct http_request *,
-                             const char *, struct http_response *);
-static void handle_events(const struct app *, const struct http_request *,
-                          const char *, struct http_response *);
-
-static const struct route routes[] = {
-    {"/buy", false, true, handle_buy, NULL},
-    {"/orders/", true, false, handle_order, NULL},
-    {"/products", false, false, handle_products, NULL},
-    {"/products/", true, true, handle_restock, "/restock"},
-    {"/products/", true, false, handle_product, NULL},
-    {"/stats", false, false, handle_stats, NULL},
-    {"/metrics", false, false, handle_metrics, NULL},
-    {"/healthz", false, false, handle_healthz, NULL},
-    {"/readyz", false, false, handle_readyz, NULL},
-    {"/", false, false, handle_dashboard, NULL},
-    {"/events", false, false, handle_events, NULL},
-};
-
 /* The error of a body buy_parse() or restock_parse() refused. */
 static enum http_err parse_error(int rc)
 {
@@ -843,6 +804,8 @@ static void handle_restock(const struct app *app,
         idem_finish(app, &tk, res);
 }
 
+/* --- GET /stats, /metrics -------------------------------------------- */
+
 static void handle_stats(const struct app *app, const struct http_request *req,
                          const char *arg, struct http_response *res)
 {
@@ -856,8 +819,6 @@ static void handle_stats(const struct app *app, const struct http_request *req,
     if (res->body == NULL)
         http_fail(res, HTTP_ERR_INTERNAL, "out of memory");
 }
-
-/* --- GET /metrics ---------------------------------------------------- */
 
 static void handle_metrics(const struct app *app,
                            const struct http_request *req, const char *arg,
@@ -938,6 +899,20 @@ static void handle_events(const struct app *app, const struct http_request *req,
 }
 
 /* --- routing ---------------------------------------------------------- */
+
+static const struct route routes[] = {
+    {"/buy", false, true, handle_buy, NULL},
+    {"/orders/", true, false, handle_order, NULL},
+    {"/products", false, false, handle_products, NULL},
+    {"/products/", true, true, handle_restock, "/restock"},
+    {"/products/", true, false, handle_product, NULL},
+    {"/stats", false, false, handle_stats, NULL},
+    {"/metrics", false, false, handle_metrics, NULL},
+    {"/healthz", false, false, handle_healthz, NULL},
+    {"/readyz", false, false, handle_readyz, NULL},
+    {"/", false, false, handle_dashboard, NULL},
+    {"/events", false, false, handle_events, NULL},
+};
 
 static bool is_get(const char *m)
 {

@@ -123,11 +123,8 @@ int catalog_load_file(const char *path, struct product **out, size_t *n,
             : NULL;
     if (root == NULL) {
         size_t line, col;
-        size_t off = end != NULL && end >= text && end <= text + len
-                         ? (size_t)(end - text)
-                         : 0;
 
-        text_line_col(text, off, &line, &col);
+        text_line_col(text, len, end, &line, &col);
         snprintf(err, errlen,
                  "--catalog: \"%s\" is not valid JSON (line %zu, column %zu)",
                  path, line, col);

@@ -63,8 +63,11 @@ fail:
     return rc;
 }
 
-void text_line_col(const char *text, size_t off, size_t *line, size_t *col)
+void text_line_col(const char *text, size_t len, const char *at, size_t *line,
+                   size_t *col)
 {
+    size_t off =
+        at != NULL && at >= text && at <= text + len ? (size_t)(at - text) : 0;
     *line = 1;
     *col = 1;
     for (size_t i = 0; i < off; i++) {

@@ -1,7 +1,6 @@
 /*
- * file.h - small helpers that config/ needs for files and their error messages:
- * read a whole file, and find the line and column of an offset for error
- * messages.
+ * file.h - small helpers for the files shopd reads (settings, catalogs):
+ * read a whole file, and find the line and column of a parse error.
  *
  * Thread safety: every function touches only its arguments; safe from any
  * thread.
@@ -19,7 +18,10 @@
  */
 int file_read_all(const char *path, size_t max, char **out, size_t *len);
 
-/* Line and column (both from 1) of `text + off`, for parse errors. */
-void text_line_col(const char *text, size_t off, size_t *line, size_t *col);
+/* Line and column (both from 1) of `at` in the `len` bytes of `text`, for
+ * parse errors (where the parser stopped); an `at` outside the text, or
+ * NULL, counts as its start. */
+void text_line_col(const char *text, size_t len, const char *at, size_t *line,
+                   size_t *col);
 
 #endif /* SHOPD_COMMON_FILE_H */

@@ -1046,11 +1046,8 @@ static int load_file(struct config *c, const char *path, char *err,
     root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
     if (root == NULL) {
         size_t line, col;
-        size_t off = end != NULL && end >= text && end <= text + len
-                         ? (size_t)(end - text)
-                         : 0;
 
-        text_line_col(text, off, &line, &col);
+        text_line_col(text, len, end, &line, &col);
         rc = errorf(err, errlen, "%s: invalid JSON at line %zu, column %zu",
                     from, line, col);
         goto out;

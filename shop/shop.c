@@ -372,6 +372,22 @@ void shop_destroy(struct shop *s)
     free(s);
 }
 
+/* A new order as it goes on the belt: queued, stamped now, no id yet (the
+ * belt or the store numbers it). */
+static void belt_item(struct shop_item *it, const struct order *o)
+{
+    it->o = *o;
+    it->o.id = 0;
+    it->o.status = ORDER_QUEUED;
+    it->o.worker = -1;
+    it->o.accepted_ns = time_now_ns(CLOCK_REALTIME);
+    it->o.processed_ns = 0;
+    it->o.customer[SHOP_CUSTOMER_MAX] = '\0';
+    if (!it->o.has_customer)
+        it->o.customer[0] = '\0';
+    it->enqueued_mono_ns = time_now_ns(CLOCK_MONOTONIC);
+}
+
 int shop_submit(struct shop *s, const struct order *o, uint64_t *id)
 {
     struct shop_item it;
@@ -383,16 +399,7 @@ int shop_submit(struct shop *s, const struct order *o, uint64_t *id)
     if (o->product >= s->nproducts || o->quantity == 0)
         return -EINVAL;
 
-    it.o = *o;
-    it.o.id = 0; /* the belt numbers it */
-    it.o.status = ORDER_QUEUED;
-    it.o.worker = -1;
-    it.o.accepted_ns = time_now_ns(CLOCK_REALTIME);
-    it.o.processed_ns = 0;
-    it.o.customer[SHOP_CUSTOMER_MAX] = '\0';
-    if (!it.o.has_customer)
-        it.o.customer[0] = '\0';
-    it.enqueued_mono_ns = time_now_ns(CLOCK_MONOTONIC);
+    belt_item(&it, o);
 
     ret = queue_try_send(s->belt, &it, &seq);
     if (ret == -EAGAIN)
@@ -448,16 +455,7 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
         shop_stats_count_full(s->stats);
         return -EAGAIN;
     }
-    it.o = *o;
-    it.o.id = 0; /* the store numbers it */
-    it.o.status = ORDER_QUEUED;
-    it.o.worker = -1;
-    it.o.accepted_ns = time_now_ns(CLOCK_REALTIME);
-    it.o.processed_ns = 0;
-    it.o.customer[SHOP_CUSTOMER_MAX] = '\0';
-    if (!it.o.has_customer)
-        it.o.customer[0] = '\0';
-    it.enqueued_mono_ns = time_now_ns(CLOCK_MONOTONIC);
+    belt_item(&it, o);
     int ret = committer_accept(s->com, &it, key, done, arg);
     if (ret != 0)
         atomic_fetch_sub_explicit(&s->held, 1, memory_order_release);
