@@ -266,6 +266,20 @@ static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
     return true;
 }
 
+/* A keyed request's start: the memory table first, then (a new key in a
+ * durable shop) the store. Returns true to go on processing with `tk`,
+ * false when `res` already holds the answer. */
+static bool key_begin(const struct app *app, enum shop_idem_scope scope,
+                      const char *key, size_t key_len, const char *fp,
+                      size_t fp_len, struct shop_idem_ticket *tk,
+                      struct http_response *res)
+{
+    if (!idem_start(app, scope, key, key_len, fp, fp_len, tk, res))
+        return false;
+    return !(shop_durable(app->shop) &&
+             idem_from_store(app, scope, key, key_len, fp, fp_len, tk, res));
+}
+
 static void handle_buy(const struct app *app, const struct http_request *req,
                        const char *arg, struct http_response *res)
 {
@@ -320,11 +334,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (kc == KEY_OK) {
         fp_len = shop_buy_fingerprint(bo.sku, bo.quantity,
                                       bo.has_customer ? bo.customer : NULL, fp);
-        if (!idem_start(app, SHOP_IDEM_BUY, key, key_len, fp, fp_len, &tk, res))
-            return;
-        if (shop_durable(app->shop) &&
-            idem_from_store(app, SHOP_IDEM_BUY, key, key_len, fp, fp_len, &tk,
-                            res))
+        if (!key_begin(app, SHOP_IDEM_BUY, key, key_len, fp, fp_len, &tk, res))
             return;
     }
 
@@ -769,12 +779,8 @@ static void handle_restock(const struct app *app,
     size_t fp_len = 0;
     if (kc == KEY_OK) {
         fp_len = shop_restock_fingerprint(p->sku, qty, fp);
-        if (!idem_start(app, SHOP_IDEM_RESTOCK, key, key_len, fp, fp_len, &tk,
-                        res))
-            return;
-        if (shop_durable(app->shop) &&
-            idem_from_store(app, SHOP_IDEM_RESTOCK, key, key_len, fp, fp_len,
-                            &tk, res))
+        if (!key_begin(app, SHOP_IDEM_RESTOCK, key, key_len, fp, fp_len, &tk,
+                       res))
             return;
     }
     struct shop_stock st;
