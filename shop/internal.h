@@ -76,10 +76,10 @@ void inventory_destroy(struct inventory *inv);
 
 /*
  * Take `qty` (> 0) units of product `i`: if there are enough, subtract them
- * from stock, add them to sold and return true; else change nothing and
- * return false. Takes the inventory lock (unless unsafe).
+ * from stock, add them to sold and return 0; else change nothing and return
+ * -ERANGE (out of stock). Takes the inventory lock (unless unsafe).
  */
-bool inventory_take(struct inventory *inv, size_t i, int64_t qty);
+int inventory_take(struct inventory *inv, size_t i, int64_t qty);
 
 /* Copy stock, sold, restocked and oversold of every product under one
  * lock hold. */

@@ -99,22 +99,22 @@ static void race_window(void)
         ;
 }
 
-static bool take_unsafe(struct inventory *inv, size_t i, int64_t qty)
+static int take_unsafe(struct inventory *inv, size_t i, int64_t qty)
 {
     int64_t stock = atomic_load_explicit(&inv->stock[i], memory_order_relaxed);
 
     if (stock < qty)
-        return false;
+        return -ERANGE;
     race_window();
     /* The lost update: another worker may have written since the read. */
     atomic_store_explicit(&inv->stock[i], stock - qty, memory_order_relaxed);
     atomic_fetch_add_explicit(&inv->sold[i], qty, memory_order_relaxed);
-    return true;
+    return 0;
 }
 
-bool inventory_take(struct inventory *inv, size_t i, int64_t qty)
+int inventory_take(struct inventory *inv, size_t i, int64_t qty)
 {
-    bool ok = false;
+    int ret = -ERANGE;
     int64_t stock;
 
     if (inv->unsafe)
@@ -126,10 +126,10 @@ bool inventory_take(struct inventory *inv, size_t i, int64_t qty)
         atomic_store_explicit(&inv->stock[i], stock - qty,
                               memory_order_relaxed);
         atomic_fetch_add_explicit(&inv->sold[i], qty, memory_order_relaxed);
-        ok = true;
+        ret = 0;
     }
     pthread_mutex_unlock(&inv->lock);
-    return ok;
+    return ret;
 }
 
 void inventory_read_all(struct inventory *inv, struct shop_stock *out)

@@ -87,11 +87,10 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
 
     latency_hist_record(shop_stats_queue_wait(s->stats),
                         taken - it->enqueued_mono_ns);
-    if (s->cfg.work_ms > 0)
-        time_sleep_ms(
-            s->cfg.work_ms); /* the clerk's work, outside every lock */
+    if (s->cfg.work_ms > 0) /* the clerk's work, outside every lock */
+        time_sleep_ms(s->cfg.work_ms);
 
-    ok = inventory_take(s->inv, o->product, (int64_t)o->quantity);
+    ok = inventory_take(s->inv, o->product, (int64_t)o->quantity) == 0;
 
     if (s->com == NULL)
         o->id = seq; /* in memory, the belt numbers the orders */
