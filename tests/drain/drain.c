@@ -25,9 +25,6 @@
  * Waits are conditions polled with deadlines; time bounds are multiplied by
  * $E2E_SLOW.
  */
-#include "tests/e2e/harness.h"
-#include "tests/hostile/reliability.h"
-
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+#include <check.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
+#include "tests/lib/reliability.h"
 
 #define CLIENTS 8
 
@@ -247,7 +253,7 @@ static void drain_under_load(const char *const *args, bool belt_full)
             0);
     }
 
-    int slow = rel_slow();
+    int slow = e2e_slow();
     wait_count(&l.n202, 500, 30000 * slow, "orders accepted");
     check_sample(&l, 20);
     if (belt_full)
@@ -392,7 +398,7 @@ START_TEST(test_drain_timeout)
 
     int64_t t0 = now_ms();
     shopd_signal(s, SIGTERM);
-    int st = shopd_wait_exit(s, 30000 * rel_slow());
+    int st = shopd_wait_exit(s, 30000 * e2e_slow());
     int64_t took = now_ms() - t0;
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
@@ -437,10 +443,10 @@ START_TEST(test_drain_second_signal)
         buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
     http_close(&c);
     shopd_signal(s, SIGINT);
-    ck_assert_msg(shopd_wait_output(s, "draining", 10000 * rel_slow()),
+    ck_assert_msg(shopd_wait_output(s, "draining", 10000 * e2e_slow()),
                   "no 'draining' line after SIGINT");
     shopd_signal(s, SIGINT);
-    int st = shopd_wait_exit(s, 10000 * rel_slow());
+    int st = shopd_wait_exit(s, 10000 * e2e_slow());
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGINT,
@@ -468,7 +474,7 @@ static Suite *drain_suite(void)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
         tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-        tcase_set_timeout(tc, 180 * rel_slow());
+        tcase_set_timeout(tc, 180 * e2e_slow());
         tcase_add_test(tc, cases[i].test);
         suite_add_tcase(s, tc);
     }

@@ -2,7 +2,7 @@
  * e2e_api.c - the read-only endpoints, routing, method checks and malformed
  * requests, against the real binary (SPEC §1).
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,6 +12,11 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 static const char small_catalog[] =
     "{\"products\":["

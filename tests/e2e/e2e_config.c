@@ -3,7 +3,7 @@
  * exit 2 with one line naming the setting before the port is bound,
  * --help/--version, a port in use, precedence defaults < file < env < flags.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +11,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/process.h"
 
 /* What a bad-configuration case writes to a temporary file. */
 enum tmp_kind {

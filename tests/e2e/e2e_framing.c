@@ -7,7 +7,7 @@
  * (header_timeout); connections past max_connections and
  * max_connections_per_ip closed at once.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,6 +19,12 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define ORDER "{\"product\":\"apple\",\"quantity\":1}"
 /* A complete POST /buy, to be smuggled inside another request's body. */

@@ -3,7 +3,7 @@
  * logs on stderr, SIGTERM/SIGINT drain, a second signal, the drain timeout,
  * and open connections that must not hold the exit up.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +13,12 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 static const char catalog[] =
     "{\"products\":["

@@ -6,7 +6,7 @@
  * Client threads only collect results; every assertion runs in the test
  * thread after the joins (Check asserts are for the test thread only).
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 /* ---- the concurrent burst ----------------------------------------------- */
 

@@ -2,7 +2,7 @@
  * e2e_orders.c - POST /buy and GET /orders/{id} against the real binary:
  * every answer of SPEC §1's table, validation, limits, the order book.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +10,11 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 static const char catalog[] =
     "{\"products\":["

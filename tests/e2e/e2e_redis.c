@@ -9,7 +9,7 @@
  * Client threads only record what they saw (status counts and the ids of
  * their 202s); the test thread asserts after joining them.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 #include "tests/lib/redis_harness.h"
 
 #define HOT_STOCK  500

@@ -5,7 +5,7 @@
  * key, the restock invariant under a burst of buys and restocks, and the
  * admin token absent from every output shopd produces.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +15,12 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define TOKEN     "e2e-admin-token-7f3a9c1d"
 #define TOKEN_ENV "SHOPD_ADMIN_TOKEN=" TOKEN

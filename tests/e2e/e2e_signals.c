@@ -10,7 +10,7 @@
  * line and keeps serving; SIGUSR2 changes nothing; a second signal during
  * the drain exits at once with 128+N.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <ctype.h>
 #include <signal.h>
@@ -19,6 +19,12 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define ORDER "{\"product\":\"apple\",\"quantity\":1}"
 

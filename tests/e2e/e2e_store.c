@@ -13,7 +13,7 @@
  * (a small tmpfs, when this machine lets the test mount one) answers 503
  * store_unavailable and recovers by itself, and bad values exit 2.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define NPRODUCTS     3
 #define KILL_THREADS  6
