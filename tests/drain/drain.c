@@ -285,11 +285,7 @@ static void drain_under_load(const char *const *args, bool belt_full)
     size_t elen = strlen(err);
     const char *tail = elen > 1500 ? err + elen - 1500 : err;
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", tail);
-    ck_assert_msg(st != -1, "shopd did not exit after SIGTERM: %s", tail);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "exit status %d signal %d: %s",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, tail);
+    expect_exit_code(st, 0, "SIGTERM under load", err);
     struct rel_final f;
     ck_assert_msg(rel_parse_final(err, "drained", &f), "no drained line: %s",
                   tail);
@@ -449,11 +445,7 @@ START_TEST(test_drain_second_signal)
     int st = shopd_wait_exit(s, 10000 * e2e_slow());
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGINT,
-                  "second SIGINT: exit %d (signal %d), want %d: %s",
-                  st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  st != -1 && WIFSIGNALED(st) ? WTERMSIG(st) : 0, 128 + SIGINT,
-                  err);
+    expect_exit_code(st, 128 + SIGINT, "second SIGINT", err);
     free(err);
     shopd_destroy(s);
 }
@@ -462,32 +454,17 @@ END_TEST
 static Suite *drain_suite(void)
 {
     Suite *s = suite_create("drain");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
-        {"under_load", test_drain_under_load},
-        {"full_belt", test_drain_full_belt},
-        {"timeout", test_drain_timeout},
-        {"second_signal", test_drain_second_signal},
+    const struct rel_case cases[] = {
+        {"under_load", test_drain_under_load, 180, 0},
+        {"full_belt", test_drain_full_belt, 180, 0},
+        {"timeout", test_drain_timeout, 180, 0},
+        {"second_signal", test_drain_second_signal, 180, 0},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-        tcase_set_timeout(tc, 180 * e2e_slow());
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    rel_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]));
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(drain_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    int run = srunner_ntests_run(sr);
-    srunner_free(sr);
-    printf("%d passed, %d failed\n", run - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rel_run(srunner_create(drain_suite()));
 }

@@ -629,8 +629,7 @@ START_TEST(test_redis_bad_store_exits_2)
         const char *args[] = {"--store", bad[i], NULL};
         char *err = NULL;
         int st = shopd_run(args, NULL, 10000, NULL, &err);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2,
-                      "--store %s: status %d, stderr %s", bad[i], st, err);
+        expect_exit_code(st, 2, bad[i], err);
         ck_assert_msg(strstr(err, "store") != NULL, "%s", err);
         free(err);
     }
@@ -648,8 +647,7 @@ START_TEST(test_redis_unreachable_at_start_exits_1)
     int64_t t0 = now_ms();
     int st = shopd_run(args, NULL, 30000, NULL, &err);
     int64_t took = now_ms() - t0;
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d, stderr %s",
-                  st, err);
+    expect_exit_code(st, 1, "Redis unreachable at start", err);
     ck_assert_msg(took >= 9000 && took < 20000, "gave up after %lld ms",
                   (long long)took);
     ck_assert_msg(strstr(err, path) != NULL, "%s", err);

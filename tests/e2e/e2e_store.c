@@ -367,8 +367,7 @@ START_TEST(test_e2e_store_second_instance_refused)
                                 "--store", store,       NULL};
     char *err = NULL;
     int ws = shopd_run(args, NULL, 10000, NULL, &err);
-    ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 1,
-                  "second shopd: status %d", ws);
+    expect_exit_code(ws, 1, "second shopd on the same file", err);
     ck_assert_msg(strstr(err, "in use by another shopd") != NULL &&
                       strstr(err, db) != NULL,
                   "no clear line: %s", err);
@@ -616,8 +615,7 @@ START_TEST(test_e2e_store_bad_values_exit_2)
         const char *const args[] = {"--port", "0", bad[i][0], bad[i][1], NULL};
         char *err = NULL;
         int ws = shopd_run(args, NULL, 10000, NULL, &err);
-        ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 2,
-                      "%s %s: status %d", bad[i][0], bad[i][1], ws);
+        expect_exit_code(ws, 2, bad[i][1], err);
         ck_assert_msg(strstr(err, bad[i][0] + 2) != NULL,
                       "%s %s: the line does not name the setting: %s",
                       bad[i][0], bad[i][1], err);
@@ -628,8 +626,7 @@ START_TEST(test_e2e_store_bad_values_exit_2)
                                 "sqlite:/nonexistent-dir/x/shop.db", NULL};
     char *err = NULL;
     int ws = shopd_run(args, NULL, 10000, NULL, &err);
-    ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 1,
-                  "unopenable store: status %d", ws);
+    expect_exit_code(ws, 1, "unopenable store", err);
     ck_assert_msg(strstr(err, "/nonexistent-dir/x/shop.db") != NULL, "%s", err);
     free(err);
 }

@@ -1084,31 +1084,21 @@ END_TEST
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
-    struct {
-        const char *name;
-        const TTest *test;
-        int timeout;
-    } cases[] = {
-        {"malformed", test_hostile_malformed_request_lines, 120},
-        {"headers", test_hostile_headers_over_limit, 120},
-        {"big_body", test_hostile_big_body_content_length, 120},
-        {"chunked", test_hostile_chunked_over_limit, 120},
-        {"slowloris", test_hostile_slowloris, 180},
-        {"keepalive", test_hostile_keepalive_limit, 240},
-        {"mid_body", test_hostile_disconnect_mid_body, 120},
-        {"mid_response", test_hostile_disconnect_mid_response, 120},
-        {"random", test_hostile_random_bytes, 120},
-        {"nested", test_hostile_nested_json, 120},
-        {"sneaky_quantities", test_hostile_sneaky_quantities, 60},
-        {"keys_and_tokens", test_hostile_keys_and_tokens, 120},
+    const struct rel_case cases[] = {
+        {"malformed", test_hostile_malformed_request_lines, 120, 0},
+        {"headers", test_hostile_headers_over_limit, 120, 0},
+        {"big_body", test_hostile_big_body_content_length, 120, 0},
+        {"chunked", test_hostile_chunked_over_limit, 120, 0},
+        {"slowloris", test_hostile_slowloris, 180, 0},
+        {"keepalive", test_hostile_keepalive_limit, 240, 0},
+        {"mid_body", test_hostile_disconnect_mid_body, 120, 0},
+        {"mid_response", test_hostile_disconnect_mid_response, 120, 0},
+        {"random", test_hostile_random_bytes, 120, 0},
+        {"nested", test_hostile_nested_json, 120, 0},
+        {"sneaky_quantities", test_hostile_sneaky_quantities, 60, 0},
+        {"keys_and_tokens", test_hostile_keys_and_tokens, 120, 0},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-        tcase_set_timeout(tc, cases[i].timeout * e2e_slow());
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    rel_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]));
     return s;
 }
 
@@ -1131,10 +1121,5 @@ int main(void)
     raise_fd_limit();
     SRunner *sr = srunner_create(hostile_suite());
     srunner_add_suite(sr, hostile_slow_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    int run = srunner_ntests_run(sr);
-    srunner_free(sr);
-    printf("%d passed, %d failed\n", run - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rel_run(sr);
 }

@@ -518,23 +518,12 @@ END_TEST
 Suite *hostile_slow_suite(void)
 {
     Suite *s = suite_create("hostile_slow");
-    TCase *tc = tcase_create("smuggling");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, 120 * e2e_slow());
-    tcase_add_test(tc, test_hostile_smuggling);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("slow_clients");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, 180 * e2e_slow());
-    tcase_add_loop_test(tc, test_hostile_slow_clients, 0,
-                        (int)(sizeof(slow_cases) / sizeof(slow_cases[0])));
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("stalled_viewers");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, 180 * e2e_slow());
-    tcase_add_test(tc, test_hostile_stalled_viewers);
-    suite_add_tcase(s, tc);
+    const struct rel_case cases[] = {
+        {"smuggling", test_hostile_smuggling, 120, 0},
+        {"slow_clients", test_hostile_slow_clients, 180,
+         (int)(sizeof(slow_cases) / sizeof(slow_cases[0]))},
+        {"stalled_viewers", test_hostile_stalled_viewers, 180, 0},
+    };
+    rel_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]));
     return s;
 }

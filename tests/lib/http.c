@@ -26,6 +26,17 @@
 #include "tests/lib/buf.h"
 #include "tests/lib/clock.h"
 
+/* 127.0.0.1:port. */
+static struct sockaddr_in loopback(unsigned port)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons((uint16_t)port);
+    return sa;
+}
+
 int http_connect(struct http_conn *c, unsigned port)
 {
     memset(c, 0, sizeof *c);
@@ -35,11 +46,7 @@ int http_connect(struct http_conn *c, unsigned port)
     if (fd < 0)
         return -errno;
     fcntl(fd, F_SETFD, FD_CLOEXEC);
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((uint16_t)port);
+    struct sockaddr_in sa = loopback(port);
     int r;
     do {
         r = connect(fd, (struct sockaddr *)&sa, sizeof sa);
@@ -298,6 +305,22 @@ static int read_head(struct http_conn *c, struct http_resp *r, int64_t deadline)
     }
 }
 
+/*
+ * Parse and consume the chunk-size line that ends at `eol` (chunk
+ * extensions are ignored). Returns 0 or -EPROTO.
+ */
+static int take_chunk_size(struct http_conn *c, const char *eol,
+                           unsigned long long *size)
+{
+    char *endp;
+    errno = 0;
+    *size = strtoull(c->buf, &endp, 16);
+    if (endp == c->buf || errno || *size > (64ull << 20))
+        return -EPROTO;
+    consume(c, (size_t)(eol - c->buf) + 2);
+    return 0;
+}
+
 static int read_chunked(struct http_conn *c, struct buf *body, int64_t deadline)
 {
     for (;;) {
@@ -307,12 +330,9 @@ static int read_chunked(struct http_conn *c, struct buf *body, int64_t deadline)
             if (n <= 0)
                 return n < 0 ? (int)n : -EPROTO;
         }
-        char *endp;
-        errno = 0;
-        unsigned long long size = strtoull(c->buf, &endp, 16);
-        if (endp == c->buf || errno || size > (64ull << 20))
+        unsigned long long size;
+        if (take_chunk_size(c, eol, &size) != 0)
             return -EPROTO;
-        consume(c, (size_t)(eol - c->buf) + 2);
         if (size == 0) {
             /* Trailers until an empty line. */
             for (;;) {
@@ -371,12 +391,9 @@ static int dechunk(struct http_conn *c)
             const char *eol = find_bytes(c, "\r\n");
             if (!eol)
                 return 0;
-            char *endp;
-            errno = 0;
-            unsigned long long size = strtoull(c->buf, &endp, 16);
-            if (endp == c->buf || errno)
+            unsigned long long size;
+            if (take_chunk_size(c, eol, &size) != 0)
                 return -EPROTO;
-            consume(c, (size_t)(eol - c->buf) + 2);
             if (size == 0) {
                 c->stream_end = true;
                 return 0;
@@ -533,11 +550,7 @@ int listen_any(unsigned *port)
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
         return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = 0;
+    struct sockaddr_in sa = loopback(0);
     socklen_t sl = sizeof sa;
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         listen(fd, 16) != 0 ||

@@ -16,6 +16,7 @@
 #include "tests/lib/process.h"
 
 #include <check.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -352,24 +353,58 @@ static unsigned parse_listening(const char *text)
     return port <= 65535 ? port : 0;
 }
 
+/*
+ * Wait until `seen(s, arg)` holds (it is called under s->mu with the output
+ * captured so far; NULL never holds), the pipes are closed or `deadline`
+ * passed. Returns what `seen` said last.
+ */
+static bool wait_output_until(struct shopd *s, int64_t deadline,
+                              bool (*seen)(const struct shopd *, const void *),
+                              const void *arg)
+{
+    bool ok;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        ok = seen != NULL && seen(s, arg);
+        if (ok || s->eof || now_ms() >= deadline)
+            break;
+        struct timespec ts;
+        deadline_ts(&ts, deadline);
+        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+/* The port of the listening line logged so far, or 0 (under s->mu). */
+static unsigned logged_port(const struct shopd *s)
+{
+    unsigned port = parse_listening(s->err.p);
+    return port ? port : parse_listening(s->out.p);
+}
+
+static bool port_logged(const struct shopd *s, const void *unused)
+{
+    (void)unused;
+    return logged_port(s) != 0;
+}
+
+/* Whether the string `needle` was logged on either stream (under s->mu). */
+static bool needle_logged(const struct shopd *s, const void *needle)
+{
+    return (s->err.p && strstr(s->err.p, needle)) ||
+           (s->out.p && strstr(s->out.p, needle));
+}
+
 struct shopd *shopd_start(const char *const *args, const char *const *env)
 {
     struct shopd *s = shopd_spawn(args, env, false);
     ck_assert_msg(s != NULL, "cannot spawn %s: %s", shopd_bin(),
                   strerror(errno));
     int64_t deadline = now_ms() + e2e_slow_ms(E2E_START_TIMEOUT_MS);
-    unsigned port = 0;
+    wait_output_until(s, deadline, port_logged, NULL);
     pthread_mutex_lock(&s->mu);
-    for (;;) {
-        port = parse_listening(s->err.p);
-        if (!port)
-            port = parse_listening(s->out.p);
-        if (port || s->eof || now_ms() >= deadline)
-            break;
-        struct timespec ts;
-        deadline_ts(&ts, deadline);
-        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-    }
+    unsigned port = logged_port(s);
     pthread_mutex_unlock(&s->mu);
     if (!port) {
         shopd_signal(s, SIGKILL);
@@ -407,33 +442,7 @@ void shopd_signal(struct shopd *s, int sig)
 
 bool shopd_wait_output(struct shopd *s, const char *needle, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
-    bool found = false;
-    pthread_mutex_lock(&s->mu);
-    for (;;) {
-        found = (s->err.p && strstr(s->err.p, needle)) ||
-                (s->out.p && strstr(s->out.p, needle));
-        if (found || s->eof || now_ms() >= deadline)
-            break;
-        struct timespec ts;
-        deadline_ts(&ts, deadline);
-        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-    }
-    pthread_mutex_unlock(&s->mu);
-    return found;
-}
-
-/* After the process is gone, wait (bounded) for the pipes to drain. */
-static void wait_eof(struct shopd *s, int timeout_ms)
-{
-    int64_t deadline = now_ms() + timeout_ms;
-    pthread_mutex_lock(&s->mu);
-    while (!s->eof && now_ms() < deadline) {
-        struct timespec ts;
-        deadline_ts(&ts, deadline);
-        pthread_cond_timedwait(&s->cond, &s->mu, &ts);
-    }
-    pthread_mutex_unlock(&s->mu);
+    return wait_output_until(s, now_ms() + timeout_ms, needle_logged, needle);
 }
 
 int shopd_wait_exit(struct shopd *s, int timeout_ms)
@@ -445,7 +454,8 @@ int shopd_wait_exit(struct shopd *s, int timeout_ms)
         s->reaped = true;
         s->status = st;
     }
-    wait_eof(s, 5000);
+    /* The process is gone: wait (bounded) for the pipes to drain. */
+    wait_output_until(s, now_ms() + 5000, NULL, NULL);
     return s->status;
 }
 
@@ -462,20 +472,59 @@ bool shopd_running(struct shopd *s)
     return true;
 }
 
-char *shopd_stderr(struct shopd *s)
+void expect_exit_code(int st, int code, const char *what, const char *err)
+{
+    /* The end of stderr: where the reason for an exit is. */
+    size_t n = err ? strlen(err) : 0;
+    const char *tail = n > 1200 ? err + n - 1200 : n ? err : "";
+    ck_assert_msg(st != -1, "%s: still running; stderr: %s", what, tail);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == code,
+                  "%s: exit status %d (signal %d), want %d; stderr: %s", what,
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1,
+                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, code, tail);
+}
+
+char *shopd_expect_exit(struct shopd *s, int timeout_ms, int code,
+                        const char *what)
+{
+    int st = shopd_wait_exit(s, timeout_ms);
+    char *err = shopd_stderr(s);
+    expect_exit_code(st, code, what, err);
+    return err;
+}
+
+long log_field(const char *text, const char *key)
+{
+    long val = -1;
+    size_t kl = strlen(key);
+    for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
+        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
+            continue;
+        char *end;
+        long v = strtol(p + kl, &end, 10);
+        if (end != p + kl)
+            val = v;
+    }
+    return val;
+}
+
+/* A copy of one of the captured streams (`b` is s->out or s->err). */
+static char *copy_output(struct shopd *s, const struct buf *b)
 {
     pthread_mutex_lock(&s->mu);
-    char *c = buf_copy(&s->err);
+    char *c = buf_copy(b);
     pthread_mutex_unlock(&s->mu);
     return c;
 }
 
+char *shopd_stderr(struct shopd *s)
+{
+    return copy_output(s, &s->err);
+}
+
 char *shopd_stdout(struct shopd *s)
 {
-    pthread_mutex_lock(&s->mu);
-    char *c = buf_copy(&s->out);
-    pthread_mutex_unlock(&s->mu);
-    return c;
+    return copy_output(s, &s->out);
 }
 
 void shopd_destroy(struct shopd *s)

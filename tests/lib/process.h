@@ -82,6 +82,28 @@ char *shopd_stdout(struct shopd *s);
 void shopd_destroy(struct shopd *s);
 
 /*
+ * Assert that wait status `st` (of shopd_wait_exit, shopd_run or run_cmd)
+ * is a normal exit with status `code`. A failure names `what` and shows
+ * the end of `err` (the program's stderr; may be NULL).
+ */
+void expect_exit_code(int st, int code, const char *what, const char *err);
+
+/*
+ * Wait up to `timeout_ms` for `s` to exit and assert exit status `code`
+ * (a failure names `what`). Returns its stderr (malloc'd; the caller
+ * frees it).
+ */
+char *shopd_expect_exit(struct shopd *s, int timeout_ms, int code,
+                        const char *what);
+
+/*
+ * The number after the last `key` (e.g. "processed=") in a log `text` that
+ * is not the tail of a longer key (so "stock=" does not match
+ * "out_of_stock="); -1 if there is none.
+ */
+long log_field(const char *text, const char *key);
+
+/*
  * Run shopd to completion (no default arguments): spawn, wait up to
  * `timeout_ms` for its exit (SIGKILL after that). Stores the wait status
  * (-1 on timeout) and the captured stdout and stderr (malloc'd; pass NULL

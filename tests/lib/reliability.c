@@ -188,3 +188,27 @@ void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
     if (out != NULL)
         *out = f;
 }
+
+void rel_add_cases(Suite *s, const struct rel_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, NULL, e2e_teardown);
+        tcase_set_timeout(tc, cases[i].timeout_s * e2e_slow());
+        if (cases[i].loops > 0)
+            tcase_add_loop_test(tc, cases[i].test, 0, cases[i].loops);
+        else
+            tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+}
+
+int rel_run(SRunner *sr)
+{
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    int run = srunner_ntests_run(sr);
+    srunner_free(sr);
+    printf("%d passed, %d failed\n", run - failed, failed);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

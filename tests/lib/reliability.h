@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <check.h>
+
 #include "tests/lib/process.h"
 
 /* Resident set size of `pid` in KiB (VmRSS), or -1. */
@@ -66,5 +68,25 @@ uint64_t rel_expect_alive(unsigned port, int bound_ms);
  */
 void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
                            struct rel_final *out);
+
+/* One test of a reliability program, in a TCase of its own. */
+struct rel_case {
+    const char *name; /* of the TCase: CK_RUN_CASE=name runs it alone */
+    const TTest *test;
+    int timeout_s; /* times e2e_slow() */
+    int loops;     /* 0: a plain test; N: a loop test over rows 0..N-1 */
+};
+
+/*
+ * Add one TCase per case to `s`, each with e2e_teardown as its checked
+ * fixture (so a failed test leaves no shopd running).
+ */
+void rel_add_cases(Suite *s, const struct rel_case *cases, size_t n);
+
+/*
+ * Run `sr` (CK_ENV selects and sets the output), print "N passed, M
+ * failed", free it. Returns the exit status for main.
+ */
+int rel_run(SRunner *sr);
 
 #endif /* SHOPD_TESTS_LIB_RELIABILITY_H */

@@ -458,17 +458,9 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("soak");
-    TCase *tc = tcase_create("million");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, (double)(env_u64("SOAK_SECONDS", 600) + 300) *
-                              e2e_slow());
-    tcase_add_test(tc, test_soak_million_orders);
-    suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    int run = srunner_ntests_run(sr);
-    srunner_free(sr);
-    printf("%d passed, %d failed\n", run - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    const struct rel_case million = {"million", test_soak_million_orders,
+                                     (int)env_u64("SOAK_SECONDS", 600) + 300,
+                                     0};
+    rel_add_cases(suite, &million, 1);
+    return rel_run(srunner_create(suite));
 }
