@@ -659,10 +659,7 @@ START_TEST(test_e2e_orders_get)
     const char *path = order_gets[_i].path;
     char *cat;
     struct shopd *s = start_cat(&cat, NULL);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
-    http_close(&c);
+    buy_one_ok(shopd_port(s), "{\"product\":\"apple\",\"quantity\":1}");
     struct http_resp r;
     ck_assert_int_eq(http_do(shopd_port(s), "GET", path, NULL, NULL, 0, &r), 0);
     ck_assert_msg(r.status == order_gets[_i].status,
@@ -743,10 +740,7 @@ START_TEST(test_e2e_buy_rejected_invalid_counted)
     free(b);
     ck_assert_int_eq(r.status, 413);
     http_resp_free(&r);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
-    http_close(&c);
+    buy_one_ok(port, "{\"product\":\"apple\",\"quantity\":1}");
     cJSON *st = wait_idle_ok(port, 10000);
     ck_assert_msg(jnum(st, "orders.rejected_invalid") == 4,
                   "rejected_invalid %g, want 4",

@@ -537,13 +537,10 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
     char *cat = write_tmp(hot_catalog);
     struct shopd *a = start_instance("a", cat, NULL);
     struct shopd *b = start_instance("b", cat, NULL);
-    struct http_conn c = {.fd = -1};
-    ck_assert_int_eq(http_connect(&c, shopd_port(a)), 0);
-    uint64_t first = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":7}");
-    http_close(&c);
-    ck_assert_int_eq(http_connect(&c, shopd_port(b)), 0);
-    uint64_t second = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":3}");
-    http_close(&c);
+    uint64_t first =
+        buy_one_ok(shopd_port(a), "{\"product\":\"hot\",\"quantity\":7}");
+    uint64_t second =
+        buy_one_ok(shopd_port(b), "{\"product\":\"hot\",\"quantity\":3}");
     cJSON *st = wait_shop_idle(shopd_port(a), 2, 5000);
     cJSON_Delete(st);
     shopd_signal(a, SIGTERM);
@@ -566,9 +563,8 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
     ck_assert_str_eq(jstr(o, "status"), "fulfilled");
     ck_assert_str_eq(jstr(o, "accepted_by"), "b");
     cJSON_Delete(o);
-    ck_assert_int_eq(http_connect(&c, shopd_port(b)), 0);
-    uint64_t third = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":1}");
-    http_close(&c);
+    uint64_t third =
+        buy_one_ok(shopd_port(b), "{\"product\":\"hot\",\"quantity\":1}");
     ck_assert_uint_eq(first, 1);
     ck_assert_uint_eq(second, 2);
     ck_assert_uint_eq(third, 3);

@@ -659,10 +659,7 @@ START_TEST(test_e2e_admin_restock_200)
     char *cat;
     struct shopd *s = start_shop(&cat, true, NULL);
     unsigned port = shopd_port(s);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, "{\"product\":\"pear\",\"quantity\":3}");
-    http_close(&c);
+    buy_one_ok(port, "{\"product\":\"pear\",\"quantity\":3}");
     cJSON_Delete(wait_idle_ok(port, 10000));
 
     struct http_resp r;

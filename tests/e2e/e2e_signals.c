@@ -136,10 +136,7 @@ START_TEST(test_e2e_signals_usr1_logs_stats)
     free(err);
     /* Still serving and still taking orders. */
     ck_assert(shopd_running(s));
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, ORDER);
-    http_close(&c);
+    buy_one_ok(port, ORDER);
     accepted++;
     shopd_signal(s, SIGTERM);
     err = shopd_expect_exit(s, 20000, 0, "SIGTERM after SIGUSR1");
@@ -158,10 +155,7 @@ START_TEST(test_e2e_signals_usr2_ignored)
     /* A request answered after the signal was delivered (signals to a
      * process are handled before it returns to user space, and the
      * request below needs the server to run). */
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, ORDER);
-    http_close(&c);
+    buy_one_ok(port, ORDER);
     accepted++;
     cJSON_Delete(get_json_ok(port, "/healthz"));
     ck_assert_msg(shopd_running(s), "SIGUSR2 ended shopd");

@@ -373,10 +373,7 @@ START_TEST(test_e2e_store_second_instance_refused)
                   "no clear line: %s", err);
     free(err);
     /* The first one is unharmed. */
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    buy_ok(&c, "{\"product\":\"gem\",\"quantity\":1}");
-    http_close(&c);
+    buy_one_ok(shopd_port(s), "{\"product\":\"gem\",\"quantity\":1}");
     shopd_destroy(s);
     db_remove(db);
     unlink(cat);
@@ -390,10 +387,7 @@ START_TEST(test_e2e_store_stock_survives_restart_and_catalog_adds)
     char *db = db_path();
     struct shopd *s = start_stored(cat, db, "full", "1");
     unsigned port = shopd_port(s);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    uint64_t id = buy_ok(&c, "{\"product\":\"ore\",\"quantity\":7}");
-    http_close(&c);
+    uint64_t id = buy_one_ok(port, "{\"product\":\"ore\",\"quantity\":7}");
     cJSON *o = wait_order_final_ok(port, id, 10000);
     ck_assert_str_eq(jstr(o, "status"), "fulfilled");
     cJSON_Delete(o);
@@ -427,9 +421,8 @@ START_TEST(test_e2e_store_stock_survives_restart_and_catalog_adds)
     o = get_json_ok(port, "/orders/1");
     ck_assert_str_eq(jstr(o, "status"), "fulfilled");
     cJSON_Delete(o);
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    ck_assert_uint_eq(buy_ok(&c, "{\"product\":\"salt\",\"quantity\":1}"), 2);
-    http_close(&c);
+    ck_assert_uint_eq(buy_one_ok(port, "{\"product\":\"salt\",\"quantity\":1}"),
+                      2);
     shopd_destroy(s);
     db_remove(db);
     unlink(cat);

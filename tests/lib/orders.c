@@ -43,6 +43,16 @@ uint64_t buy_ok(struct http_conn *c, const char *json)
     return oid;
 }
 
+uint64_t buy_one_ok(unsigned port, const char *json)
+{
+    struct http_conn c;
+    int e = http_connect(&c, port);
+    ck_assert_msg(e == 0, "connect to port %u: %s", port, strerror(-e));
+    uint64_t id = buy_ok(&c, json);
+    http_close(&c);
+    return id;
+}
+
 cJSON *wait_idle_ok(unsigned port, int timeout_ms)
 {
     int64_t deadline = now_ms() + timeout_ms;

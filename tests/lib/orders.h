@@ -22,6 +22,9 @@
  * asserts the exact 202 body and Location. */
 uint64_t buy_ok(struct http_conn *c, const char *json);
 
+/* buy_ok on a fresh connection to `port`, closed afterwards. */
+uint64_t buy_one_ok(unsigned port, const char *json);
+
 /*
  * Poll /stats until the belt is idle: depth == 0, in_flight == 0 and
  * processed == accepted (fails the test after `timeout_ms`). Returns the
