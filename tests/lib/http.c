@@ -183,12 +183,15 @@ static ssize_t fill(struct http_conn *c, int64_t deadline)
     }
 }
 
+/* Drop the first `n` unconsumed bytes (nothing to do on an empty buffer,
+ * which may still be NULL). */
 static void consume(struct http_conn *c, size_t n)
 {
+    if (c->buf == NULL)
+        return;
     memmove(c->buf, c->buf + n, c->len - n);
     c->len -= n;
-    if (c->buf)
-        c->buf[c->len] = '\0';
+    c->buf[c->len] = '\0';
 }
 
 /* Find `needle` in the unconsumed bytes (which may contain NULs). */
