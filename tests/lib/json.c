@@ -37,24 +37,23 @@ const cJSON *json_at(const cJSON *root, const char *path)
     return node;
 }
 
-double jnum(const cJSON *root, const char *path)
+/* The node at `path`; fails the test unless `is(node)` holds. */
+static const cJSON *typed_at(const cJSON *root, const char *path,
+                             cJSON_bool (*is)(const cJSON *), const char *type)
 {
     const cJSON *n = json_at(root, path);
-    ck_assert_msg(n && cJSON_IsNumber(n),
-                  "JSON field %s missing or not a "
-                  "number",
-                  path);
-    return n->valuedouble;
+    ck_assert_msg(n && is(n), "JSON field %s missing or not a %s", path, type);
+    return n;
+}
+
+double jnum(const cJSON *root, const char *path)
+{
+    return typed_at(root, path, cJSON_IsNumber, "number")->valuedouble;
 }
 
 const char *jstr(const cJSON *root, const char *path)
 {
-    const cJSON *n = json_at(root, path);
-    ck_assert_msg(n && cJSON_IsString(n),
-                  "JSON field %s missing or not a "
-                  "string",
-                  path);
-    return n->valuestring;
+    return typed_at(root, path, cJSON_IsString, "string")->valuestring;
 }
 
 const char *expect_error(const struct http_resp *r, int status,

@@ -106,6 +106,37 @@ static void child_reset_signals(void)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/*
+ * In a child after fork(): die with `parent`, default signal state, `in`
+ * (or /dev/null when negative), `out` and `err` as descriptors 0 to 2, the
+ * four pipe ends `pipes` closed, then exec `path`. Only async-signal-safe
+ * calls. Never returns.
+ */
+_Noreturn static void child_exec(pid_t parent, int in, int out, int err,
+                                 const int pipes[4], const char *path,
+                                 const char *const *argv,
+                                 const char *const *envp)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    child_reset_signals();
+    int devnull = in < 0 ? open("/dev/null", O_RDONLY) : -1;
+    if (devnull >= 0) {
+        dup2(devnull, 0);
+        if (devnull > 2)
+            close(devnull);
+    } else if (in >= 0) {
+        dup2(in, 0);
+    }
+    dup2(out, 1);
+    dup2(err, 2);
+    for (int i = 0; i < 4; i++)
+        close(pipes[i]);
+    execve(path, (char *const *)argv, (char *const *)envp);
+    _exit(127);
+}
+
 /* Wait for `pid` with WNOHANG and a small back-off until `deadline`. */
 static int reap_until(pid_t pid, int64_t deadline, int *status)
 {
@@ -274,25 +305,8 @@ struct shopd *shopd_spawn(const char *const *args, const char *const *env,
     if (pid < 0)
         goto fail;
     if (pid == 0) {
-        /* Only async-signal-safe calls until execve. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        child_reset_signals();
-        int devnull = open("/dev/null", O_RDONLY);
-        if (devnull >= 0) {
-            dup2(devnull, 0);
-            if (devnull > 2)
-                close(devnull);
-        }
-        dup2(outp[1], 1);
-        dup2(errp[1], 2);
-        close(outp[0]);
-        close(outp[1]);
-        close(errp[0]);
-        close(errp[1]);
-        execve(argv[0], (char *const *)argv, (char *const *)envp);
-        _exit(127);
+        const int pipes[4] = {outp[0], outp[1], errp[0], errp[1]};
+        child_exec(parent, -1, outp[1], errp[1], pipes, argv[0], argv, envp);
     }
     s->pid = pid;
     close(outp[1]);
@@ -645,19 +659,9 @@ int run_cmd(const char *const *argv, const char *input, size_t input_len,
         return -2;
     }
     if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        child_reset_signals();
-        dup2(inp[0], 0);
-        dup2(outp[1], 1);
-        dup2(outp[1], 2);
-        close(inp[0]);
-        close(inp[1]);
-        close(outp[0]);
-        close(outp[1]);
-        execve(prog, (char *const *)argv, environ);
-        _exit(127);
+        const int pipes[4] = {inp[0], inp[1], outp[0], outp[1]};
+        child_exec(parent, inp[0], outp[1], outp[1], pipes, prog, argv,
+                   (const char *const *)environ);
     }
     free(prog);
     close(inp[0]);

@@ -168,12 +168,7 @@ void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
     size_t n = strlen(err);
     const char *tail = n > 1500 ? err + n - 1500 : err;
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", tail);
-    ck_assert_msg(st != -1, "shopd did not exit within %d ms of SIGTERM: %s",
-                  e2e_slow_ms(timeout_ms), tail);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "shopd exit status %d (signal %d) after SIGTERM: %s",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, tail);
+    expect_exit_code(st, 0, "shopd after SIGTERM", err);
     struct rel_final f;
     ck_assert_msg(rel_parse_final(err, "drained", &f),
                   "no final 'drained accepted=...' line: %s", tail);
