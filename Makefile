@@ -40,9 +40,13 @@ LIB_SRC := $(wildcard common/*.c queue/*.c worker/*.c store/*.c shop/*.c \
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/api/dashboard_blob.o \
            $(BUILD)/store/redis_blob.o
 MAIN_OBJ := $(BUILD)/cmd/main.o
+# Test programs: their own sources plus the shared helpers of tests/lib/
+# (the unit suites need only the Redis one).
+TESTLIB_SRC := $(wildcard tests/lib/*.c)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC := $(wildcard tests/check_*.c) tests/run_unit.c tests/lib/redis_harness.c
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
-E2E_SRC  := $(wildcard tests/e2e/*.c) tests/lib/redis_harness.c
+E2E_SRC  := $(wildcard tests/e2e/*.c) $(TESTLIB_SRC)
 E2E_OBJ  := $(E2E_SRC:%.c=$(BUILD)/%.o)
 
 ALL_OBJ  := $(LIB_OBJ) $(MAIN_OBJ) $(UNIT_OBJ) $(E2E_OBJ)

@@ -13,8 +13,8 @@
 # the library sources itself into build/fuzz (never reusing gcc objects).
 #
 # Uses from the root Makefile: CC CFLAGS LDFLAGS SANFLAGS BUILD SHOPD
-# REQ_CFLAGS PKG_CFLAGS PKG_LIBS CHECK_CFLAGS CHECK_LIBS WARN, and the rule
-# $(BUILD)/tests/%.o: tests/%.c.
+# REQ_CFLAGS PKG_CFLAGS PKG_LIBS CHECK_CFLAGS CHECK_LIBS WARN TESTLIB_OBJ
+# (the helpers of tests/lib/), and the rule $(BUILD)/tests/%.o: tests/%.c.
 
 .PHONY: fuzz fuzz-ci fuzz-build fuzz-deps hostile drain soak reliability
 
@@ -79,8 +79,7 @@ fuzz-ci: fuzz-build
 	    tests/fuzz/corpus
 
 # ---- hostile clients, drain, soak -------------------------------------------
-REL_COMMON_OBJ := $(BUILD)/tests/e2e/harness.o \
-                  $(BUILD)/tests/hostile/reliability.o
+REL_COMMON_OBJ := $(TESTLIB_OBJ)
 REL_OBJ        := $(REL_COMMON_OBJ) $(BUILD)/tests/hostile/hostile.o \
                   $(BUILD)/tests/hostile/slow_clients.o \
                   $(BUILD)/tests/drain/drain.o $(BUILD)/tests/soak/soak.o

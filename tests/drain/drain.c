@@ -25,9 +25,6 @@
  * Waits are conditions polled with deadlines; time bounds are multiplied by
  * $E2E_SLOW.
  */
-#include "tests/e2e/harness.h"
-#include "tests/hostile/reliability.h"
-
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -36,6 +33,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+#include <check.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
+#include "tests/lib/reliability.h"
 
 #define CLIENTS 8
 
@@ -247,7 +253,7 @@ static void drain_under_load(const char *const *args, bool belt_full)
             0);
     }
 
-    int slow = rel_slow();
+    int slow = e2e_slow();
     wait_count(&l.n202, 500, 30000 * slow, "orders accepted");
     check_sample(&l, 20);
     if (belt_full)
@@ -279,11 +285,7 @@ static void drain_under_load(const char *const *args, bool belt_full)
     size_t elen = strlen(err);
     const char *tail = elen > 1500 ? err + elen - 1500 : err;
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", tail);
-    ck_assert_msg(st != -1, "shopd did not exit after SIGTERM: %s", tail);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "exit status %d signal %d: %s",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, tail);
+    expect_exit_code(st, 0, "SIGTERM under load", err);
     struct rel_final f;
     ck_assert_msg(rel_parse_final(err, "drained", &f), "no drained line: %s",
                   tail);
@@ -392,7 +394,7 @@ START_TEST(test_drain_timeout)
 
     int64_t t0 = now_ms();
     shopd_signal(s, SIGTERM);
-    int st = shopd_wait_exit(s, 30000 * rel_slow());
+    int st = shopd_wait_exit(s, 30000 * e2e_slow());
     int64_t took = now_ms() - t0;
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
@@ -437,17 +439,13 @@ START_TEST(test_drain_second_signal)
         buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
     http_close(&c);
     shopd_signal(s, SIGINT);
-    ck_assert_msg(shopd_wait_output(s, "draining", 10000 * rel_slow()),
+    ck_assert_msg(shopd_wait_output(s, "draining", 10000 * e2e_slow()),
                   "no 'draining' line after SIGINT");
     shopd_signal(s, SIGINT);
-    int st = shopd_wait_exit(s, 10000 * rel_slow());
+    int st = shopd_wait_exit(s, 10000 * e2e_slow());
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 128 + SIGINT,
-                  "second SIGINT: exit %d (signal %d), want %d: %s",
-                  st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  st != -1 && WIFSIGNALED(st) ? WTERMSIG(st) : 0, 128 + SIGINT,
-                  err);
+    expect_exit_code(st, 128 + SIGINT, "second SIGINT", err);
     free(err);
     shopd_destroy(s);
 }
@@ -456,32 +454,17 @@ END_TEST
 static Suite *drain_suite(void)
 {
     Suite *s = suite_create("drain");
-    struct {
-        const char *name;
-        const TTest *test;
-    } cases[] = {
-        {"under_load", test_drain_under_load},
-        {"full_belt", test_drain_full_belt},
-        {"timeout", test_drain_timeout},
-        {"second_signal", test_drain_second_signal},
+    const struct rel_case cases[] = {
+        {"under_load", test_drain_under_load, 180, 0},
+        {"full_belt", test_drain_full_belt, 180, 0},
+        {"timeout", test_drain_timeout, 180, 0},
+        {"second_signal", test_drain_second_signal, 180, 0},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-        tcase_set_timeout(tc, 180 * rel_slow());
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    rel_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]));
     return s;
 }
 
 int main(void)
 {
-    SRunner *sr = srunner_create(drain_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    int run = srunner_ntests_run(sr);
-    srunner_free(sr);
-    printf("%d passed, %d failed\n", run - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rel_run(srunner_create(drain_suite()));
 }

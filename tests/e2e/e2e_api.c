@@ -2,7 +2,7 @@
  * e2e_api.c - the read-only endpoints, routing, method checks and malformed
  * requests, against the real binary (SPEC §1).
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,6 +12,11 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 static const char small_catalog[] =
     "{\"products\":["
@@ -120,10 +125,7 @@ START_TEST(test_e2e_api_get_only_405)
     static const char *const methods[] = {"POST", "PUT", "DELETE", "PATCH"};
     char *cat;
     struct shopd *s = start_small(&cat, NULL);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
-    http_close(&c);
+    buy_one_ok(shopd_port(s), "{\"product\":\"apple\",\"quantity\":1}");
     for (size_t p = 0; p < sizeof get_only_paths / sizeof *get_only_paths;
          p++) {
         for (size_t m = 0; m < sizeof methods / sizeof *methods; m++) {

@@ -3,7 +3,7 @@
  * exit 2 with one line naming the setting before the port is bound,
  * --help/--version, a port in use, precedence defaults < file < env < flags.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -11,6 +11,10 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/process.h"
 
 /* What a bad-configuration case writes to a temporary file. */
 enum tmp_kind {
@@ -173,11 +177,7 @@ START_TEST(test_e2e_config_bad)
                   "[%s] was accepted and the server listened; "
                   "stderr: %.300s",
                   what, err);
-    ck_assert_msg(st != -1, "[%s] did not exit", what);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2,
-                  "[%s] exit status %d (signal %d), want 2; stderr: %.300s",
-                  what, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, err);
+    expect_exit_code(st, 2, what, err);
     bool named = false;
     for (size_t i = 0; i < 3 && bc->names[i]; i++)
         named = named || strstr(err, bc->names[i]) != NULL;
@@ -205,10 +205,7 @@ START_TEST(test_e2e_config_bad_before_bind)
     char *err;
     int st = shopd_run(args, NULL, 10000, NULL, &err);
     close(fd);
-    ck_assert_msg(st != -1, "did not exit");
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2,
-                  "exit status %d, want 2; stderr %.300s",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1, err);
+    expect_exit_code(st, 2, "--workers 0 on a taken port", err);
     ck_assert_msg(strstr(err, "--workers") != NULL, "stderr: %.300s", err);
     free(err);
 }
@@ -285,9 +282,7 @@ START_TEST(test_e2e_config_help)
     static const char *const args[] = {"--help", NULL};
     char *out, *err;
     int st = shopd_run(args, NULL, 10000, &out, &err);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "--help exit status %d; stderr %.300s",
-                  st == -1 ? -1 : WEXITSTATUS(st), err);
+    expect_exit_code(st, 0, "--help", err);
     for (size_t i = 0; i < sizeof names / sizeof *names; i++)
         ck_assert_msg(strstr(out, names[i]) != NULL,
                       "--help (stdout) does not mention %s", names[i]);
@@ -304,8 +299,7 @@ START_TEST(test_e2e_config_version)
     static const char *const args[] = {"--version", NULL};
     char *out, *err;
     int st = shopd_run(args, NULL, 10000, &out, &err);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "--version exit status; stderr %.300s", err);
+    expect_exit_code(st, 0, "--version", err);
     ck_assert_msg(strpbrk(out, "0123456789") != NULL,
                   "--version printed no version on stdout: '%s'", out);
     ck_assert_msg(count_lines(out) == 1, "--version is not one line: '%s'",
@@ -415,10 +409,7 @@ START_TEST(test_e2e_config_log_json)
     struct shopd *s = shopd_start(args, NULL);
     cJSON_Delete(get_json_ok(shopd_port(s), "/healthz"));
     shopd_signal(s, SIGTERM);
-    int st = shopd_wait_exit(s, 20000);
-    ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "exit after SIGTERM");
-    char *err = shopd_stderr(s);
+    char *err = shopd_expect_exit(s, 20000, 0, "SIGTERM, JSON logs");
     shopd_destroy(s);
     size_t lines = 0;
     for (char *line = err; *line;) {

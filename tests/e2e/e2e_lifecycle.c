@@ -3,9 +3,8 @@
  * logs on stderr, SIGTERM/SIGINT drain, a second signal, the drain timeout,
  * and open connections that must not hold the exit up.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,29 +13,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
+
 static const char catalog[] =
     "{\"products\":["
     "{\"sku\":\"apple\",\"name\":\"Apple\",\"price_cents\":50,\"stock\":10},"
     "{\"sku\":\"pear\",\"name\":\"Pear\",\"price_cents\":75,\"stock\":100}]}";
-
-/*
- * The number after the last "key=" in `text` that is not part of a longer
- * key (so "stock=" does not match "out_of_stock="); -1 if there is none.
- */
-static long log_field(const char *text, const char *key)
-{
-    long val = -1;
-    size_t kl = strlen(key);
-    for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
-        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-            continue;
-        char *end;
-        long v = strtol(p + kl, &end, 10);
-        if (end != p + kl)
-            val = v;
-    }
-    return val;
-}
 
 static struct shopd *start_cat(char **path, const char *const *extra)
 {
@@ -64,24 +50,8 @@ static void wait_not_ready(unsigned port)
         ck_assert_msg(st == 200, "/readyz answered %d", st);
         ck_assert_msg(now_ms() < deadline,
                       "/readyz still 200 15 s after the signal");
-        backoff_ms(delay);
-        if (delay < 20)
-            delay *= 2;
+        backoff_step(&delay, 20);
     }
-}
-
-static void expect_exit(struct shopd *s, int timeout_ms, int code,
-                        const char *what)
-{
-    int st = shopd_wait_exit(s, timeout_ms);
-    char *err = shopd_stderr(s);
-    ck_assert_msg(st != -1, "%s: still running after %d ms; stderr: %.500s",
-                  what, timeout_ms, err);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == code,
-                  "%s: exit status %d signal %d, want %d; stderr: %.500s", what,
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, code, err);
-    free(err);
 }
 
 /* An IPv6 listen address is logged as [ADDR]:PORT, as URLs write it. */
@@ -178,8 +148,7 @@ START_TEST(test_e2e_life_sigterm_drain)
     j = get_json_ok(port, "/products/apple");
     cJSON_Delete(j);
 
-    expect_exit(s, 30000, 0, "SIGTERM drain");
-    char *err = shopd_stderr(s);
+    char *err = shopd_expect_exit(s, 30000, 0, "SIGTERM drain");
     ck_assert_msg(strstr(err, "drained") != NULL, "no 'drained' line: %.500s",
                   err);
     ck_assert_msg(log_field(err, "accepted=") == 16, "accepted= in %.500s",
@@ -208,8 +177,7 @@ START_TEST(test_e2e_life_sigint_drain)
         buy_ok(&c, "{\"product\":\"pear\",\"quantity\":2}");
     http_close(&c);
     shopd_signal(s, SIGINT);
-    expect_exit(s, 20000, 0, "SIGINT drain");
-    char *err = shopd_stderr(s);
+    char *err = shopd_expect_exit(s, 20000, 0, "SIGINT drain");
     ck_assert_msg(strstr(err, "drained") != NULL, "no 'drained': %.500s", err);
     ck_assert_msg(
         log_field(err, "accepted=") == 3 && log_field(err, "processed=") == 3 &&
@@ -224,8 +192,7 @@ START_TEST(test_e2e_life_idle_sigterm)
 {
     struct shopd *s = shopd_start(NULL, NULL);
     shopd_signal(s, SIGTERM);
-    expect_exit(s, 20000, 0, "idle SIGTERM");
-    char *err = shopd_stderr(s);
+    char *err = shopd_expect_exit(s, 20000, 0, "idle SIGTERM");
     ck_assert_msg(strstr(err, "drained") != NULL &&
                       log_field(err, "accepted=") == 0 &&
                       log_field(err, "processed=") == 0,
@@ -315,7 +282,7 @@ START_TEST(test_e2e_life_open_connections)
     ck_assert_int_eq(http_send_raw(&partial, half, strlen(half)), 0);
 
     shopd_signal(s, SIGTERM);
-    expect_exit(s, 20000, 0, "SIGTERM with open connections");
+    free(shopd_expect_exit(s, 20000, 0, "SIGTERM with open connections"));
     ck_assert_int_eq(http_wait_closed(&ev, 5000), 0);
     ck_assert_int_eq(http_wait_closed(&keep, 5000), 0);
     http_close(&ev);
@@ -345,15 +312,13 @@ START_TEST(test_e2e_life_probe)
     const char *const a_bad[] = {"--probe", "ftp://x/", NULL};
     char *err = NULL;
     int st = shopd_run(a_ok, NULL, 10000, NULL, &err);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "probe of /healthz failed: %s", err);
+    expect_exit_code(st, 0, "probe of /healthz", err);
     free(err);
     const char *const *fails[] = {a_missing, a_closed, a_bad};
     for (size_t i = 0; i < 3; i++) {
         err = NULL;
         st = shopd_run(fails[i], NULL, 10000, NULL, &err);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1,
-                      "probe %s should exit 1", fails[i][1]);
+        expect_exit_code(st, 1, fails[i][1], err);
         ck_assert_msg(err != NULL && strstr(err, "probe") != NULL,
                       "probe failure says nothing: %s", err ? err : "");
         free(err);
@@ -365,8 +330,7 @@ START_TEST(test_e2e_life_probe)
     const char *const env[] = {envport, NULL};
     const char *const a_default[] = {"--probe", NULL};
     st = shopd_run(a_default, env, 10000, NULL, NULL);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "probe with SHOPD_PORT failed");
+    expect_exit_code(st, 0, "probe with SHOPD_PORT", NULL);
     shopd_destroy(s);
 }
 END_TEST

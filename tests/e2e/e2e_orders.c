@@ -2,7 +2,7 @@
  * e2e_orders.c - POST /buy and GET /orders/{id} against the real binary:
  * every answer of SPEC §1's table, validation, limits, the order book.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,6 +10,11 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 static const char catalog[] =
     "{\"products\":["
@@ -440,55 +445,70 @@ static char *padded_order(size_t len)
     return b;
 }
 
-START_TEST(test_e2e_buy_body_too_large)
-{
-    static const char *const extra[] = {"--max-body", "100", NULL};
-    char *cat;
-    struct shopd *s = start_cat(&cat, extra);
-    unsigned port = shopd_port(s);
-    struct http_resp r;
-    char *b = padded_order(100);
-    post_buy(port, NULL, b, 100, &r);
-    ck_assert_msg(r.status == 202, "exactly max-body bytes: status %d %s",
-                  r.status, r.body);
-    http_resp_free(&r);
-    free(b);
-    b = padded_order(101);
-    post_buy(port, NULL, b, 101, &r);
-    expect_error(&r, 413, "body_too_large");
-    http_resp_free(&r);
-    free(b);
-    b = padded_order(20000);
-    post_buy(port, NULL, b, 20000, &r);
-    expect_error(&r, 413, "body_too_large");
-    http_resp_free(&r);
-    free(b);
-    cJSON *st = get_json_ok(port, "/stats");
-    ck_assert_msg(jnum(st, "orders.accepted") == 1, "accepted");
-    ck_assert_msg(jnum(st, "orders.rejected_invalid") == 2,
-                  "rejected_invalid %g, want 2 (two 413s)",
-                  jnum(st, "orders.rejected_invalid"));
-    cJSON_Delete(st);
-    stop_cat(s, cat);
-}
-END_TEST
+/*
+ * A body up to --max-body (default 4096) is read, one byte more is 413
+ * body_too_large, however the body is framed. Each row starts its own
+ * shopd: the answer, then the counters (a 413 is a rejected_invalid).
+ */
+#define EXPECT_100 "Expect: 100-continue\r\n"
 
-START_TEST(test_e2e_buy_body_too_large_default)
+static const struct body_size {
+    const char *row;      /* names the row in failure messages */
+    const char *max_body; /* --max-body, or NULL for the default */
+    const char *headers;  /* extra request header lines, or NULL */
+    size_t len;           /* a valid order padded with spaces to this */
+    size_t chunk;         /* 0: Content-Length; else chunks of this size */
+    int status;           /* 202, or 413 body_too_large */
+} body_sizes[] = {
+    {"exactly --max-body 100", "100", NULL, 100, 0, 202},
+    {"one byte over --max-body 100", "100", NULL, 101, 0, 413},
+    {"20000 bytes over --max-body 100", "100", NULL, 20000, 0, 413},
+    {"exactly the default 4096", NULL, NULL, 4096, 0, 202},
+    {"one byte over the default 4096", NULL, NULL, 4097, 0, 413},
+    {"chunked in 7-byte pieces", "100", NULL, 40, 7, 202},
+    {"chunked, 300 bytes over --max-body 100", "100", NULL, 300, 50, 413},
+    {"Expect: 100-continue, 2000 bytes", NULL, EXPECT_100, 2000, 0, 202},
+    {"Expect: 100-continue, 5000 bytes", NULL, EXPECT_100, 5000, 0, 413},
+};
+
+START_TEST(test_e2e_buy_body_size)
 {
+    const struct body_size *b = &body_sizes[_i];
+    const char *const extra[] = {"--max-body", b->max_body, NULL};
     char *cat;
-    struct shopd *s = start_cat(&cat, NULL);
+    struct shopd *s = start_cat(&cat, b->max_body ? extra : NULL);
+    unsigned port = shopd_port(s);
+    char *body = padded_order(b->len);
     struct http_resp r;
-    char *b = padded_order(4096);
-    post_buy(shopd_port(s), NULL, b, 4096, &r);
-    ck_assert_msg(r.status == 202, "4096-byte body: status %d %s", r.status,
-                  r.body);
+    if (b->chunk) {
+        struct http_conn c;
+        ck_assert_int_eq(http_connect(&c, port), 0);
+        int se = http_send_chunked(&c, "POST", "/buy", b->headers, body, b->len,
+                                   b->chunk);
+        int e = http_read(&c, &r, false, E2E_IO_TIMEOUT_MS);
+        http_close(&c);
+        ck_assert_msg(e == 0, "%s: no answer: %s (send: %s)", b->row,
+                      strerror(-e), se ? strerror(-se) : "ok");
+    } else {
+        post_buy(port, b->headers, body, b->len, &r);
+    }
+    free(body);
+    ck_assert_msg(r.status == b->status, "%s: status %d, want %d; body %.200s",
+                  b->row, r.status, b->status, r.body);
+    if (b->status == 202)
+        ck_assert_msg(
+            strcmp(r.body, "{\"order_id\":1,\"status\":\"queued\"}") == 0,
+            "%s: 202 body '%s'", b->row, r.body);
+    else
+        expect_error(&r, 413, "body_too_large");
     http_resp_free(&r);
-    free(b);
-    b = padded_order(4097);
-    post_buy(shopd_port(s), NULL, b, 4097, &r);
-    expect_error(&r, 413, "body_too_large");
-    http_resp_free(&r);
-    free(b);
+    cJSON *st = get_json_ok(port, "/stats");
+    ck_assert_msg(
+        jnum(st, "orders.accepted") == (b->status == 202 ? 1 : 0) &&
+            jnum(st, "orders.rejected_invalid") == (b->status == 413 ? 1 : 0),
+        "%s: accepted %g rejected_invalid %g", b->row,
+        jnum(st, "orders.accepted"), jnum(st, "orders.rejected_invalid"));
+    cJSON_Delete(st);
     stop_cat(s, cat);
 }
 END_TEST
@@ -512,38 +532,6 @@ START_TEST(test_e2e_buy_too_large_answers_early)
                   "no answer to a 1 GB Content-Length before the "
                   "body was sent (%s)",
                   e == -ETIMEDOUT ? "timed out" : strerror(-e));
-    expect_error(&r, 413, "body_too_large");
-    http_resp_free(&r);
-    http_close(&c);
-    cJSON_Delete(get_json_ok(shopd_port(s), "/healthz"));
-    stop_cat(s, cat);
-}
-END_TEST
-
-START_TEST(test_e2e_buy_chunked)
-{
-    static const char *const extra[] = {"--max-body", "100", NULL};
-    char *cat;
-    struct shopd *s = start_cat(&cat, extra);
-    struct http_conn c;
-    struct http_resp r;
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    const char *ok = "{\"product\":\"apple\",\"quantity\":2}";
-    ck_assert_int_eq(
-        http_send_chunked(&c, "POST", "/buy", NULL, ok, strlen(ok), 7), 0);
-    ck_assert_int_eq(http_read(&c, &r, false, E2E_IO_TIMEOUT_MS), 0);
-    ck_assert_msg(r.status == 202, "chunked order: status %d %s", r.status,
-                  r.body);
-    ck_assert_str_eq(r.body, "{\"order_id\":1,\"status\":\"queued\"}");
-    http_resp_free(&r);
-    http_close(&c);
-
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    char *big = padded_order(300);
-    ck_assert_int_eq(http_send_chunked(&c, "POST", "/buy", NULL, big, 300, 50),
-                     0);
-    free(big);
-    ck_assert_int_eq(http_read(&c, &r, false, E2E_IO_TIMEOUT_MS), 0);
     expect_error(&r, 413, "body_too_large");
     http_resp_free(&r);
     http_close(&c);
@@ -614,38 +602,24 @@ START_TEST(test_e2e_buy_with_curl)
 }
 END_TEST
 
-START_TEST(test_e2e_buy_expect_continue)
+START_TEST(test_e2e_buy_expect_continue_curl)
 {
-    /* curl sends Expect: 100-continue for larger bodies. */
+    /* The real curl sends Expect: 100-continue for a 2000-byte body read
+     * from stdin. */
     char *cat;
     struct shopd *s = start_cat(&cat, NULL);
-    unsigned port = shopd_port(s);
-    char *b = padded_order(2000);
-    struct http_resp r;
-    post_buy(port, "Expect: 100-continue\r\n", b, 2000, &r);
-    ck_assert_msg(r.status == 202, "Expect: 100-continue: %d %s", r.status,
-                  r.body);
-    http_resp_free(&r);
-    free(b);
-    b = padded_order(5000);
-    post_buy(port, "Expect: 100-continue\r\n", b, 5000, &r);
-    expect_error(&r, 413, "body_too_large");
-    http_resp_free(&r);
-    free(b);
-
-    /* The real curl with a 2000-byte body read from stdin. */
     char url[64];
-    snprintf(url, sizeof url, "http://127.0.0.1:%u/buy", port);
+    snprintf(url, sizeof url, "http://127.0.0.1:%u/buy", shopd_port(s));
     const char *const argv[] = {
         "curl",           "-s", "-S", "--max-time", "20", "-w",
         "\n%{http_code}", url,  "-d", "@-",         NULL};
-    b = padded_order(2000);
+    char *b = padded_order(2000);
     char *out;
     int st = run_cmd(argv, b, 2000, &out, 30000);
     free(b);
     ck_assert_msg(st != -3, "curl is not on PATH");
     ck_assert_msg(st == 0, "curl failed (%d): %s", st, out);
-    ck_assert_msg(strcmp(out, "{\"order_id\":2,\"status\":\"queued\"}\n202") ==
+    ck_assert_msg(strcmp(out, "{\"order_id\":1,\"status\":\"queued\"}\n202") ==
                       0,
                   "curl -d @- (2000 bytes) got '%s'", out);
     free(out);
@@ -653,56 +627,53 @@ START_TEST(test_e2e_buy_expect_continue)
 }
 END_TEST
 
-static const char *const bad_ids[] = {
-    "/orders/abc",
-    "/orders/-1",
-    "/orders/1x",
-    "/orders/x1",
-    "/orders/1.0",
-    "/orders/0x10",
-    "/orders/+1",
-    "/orders/%201",
-    "/orders/18446744073709551616",
-    "/orders/99999999999999999999999999",
+/*
+ * GET /orders/{id} with one order placed: the order itself, 404
+ * unknown_order for a well-formed id that is not there, 400 invalid_id for
+ * anything that is not a whole number in 1..2^64-1 written in plain
+ * decimal digits.
+ */
+static const struct {
+    const char *path;
+    int status;
+    const char *code; /* NULL for the 200 */
+} order_gets[] = {
+    {"/orders/1", 200, NULL},
+    {"/orders/0", 404, "unknown_order"},
+    {"/orders/2", 404, "unknown_order"},
+    {"/orders/18446744073709551615", 404, "unknown_order"},
+    {"/orders/abc", 400, "invalid_id"},
+    {"/orders/-1", 400, "invalid_id"},
+    {"/orders/1x", 400, "invalid_id"},
+    {"/orders/x1", 400, "invalid_id"},
+    {"/orders/1.0", 400, "invalid_id"},
+    {"/orders/0x10", 400, "invalid_id"},
+    {"/orders/+1", 400, "invalid_id"},
+    {"/orders/%201", 400, "invalid_id"},
+    {"/orders/18446744073709551616", 400, "invalid_id"},
+    {"/orders/99999999999999999999999999", 400, "invalid_id"},
 };
 
-START_TEST(test_e2e_orders_bad_id)
+START_TEST(test_e2e_orders_get)
 {
-    struct shopd *s = shopd_start(NULL, NULL);
-    struct http_resp r;
-    ck_assert_int_eq(
-        http_do(shopd_port(s), "GET", bad_ids[_i], NULL, NULL, 0, &r), 0);
-    ck_assert_msg(r.status == 400, "GET %s: status %d body %.200s", bad_ids[_i],
-                  r.status, r.body);
-    expect_error(&r, 400, "invalid_id");
-    http_resp_free(&r);
-    shopd_destroy(s);
-}
-END_TEST
-
-START_TEST(test_e2e_orders_unknown)
-{
-    static const char *const paths[] = {"/orders/0", "/orders/1", "/orders/2",
-                                        "/orders/18446744073709551615"};
+    const char *path = order_gets[_i].path;
     char *cat;
     struct shopd *s = start_cat(&cat, NULL);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
-    http_close(&c);
-    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++) {
-        struct http_resp r;
-        ck_assert_int_eq(
-            http_do(shopd_port(s), "GET", paths[i], NULL, NULL, 0, &r), 0);
-        if (i == 1) {
-            ck_assert_msg(r.status == 200, "GET /orders/1: %d", r.status);
-        } else {
-            ck_assert_msg(r.status == 404, "GET %s: status %d body %.200s",
-                          paths[i], r.status, r.body);
-            expect_error(&r, 404, "unknown_order");
-        }
-        http_resp_free(&r);
+    buy_one_ok(shopd_port(s), "{\"product\":\"apple\",\"quantity\":1}");
+    struct http_resp r;
+    ck_assert_int_eq(http_do(shopd_port(s), "GET", path, NULL, NULL, 0, &r), 0);
+    ck_assert_msg(r.status == order_gets[_i].status,
+                  "GET %s: status %d, want %d; body %.200s", path, r.status,
+                  order_gets[_i].status, r.body);
+    if (order_gets[_i].code) {
+        expect_error(&r, order_gets[_i].status, order_gets[_i].code);
+    } else {
+        cJSON *o = resp_json(&r);
+        ck_assert_msg(o != NULL && jnum(o, "order_id") == 1,
+                      "GET %s: not order 1: %.200s", path, r.body);
+        cJSON_Delete(o);
     }
+    http_resp_free(&r);
     stop_cat(s, cat);
 }
 END_TEST
@@ -769,10 +740,7 @@ START_TEST(test_e2e_buy_rejected_invalid_counted)
     free(b);
     ck_assert_int_eq(r.status, 413);
     http_resp_free(&r);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
-    http_close(&c);
+    buy_one_ok(port, "{\"product\":\"apple\",\"quantity\":1}");
     cJSON *st = wait_idle_ok(port, 10000);
     ck_assert_msg(jnum(st, "orders.rejected_invalid") == 4,
                   "rejected_invalid %g, want 4",
@@ -801,16 +769,14 @@ Suite *e2e_orders_suite(void)
     tcase_add_test(tc, test_e2e_buy_unknown_product);
     tcase_add_test(tc, test_e2e_buy_limits);
     tcase_add_test(tc, test_e2e_buy_method_not_allowed);
-    tcase_add_test(tc, test_e2e_buy_body_too_large);
-    tcase_add_test(tc, test_e2e_buy_body_too_large_default);
+    tcase_add_loop_test(tc, test_e2e_buy_body_size, 0,
+                        (int)(sizeof body_sizes / sizeof *body_sizes));
     tcase_add_test(tc, test_e2e_buy_too_large_answers_early);
-    tcase_add_test(tc, test_e2e_buy_chunked);
     tcase_add_test(tc, test_e2e_buy_any_content_type);
     tcase_add_test(tc, test_e2e_buy_with_curl);
-    tcase_add_test(tc, test_e2e_buy_expect_continue);
-    tcase_add_loop_test(tc, test_e2e_orders_bad_id, 0,
-                        (int)(sizeof bad_ids / sizeof *bad_ids));
-    tcase_add_test(tc, test_e2e_orders_unknown);
+    tcase_add_test(tc, test_e2e_buy_expect_continue_curl);
+    tcase_add_loop_test(tc, test_e2e_orders_get, 0,
+                        (int)(sizeof order_gets / sizeof *order_gets));
     tcase_add_test(tc, test_e2e_orders_history);
     tcase_add_test(tc, test_e2e_buy_rejected_invalid_counted);
     suite_add_tcase(s, tc);

@@ -4,12 +4,17 @@
  * shows oversold > 0; with the lock (the default) the same load never
  * oversells and stock + sold stays exactly the initial stock.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define RACE_THREADS 8
 #define RACE_ORDERS  500 /* per thread: 4000 units wanted of 2000 */

@@ -9,7 +9,7 @@
  * Client threads only record what they saw (status counts and the ids of
  * their 202s); the test thread asserts after joining them.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,6 +21,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 #include "tests/lib/redis_harness.h"
 
 #define HOT_STOCK  500
@@ -532,13 +537,10 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
     char *cat = write_tmp(hot_catalog);
     struct shopd *a = start_instance("a", cat, NULL);
     struct shopd *b = start_instance("b", cat, NULL);
-    struct http_conn c = {.fd = -1};
-    ck_assert_int_eq(http_connect(&c, shopd_port(a)), 0);
-    uint64_t first = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":7}");
-    http_close(&c);
-    ck_assert_int_eq(http_connect(&c, shopd_port(b)), 0);
-    uint64_t second = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":3}");
-    http_close(&c);
+    uint64_t first =
+        buy_one_ok(shopd_port(a), "{\"product\":\"hot\",\"quantity\":7}");
+    uint64_t second =
+        buy_one_ok(shopd_port(b), "{\"product\":\"hot\",\"quantity\":3}");
     cJSON *st = wait_shop_idle(shopd_port(a), 2, 5000);
     cJSON_Delete(st);
     shopd_signal(a, SIGTERM);
@@ -561,9 +563,8 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
     ck_assert_str_eq(jstr(o, "status"), "fulfilled");
     ck_assert_str_eq(jstr(o, "accepted_by"), "b");
     cJSON_Delete(o);
-    ck_assert_int_eq(http_connect(&c, shopd_port(b)), 0);
-    uint64_t third = buy_ok(&c, "{\"product\":\"hot\",\"quantity\":1}");
-    http_close(&c);
+    uint64_t third =
+        buy_one_ok(shopd_port(b), "{\"product\":\"hot\",\"quantity\":1}");
     ck_assert_uint_eq(first, 1);
     ck_assert_uint_eq(second, 2);
     ck_assert_uint_eq(third, 3);
@@ -624,8 +625,7 @@ START_TEST(test_redis_bad_store_exits_2)
         const char *args[] = {"--store", bad[i], NULL};
         char *err = NULL;
         int st = shopd_run(args, NULL, 10000, NULL, &err);
-        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2,
-                      "--store %s: status %d, stderr %s", bad[i], st, err);
+        expect_exit_code(st, 2, bad[i], err);
         ck_assert_msg(strstr(err, "store") != NULL, "%s", err);
         free(err);
     }
@@ -643,8 +643,7 @@ START_TEST(test_redis_unreachable_at_start_exits_1)
     int64_t t0 = now_ms();
     int st = shopd_run(args, NULL, 30000, NULL, &err);
     int64_t took = now_ms() - t0;
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "status %d, stderr %s",
-                  st, err);
+    expect_exit_code(st, 1, "Redis unreachable at start", err);
     ck_assert_msg(took >= 9000 && took < 20000, "gave up after %lld ms",
                   (long long)took);
     ck_assert_msg(strstr(err, path) != NULL, "%s", err);

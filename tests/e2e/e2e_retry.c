@@ -5,7 +5,7 @@
  * key, the restock invariant under a burst of buys and restocks, and the
  * admin token absent from every output shopd produces.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -15,6 +15,12 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define TOKEN     "e2e-admin-token-7f3a9c1d"
 #define TOKEN_ENV "SHOPD_ADMIN_TOKEN=" TOKEN
@@ -536,113 +542,112 @@ END_TEST
 
 /* ---- SPEC §9, row by row ------------------------------------------------ */
 
-/* Row 1: a method other than POST: 405 with Allow: POST. */
-START_TEST(test_e2e_admin_method_405)
-{
-    char *cat;
-    struct shopd *s = start_shop(&cat, false, NULL);
-    static const char *const methods[] = {"GET", "PUT", "DELETE", "PATCH"};
-    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++) {
-        struct http_resp r;
-        ck_assert_int_eq(http_do(shopd_port(s), methods[i],
-                                 "/products/apple/restock", AUTH,
-                                 "{\"quantity\":1}", 14, &r),
-                         0);
-        expect_error(&r, 405, "method_not_allowed");
-        ck_assert_str_eq(http_header(&r, "Allow"), "POST");
-        http_resp_free(&r);
-    }
-    stop_shop(s, cat);
-}
-END_TEST
+/*
+ * Rows 1 to 5, every refusal of a restock: the status and error code of
+ * the row, Allow: POST on a 405, WWW-Authenticate: Bearer on a 401, never
+ * the token in an answer, and no stock added.
+ */
+#define APPLE_RESTOCK "/products/apple/restock"
+#define QTY1          "{\"quantity\":1}"
 
-/* Row 2: no admin token configured: 403, whatever is sent. */
-START_TEST(test_e2e_admin_disabled_403)
-{
-    char *cat;
-    struct shopd *s = start_shop(&cat, false, NULL);
-    struct http_resp r;
-    post(shopd_port(s), "/products/apple/restock", AUTH, "{\"quantity\":1}",
-         &r);
-    expect_error(&r, 403, "admin_disabled");
-    http_resp_free(&r);
-    post(shopd_port(s), "/products/nope/restock", NULL, "x", &r);
-    expect_error(&r, 403, "admin_disabled");
-    http_resp_free(&r);
-    stop_shop(s, cat);
-}
-END_TEST
-
-/* Row 3: no Authorization, or a wrong token: 401 + WWW-Authenticate. */
-static const char *const wrong_auth[] = {
-    NULL,
-    "Authorization: Bearer\r\n",
-    "Authorization: Bearer wrong-token-wrong-token\r\n",
-    "Authorization: Bearer " TOKEN "x\r\n",
-    "Authorization: Bearer e2e-admin-token-7f3a9c1\r\n",
-    "Authorization: Basic " TOKEN "\r\n",
-    "Authorization: " TOKEN "\r\n",
-    AUTH AUTH,
-};
-
-START_TEST(test_e2e_admin_unauthorized_401)
-{
-    char *cat;
-    struct shopd *s = start_shop(&cat, true, NULL);
-    struct http_resp r;
-    /* The product is unknown and the body bad: 401 comes first. */
-    post(shopd_port(s), "/products/nope/restock", wrong_auth[_i], "x", &r);
-    const char *msg = expect_error(&r, 401, "unauthorized");
-    ck_assert_ptr_null(strstr(msg, TOKEN));
-    ck_assert_str_eq(http_header(&r, "WWW-Authenticate"), "Bearer");
-    ck_assert_ptr_null(strstr(r.body, TOKEN));
-    http_resp_free(&r);
-    stop_shop(s, cat);
-}
-END_TEST
-
-/* Row 4: an unknown product: 404 (before the body is looked at). */
-START_TEST(test_e2e_admin_unknown_product_404)
-{
-    char *cat;
-    struct shopd *s = start_shop(&cat, true, NULL);
-    struct http_resp r;
-    post(shopd_port(s), "/products/plum/restock", AUTH, "not json", &r);
-    expect_error(&r, 404, "unknown_product");
-    http_resp_free(&r);
-    stop_shop(s, cat);
-}
-END_TEST
-
-/* Row 5: a bad body or quantity: 400. */
 static const struct {
+    const char *row; /* names the row in failure messages */
+    bool admin;      /* the server has an admin token */
+    const char *method;
+    const char *path;
+    const char *headers;
     const char *body;
+    int status;
     const char *code;
-} bad_restock[] = {
-    {"", "invalid_json"},
-    {"{\"quantity\":", "invalid_json"},
-    {"[5]", "invalid_json"},
-    {"{}", "invalid_field"},
-    {"{\"quantity\":0}", "invalid_field"},
-    {"{\"quantity\":-3}", "invalid_field"},
-    {"{\"quantity\":2.5}", "invalid_field"},
-    {"{\"quantity\":1e2}", "invalid_field"},
-    {"{\"quantity\":\"7\"}", "invalid_field"},
-    {"{\"quantity\":1000000001}", "invalid_field"},
+} refusals[] = {
+    /* Row 1: a method other than POST: 405 (even with no token set). */
+    {"GET", false, "GET", APPLE_RESTOCK, AUTH, QTY1, 405, "method_not_allowed"},
+    {"PUT", false, "PUT", APPLE_RESTOCK, AUTH, QTY1, 405, "method_not_allowed"},
+    {"DELETE", false, "DELETE", APPLE_RESTOCK, AUTH, QTY1, 405,
+     "method_not_allowed"},
+    {"PATCH", false, "PATCH", APPLE_RESTOCK, AUTH, QTY1, 405,
+     "method_not_allowed"},
+    /* Row 2: no admin token configured: 403, whatever is sent. */
+    {"no token set, a good request", false, "POST", APPLE_RESTOCK, AUTH, QTY1,
+     403, "admin_disabled"},
+    {"no token set, nothing right", false, "POST", "/products/nope/restock",
+     NULL, "x", 403, "admin_disabled"},
+    /* Row 3: no Authorization or a wrong token: 401, before the unknown
+     * product and the bad body are looked at. */
+    {"no Authorization", true, "POST", "/products/nope/restock", NULL, "x", 401,
+     "unauthorized"},
+    {"Bearer and no token", true, "POST", "/products/nope/restock",
+     "Authorization: Bearer\r\n", "x", 401, "unauthorized"},
+    {"a wrong token", true, "POST", "/products/nope/restock",
+     "Authorization: Bearer wrong-token-wrong-token\r\n", "x", 401,
+     "unauthorized"},
+    {"the token and one more byte", true, "POST", "/products/nope/restock",
+     "Authorization: Bearer " TOKEN "x\r\n", "x", 401, "unauthorized"},
+    {"the token less one byte", true, "POST", "/products/nope/restock",
+     "Authorization: Bearer e2e-admin-token-7f3a9c1\r\n", "x", 401,
+     "unauthorized"},
+    {"Basic with the token", true, "POST", "/products/nope/restock",
+     "Authorization: Basic " TOKEN "\r\n", "x", 401, "unauthorized"},
+    {"the token without a scheme", true, "POST", "/products/nope/restock",
+     "Authorization: " TOKEN "\r\n", "x", 401, "unauthorized"},
+    {"two Authorization headers", true, "POST", "/products/nope/restock",
+     AUTH AUTH, "x", 401, "unauthorized"},
+    /* Row 4: an unknown product: 404, before the body is looked at. */
+    {"unknown product", true, "POST", "/products/plum/restock", AUTH,
+     "not json", 404, "unknown_product"},
+    /* Row 5: a bad body or quantity: 400. */
+    {"empty body", true, "POST", APPLE_RESTOCK, AUTH, "", 400, "invalid_json"},
+    {"cut JSON", true, "POST", APPLE_RESTOCK, AUTH, "{\"quantity\":", 400,
+     "invalid_json"},
+    {"an array", true, "POST", APPLE_RESTOCK, AUTH, "[5]", 400, "invalid_json"},
+    {"no quantity", true, "POST", APPLE_RESTOCK, AUTH, "{}", 400,
+     "invalid_field"},
+    {"quantity 0", true, "POST", APPLE_RESTOCK, AUTH, "{\"quantity\":0}", 400,
+     "invalid_field"},
+    {"quantity -3", true, "POST", APPLE_RESTOCK, AUTH, "{\"quantity\":-3}", 400,
+     "invalid_field"},
+    {"quantity 2.5", true, "POST", APPLE_RESTOCK, AUTH, "{\"quantity\":2.5}",
+     400, "invalid_field"},
+    {"quantity 1e2", true, "POST", APPLE_RESTOCK, AUTH, "{\"quantity\":1e2}",
+     400, "invalid_field"},
+    {"quantity as a string", true, "POST", APPLE_RESTOCK, AUTH,
+     "{\"quantity\":\"7\"}", 400, "invalid_field"},
+    {"quantity over 10^9", true, "POST", APPLE_RESTOCK, AUTH,
+     "{\"quantity\":1000000001}", 400, "invalid_field"},
 };
 
-START_TEST(test_e2e_admin_bad_body_400)
+START_TEST(test_e2e_admin_refused)
 {
+    const char *row = refusals[_i].row;
     char *cat;
-    struct shopd *s = start_shop(&cat, true, NULL);
+    struct shopd *s = start_shop(&cat, refusals[_i].admin, NULL);
+    unsigned port = shopd_port(s);
     struct http_resp r;
-    post(shopd_port(s), "/products/apple/restock", AUTH, bad_restock[_i].body,
-         &r);
-    expect_error(&r, 400, bad_restock[_i].code);
+    const char *body = refusals[_i].body;
+    int e = http_do(port, refusals[_i].method, refusals[_i].path,
+                    refusals[_i].headers, body, strlen(body), &r);
+    ck_assert_msg(e == 0, "%s: %s", row, strerror(-e));
+    ck_assert_msg(r.status == refusals[_i].status,
+                  "%s: status %d, want %d; body %.200s", row, r.status,
+                  refusals[_i].status, r.body);
+    const char *msg = expect_error(&r, refusals[_i].status, refusals[_i].code);
+    ck_assert_msg(strstr(msg, TOKEN) == NULL && strstr(r.body, TOKEN) == NULL,
+                  "%s: the answer shows the token", row);
+    const char *allow = http_header(&r, "Allow");
+    const char *auth = http_header(&r, "WWW-Authenticate");
+    if (refusals[_i].status == 405)
+        ck_assert_msg(allow && strcmp(allow, "POST") == 0,
+                      "%s: Allow is '%s', want 'POST'", row,
+                      allow ? allow : "(none)");
+    if (refusals[_i].status == 401)
+        ck_assert_msg(auth && strcmp(auth, "Bearer") == 0,
+                      "%s: WWW-Authenticate is '%s', want 'Bearer'", row,
+                      auth ? auth : "(none)");
     http_resp_free(&r);
-    cJSON *p = get_json_ok(shopd_port(s), "/products/apple");
-    ck_assert_int_eq((int)jnum(p, "stock"), 100);
-    ck_assert_int_eq((int)jnum(p, "restocked"), 0);
+    cJSON *p = get_json_ok(port, "/products/apple");
+    ck_assert_msg(jnum(p, "stock") == 100 && jnum(p, "restocked") == 0,
+                  "%s: apple stock %g restocked %g after a refusal", row,
+                  jnum(p, "stock"), jnum(p, "restocked"));
     cJSON_Delete(p);
     stop_shop(s, cat);
 }
@@ -654,10 +659,7 @@ START_TEST(test_e2e_admin_restock_200)
     char *cat;
     struct shopd *s = start_shop(&cat, true, NULL);
     unsigned port = shopd_port(s);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, "{\"product\":\"pear\",\"quantity\":3}");
-    http_close(&c);
+    buy_one_ok(port, "{\"product\":\"pear\",\"quantity\":3}");
     cJSON_Delete(wait_idle_ok(port, 10000));
 
     struct http_resp r;
@@ -850,10 +852,8 @@ START_TEST(test_e2e_admin_token_never_printed)
         http_resp_free(&r);
     }
     shopd_signal(s, SIGTERM);
-    int status = shopd_wait_exit(s, 30000);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "shopd did not drain and exit 0 (status %d)", status);
-    char *err = shopd_stderr(s), *out = shopd_stdout(s);
+    char *err = shopd_expect_exit(s, 30000, 0, "SIGTERM with an admin token");
+    char *out = shopd_stdout(s);
     ck_assert_ptr_nonnull(strstr(err, "admin API on"));
     assert_no_token("stderr", err);
     assert_no_token("stdout", out);
@@ -865,7 +865,7 @@ START_TEST(test_e2e_admin_token_never_printed)
     static const char *const help[] = {"--help", NULL};
     static const char *const env[] = {TOKEN_ENV, NULL};
     int st = shopd_run(help, env, 10000, &out, &err);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    expect_exit_code(st, 0, "--help", err);
     ck_assert_ptr_nonnull(strstr(out, "admin"));
     assert_no_token("--help", out);
     assert_no_token("--help stderr", err);
@@ -875,7 +875,7 @@ START_TEST(test_e2e_admin_token_never_printed)
     static const char *const short_env[] = {"SHOPD_ADMIN_TOKEN=tooshort7",
                                             NULL};
     st = shopd_run(none, short_env, 10000, &out, &err);
-    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    expect_exit_code(st, 2, "a too-short admin token", err);
     ck_assert_ptr_null(strstr(err, "tooshort7"));
     free(out);
     free(err);
@@ -904,13 +904,8 @@ Suite *e2e_retry_suite(void)
     TCase *admin = tcase_create("admin");
     tcase_add_checked_fixture(admin, NULL, e2e_teardown);
     tcase_set_timeout(admin, 60);
-    tcase_add_test(admin, test_e2e_admin_method_405);
-    tcase_add_test(admin, test_e2e_admin_disabled_403);
-    tcase_add_loop_test(admin, test_e2e_admin_unauthorized_401, 0,
-                        sizeof wrong_auth / sizeof *wrong_auth);
-    tcase_add_test(admin, test_e2e_admin_unknown_product_404);
-    tcase_add_loop_test(admin, test_e2e_admin_bad_body_400, 0,
-                        sizeof bad_restock / sizeof *bad_restock);
+    tcase_add_loop_test(admin, test_e2e_admin_refused, 0,
+                        sizeof refusals / sizeof *refusals);
     tcase_add_test(admin, test_e2e_admin_restock_200);
     tcase_add_test(admin, test_e2e_admin_token_file);
     tcase_add_test(admin, test_e2e_admin_restock_invariant_under_burst);

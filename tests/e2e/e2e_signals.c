@@ -10,15 +10,20 @@
  * line and keeps serving; SIGUSR2 changes nothing; a second signal during
  * the drain exits at once with 128+N.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
-#include <ctype.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define ORDER "{\"product\":\"apple\",\"quantity\":1}"
 
@@ -27,23 +32,6 @@
 static const char *const belt_args[] = {
     "--workers", "1", "--work-ms", "100", "--queue-capacity", "64", NULL};
 #define BELT_ORDERS 12
-
-/* The number after the last `key` (e.g. "processed=") in `text` that is
- * not the tail of a longer key; -1 if there is none. */
-static long log_field(const char *text, const char *key)
-{
-    long val = -1;
-    size_t kl = strlen(key);
-    for (const char *p = strstr(text, key); p; p = strstr(p + 1, key)) {
-        if (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))
-            continue;
-        char *end;
-        long v = strtol(p + kl, &end, 10);
-        if (end != p + kl)
-            val = v;
-    }
-    return val;
-}
 
 /* Put `n` orders on the belt; returns how many were answered 202. */
 static long fill_belt(unsigned port, int n)
@@ -57,20 +45,6 @@ static long fill_belt(unsigned port, int n)
     }
     http_close(&c);
     return ok;
-}
-
-/* Wait for the exit, assert status `code`, return stderr (caller frees). */
-static char *expect_exit(struct shopd *s, int code, const char *what)
-{
-    int st = shopd_wait_exit(s, 20000);
-    char *err = shopd_stderr(s);
-    ck_assert_msg(st != -1, "%s: still running after 20 s; stderr: %.600s",
-                  what, err);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == code,
-                  "%s: exit status %d (signal %d), want %d; stderr: %.600s",
-                  what, WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, code, err);
-    return err;
 }
 
 /* The final line says every 202'd order was processed. */
@@ -104,7 +78,7 @@ START_TEST(test_e2e_signals_drain)
     struct shopd *s = shopd_start(belt_args, NULL);
     long accepted = fill_belt(shopd_port(s), BELT_ORDERS);
     shopd_signal(s, sig);
-    char *err = expect_exit(s, 0, name);
+    char *err = shopd_expect_exit(s, 20000, 0, name);
     char want[64];
     snprintf(want, sizeof(want), "%s: draining", name);
     ck_assert_msg(strstr(err, want) != NULL, "%s: no '%s' line: %.600s", name,
@@ -132,7 +106,7 @@ START_TEST(test_e2e_signals_hup_sqlite)
     struct shopd *s = shopd_start(args, NULL);
     long accepted = fill_belt(shopd_port(s), BELT_ORDERS);
     shopd_signal(s, SIGHUP);
-    char *err = expect_exit(s, 0, "SIGHUP, sqlite");
+    char *err = shopd_expect_exit(s, 20000, 0, "SIGHUP, sqlite");
     expect_all_processed(err, accepted, "SIGHUP, sqlite");
     free(err);
     shopd_destroy(s);
@@ -162,13 +136,10 @@ START_TEST(test_e2e_signals_usr1_logs_stats)
     free(err);
     /* Still serving and still taking orders. */
     ck_assert(shopd_running(s));
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, ORDER);
-    http_close(&c);
+    buy_one_ok(port, ORDER);
     accepted++;
     shopd_signal(s, SIGTERM);
-    err = expect_exit(s, 0, "SIGTERM after SIGUSR1");
+    err = shopd_expect_exit(s, 20000, 0, "SIGTERM after SIGUSR1");
     expect_all_processed(err, accepted, "SIGTERM after SIGUSR1");
     free(err);
     shopd_destroy(s);
@@ -184,10 +155,7 @@ START_TEST(test_e2e_signals_usr2_ignored)
     /* A request answered after the signal was delivered (signals to a
      * process are handled before it returns to user space, and the
      * request below needs the server to run). */
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    buy_ok(&c, ORDER);
-    http_close(&c);
+    buy_one_ok(port, ORDER);
     accepted++;
     cJSON_Delete(get_json_ok(port, "/healthz"));
     ck_assert_msg(shopd_running(s), "SIGUSR2 ended shopd");
@@ -196,7 +164,7 @@ START_TEST(test_e2e_signals_usr2_ignored)
                   "SIGUSR2 started a drain: %.600s", err);
     free(err);
     shopd_signal(s, SIGTERM);
-    err = expect_exit(s, 0, "SIGTERM after SIGUSR2");
+    err = shopd_expect_exit(s, 20000, 0, "SIGTERM after SIGUSR2");
     expect_all_processed(err, accepted, "SIGTERM after SIGUSR2");
     free(err);
     shopd_destroy(s);
@@ -214,7 +182,7 @@ START_TEST(test_e2e_signals_second_exits_at_once)
     ck_assert(shopd_wait_output(s, "SIGHUP: draining", 10000));
     int64_t t0 = now_ms();
     shopd_signal(s, SIGQUIT);
-    char *err = expect_exit(s, 128 + SIGQUIT, "second signal");
+    char *err = shopd_expect_exit(s, 20000, 128 + SIGQUIT, "second signal");
     ck_assert_msg(now_ms() - t0 < 8000, "the second signal took %lld ms",
                   (long long)(now_ms() - t0));
     ck_assert_msg(strstr(err, "second signal (SIGQUIT)") != NULL,

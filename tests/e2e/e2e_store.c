@@ -13,7 +13,7 @@
  * (a small tmpfs, when this machine lets the test mount one) answers 503
  * store_unavailable and recovers by itself, and bad values exit 2.
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -26,6 +26,12 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
 
 #define NPRODUCTS     3
 #define KILL_THREADS  6
@@ -361,17 +367,13 @@ START_TEST(test_e2e_store_second_instance_refused)
                                 "--store", store,       NULL};
     char *err = NULL;
     int ws = shopd_run(args, NULL, 10000, NULL, &err);
-    ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 1,
-                  "second shopd: status %d", ws);
+    expect_exit_code(ws, 1, "second shopd on the same file", err);
     ck_assert_msg(strstr(err, "in use by another shopd") != NULL &&
                       strstr(err, db) != NULL,
                   "no clear line: %s", err);
     free(err);
     /* The first one is unharmed. */
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, shopd_port(s)), 0);
-    buy_ok(&c, "{\"product\":\"gem\",\"quantity\":1}");
-    http_close(&c);
+    buy_one_ok(shopd_port(s), "{\"product\":\"gem\",\"quantity\":1}");
     shopd_destroy(s);
     db_remove(db);
     unlink(cat);
@@ -385,10 +387,7 @@ START_TEST(test_e2e_store_stock_survives_restart_and_catalog_adds)
     char *db = db_path();
     struct shopd *s = start_stored(cat, db, "full", "1");
     unsigned port = shopd_port(s);
-    struct http_conn c;
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    uint64_t id = buy_ok(&c, "{\"product\":\"ore\",\"quantity\":7}");
-    http_close(&c);
+    uint64_t id = buy_one_ok(port, "{\"product\":\"ore\",\"quantity\":7}");
     cJSON *o = wait_order_final_ok(port, id, 10000);
     ck_assert_str_eq(jstr(o, "status"), "fulfilled");
     cJSON_Delete(o);
@@ -422,9 +421,8 @@ START_TEST(test_e2e_store_stock_survives_restart_and_catalog_adds)
     o = get_json_ok(port, "/orders/1");
     ck_assert_str_eq(jstr(o, "status"), "fulfilled");
     cJSON_Delete(o);
-    ck_assert_int_eq(http_connect(&c, port), 0);
-    ck_assert_uint_eq(buy_ok(&c, "{\"product\":\"salt\",\"quantity\":1}"), 2);
-    http_close(&c);
+    ck_assert_uint_eq(buy_one_ok(port, "{\"product\":\"salt\",\"quantity\":1}"),
+                      2);
     shopd_destroy(s);
     db_remove(db);
     unlink(cat);
@@ -610,8 +608,7 @@ START_TEST(test_e2e_store_bad_values_exit_2)
         const char *const args[] = {"--port", "0", bad[i][0], bad[i][1], NULL};
         char *err = NULL;
         int ws = shopd_run(args, NULL, 10000, NULL, &err);
-        ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 2,
-                      "%s %s: status %d", bad[i][0], bad[i][1], ws);
+        expect_exit_code(ws, 2, bad[i][1], err);
         ck_assert_msg(strstr(err, bad[i][0] + 2) != NULL,
                       "%s %s: the line does not name the setting: %s",
                       bad[i][0], bad[i][1], err);
@@ -622,8 +619,7 @@ START_TEST(test_e2e_store_bad_values_exit_2)
                                 "sqlite:/nonexistent-dir/x/shop.db", NULL};
     char *err = NULL;
     int ws = shopd_run(args, NULL, 10000, NULL, &err);
-    ck_assert_msg(ws != -1 && WIFEXITED(ws) && WEXITSTATUS(ws) == 1,
-                  "unopenable store: status %d", ws);
+    expect_exit_code(ws, 1, "unopenable store", err);
     ck_assert_msg(strstr(err, "/nonexistent-dir/x/shop.db") != NULL, "%s", err);
     free(err);
 }

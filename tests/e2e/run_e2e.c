@@ -6,12 +6,14 @@
  * CK_RUN_SUITE / CK_RUN_CASE select, CK_VERBOSITY sets the output, and
  * CK_FORK=no runs in one process (for gdb).
  */
-#include "tests/e2e/harness.h"
+#include "tests/e2e/suites.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
+#include "tests/lib/process.h"
 
 int main(void)
 {

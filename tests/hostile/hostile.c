@@ -20,8 +20,7 @@
  * Run: SHOPD_BIN=./shopd build/tests/hostile/hostile
  *      (CK_RUN_CASE=slowloris etc. runs one case; CK_FORK=no for gdb)
  */
-#include "tests/e2e/harness.h"
-#include "tests/hostile/reliability.h"
+#include "tests/hostile/hostile.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -32,6 +31,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/process.h"
+#include "tests/lib/reliability.h"
+
 /* How long one attack may wait for its answer or close. */
 #define IO_MS 10000
 /* Bound for /healthz and POST /buy after an attack. */
@@ -40,11 +45,6 @@
 #define FD_MS 15000
 
 /* ---- helpers ---------------------------------------------------------- */
-
-static int slowed(int ms)
-{
-    return ms * rel_slow();
-}
 
 /* A started shopd with the numbers taken right after it started. */
 struct target {
@@ -64,7 +64,7 @@ static void target_start(struct target *t, const char *const *args)
     t->fds0 = rel_proc_fd_count(t->pid);
     ck_assert_msg(t->fds0 > 0, "cannot read /proc/%d/fd", (int)t->pid);
     rel_expect_alive(t->port, ALIVE_MS);
-    int n = rel_wait_fds_at_most(t->pid, t->fds0, slowed(FD_MS));
+    int n = rel_wait_fds_at_most(t->pid, t->fds0, e2e_slow_ms(FD_MS));
     ck_assert_msg(n <= t->fds0, "warm-up left descriptors open: %d > %d", n,
                   t->fds0);
     t->rss0 = rel_proc_rss_kb(t->pid);
@@ -75,7 +75,7 @@ static void target_finish(struct target *t)
 {
     ck_assert_msg(shopd_running(t->s), "shopd died during the attack");
     rel_expect_alive(t->port, ALIVE_MS);
-    int n = rel_wait_fds_at_most(t->pid, t->fds0, slowed(FD_MS));
+    int n = rel_wait_fds_at_most(t->pid, t->fds0, e2e_slow_ms(FD_MS));
     ck_assert_msg(n <= t->fds0,
                   "descriptors not released: %d open, %d before the attack", n,
                   t->fds0);
@@ -90,7 +90,7 @@ static void assert_rss_growth_below(const struct target *t, long kb,
     long rss = rel_proc_rss_kb(t->pid);
     ck_assert_msg(rss > 0, "cannot read VmRSS");
     /* Sanitizer builds keep freed memory in quarantine for a while. */
-    kb *= rel_slow();
+    kb *= e2e_slow();
     printf("hostile: %s: VmRSS %ld KiB -> %ld KiB\n", what, t->rss0, rss);
     ck_assert_msg(rss - t->rss0 < kb,
                   "%s: resident memory grew by %ld KiB (limit %ld KiB)", what,
@@ -136,7 +136,7 @@ static void expect_refused(const char *what, struct http_conn *c, int rc,
     ck_assert_msg(in_list(r->status, allowed), "%s: got status %d, body %.200s",
                   what, r->status, r->body ? r->body : "");
     if (r->status >= 400 && r->status != 404 && r->status != 405) {
-        int e = http_wait_closed(c, slowed(IO_MS));
+        int e = http_wait_closed(c, e2e_slow_ms(IO_MS));
         ck_assert_msg(e == 0, "%s: connection not closed after %d (%s)", what,
                       r->status, strerror(-e));
     }
@@ -153,7 +153,7 @@ static int raw_exchange(unsigned port, const void *data, size_t len,
     /* The server may close before it read everything: that is fine, the
      * answer (if any) is still in our receive buffer. */
     (void)e;
-    return http_read(c, r, false, slowed(IO_MS));
+    return http_read(c, r, false, e2e_slow_ms(IO_MS));
 }
 
 /* A deterministic generator (xorshift64*) so a failure reproduces. */
@@ -284,7 +284,7 @@ START_TEST(test_hostile_malformed_request_lines)
     ck_assert_int_eq(e, 0);
     const char *cut = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Cut: y";
     ck_assert_int_eq(http_send_raw(&c, cut, strlen(cut)), 0);
-    e = http_read(&c, &r, false, slowed(IO_MS));
+    e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
     ck_assert_msg(closed_rc(e) || (e == 0 && r.status >= 400 && r.status < 500),
                   "cut-off headers: rc %d status %d", e, r.status);
     http_resp_free(&r);
@@ -353,7 +353,7 @@ static void expect_413(const char *what, struct http_conn *c, int rc,
     expect_error(r, 413, "body_too_large");
     ck_assert_msg(http_says_close(r), "%s: 413 without Connection: close",
                   what);
-    int e = http_wait_closed(c, slowed(IO_MS));
+    int e = http_wait_closed(c, e2e_slow_ms(IO_MS));
     ck_assert_msg(e == 0, "%s: connection not closed after 413 (%s)", what,
                   strerror(-e));
 }
@@ -378,7 +378,7 @@ START_TEST(test_hostile_big_body_content_length)
                  ten_mb);
         ck_assert_int_eq(http_send_raw(&c, head, strlen(head)), 0);
         struct http_resp r;
-        int e = http_read(&c, &r, false, slowed(IO_MS));
+        int e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
         expect_413("10 MiB announced", &c, e, &r);
         http_resp_free(&r);
         http_close(&c);
@@ -390,7 +390,7 @@ START_TEST(test_hostile_big_body_content_length)
                  "Content-Length: %zu\r\n\r\n",
                  ten_mb);
         ck_assert_int_eq(http_send_raw(&c, head, strlen(head)), 0);
-        e = http_read(&c, &r, false, slowed(IO_MS));
+        e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
         expect_413("10 MiB with Expect: 100-continue", &c, e, &r);
         http_resp_free(&r);
         http_close(&c);
@@ -406,7 +406,7 @@ START_TEST(test_hostile_big_body_content_length)
         e = http_send_raw(&c, body, ten_mb);
         ck_assert_msg(e == 0 || e == -EPIPE || e == -ECONNRESET,
                       "sending the 10 MiB body: %s", strerror(-e));
-        e = http_read(&c, &r, false, slowed(IO_MS));
+        e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
         if (e == 0)
             expect_413("10 MiB sent", &c, e, &r);
         else
@@ -457,7 +457,7 @@ START_TEST(test_hostile_chunked_over_limit)
             http_send_chunked(&c, "POST", "/buy", NULL, body, total, 16 * 1024);
         ck_assert_msg(e == 0 || e == -EPIPE || e == -ECONNRESET,
                       "sending 4 MiB chunked: %s", strerror(-e));
-        e = http_read(&c, &r, false, slowed(IO_MS));
+        e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
         if (e == 0)
             expect_413("4 MiB chunked", &c, e, &r);
         else
@@ -475,7 +475,7 @@ START_TEST(test_hostile_chunked_over_limit)
     int e =
         http_send_chunked(&c, "POST", "/buy", NULL, order, strlen(order), 7);
     ck_assert_int_eq(e, 0);
-    e = http_read(&c, &r, false, slowed(IO_MS));
+    e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
     ck_assert_msg(e == 0 && r.status == 202, "chunked order: rc %d status %d",
                   e, r.status);
     http_resp_free(&r);
@@ -486,7 +486,7 @@ START_TEST(test_hostile_chunked_over_limit)
     memcpy(over, order, strlen(order));
     e = http_send_chunked(&c, "POST", "/buy", NULL, over, 5000, 1000);
     ck_assert_int_eq(e, 0);
-    e = http_read(&c, &r, false, slowed(IO_MS));
+    e = http_read(&c, &r, false, e2e_slow_ms(IO_MS));
     expect_413("5000 bytes chunked", &c, e, &r);
     http_resp_free(&r);
     http_close(&c);
@@ -538,7 +538,7 @@ START_TEST(test_hostile_slowloris)
            SLOW_CONNS, dropped, (long long)worst);
 
     /* Now they go quiet: the idle timeout must close every one. */
-    int64_t deadline = now_ms() + slowed(2000 + 15000);
+    int64_t deadline = now_ms() + e2e_slow_ms(2000 + 15000);
     int open = 0;
     for (int i = 0; i < SLOW_CONNS; i++) {
         if (conns[i].fd < 0)
@@ -611,7 +611,7 @@ START_TEST(test_hostile_keepalive_limit)
             http_close(&extra[i]);
     }
     int closed = 0;
-    int64_t deadline = now_ms() + slowed(3000);
+    int64_t deadline = now_ms() + e2e_slow_ms(3000);
     for (int i = 0; i < KA_EXTRA; i++) {
         if (extra[i].fd < 0) {
             closed++;
@@ -635,7 +635,7 @@ START_TEST(test_hostile_keepalive_limit)
            "%lld ms\n",
            closed, (long long)(now_ms() - t0));
     int over =
-        rel_wait_fds_at_most(t.pid, t.fds0 + KA_LIMIT + 2, slowed(FD_MS));
+        rel_wait_fds_at_most(t.pid, t.fds0 + KA_LIMIT + 2, e2e_slow_ms(FD_MS));
     printf("hostile: keep-alive: shopd fds %d at start, %d at the limit, %d "
            "after %d more clients\n",
            t.fds0, peak, over, KA_EXTRA);
@@ -645,7 +645,7 @@ START_TEST(test_hostile_keepalive_limit)
                   over, KA_LIMIT, t.fds0);
 
     /* The idle ones must be closed by the idle timeout (20 s). */
-    deadline = now_ms() + slowed(20000 + 20000);
+    deadline = now_ms() + e2e_slow_ms(20000 + 20000);
     int still = 0;
     for (int i = 0; i < KA_LIMIT; i++) {
         if (idle[i].fd < 0)
@@ -718,7 +718,7 @@ START_TEST(test_hostile_disconnect_mid_response)
         ck_assert_int_eq(http_send(&c, "GET", paths[i % 4], NULL, NULL, 0), 0);
         /* Read a little of the answer, then vanish. */
         char *got = NULL;
-        (void)http_read_until(&c, "HTTP/1.1", &got, slowed(IO_MS));
+        (void)http_read_until(&c, "HTTP/1.1", &got, e2e_slow_ms(IO_MS));
         free(got);
         if (i % 2)
             reset_close(&c);
@@ -740,12 +740,12 @@ START_TEST(test_hostile_disconnect_mid_response)
         ck_assert_int_eq(http_connect(&c, t.port), 0);
         ck_assert_int_eq(http_send(&c, "GET", "/events", NULL, NULL, 0), 0);
         struct http_resp r;
-        int e = http_read_head(&c, &r, slowed(IO_MS));
+        int e = http_read_head(&c, &r, e2e_slow_ms(IO_MS));
         ck_assert_msg(e == 0 && r.status == 200, "/events: rc %d status %d", e,
                       r.status);
         http_resp_free(&r);
         char *ev = NULL;
-        (void)http_read_until(&c, "\n\n", &ev, slowed(IO_MS));
+        (void)http_read_until(&c, "\n\n", &ev, e2e_slow_ms(IO_MS));
         free(ev);
         if (i % 2)
             reset_close(&c);
@@ -780,7 +780,7 @@ START_TEST(test_hostile_random_bytes)
         (void)http_send_raw(&conns[i], buf, off + n);
     }
     /* All were sent at once: one shared deadline for every answer. */
-    int64_t deadline = now_ms() + slowed(2000 + IO_MS);
+    int64_t deadline = now_ms() + e2e_slow_ms(2000 + IO_MS);
     int closed = 0, answered = 0;
     for (int i = 0; i < RANDOM_CONNS; i++) {
         int64_t left = deadline - now_ms();
@@ -1084,31 +1084,21 @@ END_TEST
 static Suite *hostile_suite(void)
 {
     Suite *s = suite_create("hostile");
-    struct {
-        const char *name;
-        const TTest *test;
-        int timeout;
-    } cases[] = {
-        {"malformed", test_hostile_malformed_request_lines, 120},
-        {"headers", test_hostile_headers_over_limit, 120},
-        {"big_body", test_hostile_big_body_content_length, 120},
-        {"chunked", test_hostile_chunked_over_limit, 120},
-        {"slowloris", test_hostile_slowloris, 180},
-        {"keepalive", test_hostile_keepalive_limit, 240},
-        {"mid_body", test_hostile_disconnect_mid_body, 120},
-        {"mid_response", test_hostile_disconnect_mid_response, 120},
-        {"random", test_hostile_random_bytes, 120},
-        {"nested", test_hostile_nested_json, 120},
-        {"sneaky_quantities", test_hostile_sneaky_quantities, 60},
-        {"keys_and_tokens", test_hostile_keys_and_tokens, 120},
+    const struct rel_case cases[] = {
+        {"malformed", test_hostile_malformed_request_lines, 120, 0},
+        {"headers", test_hostile_headers_over_limit, 120, 0},
+        {"big_body", test_hostile_big_body_content_length, 120, 0},
+        {"chunked", test_hostile_chunked_over_limit, 120, 0},
+        {"slowloris", test_hostile_slowloris, 180, 0},
+        {"keepalive", test_hostile_keepalive_limit, 240, 0},
+        {"mid_body", test_hostile_disconnect_mid_body, 120, 0},
+        {"mid_response", test_hostile_disconnect_mid_response, 120, 0},
+        {"random", test_hostile_random_bytes, 120, 0},
+        {"nested", test_hostile_nested_json, 120, 0},
+        {"sneaky_quantities", test_hostile_sneaky_quantities, 60, 0},
+        {"keys_and_tokens", test_hostile_keys_and_tokens, 120, 0},
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        TCase *tc = tcase_create(cases[i].name);
-        tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-        tcase_set_timeout(tc, cases[i].timeout * rel_slow());
-        tcase_add_test(tc, cases[i].test);
-        suite_add_tcase(s, tc);
-    }
+    rel_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]));
     return s;
 }
 
@@ -1131,10 +1121,5 @@ int main(void)
     raise_fd_limit();
     SRunner *sr = srunner_create(hostile_suite());
     srunner_add_suite(sr, hostile_slow_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    int run = srunner_ntests_run(sr);
-    srunner_free(sr);
-    printf("%d passed, %d failed\n", run - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return rel_run(sr);
 }

@@ -10,8 +10,7 @@
  * only sleeps pace the attacker and the probes (that is the attack), never
  * synchronisation.
  */
-#include "tests/e2e/harness.h"
-#include "tests/hostile/reliability.h"
+#include "tests/hostile/hostile.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,15 +25,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/process.h"
+#include "tests/lib/reliability.h"
+
 /* A probe must be answered within this. */
 #define PROBE_MS 2000
 /* Time between two bytes of one attacking socket. */
 #define TRICKLE_MS 500
-
-static int slowed(int ms)
-{
-    return ms * rel_slow();
-}
 
 /* ---- request smuggling ------------------------------------------------- */
 
@@ -53,7 +53,7 @@ static char *exchange_all(unsigned port, const char *raw, size_t len,
     size_t cap = 4096, n = 0;
     char *out = malloc(cap);
     ck_assert(out != NULL);
-    int64_t deadline = now_ms() + slowed(10000);
+    int64_t deadline = now_ms() + e2e_slow_ms(10000);
     for (;;) {
         int64_t left = deadline - now_ms();
         ck_assert_msg(left > 0, "not closed 10 s after: %.200s", raw);
@@ -277,7 +277,7 @@ static bool probe(unsigned port)
     struct http_resp r;
     memset(&r, 0, sizeof(r));
     bool ok = http_send(&c, "GET", "/healthz", NULL, NULL, 0) == 0 &&
-              http_read(&c, &r, false, slowed(PROBE_MS)) == 0 &&
+              http_read(&c, &r, false, e2e_slow_ms(PROBE_MS)) == 0 &&
               r.status == 200;
     http_resp_free(&r);
     http_close(&c);
@@ -349,7 +349,7 @@ START_TEST(test_hostile_slow_clients)
 
     int probes = 0, served = 0;
     int64_t back_at = -1; /* first probe of an unbroken served run */
-    int64_t until = now_ms() + slowed(10000);
+    int64_t until = now_ms() + e2e_slow_ms(10000);
     while (now_ms() < until) {
         int64_t at = now_ms() - t0;
         bool ok = probe(port);
@@ -384,13 +384,13 @@ START_TEST(test_hostile_slow_clients)
     } else {
         /* Back within header_timeout + 2 s of the attack starting (its
          * first wave connected), and served from then on. */
-        int64_t bound = wave + slowed((HEADER_TIMEOUT + 2) * 1000);
+        int64_t bound = wave + e2e_slow_ms((HEADER_TIMEOUT + 2) * 1000);
         ck_assert_msg(back_at >= 0 && back_at <= bound,
                       "%s: service back at %lld ms, bound %lld ms", sc->name,
                       (long long)back_at, (long long)bound);
     }
     free(a.fds);
-    int n = rel_wait_fds_at_most(pid, fds0, slowed(15000));
+    int n = rel_wait_fds_at_most(pid, fds0, e2e_slow_ms(15000));
     ck_assert_msg(n <= fds0, "descriptors not released: %d > %d", n, fds0);
     rel_expect_alive(port, 5000);
     rel_expect_clean_exit(s, 30000, NULL);
@@ -441,7 +441,7 @@ START_TEST(test_hostile_stalled_viewers)
     ck_assert_int_eq(http_connect(&good, port), 0);
     ck_assert_int_eq(http_send(&good, "GET", "/events", NULL, NULL, 0), 0);
     struct http_resp gr;
-    ck_assert_int_eq(http_read_head(&good, &gr, slowed(5000)), 0);
+    ck_assert_int_eq(http_read_head(&good, &gr, e2e_slow_ms(5000)), 0);
     ck_assert_int_eq(gr.status, 200);
 
     /* 200 that never read (a small receive buffer, as a slow-read attacker
@@ -465,7 +465,7 @@ START_TEST(test_hostile_stalled_viewers)
     double dropped = 0;
     /* README: a viewer advertising a small window is dropped within 15 s
      * (its buffers fill in a few seconds, then 5 s of ticks). */
-    int64_t deadline = t0 + slowed(15000);
+    int64_t deadline = t0 + e2e_slow_ms(15000);
     while (now_ms() < deadline) {
         long one = 0;
         long total = send_queues(port, &one);
@@ -474,7 +474,7 @@ START_TEST(test_hostile_stalled_viewers)
         if (one > worst_one)
             worst_one = one;
         char *ev = NULL;
-        int e = http_read_until(&good, "\n\n", &ev, slowed(5000));
+        int e = http_read_until(&good, "\n\n", &ev, e2e_slow_ms(5000));
         ck_assert_msg(e == 0, "the reading viewer got no event: %s",
                       strerror(-e));
         free(ev);
@@ -501,14 +501,14 @@ START_TEST(test_hostile_stalled_viewers)
                   "one stalled viewer held %ld bytes of send queue", worst_one);
     /* The reading viewer is still served. */
     char *ev = NULL;
-    ck_assert_int_eq(http_read_until(&good, "\n\n", &ev, slowed(5000)), 0);
+    ck_assert_int_eq(http_read_until(&good, "\n\n", &ev, e2e_slow_ms(5000)), 0);
     free(ev);
     http_resp_free(&gr);
     http_close(&good);
     for (int i = 0; i < VIEWERS; i++)
         close(fds[i]);
     free(fds);
-    int n = rel_wait_fds_at_most(pid, fds0, slowed(15000));
+    int n = rel_wait_fds_at_most(pid, fds0, e2e_slow_ms(15000));
     ck_assert_msg(n <= fds0, "descriptors not released: %d > %d", n, fds0);
     rel_expect_clean_exit(s, 30000, NULL);
     shopd_destroy(s);
@@ -518,23 +518,12 @@ END_TEST
 Suite *hostile_slow_suite(void)
 {
     Suite *s = suite_create("hostile_slow");
-    TCase *tc = tcase_create("smuggling");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, 120 * rel_slow());
-    tcase_add_test(tc, test_hostile_smuggling);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("slow_clients");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, 180 * rel_slow());
-    tcase_add_loop_test(tc, test_hostile_slow_clients, 0,
-                        (int)(sizeof(slow_cases) / sizeof(slow_cases[0])));
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("stalled_viewers");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, 180 * rel_slow());
-    tcase_add_test(tc, test_hostile_stalled_viewers);
-    suite_add_tcase(s, tc);
+    const struct rel_case cases[] = {
+        {"smuggling", test_hostile_smuggling, 120, 0},
+        {"slow_clients", test_hostile_slow_clients, 180,
+         (int)(sizeof(slow_cases) / sizeof(slow_cases[0]))},
+        {"stalled_viewers", test_hostile_stalled_viewers, 180, 0},
+    };
+    rel_add_cases(s, cases, sizeof(cases) / sizeof(cases[0]));
     return s;
 }

@@ -21,9 +21,6 @@
  * The whole run must finish within $SOAK_SECONDS (default 600, times
  * $E2E_SLOW). The numbers are printed.
  */
-#include "tests/e2e/harness.h"
-#include "tests/hostile/reliability.h"
-
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -37,6 +34,15 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+
+#include <check.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/json.h"
+#include "tests/lib/orders.h"
+#include "tests/lib/process.h"
+#include "tests/lib/reliability.h"
 
 #define CLIENTS   8
 #define PRODUCTS  4
@@ -305,14 +311,14 @@ static uint64_t env_u64(const char *name, uint64_t def)
 /* Wait until the belt is idle, then read /stats. */
 static cJSON *idle_stats(unsigned port)
 {
-    return wait_idle_ok(port, 120000 * rel_slow());
+    return wait_idle_ok(port, 120000 * e2e_slow());
 }
 
 START_TEST(test_soak_million_orders)
 {
     uint64_t orders = env_u64("SOAK_ORDERS", 1000000);
     int64_t budget_ms =
-        (int64_t)env_u64("SOAK_SECONDS", 600) * 1000 * rel_slow();
+        (int64_t)env_u64("SOAK_SECONDS", 600) * 1000 * e2e_slow();
     int64_t t_start = now_ms();
     int64_t deadline = t_start + budget_ms;
 
@@ -344,7 +350,7 @@ START_TEST(test_soak_million_orders)
                   (unsigned long long)t.other, t.other_status);
     cJSON_Delete(idle_stats(port));
     /* The warm-up's connections are closed: wait for the server to see it. */
-    int fds_warm = rel_wait_fds_at_most(pid, fds0, 15000 * rel_slow());
+    int fds_warm = rel_wait_fds_at_most(pid, fds0, 15000 * e2e_slow());
     long rss_warm = rel_proc_rss_kb(pid);
     int64_t t_load = now_ms();
 
@@ -364,7 +370,7 @@ START_TEST(test_soak_million_orders)
     cJSON *st = idle_stats(port);
     /* The clients have closed their connections: wait for the server to
      * notice, then compare. */
-    int fds_end = rel_wait_fds_at_most(pid, fds_warm, 15000 * rel_slow());
+    int fds_end = rel_wait_fds_at_most(pid, fds_warm, 15000 * e2e_slow());
     long rss_end = rel_proc_rss_kb(pid);
     double secs = (double)(t_done - t_load) / 1000.0;
     printf("soak: %llu orders in %.1f s (%.0f orders/s), %llu x 503 "
@@ -437,7 +443,7 @@ START_TEST(test_soak_million_orders)
     /* Under a sanitizer (E2E_SLOW > 1) freed memory sits in quarantine for
      * hundreds of MiB, so resident memory says nothing there; LeakSanitizer
      * checked the clean exit above instead. */
-    if (rel_slow() == 1)
+    if (e2e_slow() == 1)
         ck_assert_msg(rss_end <= rss_warm + RSS_SLACK,
                       "resident memory grew by %ld KiB over %llu orders",
                       rss_end - rss_warm, (unsigned long long)orders);
@@ -452,17 +458,9 @@ END_TEST
 int main(void)
 {
     Suite *suite = suite_create("soak");
-    TCase *tc = tcase_create("million");
-    tcase_add_checked_fixture(tc, NULL, e2e_teardown);
-    tcase_set_timeout(tc, (double)(env_u64("SOAK_SECONDS", 600) + 300) *
-                              rel_slow());
-    tcase_add_test(tc, test_soak_million_orders);
-    suite_add_tcase(suite, tc);
-    SRunner *sr = srunner_create(suite);
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    int run = srunner_ntests_run(sr);
-    srunner_free(sr);
-    printf("%d passed, %d failed\n", run - failed, failed);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    const struct rel_case million = {"million", test_soak_million_orders,
+                                     (int)env_u64("SOAK_SECONDS", 600) + 300,
+                                     0};
+    rel_add_cases(suite, &million, 1);
+    return rel_run(srunner_create(suite));
 }

@@ -5,7 +5,7 @@
  * Everything that waits polls its condition with a small back-off up to a
  * deadline; nothing sleeps to let something happen.
  */
-#include "tests/hostile/reliability.h"
+#include "tests/lib/reliability.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+
+#include <check.h>
+
+#include "tests/lib/clock.h"
+#include "tests/lib/http.h"
+#include "tests/lib/orders.h"
 
 long rel_proc_rss_kb(pid_t pid)
 {
@@ -62,23 +68,8 @@ int rel_wait_fds_at_most(pid_t pid, int max, int timeout_ms)
         int n = rel_proc_fd_count(pid);
         if (n <= max || now_ms() >= deadline)
             return n;
-        backoff_ms(delay);
-        if (delay < 50)
-            delay *= 2;
+        backoff_step(&delay, 50);
     }
-}
-
-int rel_slow(void)
-{
-    const char *s = getenv("E2E_SLOW");
-    if (s == NULL || *s == '\0')
-        return 1;
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno != 0 || *end != '\0' || v < 1 || v > 100)
-        return 1;
-    return (int)v;
 }
 
 /* Read "name=<u64>" at `p`; advances past it. */
@@ -148,7 +139,7 @@ bool rel_sanitizer_report(const char *log)
 
 uint64_t rel_expect_alive(unsigned port, int bound_ms)
 {
-    int bound = bound_ms * rel_slow();
+    int bound = e2e_slow_ms(bound_ms);
     struct http_resp r;
     int64_t t0 = now_ms();
     int e = http_do(port, "GET", "/healthz", NULL, NULL, 0, &r);
@@ -160,13 +151,9 @@ uint64_t rel_expect_alive(unsigned port, int bound_ms)
                   (long long)took, bound);
     http_resp_free(&r);
 
-    struct http_conn c;
     t0 = now_ms();
-    e = http_connect(&c, port);
-    ck_assert_msg(e == 0, "connect after the attack: %s", strerror(-e));
-    uint64_t id = buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
+    uint64_t id = buy_one_ok(port, "{\"product\":\"apple\",\"quantity\":1}");
     took = now_ms() - t0;
-    http_close(&c);
     ck_assert_msg(took <= bound, "POST /buy took %lld ms (bound %d ms)",
                   (long long)took, bound);
     return id;
@@ -176,17 +163,12 @@ void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
                            struct rel_final *out)
 {
     shopd_signal(s, SIGTERM);
-    int st = shopd_wait_exit(s, timeout_ms * rel_slow());
+    int st = shopd_wait_exit(s, e2e_slow_ms(timeout_ms));
     char *err = shopd_stderr(s);
     size_t n = strlen(err);
     const char *tail = n > 1500 ? err + n - 1500 : err;
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", tail);
-    ck_assert_msg(st != -1, "shopd did not exit within %d ms of SIGTERM: %s",
-                  timeout_ms * rel_slow(), tail);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-                  "shopd exit status %d (signal %d) after SIGTERM: %s",
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1,
-                  WIFSIGNALED(st) ? WTERMSIG(st) : 0, tail);
+    expect_exit_code(st, 0, "shopd after SIGTERM", err);
     struct rel_final f;
     ck_assert_msg(rel_parse_final(err, "drained", &f),
                   "no final 'drained accepted=...' line: %s", tail);
@@ -196,4 +178,28 @@ void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
     free(err);
     if (out != NULL)
         *out = f;
+}
+
+void rel_add_cases(Suite *s, const struct rel_case *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_checked_fixture(tc, NULL, e2e_teardown);
+        tcase_set_timeout(tc, cases[i].timeout_s * e2e_slow());
+        if (cases[i].loops > 0)
+            tcase_add_loop_test(tc, cases[i].test, 0, cases[i].loops);
+        else
+            tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+}
+
+int rel_run(SRunner *sr)
+{
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    int run = srunner_ntests_run(sr);
+    srunner_free(sr);
+    printf("%d passed, %d failed\n", run - failed, failed);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
