@@ -5,6 +5,8 @@
 #
 #   make bench        wrk: shopd (keyless, and with a fresh Idempotency-Key
 #                     per order) vs bare libmicrohttpd vs nginx, one table
+#                     and two charts (gnuplot: 2xx/s and p99 per wrk
+#                     setting, .svg and .png, in build/bench/latest/)
 #                     (env: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SETTINGS,
 #                     BENCH_SERVERS, BENCH_MILLION=1, ... see run.sh)
 #   make bench-queue  the channel alone vs Go's buffered channel (if `go`)
@@ -36,9 +38,11 @@ $(BENCH_DIR)/queue_bench: scripts/bench/queue_bench.c queue/queue.c \
 	$(CC) $(BENCH_REQ) $(CFLAGS) -o $@ scripts/bench/queue_bench.c \
 	    queue/queue.c -pthread
 
-# wrk is the load generator; nginx is optional (run.sh skips it if absent).
+# wrk is the load generator; nginx is optional (run.sh skips it if absent);
+# gnuplot draws the charts.
 bench-deps:
-	@scripts/deps.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools
+	@scripts/deps.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools \
+	    gnuplot:gnuplot-nox
 
 bench: deps bench-deps
 	$(MAKE) bench-run
