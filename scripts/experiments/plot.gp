@@ -47,11 +47,17 @@ if (has(sweep)) {
         stats http using FULFILLED nooutput
         hlimit = STATS_max
     }
-    stats sweep using (column(CEIL) > 0 ? column(CEIL) : NaN) nooutput
-    cmax = STATS_max
-    cmin = STATS_min
     stats sweep using OFFERED nooutput
     offered = STATS_mean
+    # Rows with a ceiling (work_ms > 0); stats fails if it excludes them all.
+    nceil = int(system("awk -F'\t' '!/^#/ && $4 > 0' '" . sweep . "' | wc -l"))
+    cmax = offered
+    cmin = offered / 4
+    if (nceil > 0) {
+        stats sweep using (column(CEIL) > 0 ? column(CEIL) : NaN) nooutput
+        cmax = STATS_max
+        cmin = STATS_min
+    }
     if (hlimit <= 0) {
         hlimit = cmax * 4
     }
@@ -69,19 +75,28 @@ if (has(sweep)) {
     set arrow 1 from hlimit, graph 0 to hlimit, graph 1 nohead dt 3 lc rgb "#888888"
     set label 1 sprintf("HTTP limit %.0f/s\n(unpaced wrk -t1 -c64,\nwork_ms 0)", hlimit) \
         at hlimit, graph 0.2 right offset -0.5, 0 tc rgb "#555555"
+    # Labels sit beside their point (the axes are logarithmic, so the
+    # nudges are factors); a "with labels" plot whose every point is
+    # undefined crashes gnuplot 5.4, hence the nceil test.
+    lx(ms, x) = ms >= 20 ? x / 1.2 : x * 1.2
+    ly(ms, y) = ms >= 20 ? y * 1.2 : y / 1.2
     do for [ext in "svg png"] {
         eval term(ext)
         set output dir . "/throughput." . ext
-        plot x title "ceiling: workers x 1000 / work_ms" dt 2 lc rgb "#999999", \
-             offered title sprintf("offered load (%.0f/s measured)", offered) dt 4 lc rgb "#cc6600", \
-             for [m in mslist] sweep \
-                using (column(MS) == m + 0 ? zero_x(column(CEIL)) : NaN):(column(FULFILLED)) \
-                with points pt 7 ps 1.4 \
-                title sprintf(m + 0 == 0 ? "work_ms %s (every worker count)" : "work_ms %s", m), \
-             sweep using (column(CEIL) > 0 && column(MS) < 20 ? column(CEIL) : NaN):(column(FULFILLED)):(sprintf("%dw", column(W))) \
-                with labels offset 1.1, -0.7 font ",9" notitle, \
-             sweep using (column(MS) >= 20 ? column(CEIL) : NaN):(column(FULFILLED)):(sprintf("%dw", column(W))) \
-                with labels offset -1.3, 0.7 font ",9" notitle
+        if (nceil > 0) {
+            plot x title "ceiling: workers x 1000 / work_ms" dt 2 lc rgb "#999999", \
+                 offered title sprintf("offered load (%.0f/s measured)", offered) dt 4 lc rgb "#cc6600", \
+                 for [m in mslist] sweep \
+                    using (column(MS) == m + 0 ? zero_x(column(CEIL)) : NaN):(column(FULFILLED)) \
+                    with points pt 7 ps 1.4 \
+                    title sprintf(m + 0 == 0 ? "work_ms %s (every worker count)" : "work_ms %s", m), \
+                 sweep using (column(CEIL) > 0 ? lx(column(MS), column(CEIL)) : NaN):(ly(column(MS), column(FULFILLED))):(sprintf("%dw", column(W))) \
+                    with labels font ",9" notitle
+        } else {
+            plot offered title sprintf("offered load (%.0f/s measured)", offered) dt 4 lc rgb "#cc6600", \
+                 sweep using (zero_x(column(CEIL))):(column(FULFILLED)) \
+                    with points pt 7 ps 1.4 title "work_ms 0 (every worker count)"
+        }
         set output
     }
     unset arrow 1

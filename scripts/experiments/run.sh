@@ -162,11 +162,6 @@ CATALOG=$OUT/catalog.json
     printf ']}\n'
 } >"$CATALOG"
 
-# Value of key=value in a line.
-kv() {
-    sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<" $2" | head -n 1
-}
-
 # Ceiling of Little's law in orders/s for WORKERS WORK_MS; 0 = none.
 ceiling() {
     if [ "$2" -eq 0 ]; then
@@ -225,8 +220,11 @@ point() {
         die "shopd did not start for $tag"
     fi
 
-    local dur
-    dur=$(awk -v a="$warm" -v b="$WINDOW" 'BEGIN { printf "%d", a + b + 1.999 }')
+    # wrk runs well past the window (Python's start-up can take a second on
+    # a busy machine) and is stopped as soon as sample.py is done.
+    local dur started
+    started=$(date +%s.%N)
+    dur=$(awk -v a="$warm" -v b="$WINDOW" 'BEGIN { printf "%d", a + b + 10.999 }')
     if [ "$rate" = 0 ]; then
         wrk -t1 -c"$conns" -d"${dur}s" --timeout 5s -s scripts/wrk/buy.lua \
             "http://127.0.0.1:$port/buy" >"$wout" 2>&1 &
@@ -239,7 +237,7 @@ point() {
     PIDS+=("$wrk_pid")
     local fig rc=0
     fig=$(python3 "$HERE/sample.py" "$port" "$warm" "$WINDOW" "$INTERVAL" \
-        "$OUT/$tag.timeline.tsv") || rc=$?
+        "$OUT/$tag.timeline.tsv" "$started") || rc=$?
     # wrk prints its summary on SIGINT; its figures are not used.
     kill -INT "$wrk_pid" 2>/dev/null || true
     wait "$wrk_pid" 2>/dev/null || true
@@ -249,22 +247,25 @@ point() {
 
     local f=$OUT/$part.tsv
     [ -s "$f" ] || echo "$COLUMNS_HEADER" >"$f"
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s' "$w" "$ms" "$cap" "$ceil" "$rate" \
-        "$conns" "$warm" >>"$f"
-    local k
-    for k in window_s offered_per_s accepted_per_s fulfilled_per_s \
-        processed_per_s rejected_per_s reject_share depth_mean depth_max \
-        wait_mean_ms little_depth wait_p50_ms wait_p99_ms out_of_stock; do
-        printf '\t%s' "$(kv "$k" "$fig")" >>"$f"
-    done
-    printf '\n' >>"$f"
-    printf 'experiment: %-5s workers %-2s work_ms %-2s belt %-5s offered %7s/s' \
-        "$part" "$w" "$ms" "$cap" "$(kv offered_per_s "$fig")" >&2
-    printf '  fulfilled %7s/s  503 %5.1f%%  depth %6s  wait %8s ms  (%.1f s)\n' \
-        "$(kv fulfilled_per_s "$fig")" \
-        "$(awk -v s="$(kv reject_share "$fig")" 'BEGIN { print s * 100 }')" \
-        "$(kv depth_mean "$fig")" "$(kv wait_mean_ms "$fig")" \
-        "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')" >&2
+    # One awk: the row for the file (stdout) and the progress line (stderr).
+    awk -v fig="$fig" -v head="$w	$ms	$cap	$ceil	$rate	$conns	$warm" \
+        -v part="$part" -v t0="$t0" -v t1="$(date +%s.%N)" 'BEGIN {
+        n = split(fig, kvs, " ");
+        for (i = 1; i <= n; i++) { split(kvs[i], p, "="); v[p[1]] = p[2] }
+        k = split("window_s offered_per_s accepted_per_s fulfilled_per_s " \
+            "processed_per_s rejected_per_s reject_share depth_mean " \
+            "depth_max wait_mean_ms little_depth wait_p50_ms wait_p99_ms " \
+            "out_of_stock", keys, " ");
+        row = head;
+        for (i = 1; i <= k; i++) row = row "\t" v[keys[i]];
+        print row;
+        split(head, h, "\t");
+        printf "experiment: %-5s workers %-2s work_ms %-2s belt %-5s " \
+            "offered %7s/s  fulfilled %7s/s  503 %5.1f%%  depth %6s  " \
+            "wait %8s ms  (%.1f s)\n", part, h[1], h[2], h[3],
+            v["offered_per_s"], v["fulfilled_per_s"], v["reject_share"] * 100,
+            v["depth_mean"], v["wait_mean_ms"], t1 - t0 > "/dev/stderr";
+    }' >>"$f"
 }
 
 has_part() {

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """sample.py - watch one shopd during one point of `make experiment`.
 
-    sample.py PORT WARMUP_S WINDOW_S INTERVAL_S TIMELINE_FILE
+    sample.py PORT WARMUP_S WINDOW_S INTERVAL_S TIMELINE_FILE [START]
 
 Polls GET /metrics every INTERVAL_S seconds (one kept-alive connection)
-from now until WARMUP_S + WINDOW_S, writes every sample to TIMELINE_FILE
+from START (a Unix time, seconds, default now: run.sh passes the moment it
+started the load, so Python's start-up counts as warm-up) until
+START + WARMUP_S + WINDOW_S, writes every sample to TIMELINE_FILE
 (t_s depth accepted rejected_full fulfilled, tab-separated), and prints one
 line of key=value figures over the window [WARMUP_S, WARMUP_S + WINDOW_S]:
 
@@ -85,14 +87,20 @@ class Server:
 
 
 def main():
-    if len(sys.argv) != 6:
+    if len(sys.argv) not in (6, 7):
         sys.exit(__doc__.split("\n\n")[1])
     port = int(sys.argv[1])
     warmup, window, interval = map(float, sys.argv[2:5])
     srv = Server(port)
     start = time.monotonic()
+    if len(sys.argv) == 7:
+        start -= max(0.0, time.time() - float(sys.argv[6]))
     first = last = None
     depths = []
+    # The window ends WINDOW_S after its first sample: on a busy machine
+    # Python may start after the warm-up is over, and the window must not
+    # shrink for that (the load runs on until run.sh stops it).
+    end = warmup + window
     with open(sys.argv[5], "w") as timeline:
         timeline.write("# t_s\tdepth\taccepted\trejected_full\tfulfilled\n")
         tick = 0
@@ -106,13 +114,13 @@ def main():
                 if now >= warmup:
                     if first is None:
                         first = m
+                        end = max(end, now + window)
                     last = m
                     depths.append(m["depth"])
-            if now >= warmup + window:
+            if now >= end:
                 break
-            tick += 1
-            pause = start + min(tick * interval, warmup + window) - \
-                time.monotonic()
+            tick = max(tick + 1, int(now / interval) + 1)
+            pause = start + min(tick * interval, end) - time.monotonic()
             if pause > 0:
                 time.sleep(pause)
     if first is None or last is None or last is first:
