@@ -137,7 +137,9 @@ if (has(belt)) {
                 with points pt 6 ps 1.2 lc i \
                 title "  p99 wait (since the server started)", \
              for [i = 1 : words(configs)] x * 1000 / lam(word(configs, i)) \
-                dt 2 lc i title sprintf("  W = L / lambda, lambda = %.0f orders/s taken", lam(word(configs, i)))
+                dt 2 lc i title sprintf("  W = L / lambda, lambda = %.0f orders/s taken (mean)", lam(word(configs, i))), \
+             belt using (column(DEPTH)):(column(PROCESSED) > 0 ? 1000 * column(DEPTH) / column(PROCESSED) : NaN) \
+                with points pt 2 ps 1.6 lc rgb "#333333" title "L / lambda of each point (Little's law)"
         set output
     }
     unset logscale
