@@ -34,9 +34,19 @@ term(ext) = ext eq "svg" \
     : "set terminal pngcairo size 1000,620 font 'Sans,10' background '#ffffff' noenhanced"
 how = rounds > 0 ? sprintf("median of %d rounds x %d s, bars: lowest to highest round", rounds, secs) \
                  : "median over the rounds, bars: lowest to highest round"
-subtitle = "\n" . stamp . " - " . command
+subtitle = "\n" . stamp . "\n" . command
 
 set datafile separator "\t"
+# Colours that stay apart on white (no yellow), one per line type.
+set linetype 1 lc rgb "#1f77b4" pt 7
+set linetype 2 lc rgb "#d62728" pt 7
+set linetype 3 lc rgb "#2ca02c" pt 7
+set linetype 4 lc rgb "#9467bd" pt 7
+set linetype 5 lc rgb "#ff7f0e" pt 7
+set linetype 6 lc rgb "#17becf" pt 7
+set linetype 7 lc rgb "#8c564b" pt 7
+set linetype 8 lc rgb "#000000" pt 7
+set linetype 9 lc rgb "#e377c2" pt 7
 set datafile commentschars "#"
 set grid lc rgb "#dddddd"
 set key outside right top samplen 2

@@ -25,13 +25,23 @@ has(f) = system("test -s '" . f . "' && echo 1 || echo 0") eq "1"
 term(ext) = ext eq "svg" \
     ? "set terminal svg size 960,620 dynamic font 'Sans,13' background '#ffffff' noenhanced" \
     : "set terminal pngcairo size 960,620 font 'Sans,10' background '#ffffff' noenhanced"
-subtitle = "\n" . stamp . " - " . command
+subtitle = "\n" . stamp . "\n" . command
 
 set grid lc rgb "#dddddd"
 set key top left box opaque samplen 2
 # Point labels: "4w" is 4 workers (work_ms 20 labelled up-left, the others
 # down-right, as 8 x 20 ms and 2 x 5 ms share a ceiling).
 set datafile separator "\t"
+# Colours that stay apart on white (no yellow), one per line type.
+set linetype 1 lc rgb "#1f77b4" pt 7
+set linetype 2 lc rgb "#d62728" pt 7
+set linetype 3 lc rgb "#2ca02c" pt 7
+set linetype 4 lc rgb "#9467bd" pt 7
+set linetype 5 lc rgb "#ff7f0e" pt 7
+set linetype 6 lc rgb "#17becf" pt 7
+set linetype 7 lc rgb "#8c564b" pt 7
+set linetype 8 lc rgb "#000000" pt 7
+set linetype 9 lc rgb "#e377c2" pt 7
 set datafile commentschars "#"
 
 sweep = dir . "/sweep.tsv"
