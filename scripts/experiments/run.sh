@@ -51,8 +51,9 @@
 #   EXP_PARTS="sweep http belt fill"
 #   EXP_PAUSE_MS=50        target pause per connection between requests;
 #                          connections = rate x pause (wrk's timer is in
-#                          whole ms and fires late by up to ~1 ms, so a
-#                          longer pause offers closer to the asked rate)
+#                          whole ms and fires late, so a longer pause
+#                          needs less of paced.lua's once-a-second
+#                          correction)
 #   EXP_INTERVAL=0.05      /metrics sampling period
 #   EXP_HTTP_THREADS=      --http-threads for every shopd (default: shopd's)
 #   EXP_COMMAND            the command shown in the chart titles
