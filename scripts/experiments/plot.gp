@@ -68,22 +68,28 @@ if (has(sweep)) {
         cmax = STATS_max
         cmin = STATS_min
     }
+    stats sweep using FULFILLED nooutput
+    fmax = STATS_max
+    hlabel = sprintf("HTTP limit %.0f/s\n(unpaced wrk -t1 -c64,\nwork_ms 0)", hlimit)
     if (hlimit <= 0) {
-        hlimit = cmax * 4
+        # No "http" part in this run: work_ms 0 goes right of every ceiling.
+        hlimit = cmax * 4 > fmax * 1.5 ? cmax * 4 : fmax * 1.5
+        hlabel = "work_ms 0: no ceiling\n(no http part in this run)"
     }
+    top = hlimit > fmax ? hlimit : fmax
     zero_x(x) = x > 0 ? x : hlimit
     mslist = system("awk -F'\t' '!/^#/ && !($2 in s) { s[$2]; printf \"%s \", $2 }' '" . sweep . "'")
 
     set logscale xy
     set xrange [cmin / 2 : hlimit * 2]
-    set yrange [cmin / 2 : hlimit * 2]
+    set yrange [cmin / 2 : top * 2]
     set format x "%.0f"
     set format y "%.0f"
     set xlabel "ceiling of Little's law: workers x 1000 / work_ms (orders/s); work_ms 0 is drawn at the HTTP limit"
     set ylabel "measured: fulfilled orders/s (from /metrics)"
     set title "More elves help until the offered load or the HTTP server is the limit" . subtitle
     set arrow 1 from hlimit, graph 0 to hlimit, graph 1 nohead dt 3 lc rgb "#888888"
-    set label 1 sprintf("HTTP limit %.0f/s\n(unpaced wrk -t1 -c64,\nwork_ms 0)", hlimit) \
+    set label 1 hlabel \
         at hlimit, graph 0.2 right offset -0.5, 0 tc rgb "#555555"
     # Labels sit beside their point (the axes are logarithmic, so the
     # nudges are factors); a "with labels" plot whose every point is

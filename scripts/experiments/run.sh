@@ -273,7 +273,9 @@ has_part() {
     [[ " $PARTS " == *" $1 "* ]]
 }
 
-echo "experiment: parts [$PARTS], ${WINDOW}s windows, offered $RATE/s," \
+shown_rate="$RATE/s"
+[ "$RATE" != 0 ] || shown_rate="as fast as answers come (unpaced)"
+echo "experiment: parts [$PARTS], ${WINDOW}s windows, offered $shown_rate," \
     "$NCPU CPUs; output in $OUT" >&2
 for part in sweep http belt fill; do
     rm -f "$OUT/$part.tsv"
