@@ -5,8 +5,14 @@
 #
 #   make bench        wrk: shopd (keyless, and with a fresh Idempotency-Key
 #                     per order) vs bare libmicrohttpd vs nginx, one table
+#                     and two charts (gnuplot: 2xx/s and p99 per wrk
+#                     setting, .svg and .png, in build/bench/latest/)
 #                     (env: BENCH_SECONDS, BENCH_ROUNDS, BENCH_SETTINGS,
 #                     BENCH_SERVERS, BENCH_MILLION=1, ... see run.sh)
+#   make experiment   workers x work_ms x belt size on a real shopd under a
+#                     fixed offered load: Little's law, measured and drawn
+#                     (build/experiment/latest/; env: EXP_RATE,
+#                     EXP_SECONDS, ... see scripts/experiments/run.sh)
 #   make bench-queue  the channel alone vs Go's buffered channel (if `go`)
 
 BENCH_DIR := $(BUILD)/bench
@@ -16,7 +22,8 @@ BENCH_MHD_LIBS   = $(shell pkg-config --libs libmicrohttpd 2>/dev/null)
 BENCH_JSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 BENCH_JSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 
-.PHONY: bench bench-run bench-queue bench-deps
+.PHONY: bench bench-run bench-queue bench-deps experiment experiment-run \
+        experiment-deps
 
 $(BENCH_DIR)/baseline: scripts/bench/baseline.c
 	@mkdir -p $(@D)
@@ -36,9 +43,11 @@ $(BENCH_DIR)/queue_bench: scripts/bench/queue_bench.c queue/queue.c \
 	$(CC) $(BENCH_REQ) $(CFLAGS) -o $@ scripts/bench/queue_bench.c \
 	    queue/queue.c -pthread
 
-# wrk is the load generator; nginx is optional (run.sh skips it if absent).
+# wrk is the load generator; nginx is optional (run.sh skips it if absent);
+# gnuplot draws the charts.
 bench-deps:
-	@scripts/deps.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools
+	@scripts/deps.sh wrk:wrk redis-server:redis-server redis-cli:redis-tools \
+	    gnuplot:gnuplot-nox
 
 bench: deps bench-deps
 	$(MAKE) bench-run
@@ -55,3 +64,15 @@ bench-queue: $(BENCH_DIR)/queue_bench
 	    rm -f $(BENCH_DIR)/chan_go; \
 	fi
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/queue.sh
+
+# --- the experiment (issue 14): elves, a belt and Little's law ------------
+# wrk paced by scripts/experiments/paced.lua offers the load, sample.py
+# (python3) reads /metrics, gnuplot draws. About 3 minutes by default.
+experiment-deps:
+	@scripts/deps.sh wrk:wrk python3:python3 gnuplot:gnuplot-nox
+
+experiment: deps experiment-deps
+	$(MAKE) experiment-run
+
+experiment-run: $(SHOPD)
+	SHOPD=$(SHOPD) scripts/experiments/run.sh

@@ -54,7 +54,11 @@
 #   BENCH_PROBES=30        /stats requests timed per run (0: none)
 #   BENCH_MILLION=0        1: also check peak RSS after 1,000,000 orders
 #   BENCH_MILLION_SERVERS="shopd sqlite_normal"  servers of that check
-#   BENCH_OUT=             where raw logs go (default BENCH_DIR/run-DATE)
+#   BENCH_OUT=             where raw logs, summary.tsv and the charts go
+#                          (default BENCH_DIR/run-DATE; BENCH_DIR/latest
+#                          points at the newest)
+#   BENCH_COMMAND=         the command shown in the chart titles (default:
+#                          "make bench" and the BENCH_* variables set)
 #   BENCH_ALT=             a second shopd binary (say, before a change):
 #                          adds the server "alt" to BENCH_SERVERS, run and
 #                          checked like shopd, for before/after figures
@@ -575,11 +579,12 @@ print_table() {
     echo
     echo "POST /buy, wrk ${SECONDS_PER_RUN}s per run, $ROUNDS rounds, $NCPU CPUs," \
         "$(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "medians over rounds; ratios = median over rounds of (this row's" \
-        "2xx/s / that server's 2xx/s in the same round)"
+    echo "medians over rounds (min–max: the lowest and the highest round);" \
+        "ratios = median over rounds of (this row's 2xx/s / that server's" \
+        "2xx/s in the same round)"
     echo
-    echo "| setting | server | 2xx/s | p50 ms | p99 ms | max ms | non-2xx | sock err | peak RSS MB | /stats p50 ms | invariants | ÷ memory | ÷ baseline | ÷ nginx |"
-    echo "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"
+    echo "| setting | server | 2xx/s | 2xx/s min–max | p50 ms | p99 ms | p99 ms min–max | max ms | non-2xx | sock err | peak RSS MB | /stats p50 ms | invariants | ÷ memory | ÷ baseline | ÷ nginx |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|---:|---:|---:|"
     local setting t c server
     for setting in $SETTINGS; do
         t=${setting%%:*}
@@ -600,6 +605,16 @@ print_table() {
                 if (n % 2) return b[(n + 1) / 2];
                 return (b[n / 2] + b[n / 2 + 1]) / 2;
             }
+            function lo(arr, n,    i, m) {
+                m = arr[1];
+                for (i = 2; i <= n; i++) if (arr[i] < m) m = arr[i];
+                return m;
+            }
+            function hi(arr, n,    i, m) {
+                m = arr[1];
+                for (i = 2; i <= n; i++) if (arr[i] > m) m = arr[i];
+                return m;
+            }
             $3 == t && $4 == c { rps[$2, $1] = $5 }
             $2 == s && $3 == t && $4 == c && $5 != "" {
                 n++; r[n] = $5; p50[n] = $6; p99[n] = $7; mx[n] = $8;
@@ -617,7 +632,7 @@ print_table() {
                 rounds[n] = $1;
             }
             END {
-                if (n == 0) { printf "| %s | %s | no data | | | | | | | | | | | |\n", shown, s; exit }
+                if (n == 0) { printf "| %s | %s | no data | | | | | | | | | | | | | |\n", shown, s; exit }
                 nx = "";
                 for (i = 1; i <= ncodes; i++)
                     nx = nx (nx == "" ? "" : ", ") order[i] ": " codes[order[i]];
@@ -640,8 +655,9 @@ print_table() {
                         }
                     }
                 }
-                printf "| %s | %s | %.0f | %.2f | %.2f | %.1f | %s | %d | %.1f | %s | %s | %s | %s | %s |\n",
-                    shown, s, med(r, n), med(p50, n) / 1000, med(p99, n) / 1000,
+                printf "| %s | %s | %.0f | %.0f–%.0f | %.2f | %.2f | %.2f–%.2f | %.1f | %s | %d | %.1f | %s | %s | %s | %s | %s |\n",
+                    shown, s, med(r, n), lo(r, n), hi(r, n), med(p50, n) / 1000,
+                    med(p99, n) / 1000, lo(p99, n) / 1000, hi(p99, n) / 1000,
                     med(mx, n) / 1000, nx, errs, rss / 1024,
                     ns ? sprintf("%.3f", med(st, ns)) : "—", inv, vm, vb, vn;
             }' "$RESULTS"
@@ -703,6 +719,89 @@ print_table() {
     echo "  max_us non2xx errs rss_kb invariants stats_ms all_responses/s)"
 }
 
+# --- the charts -------------------------------------------------------------
+# summary.tsv: one row per server and wrk setting (servers in BENCH_SERVERS
+# order, settings in BENCH_SETTINGS order), the figures over the rounds:
+# median, lowest and highest round. scripts/bench/plot.gp draws it.
+write_summary() {
+    local idx=0 setting t c server
+    printf '# setting_index\tsetting\tserver\tthreads\tconnections\trounds'
+    printf '\tok_rps_median\tok_rps_min\tok_rps_max'
+    printf '\tp99_ms_median\tp99_ms_min\tp99_ms_max\tp50_ms_median\n'
+    for server in $SERVERS; do
+        idx=0
+        for setting in $SETTINGS; do
+            idx=$((idx + 1))
+            t=${setting%%:*}
+            c=${setting##*:}
+            awk -F'\t' -v s="$server" -v t="$t" -v c="$c" -v i="$idx" '
+            function sorted(arr, n,    i, j, x) {
+                for (i = 2; i <= n; i++) {
+                    x = arr[i];
+                    for (j = i - 1; j >= 1 && arr[j] > x; j--) arr[j + 1] = arr[j];
+                    arr[j + 1] = x;
+                }
+            }
+            function med(arr, n) {
+                return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2;
+            }
+            $2 == s && $3 == t && $4 == c && $5 != "" {
+                n++; r[n] = $5; p99[n] = $7 / 1000; p50[n] = $6 / 1000;
+            }
+            END {
+                if (n == 0) exit;
+                sorted(r, n); sorted(p99, n); sorted(p50, n);
+                printf "%d\t-t%d -c%d\t%s\t%d\t%d\t%d\t%.0f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\n",
+                    i, t, c, s, t, c, n, med(r, n), r[1], r[n],
+                    med(p99, n), p99[1], p99[n], med(p50, n);
+            }' "$RESULTS"
+        done
+    done
+}
+
+# The command for the chart titles: BENCH_COMMAND, or `make bench` with the
+# BENCH_* variables that were set (BENCH_DIR is the Makefile's own).
+bench_command() {
+    if [ -n "${BENCH_COMMAND:-}" ]; then
+        echo "$BENCH_COMMAND"
+        return
+    fi
+    local cmd="make bench" kv
+    while IFS= read -r kv; do
+        # NAME="a b" for a value with spaces, as a person would type it.
+        [[ $kv != *" "* ]] || kv="${kv%%=*}=\"${kv#*=}\""
+        cmd="$cmd $kv"
+    done < <(env | grep '^BENCH_' | grep -v -e '^BENCH_DIR=' -e '^BENCH_OUT=' |
+        sort || true)
+    echo "$cmd"
+}
+
+# Draw OUT/summary.tsv into OUT/bench-ok-rps.{svg,png} and
+# OUT/bench-p99.{svg,png}; without gnuplot, say so and go on.
+plot_charts() {
+    local here stamp cmd
+    here=$(cd "$(dirname "$0")" && pwd)
+    if ! command -v gnuplot >/dev/null; then
+        echo "bench: gnuplot not found, no charts (apt-get install" \
+            "gnuplot-nox); figures in $OUT/summary.tsv" >&2
+        return 0
+    fi
+    stamp="$(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    cmd=$(bench_command)
+    {
+        echo "command: $cmd"
+        echo "date: $stamp"
+    } >"$OUT/README"
+    if gnuplot -e "dir='$OUT'" -e "stamp='${stamp//\'/}'" \
+        -e "command='${cmd//\'/}'" -e "servers='$SERVERS'" \
+        -e "rounds=$ROUNDS" -e "secs=$SECONDS_PER_RUN" \
+        "$here/plot.gp" >&2; then
+        echo "bench: charts $OUT/bench-ok-rps.svg, $OUT/bench-p99.svg (and .png)" >&2
+    else
+        echo "bench: gnuplot failed; figures in $OUT/summary.tsv" >&2
+    fi
+}
+
 # --- 1,000,000 orders at default settings -----------------------------------
 million_check() {
     local server=$1
@@ -760,6 +859,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 if [ "$ROUNDS" -gt 0 ]; then
     print_table | tee "$OUT/table.md"
+    write_summary >"$OUT/summary.tsv"
+    plot_charts
+    ln -sfn "$(basename "$OUT")" "$(dirname "$OUT")/latest" 2>/dev/null || true
 fi
 if [ "$MILLION" = 1 ]; then
     # Not in a pipeline: a subshell would not run the cleanup trap.
