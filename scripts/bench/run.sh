@@ -96,44 +96,9 @@ die() {
 }
 
 # --- processes we started, stopped by PID only --------------------------
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
-
-# Stop a server we started: SIGTERM, up to 30 s (shopd drains), then KILL.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 300; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "bench: pid $pid did not stop in 30 s, killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    local rc=0
-    wait "$pid" 2>/dev/null || rc=$?
-    forget_pid "$pid"
-    return "$rc"
-}
+PIDS_WHO=bench
+# shellcheck source=scripts/lib/pids.sh
+. "$(dirname "$0")/../lib/pids.sh"
 
 # --- preconditions --------------------------------------------------------
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"

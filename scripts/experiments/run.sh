@@ -108,46 +108,14 @@ command -v python3 >/dev/null || die "python3 not found (apt-get install python3
 [ "$WINDOW" -ge 1 ] 2>/dev/null || die "EXP_SECONDS must be a whole number >= 1"
 
 # --- processes we started, stopped by PID only ------------------------------
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-        kill -TERM "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-forget_pid() {
-    local keep=() p
-    for p in "${PIDS[@]}"; do
-        [ "$p" = "$1" ] || keep+=("$p")
-    done
-    PIDS=("${keep[@]+"${keep[@]}"}")
-}
-
 # SIGTERM starts a drain; a full belt of 20 ms orders would take minutes,
 # and these orders are only an experiment's, so a second SIGTERM (SPEC.md
-# section 3: exit at once) follows after 0.2 s, SIGKILL after 10 s.
-stop_pid() {
-    local pid=$1 i
-    kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
-        [ "$i" -eq 2 ] && kill -TERM "$pid" 2>/dev/null
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "experiment: pid $pid did not stop, killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-    forget_pid "$pid"
-}
+# section 3: exit at once) follows after 0.2 s (stop_pid PID 10 2), SIGKILL
+# after 10 s; on exit every server gets both.
+PIDS_WHO=experiment
+PIDS_TERM_TWICE=1
+# shellcheck source=scripts/lib/pids.sh
+. "$(dirname "$0")/../lib/pids.sh"
 
 mkdir -p "$OUT"
 CATALOG=$OUT/catalog.json
@@ -243,7 +211,7 @@ point() {
     kill -INT "$wrk_pid" 2>/dev/null || true
     wait "$wrk_pid" 2>/dev/null || true
     forget_pid "$wrk_pid"
-    stop_pid "$pid"
+    stop_pid "$pid" 10 2 || true
     [ "$rc" -eq 0 ] || die "could not read shopd's /metrics for $tag"
 
     local f=$OUT/$part.tsv
