@@ -27,18 +27,9 @@ OUT=$(cd "$OUT" && pwd)
 
 if [ $# -eq 0 ]; then
     cat="$OUT/catalog.json"
-    {
-        printf '{"products": ['
-        sep=
-        for sku in apple banana cherry date elderberry fig grape honeydew \
-            kiwi lemon mango truffle; do
-            printf '%s{"sku":"%s","name":"%s","price_cents":100,' \
-                "$sep" "$sku" "$sku"
-            printf '"stock":1000000000000}'
-            sep=,
-        done
-        printf ']}\n'
-    } >"$cat"
+    # shellcheck source=scripts/lib/catalog.sh
+    . "$(dirname "$0")/../lib/catalog.sh"
+    write_catalog "$cat" 1000000000000
     set -- ./shopd --bind 127.0.0.1 --port 0 --catalog "$cat"
 fi
 

@@ -99,6 +99,8 @@ die() {
 PIDS_WHO=bench
 # shellcheck source=scripts/lib/pids.sh
 . "$(dirname "$0")/../lib/pids.sh"
+# shellcheck source=scripts/lib/catalog.sh
+. "$(dirname "$0")/../lib/catalog.sh"
 
 # --- preconditions --------------------------------------------------------
 command -v wrk >/dev/null || die "wrk not found (apt-get install wrk)"
@@ -124,17 +126,7 @@ RESULTS=$OUT/results.tsv
 # The bench catalog: the demo SKUs (buy.lua rotates over them), each with
 # stock large enough that no order is ever out of stock.
 CATALOG=$OUT/catalog.json
-{
-    printf '{"products": ['
-    sep=
-    for sku in apple banana cherry date elderberry fig grape honeydew kiwi \
-        lemon mango truffle; do
-        printf '%s{"sku":"%s","name":"%s","price_cents":100,"stock":%s}' \
-            "$sep" "$sku" "$sku" "$STOCK"
-        sep=,
-    done
-    printf ']}\n'
-} >"$CATALOG"
+write_catalog "$CATALOG" "$STOCK"
 
 # --- starting servers -------------------------------------------------------
 # Each start_* sets SRV_PID and SRV_PORT (redis2 also SRV_PID2, SRV_PORT2;

@@ -116,20 +116,12 @@ PIDS_WHO=experiment
 PIDS_TERM_TWICE=1
 # shellcheck source=scripts/lib/pids.sh
 . "$(dirname "$0")/../lib/pids.sh"
+# shellcheck source=scripts/lib/catalog.sh
+. "$(dirname "$0")/../lib/catalog.sh"
 
 mkdir -p "$OUT"
 CATALOG=$OUT/catalog.json
-{
-    printf '{"products": ['
-    sep=
-    for sku in apple banana cherry date elderberry fig grape honeydew kiwi \
-        lemon mango truffle; do
-        printf '%s{"sku":"%s","name":"%s","price_cents":100,"stock":%s}' \
-            "$sep" "$sku" "$sku" "$STOCK"
-        sep=,
-    done
-    printf ']}\n'
-} >"$CATALOG"
+write_catalog "$CATALOG" "$STOCK"
 
 # Ceiling of Little's law in orders/s for WORKERS WORK_MS; 0 = none.
 ceiling() {
