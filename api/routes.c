@@ -202,25 +202,41 @@ static void pending_answer(const struct app *app, bool keyed,
  * answer is 202, 409 when the store turned out to hold its key already
  * (the retry is then answered from the store), or 503 store_unavailable
  * when the commit failed. */
+/*
+ * Every answer of a POST /buy past validation, in one place: `rc` is the
+ * outcome (0: accepted as order `id`), `stored` says it came from a durable
+ * store's commit rather than from handing the order over.
+ */
+static void buy_answer(struct http_response *res, int rc, uint64_t id,
+                       bool stored)
+{
+    if (rc == 0) {
+        buy_accepted(res, id);
+    } else if (rc == -EAGAIN) {
+        /* The belt is full (with a shared store, every instance's). */
+        http_fail(res, HTTP_ERR_QUEUE_FULL,
+                  "the order belt is full; retry in a second");
+    } else if (rc == -EPIPE && !stored) {
+        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
+                  "the shop is closing and takes no new orders");
+    } else if (rc == -EEXIST && stored) {
+        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
+                  "a request with this Idempotency-Key was just stored; "
+                  "retry in a second");
+    } else if (stored) {
+        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the order could not be stored; retry in a second");
+    } else {
+        http_fail(res, HTTP_ERR_INTERNAL, "the order could not be queued");
+    }
+}
+
 static void buy_committed(void *arg, int rc, uint64_t id)
 {
     struct buy_pending *p = arg;
     struct http_response res;
     memset(&res, 0, sizeof(res));
-    if (rc == 0) {
-        buy_accepted(&res, id);
-    } else if (rc == -EAGAIN) {
-        /* A shared store's belt (every instance's orders) is full. */
-        http_fail(&res, HTTP_ERR_QUEUE_FULL,
-                  "the order belt is full; retry in a second");
-    } else if (rc == -EEXIST) {
-        http_fail(&res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
-                  "a request with this Idempotency-Key was just stored; "
-                  "retry in a second");
-    } else {
-        http_fail(&res, HTTP_ERR_STORE_UNAVAILABLE,
-                  "the order could not be stored; retry in a second");
-    }
+    buy_answer(&res, rc, id, true);
     pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
     free(p);
 }
@@ -366,17 +382,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     } else {
         rc = shop_submit(app->shop, &o, &id);
     }
-    if (rc == 0) {
-        buy_accepted(res, id);
-    } else if (rc == -EAGAIN) {
-        http_fail(res, HTTP_ERR_QUEUE_FULL,
-                  "the order belt is full; retry in a second");
-    } else if (rc == -EPIPE) {
-        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
-                  "the shop is closing and takes no new orders");
-    } else {
-        http_fail(res, HTTP_ERR_INTERNAL, "the order could not be queued");
-    }
+    buy_answer(res, rc, id, false);
     if (kc == KEY_OK)
         idem_finish(app, &tk, res);
 }
@@ -669,21 +675,38 @@ static void restock_done(struct http_response *res, const struct product *p,
 
 /* A durable store's verdict on one restock (committer thread): 200 with
  * the product once committed, or 503 store_unavailable. */
+/* Every answer of a restock past validation, as buy_answer() for /buy:
+ * `rc` is the outcome (0: done, the numbers after it in `st`). */
+static void restock_answer(struct http_response *res, int rc,
+                           const struct product *p, const struct shop_stock *st,
+                           bool stored)
+{
+    if (rc == 0) {
+        restock_done(res, p, st);
+    } else if (rc == -EPIPE && !stored) {
+        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
+                  "the shop is closing and takes no restocks");
+    } else if (rc == -EOVERFLOW && !stored) {
+        http_fail(res, HTTP_ERR_INVALID_FIELD,
+                  "field 'quantity' would take the stock past its limit");
+    } else if (rc == -EEXIST && stored) {
+        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
+                  "a restock with this Idempotency-Key was just stored; "
+                  "retry in a second");
+    } else if (stored) {
+        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
+                  "the restock could not be stored; retry in a second");
+    } else {
+        http_fail(res, HTTP_ERR_INTERNAL, "the restock failed");
+    }
+}
+
 static void restock_committed(void *arg, int rc, const struct shop_stock *st)
 {
     struct restock_pending *p = arg;
     struct http_response res;
     memset(&res, 0, sizeof(res));
-    if (rc == 0) {
-        restock_done(&res, p->p, st);
-    } else if (rc == -EEXIST) {
-        http_fail(&res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
-                  "a restock with this Idempotency-Key was just stored; "
-                  "retry in a second");
-    } else {
-        http_fail(&res, HTTP_ERR_STORE_UNAVAILABLE,
-                  "the restock could not be stored; retry in a second");
-    }
+    restock_answer(&res, rc, p->p, st, true);
     pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
     free(p);
 }
@@ -795,17 +818,7 @@ static void handle_restock(const struct app *app,
     } else {
         rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
     }
-    if (rc == 0) {
-        restock_done(res, p, &st);
-    } else if (rc == -EPIPE) {
-        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
-                  "the shop is closing and takes no restocks");
-    } else if (rc == -EOVERFLOW) {
-        http_fail(res, HTTP_ERR_INVALID_FIELD,
-                  "field 'quantity' would take the stock past its limit");
-    } else {
-        http_fail(res, HTTP_ERR_INTERNAL, "the restock failed");
-    }
+    restock_answer(res, rc, p, &st, false);
     if (kc == KEY_OK)
         idem_finish(app, &tk, res);
 }
