@@ -91,7 +91,19 @@ struct httpd {
 #define REQ_INLINE_BODY 256
 
 /* Per-request state, owned by libmicrohttpd's *con_cls slot. */
+/* The request headers the handlers read, noted in the one walk over the
+ * headers that also checks the framing. The values point into
+ * libmicrohttpd's pool and live as long as the request. */
+struct req_headers {
+    const char *idempotency_key; /* the first Idempotency-Key, or NULL */
+    unsigned idempotency_keys;
+    const char *authorization; /* the first Authorization, or NULL */
+    unsigned authorizations;
+    const char *content_length; /* the first Content-Length, or NULL */
+};
+
 struct req_state {
+    struct req_headers hdr;
     char *body; /* NUL-terminated, grows up to max_body; `small` or heap */
     size_t len, cap;
     bool too_large; /* the body went past max_body: dropped, not buffered */
@@ -294,25 +306,22 @@ static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
  * the first value of each and how many times it came. libmicrohttpd owns
  * the strings until the request completes.
  */
-static enum MHD_Result note_header(void *cls, enum MHD_ValueKind kind,
-                                   const char *key, const char *value)
+static void note_header(struct req_headers *h, const char *key,
+                        const char *value)
 {
-    (void)kind;
-    struct http_request *req = cls;
     const char **first = NULL;
     unsigned *count = NULL;
     if (strcasecmp(key, "Idempotency-Key") == 0) {
-        first = &req->idempotency_key;
-        count = &req->idempotency_keys;
+        first = &h->idempotency_key;
+        count = &h->idempotency_keys;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
-        first = &req->authorization;
-        count = &req->authorizations;
+        first = &h->authorization;
+        count = &h->authorizations;
     } else {
-        return MHD_YES;
+        return;
     }
     if ((*count)++ == 0)
-        *first = value != NULL ? value : "";
-    return MHD_YES;
+        *first = value;
 }
 
 /* ---- request framing (SPEC §10) ---------------------------------------
@@ -340,6 +349,7 @@ struct framing {
     bool bad_name;    /* a header name that is not an RFC 9110 token */
     bool folded;      /* a framing header continued on the next line */
     const char *cl_v; /* the first Content-Length value */
+    struct req_headers *hdr; /* noted on the same walk */
 };
 
 /* RFC 9110 tchar. */
@@ -410,19 +420,23 @@ static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
             f->cl_differ = true;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
         f->host++;
+    } else {
+        note_header(f->hdr, key, value);
     }
     return MHD_YES;
 }
 
 /*
- * Check how the request is framed. Returns false if it may be served;
- * otherwise fills `res` with the answer (which closes the connection).
+ * Check how the request is framed, noting the headers the handlers read in
+ * `hdr` on the same walk. Returns false if it may be served; otherwise
+ * fills `res` with the answer (which closes the connection).
  */
 static bool framing_refused(struct MHD_Connection *c, const char *version,
-                            struct http_response *res)
+                            struct req_headers *hdr, struct http_response *res)
 {
-    struct framing f = {0};
+    struct framing f = {.hdr = hdr};
     MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    hdr->content_length = f.cl_v;
     if (f.bad_name)
         http_fail(res, HTTP_ERR_BAD_REQUEST,
                   "a header name is not a token (no space before the "
@@ -542,7 +556,10 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
         .body_len = st->len,
         .body_too_large = st->too_large,
     };
-    MHD_get_connection_values(c, MHD_HEADER_KIND, note_header, &req);
+    req.idempotency_key = st->hdr.idempotency_key;
+    req.idempotency_keys = st->hdr.idempotency_keys;
+    req.authorization = st->hdr.authorization;
+    req.authorizations = st->hdr.authorizations;
     struct http_response res;
     api_handle(h->app, &req, &res);
     st->answered = true;
@@ -555,11 +572,10 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
     return queue_plain(c, &res);
 }
 
-/* True if the request announces a body larger than `max`. */
-static bool content_length_over(struct MHD_Connection *c, size_t max)
+/* True if Content-Length `cl` (plain decimal, or NULL) announces a body
+ * larger than `max`. */
+static bool content_length_over(const char *cl, size_t max)
 {
-    const char *cl = MHD_lookup_connection_value(
-        c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl == NULL)
         return false;
     errno = 0;
@@ -584,12 +600,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         *con_cls = st;
         atomic_fetch_add_explicit(&h->in_progress, 1, memory_order_relaxed);
         struct http_response res = {0};
-        if (framing_refused(c, version, &res)) {
+        if (framing_refused(c, version, &st->hdr, &res)) {
             conns_request_arrived(h->conns, conn_of(c));
             st->answered = true;
             return queue_plain(c, &res);
         }
-        if (content_length_over(c, h->app->limits.max_body)) {
+        if (content_length_over(st->hdr.content_length,
+                                h->app->limits.max_body)) {
             /* Answer now: libmicrohttpd then discards the body unread and
              * closes the connection. */
             conns_request_arrived(h->conns, conn_of(c));
