@@ -28,7 +28,8 @@
  *     key twice (a pairwise walk of the whole tree here; parse.c sorts);
  *   - a 200 from a restock came with exactly one Authorization carrying the
  *     fuzz token; a 401 has WWW-Authenticate, a 409 Retry-After; no answer
- *     contains the token unless the request's path or body did.
+ *     contains the token unless the request's path or body did, or as an
+ *     order's "customer" (a client's own words, from an earlier request).
  *
  * The shop is never started (no worker threads, so runs are repeatable);
  * accepted orders pile up on the belt, so the shop is rebuilt before the
@@ -203,6 +204,53 @@ static void check_accepted(const struct http_request *req,
     cJSON_Delete(j);
 }
 
+/* Whether any key or string value in the tree under `item` has the token. */
+static bool json_has_token(const cJSON *item)
+{
+    for (const cJSON *a = item; a != NULL; a = a->next) {
+        if (a->string != NULL && strstr(a->string, FUZZ_TOKEN) != NULL)
+            return true;
+        if (cJSON_IsString(a) && strstr(a->valuestring, FUZZ_TOKEN) != NULL)
+            return true;
+        if (a->child != NULL && json_has_token(a->child))
+            return true;
+    }
+    return false;
+}
+
+/* Whether the client sent the token itself: in the path, the raw body, or
+ * a string of the body as JSON decodes it (a 404 names the product as
+ * decoded, so "\u0066uzz-..." comes back spelled plainly). */
+static bool request_has_token(const struct http_request *req)
+{
+    if (strstr(req->path, FUZZ_TOKEN) != NULL)
+        return true;
+    if (req->body == NULL)
+        return false;
+    if (contains(req->body, req->body_len, FUZZ_TOKEN))
+        return true;
+    cJSON *j = cJSON_ParseWithLength(req->body, req->body_len);
+    bool has = j != NULL && json_has_token(j);
+    cJSON_Delete(j);
+    return has;
+}
+
+/* Whether the answer shows the token anywhere but an order's "customer",
+ * which is a client's own words, stored by an earlier POST /buy and shown
+ * back by GET /orders/{id} (the fuzzer finds that order soon enough). */
+static bool answer_leaks_token(const struct http_response *res)
+{
+    if (res->body == NULL || !contains(res->body, res->body_len, FUZZ_TOKEN))
+        return false;
+    cJSON *j = cJSON_ParseWithLength(res->body, res->body_len);
+    if (j == NULL)
+        return true;
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "customer");
+    bool leaks = json_has_token(j);
+    cJSON_Delete(j);
+    return leaks;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (shop == NULL)
@@ -285,11 +333,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fail("401 without WWW-Authenticate", &req, &res);
     if (res.status == 409 && !has_header(&res, "Retry-After"))
         fail("409 without Retry-After", &req, &res);
-    /* An answer may echo the request's own path or body (a 404 names the
-     * product), but never the token from anywhere else. */
-    if (res.body != NULL && contains(res.body, res.body_len, FUZZ_TOKEN) &&
-        !contains(path, path_len, FUZZ_TOKEN) &&
-        (body == NULL || !contains(body, body_len, FUZZ_TOKEN)))
+    if (answer_leaks_token(&res) && !request_has_token(&req))
         fail("the admin token in an answer", &req, &res);
     if (res.status == 200 && strcmp(req.method, "POST") == 0) {
         const char *a = auth;
