@@ -11,7 +11,7 @@
  *   shopd_seed     seed an empty shop, add products it lacks (once, even
  *                  when instances start together: it is one atomic step);
  *   shopd_accept   per order: idempotency key, shop-wide belt bound
- *                  (queue_capacity) -> full, INCR id, XADD, order hash, key;
+ *                  (queue_capacity) -> full, next id, XADD, order hash, key;
  *   shopd_process  per order: skip if final (a second delivery, counted),
  *                  else take the stock if there is enough, set the final
  *                  status and who processed it, XACK and XDEL its entry;

@@ -9,7 +9,7 @@
 -- Keys, under the prefix P:
 --   P:skus          sorted set of every SKU, scored by insertion order
 --   P:p:<sku>       hash: name, price_cents, initial, stock, sold, restocked
---   P:next_id       the last order id given (INCR)
+--   P:next_id       the last order id given (moved once per accept batch)
 --   P:orders        stream of the orders not yet final, one entry per order
 --                   (fields id, p (sku), q, c (customer, absent: none), t
 --                   (accepted, ns), by); consumer group "workers". An entry
@@ -32,8 +32,9 @@
 -- Invariants (every function is atomic): stock never goes below zero;
 -- stock + sold == initial + restocked per product; an order becomes final
 -- at most once, in the same step that changes the stock and acknowledges
--- and deletes its entry; order ids come from one INCR, so they are unique
--- and grow in acceptance order across every instance.
+-- and deletes its entry; order ids come from one counter, read and moved
+-- once per batch inside the atomic accept, so they are unique and grow in
+-- acceptance order across every instance.
 --
 -- Error replies starting with NOSHOP mean the shop is gone from Redis (a
 -- restart without persistence): the caller seeds again and retries.
@@ -117,6 +118,9 @@ local function accept(keys, args)
     local stream = p .. ':orders'
     local counters = p .. ':counters'
     local depth = redis.call('XLEN', stream)
+    -- Ids are given here, in order, and the counter moves once at the end.
+    local next_id = p .. ':next_id'
+    local last = tonumber(redis.call('GET', next_id) or '0')
     local out = {}
     local accepted, full = 0, 0
     -- Every product first, so that an error leaves nothing half done.
@@ -149,7 +153,7 @@ local function accept(keys, args)
             out[#out + 1] = 0
             full = full + 1
         else
-            local id = redis.call('INCR', p .. ':next_id')
+            local id = last + accepted + 1
             local eid
             if cust ~= '' then
                 eid = redis.call('XADD', stream, '*', 'id', id, 'p', sku,
@@ -177,6 +181,7 @@ local function accept(keys, args)
         end
     end
     if accepted > 0 then
+        redis.call('SET', next_id, last + accepted)
         redis.call('HINCRBY', counters, 'accepted', accepted)
     end
     if full > 0 then
@@ -202,6 +207,9 @@ local function process(keys, args)
     local out = {}
     local acks = {}
     local ful, oos, dup = 0, 0, 0
+    -- Each product's stock is read once and written once per batch.
+    local prods = {}
+    local touched = {}
     for i = 0, n - 1 do
         local id, worker, t = args[3 + i * 3], args[4 + i * 3],
                               args[5 + i * 3]
@@ -216,14 +224,23 @@ local function process(keys, args)
             out[#out + 1] = STATUS[o[1]] or 0
             out[#out + 1] = 0
         else
-            local pkey = p .. ':p:' .. o[2]
+            local pr = prods[o[2]]
+            if not pr then
+                local ps = redis.call('HMGET', p .. ':p:' .. o[2], 'stock',
+                                      'sold')
+                pr = {stock = tonumber(ps[1] or '0'),
+                      sold = tonumber(ps[2] or '0')}
+                prods[o[2]] = pr
+            end
             local q = tonumber(o[3])
-            local ps = redis.call('HMGET', pkey, 'stock', 'sold')
-            local stock = tonumber(ps[1] or '0')
             local status
-            if stock >= q then
-                redis.call('HSET', pkey, 'stock', stock - q, 'sold',
-                           tonumber(ps[2] or '0') + q)
+            if pr.stock >= q then
+                if not pr.dirty then
+                    pr.dirty = true
+                    touched[#touched + 1] = o[2]
+                end
+                pr.stock = pr.stock - q
+                pr.sold = pr.sold + q
                 status = 'fulfilled'
                 ful = ful + 1
             else
@@ -238,6 +255,11 @@ local function process(keys, args)
             out[#out + 1] = STATUS[status]
             out[#out + 1] = 1
         end
+    end
+    for _, sku in ipairs(touched) do
+        local pr = prods[sku]
+        redis.call('HSET', p .. ':p:' .. sku, 'stock', pr.stock, 'sold',
+                   pr.sold)
     end
     -- The entries of the orders made final here, all at once.
     if #acks > 0 then
