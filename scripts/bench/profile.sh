@@ -33,32 +33,14 @@ if [ $# -eq 0 ]; then
     set -- ./shopd --bind 127.0.0.1 --port 0 --catalog "$cat"
 fi
 
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill -TERM "$p" 2>/dev/null || true
-        wait "$p" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+PIDS_WHO=profile
+# shellcheck source=scripts/lib/pids.sh
+. "$(dirname "$0")/../lib/pids.sh"
 
 "$@" 2>"$OUT/server.log" &
 pid=$!
 PIDS+=("$pid")
-port=
-for ((i = 0; i < 100; i++)); do
-    port=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
-        "$OUT/server.log" | head -n 1)
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || {
-    echo "profile: server did not start:" >&2
-    cat "$OUT/server.log" >&2
-    exit 1
-}
+port=$(listening_port "$pid" "$OUT/server.log")
 
 # tid comm cpu_ticks voluntary involuntary, for every thread of pid.
 snap() {

@@ -61,7 +61,7 @@ orders_field() {
 }
 
 run_one() {
-    local bin=$1 threads=$2 conns=$3 dir=$WORK/run i port=
+    local bin=$1 threads=$2 conns=$3 dir=$WORK/run i port
     rm -rf "$dir"
     mkdir -p "$dir"
     redis-server --port 0 --unixsocket "$dir/redis.sock" --unixsocketperm 700 \
@@ -77,13 +77,7 @@ run_one() {
         --store "unix://$dir/redis.sock" --instance cost 2>"$dir/shopd.log" &
     local spid=$!
     PIDS+=("$spid")
-    for ((i = 0; i < 200; i++)); do
-        port=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
-            "$dir/shopd.log" | head -n 1)
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || { cat "$dir/shopd.log" >&2; return 1; }
+    port=$(listening_port "$spid" "$dir/shopd.log") || return 1
 
     local r0 s0 a0 r1 s1 a1
     r0=$(cpu_ticks "$rpid")

@@ -138,19 +138,9 @@ SRV_PORT2=
 SRV_EXTRA=
 REDIS_SOCK=
 
-# Wait for "listening on ADDR:PORT" in a log written by PID; sets SRV_PORT.
+# Wait until PID listens (its port from its log); sets SRV_PORT.
 wait_listening() {
-    local pid=$1 log=$2 i
-    for ((i = 0; i < 100; i++)); do
-        SRV_PORT=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' \
-            "$log" | head -n 1)
-        [ -n "$SRV_PORT" ] && return 0
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "bench: server did not start; its log:" >&2
-    cat "$log" >&2
-    return 1
+    SRV_PORT=$(listening_port "$1" "$2")
 }
 
 start_shopd() {

@@ -168,18 +168,8 @@ point() {
         "${extra[@]+"${extra[@]}"}" 2>"$log" &
     local pid=$!
     PIDS+=("$pid")
-    local port='' i
-    for ((i = 0; i < 100; i++)); do
-        port=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$log" |
-            head -n 1)
-        [ -n "$port" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    if [ -z "$port" ]; then
-        cat "$log" >&2
-        die "shopd did not start for $tag"
-    fi
+    local port
+    port=$(listening_port "$pid" "$log") || die "shopd did not start for $tag"
 
     # wrk runs well past the window (Python's start-up can take a second on
     # a busy machine) and is stopped as soon as sample.py is done.

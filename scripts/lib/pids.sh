@@ -1,5 +1,5 @@
 # pids.sh - the processes a script started, stopped by their PID only
-# (never by name), for scripts/bench/run.sh and scripts/experiments/run.sh.
+# (never by name), for the scripts of scripts/bench/ and scripts/experiments/.
 #
 # Source it after setting PIDS_WHO (the prefix of its messages, e.g.
 # "bench"). Add every started process to PIDS; forget_pid PID once it is
@@ -49,4 +49,24 @@ stop_pid() {
     wait "$pid" 2>/dev/null || rc=$?
     forget_pid "$pid"
     return "$rc"
+}
+
+# listening_port PID LOG: wait up to 10 s for the "listening on ADDR:PORT"
+# line that PID (shopd, or the bench's baseline) writes to LOG, and print
+# PORT. Fails, with the log on stderr, if PID exits or no line comes.
+listening_port() {
+    local pid=$1 log=$2 port='' i
+    for ((i = 0; i < 200; i++)); do
+        port=$(sed -n 's/.*listening on [0-9.]*:\([0-9]*\).*/\1/p' "$log" |
+            head -n 1)
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [ -z "$port" ]; then
+        echo "${PIDS_WHO:-script}: pid $pid is not listening; its log:" >&2
+        cat "$log" >&2
+        return 1
+    fi
+    echo "$port"
 }
