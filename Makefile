@@ -35,11 +35,11 @@ LIBS := -pthread -lm
 ALL_CFLAGS = $(REQ_CFLAGS) $(PKG_CFLAGS) $(CFLAGS)
 
 LIB_SRC := $(wildcard common/*.c queue/*.c worker/*.c store/*.c shop/*.c \
-             config/*.c api/*.c http/*.c) \
-           $(filter-out cmd/main.c,$(wildcard cmd/*.c))
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/api/dashboard_blob.o \
+             config/*.c server/api/*.c server/http/*.c) \
+           $(filter-out server/cmd/main.c,$(wildcard server/cmd/*.c))
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/api/dashboard_blob.o \
            $(BUILD)/store/redis_blob.o
-MAIN_OBJ := $(BUILD)/cmd/main.o
+MAIN_OBJ := $(BUILD)/server/cmd/main.o
 # Test programs: their own sources plus the shared helpers of tests/lib/
 # (the unit suites need only the Redis one).
 TESTLIB_SRC := $(wildcard tests/lib/*.c)
@@ -84,7 +84,7 @@ $(BUILD)/%.o: %.c
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 # The dashboard page is embedded with the assembler's .incbin.
-$(BUILD)/api/dashboard_blob.o: api/dashboard_blob.S api/dashboard.html
+$(BUILD)/server/api/dashboard_blob.o: server/api/dashboard_blob.S server/api/dashboard.html
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -c -o $@ $<
 
@@ -181,13 +181,13 @@ format-check:
 	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 tidy:
-	clang-tidy $(LIB_SRC) cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
+	clang-tidy $(LIB_SRC) server/cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
 
 # As CI runs it: any bugprone or concurrency finding fails.
 tidy-check:
 	@scripts/deps.sh clang-tidy:clang-tidy
 	clang-tidy --quiet --warnings-as-errors='bugprone-*,concurrency-*' \
-	    $(LIB_SRC) cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
+	    $(LIB_SRC) server/cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
 
 help:
 	@echo 'shopd make targets:'

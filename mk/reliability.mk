@@ -29,7 +29,7 @@ FUZZ_CFLAGS     := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread -MMD -MP \
                    -fsanitize=fuzzer-no-link
 FUZZ_LIB_SRC    := $(LIB_SRC)
 FUZZ_OBJ        := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) \
-                   $(FUZZ_BUILD)/api/dashboard_blob.o \
+                   $(FUZZ_BUILD)/server/api/dashboard_blob.o \
                    $(FUZZ_BUILD)/store/redis_blob.o \
                    $(FUZZ_BUILD)/tests/fuzz/fuzz_request.o
 FUZZ_BIN        := $(FUZZ_BUILD)/fuzz_request
@@ -46,8 +46,8 @@ $(FUZZ_BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-$(FUZZ_BUILD)/api/dashboard_blob.o: api/dashboard_blob.S \
-                                       api/dashboard.html
+$(FUZZ_BUILD)/server/api/dashboard_blob.o: server/api/dashboard_blob.S \
+                                       server/api/dashboard.html
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -c -o $@ $<
 

@@ -1,7 +1,7 @@
 /*
  * redis_blob.S - the Redis Functions library (store/redis_lib.lua),
  * compiled into the binary with the assembler's .incbin (run from the
- * project root), as api/dashboard_blob.S does for the dashboard.
+ * project root), as server/api/dashboard_blob.S does for the dashboard.
  */
     .section .rodata
     .global redis_lib_lua

@@ -4,11 +4,11 @@
  * Each test builds its own small shop; workers are not started unless a
  * test needs orders processed, so the belt's contents are deterministic.
  */
-#include "api/internal.h"
-#include "api/api.h"
+#include "server/api/internal.h"
+#include "server/api/api.h"
 #include "common/log.h"
-#include "cmd/catalog_file.h"
-#include "http/httpd.h"
+#include "server/cmd/catalog_file.h"
+#include "server/http/httpd.h"
 #include "shop/shop.h"
 
 #include <cJSON.h>

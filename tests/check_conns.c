@@ -1,9 +1,9 @@
 /*
- * check_conns.c - connection admission (http/conns.c) without a socket:
+ * check_conns.c - connection admission (server/http/conns.c) without a socket:
  * the per-address table and the total limit against a simple model, over
  * thousands of opens and closes whose addresses collide in the table.
  */
-#include "http/conns.h"
+#include "server/http/conns.h"
 #include "tests/suites.h"
 
 #include <arpa/inet.h>

@@ -1,9 +1,9 @@
 /*
  * check_errors.c - unit tests of the one table of HTTP errors
- * (api/errors.h): every code spelled once, statuses as SPEC §1, §8, §9
+ * (server/api/errors.h): every code spelled once, statuses as SPEC §1, §8, §9
  * and §10 give them, and the headers each status calls for.
  */
-#include "api/errors.h"
+#include "server/api/errors.h"
 
 #include <check.h>
 #include <cJSON.h>

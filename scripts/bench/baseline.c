@@ -2,7 +2,7 @@
  * baseline.c - the libmicrohttpd ceiling for POST /buy.
  *
  * A bare libmicrohttpd server run in exactly the daemon mode shopd uses
- * (http/httpd.c): internal polling thread(s) with poll(2), a thread pool
+ * (server/http/httpd.c): internal polling thread(s) with poll(2), a thread pool
  * when --threads is 2 or more, the same connection limit, idle timeout and
  * per-connection memory limit, and MHD_ALLOW_SUSPEND_RESUME (which adds an
  * inter-thread channel to every poll set). It reads the request body

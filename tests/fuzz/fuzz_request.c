@@ -35,7 +35,7 @@
  * accepted orders pile up on the belt, so the shop is rebuilt before the
  * belt fills and a 503 queue_full would hide the accept path.
  */
-#include "api/api.h"
+#include "server/api/api.h"
 #include "shop/shop.h"
 
 #include <cJSON.h>

@@ -58,7 +58,7 @@
  * hub.lock. No libmicrohttpd call, I/O or allocation happens under
  * hub.lock.
  */
-#include "http/events.h"
+#include "server/http/events.h"
 
 #include "common/thread.h"
 #include "common/time.h"

@@ -10,7 +10,7 @@
  * and _count, as promtool check metrics expects. Label values (SKUs) are
  * restricted to [A-Za-z0-9_-] by the catalog, so they need no escaping.
  */
-#include "api/internal.h"
+#include "server/api/internal.h"
 
 #include <math.h>
 #include <stdio.h>

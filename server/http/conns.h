@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include "api/api.h"
+#include "server/api/api.h"
 
 struct conns;
 struct conn;

@@ -7,7 +7,7 @@
     .global dashboard_html
     .global dashboard_html_end
 dashboard_html:
-    .incbin "api/dashboard.html"
+    .incbin "server/api/dashboard.html"
 dashboard_html_end:
     .byte 0
     .section .note.GNU-stack,"",@progbits

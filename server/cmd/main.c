@@ -21,11 +21,11 @@
  * drain timeout), 2 for a bad setting or catalog, 128+N on a second signal.
  */
 #include "config/config.h"
-#include "api/api.h"
-#include "cmd/probe.h"
+#include "server/api/api.h"
+#include "server/cmd/probe.h"
 #include "common/log.h"
-#include "cmd/catalog_file.h"
-#include "http/httpd.h"
+#include "server/cmd/catalog_file.h"
+#include "server/http/httpd.h"
 #include "shop/shop.h"
 #include "store/store.h"
 #include "common/time.h"

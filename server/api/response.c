@@ -3,8 +3,8 @@
  * headers, and every error answer, from the one table of HTTP errors
  * (errors.h) kept here as an array indexed by enum http_err.
  */
-#include "api/errors.h"
-#include "api/internal.h"
+#include "server/api/errors.h"
+#include "server/api/internal.h"
 
 #include <assert.h>
 #include <stdio.h>

@@ -7,7 +7,7 @@
  * numbers >= 0, at least one product. The first problem found is reported
  * as one line naming the file, the product and the field.
  */
-#include "cmd/catalog_file.h"
+#include "server/cmd/catalog_file.h"
 
 #include "common/jbuf.h"
 

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/api.h"
+#include "server/api/api.h"
 #include "common/jbuf.h"
 
 /* Parse and validate a POST /buy body (cJSON lives in parse.c only). */

@@ -15,7 +15,7 @@
 #ifndef SHOPD_API_ERRORS_H
 #define SHOPD_API_ERRORS_H
 
-#include "api/api.h"
+#include "server/api/api.h"
 
 /* Headers an error carries besides its body. */
 #define ERRH_NONE        0u

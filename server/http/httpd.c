@@ -25,10 +25,10 @@
  * The listen socket is made here, so that "address in use" and friends are
  * reported with their real errno, and port 0 can be resolved.
  */
-#include "http/conns.h"
-#include "api/errors.h"
-#include "http/events.h"
-#include "http/httpd.h"
+#include "server/http/conns.h"
+#include "server/api/errors.h"
+#include "server/http/events.h"
+#include "server/http/httpd.h"
 #include "common/log.h"
 #include "common/time.h"
 

@@ -20,7 +20,7 @@
  * Lock order: `lock` only; suspend is called under it (so the completer
  * cannot miss it), resume outside it.
  */
-#include "api/internal.h"
+#include "server/api/internal.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

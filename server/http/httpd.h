@@ -11,7 +11,7 @@
 #ifndef SHOPD_HTTPD_H
 #define SHOPD_HTTPD_H
 
-#include "api/api.h"
+#include "server/api/api.h"
 
 struct httpd_options {
     const char *bind; /* IPv4 or IPv6 literal */

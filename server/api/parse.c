@@ -14,7 +14,7 @@
  * so a proxy or firewall in front could read a different order than shopd.
  * Keys are compared as cJSON decodes them ("quantit\u0079" is "quantity").
  */
-#include "api/internal.h"
+#include "server/api/internal.h"
 
 #include "common/macros.h"
 

@@ -16,7 +16,7 @@
 
 #include <microhttpd.h>
 
-#include "api/api.h"
+#include "server/api/api.h"
 
 struct events;
 

@@ -14,7 +14,7 @@
  * run from any thread at once. SIGPIPE is avoided per call (MSG_NOSIGNAL),
  * because `shopd --probe` runs before main installs any signal handling.
  */
-#include "cmd/probe.h"
+#include "server/cmd/probe.h"
 
 #include "common/time.h"
 

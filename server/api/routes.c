@@ -4,7 +4,7 @@
  * One static route table maps a path to its handler and its allowed
  * methods; api_handle() picks the route, answers 405 with Allow for a
  * wrong method and 404 for an unknown path, and calls the handler. Every
- * error answer goes through http_fail() and the table of api/errors.h,
+ * error answer goes through http_fail() and the table of server/api/errors.h,
  * the one place that names every error; http_error() shapes the
  * {"error","message"} body. Handlers only read the shop through its
  * thread-safe API, so they run on any HTTP thread at once.
@@ -26,9 +26,9 @@
  * show in the timing), then the key, the product and the body. No answer
  * ever contains the token.
  */
-#include "api/internal.h"
+#include "server/api/internal.h"
 
-#include "api/errors.h"
+#include "server/api/errors.h"
 
 #include <errno.h>
 #include <stdatomic.h>

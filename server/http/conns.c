@@ -39,7 +39,7 @@
  *
  * Lock order: libmicrohttpd's internal locks -> conns.lock.
  */
-#include "http/conns.h"
+#include "server/http/conns.h"
 
 #include "common/thread.h"
 #include "common/time.h"
