@@ -38,7 +38,7 @@ LIB_SRC := $(wildcard common/*.c queue/*.c worker/*.c store/*.c shop/*.c \
              config/*.c server/api/*.c server/http/*.c) \
            $(filter-out server/cmd/main.c,$(wildcard server/cmd/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/api/dashboard_blob.o \
-           $(BUILD)/store/redis_blob.o
+           $(BUILD)/server/api/openapi_blob.o $(BUILD)/store/redis_blob.o
 MAIN_OBJ := $(BUILD)/server/cmd/main.o
 # Test programs: their own sources plus the shared helpers of tests/lib/
 # (the unit suites need only the Redis one).
@@ -61,7 +61,7 @@ E2E_BIN  := $(BUILD)/tests/e2e/e2e
 .PHONY: all help run test unit e2e e2e-redis-heavy deps clean install uninstall \
         format \
         format-check tidy tidy-check asan ubsan tsan sanitizers valgrind \
-        load test-ui
+        load test-ui api-lint api-contract
 .DELETE_ON_ERROR:
 
 all: $(BIN)
@@ -85,6 +85,11 @@ $(BUILD)/%.o: %.c
 
 # The dashboard page is embedded with the assembler's .incbin.
 $(BUILD)/server/api/dashboard_blob.o: server/api/dashboard_blob.S server/api/dashboard.html
+	@mkdir -p $(@D)
+	$(CC) $(SANFLAGS) -c -o $@ $<
+
+# The OpenAPI document (GET /openapi.json), the same way.
+$(BUILD)/server/api/openapi_blob.o: server/api/openapi_blob.S server/api/openapi.json
 	@mkdir -p $(@D)
 	$(CC) $(SANFLAGS) -c -o $@ $<
 
@@ -207,6 +212,8 @@ help:
 	@echo '  fuzz           libFuzzer over the request path (FUZZ_SECONDS=60)'
 	@echo '  fuzz-ci        replay seeds and regressions, then a short fuzz run'
 	@echo '  test-ui        the dashboard in headless Chromium'
+	@echo '  api-lint       spectral lint of the OpenAPI document (npm, under build/)'
+	@echo '  api-contract   every route through the prism contract proxy (npm, under build/)'
 	@echo '  bench          wrk: shopd vs bare libmicrohttpd vs nginx, a table and charts'
 	@echo '  experiment     workers x work_ms under a fixed load: Little'"'"'s law, charts'
 	@echo '  bench-queue    the channel alone vs Go'"'"'s buffered channel'
@@ -218,6 +225,39 @@ help:
 	@echo '  uninstall      remove it'
 	@echo '  clean          remove build/ and ./shopd'
 	@echo 'Variables: CC CFLAGS LDFLAGS PREFIX DESTDIR WERROR=1 (warnings fail)'
+
+# --- the API's contract: server/api/openapi.json (GET /openapi.json) -----
+# The Node tools, pinned, are installed under build/npm (never globally),
+# npm's cache too; one directory per version, so a new pin reinstalls.
+# prism-cli 5.14.2 is the last release that runs on Node 20.
+NPM_DIR      := build/npm
+SPECTRAL_VER := 6.16.3
+PRISM_VER    := 5.14.2
+SPECTRAL     := $(NPM_DIR)/spectral-$(SPECTRAL_VER)/node_modules/.bin/spectral
+PRISM        := $(NPM_DIR)/prism-$(PRISM_VER)/node_modules/.bin/prism
+NPM_INSTALL   = npm install --no-audit --no-fund --loglevel=error \
+                --cache $(NPM_DIR)/cache --prefix
+
+$(SPECTRAL):
+	@scripts/deps.sh node:nodejs npm:npm
+	$(NPM_INSTALL) $(NPM_DIR)/spectral-$(SPECTRAL_VER) \
+	    @stoplight/spectral-cli@$(SPECTRAL_VER)
+
+$(PRISM):
+	@scripts/deps.sh node:nodejs npm:npm
+	$(NPM_INSTALL) $(NPM_DIR)/prism-$(PRISM_VER) @stoplight/prism-cli@$(PRISM_VER)
+
+# spectral lint with the spectral:oas ruleset (.spectral.yaml): any error
+# fails; warnings are printed.
+api-lint: $(SPECTRAL)
+	$(SPECTRAL) lint --ruleset .spectral.yaml --fail-severity error \
+	    server/api/openapi.json
+
+# Requests covering every route through prism's contract-testing proxy in
+# front of a real ./shopd (memory, then sqlite): any violation fails.
+api-contract: deps $(PRISM)
+	$(MAKE) all
+	PRISM=$(PRISM) scripts/api-contract.sh $(SHOPD)
 
 # The dashboard in a real browser (headless Chromium via playwright-core);
 # installs chromium, node and playwright-core if missing. Not in `make test`:

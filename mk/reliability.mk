@@ -30,6 +30,7 @@ FUZZ_CFLAGS     := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread -MMD -MP \
 FUZZ_LIB_SRC    := $(LIB_SRC)
 FUZZ_OBJ        := $(FUZZ_LIB_SRC:%.c=$(FUZZ_BUILD)/%.o) \
                    $(FUZZ_BUILD)/server/api/dashboard_blob.o \
+                   $(FUZZ_BUILD)/server/api/openapi_blob.o \
                    $(FUZZ_BUILD)/store/redis_blob.o \
                    $(FUZZ_BUILD)/tests/fuzz/fuzz_request.o
 FUZZ_BIN        := $(FUZZ_BUILD)/fuzz_request
@@ -48,6 +49,11 @@ $(FUZZ_BUILD)/%.o: %.c
 
 $(FUZZ_BUILD)/server/api/dashboard_blob.o: server/api/dashboard_blob.S \
                                        server/api/dashboard.html
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -c -o $@ $<
+
+$(FUZZ_BUILD)/server/api/openapi_blob.o: server/api/openapi_blob.S \
+                                     server/api/openapi.json
 	@mkdir -p $(@D)
 	$(FUZZ_CC) -c -o $@ $<
 

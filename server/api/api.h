@@ -118,6 +118,24 @@ void api_handle(const struct app *app, const struct http_request *req,
                 struct http_response *res);
 
 /*
+ * The route table, row by row, for a test that holds it against the
+ * OpenAPI document. A row serves `path` exactly, or, when `param`, any
+ * path that starts with `path` and then holds one parameter (and, if
+ * `suffix` is not NULL, ends with `suffix`: "/products/" "{sku}"
+ * "/restock"). `allow` names the methods it serves as its 405's Allow
+ * header does ("GET, HEAD"). api_route_at() with i >= api_route_count()
+ * gives row 0. The strings are static. Thread-safe (the table is const).
+ */
+struct api_route_info {
+    const char *path;
+    bool param;
+    const char *suffix;
+    const char *allow;
+};
+size_t api_route_count(void);
+void api_route_at(size_t i, struct api_route_info *out);
+
+/*
  * Deferred answers. A handler that must wait for another thread (a commit)
  * creates one, hands it to that thread and sets res->deferred; the HTTP
  * glue suspends the connection (no HTTP thread waits), and the other

@@ -81,4 +81,9 @@ void metrics_write(const struct app *app, struct jbuf *b);
 extern const char dashboard_html[];
 extern const char dashboard_html_end[];
 
+/* The OpenAPI document of the API, compiled into the binary
+ * (openapi_blob.S from openapi.json; NUL-terminated at the end). */
+extern const char openapi_json[];
+extern const char openapi_json_end[];
+
 #endif /* SHOPD_API_INTERNAL_H */

@@ -905,6 +905,17 @@ static void handle_dashboard(const struct app *app,
                 (size_t)(dashboard_html_end - dashboard_html));
 }
 
+static void handle_openapi(const struct app *app,
+                           const struct http_request *req, const char *arg,
+                           struct http_response *res)
+{
+    (void)app;
+    (void)req;
+    (void)arg;
+    static_body(res, 200, CT_JSON, openapi_json,
+                (size_t)(openapi_json_end - openapi_json));
+}
+
 static void handle_events(const struct app *app, const struct http_request *req,
                           const char *arg, struct http_response *res)
 {
@@ -931,7 +942,30 @@ static const struct route routes[] = {
     {"/readyz", false, false, handle_readyz, NULL},
     {"/", false, false, handle_dashboard, NULL},
     {"/events", false, false, handle_events, NULL},
+    {"/openapi.json", false, false, handle_openapi, NULL},
 };
+
+#define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
+
+/* The methods route `r` serves, as its Allow header names them. */
+static const char *route_allow(const struct route *r)
+{
+    return r->post ? "POST" : "GET, HEAD";
+}
+
+size_t api_route_count(void)
+{
+    return ROUTE_COUNT;
+}
+
+void api_route_at(size_t i, struct api_route_info *out)
+{
+    const struct route *r = &routes[i < ROUTE_COUNT ? i : 0];
+    out->path = r->path;
+    out->param = r->prefix;
+    out->suffix = r->suffix;
+    out->allow = route_allow(r);
+}
 
 static bool is_get(const char *m)
 {
@@ -945,7 +979,7 @@ void api_handle(const struct app *app, const struct http_request *req,
     /* A segment between a prefix and a suffix, cut at one byte past the
      * longest SKU: a longer one is unknown anyway. */
     char segment[SHOP_SKU_MAX + 2];
-    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
         const struct route *r = &routes[i];
         size_t n = strlen(r->path);
         if (r->prefix ? strncmp(req->path, r->path, n) != 0
@@ -969,7 +1003,7 @@ void api_handle(const struct app *app, const struct http_request *req,
         if (!allowed) {
             http_fail(res, HTTP_ERR_METHOD_NOT_ALLOWED,
                       r->post ? "use POST" : "use GET or HEAD");
-            http_add_header(res, "Allow", r->post ? "POST" : "GET, HEAD");
+            http_add_header(res, "Allow", route_allow(r));
             return;
         }
         r->fn(app, req, arg, res);
