@@ -14,7 +14,8 @@
 # expects.
 #
 # shopd runs in turn on one port behind one proxy, each run with its own
-# settings: the memory store, the sqlite store, a slow belt of one slot
+# settings: the memory store, the sqlite store, the Redis store (then
+# Redis goes away: 503 store_unavailable), a slow belt of one slot
 # (503 queue_full, then a drain: 503 shutting_down), and no admin token
 # (403 admin_disabled). /admin/floor is exercised only once shopd routes
 # it. What prism 5.14.2 cannot relay is checked directly against shopd:
@@ -34,7 +35,7 @@ PIDS_WHO=api-contract
 . scripts/lib/pids.sh
 
 mkdir -p build
-WORK=$(mktemp -d build/api-contract.XXXXXX)
+WORK=$(mktemp -d "$PWD/build/api-contract.XXXXXX")
 TOKEN=api-contract-token-0123456789
 AUTH="Authorization: Bearer $TOKEN"
 JSON="Content-Type: application/json"
@@ -367,6 +368,43 @@ start_shopd sqlite --store "sqlite:$WORK/shop.db" --sync normal --workers 2 \
 general sqlite
 check ok 200 GET /stats
 stop_shopd
+
+# Redis (when redis-server is installed; `make deps` installs it): the
+# general run, then Redis goes away: writes answer 503 store_unavailable
+# (or 504 outcome_unknown), /readyz 503, /healthz and /stats 200.
+if command -v redis-server >/dev/null 2>&1; then
+    mkdir -p "$WORK/redis"
+    redis-server --port 0 --unixsocket "$WORK/redis/sock" --unixsocketperm 700 \
+        --save '' --appendonly no --dir "$WORK/redis" --daemonize no \
+        --logfile "$WORK/redis/log" &
+    REDIS_PID=$!
+    PIDS+=("$REDIS_PID")
+    for ((i = 0; i < 100; i++)); do
+        [ -S "$WORK/redis/sock" ] && break
+        sleep 0.05
+    done
+    start_shopd redis --store "unix://$WORK/redis/sock" --workers 2 \
+        --queue-capacity 2 --max-body 1024 --admin-token-file "$WORK/token"
+    general redis
+    stop_pid "$REDIS_PID" 10 || true
+    for ((i = 0; i < 100; i++)); do
+        curl -s "$DIRECT/readyz" | grep -q store_unavailable && break
+        sleep 0.05
+    done
+    check ok '503|504' POST /buy -H "$JSON" -d '{"product":"apple","quantity":1}'
+    check ok '503|504' POST /products/apple/restock -H "$AUTH" -H "$JSON" \
+        -d '{"quantity":1}'
+    check ok 503 GET /readyz
+    check ok 200 GET /healthz
+    check ok 200 GET /stats
+    check ok '200|503' GET /orders/1
+    check ok '200|503' GET /products
+    check ok '200|503' GET /products/apple
+    # It cannot hand its belt to a store that is gone: any exit status.
+    stop_pid "$SHOPD_PID" 30 || true
+else
+    echo "--- redis: redis-server is not installed, skipped"
+fi
 
 # A belt of one slot and one slow worker: the third order finds it full.
 # Then SIGTERM: while the belt drains, new work answers 503 shutting_down.
