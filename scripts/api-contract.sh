@@ -408,7 +408,7 @@ fi
 
 # A belt of one slot and one slow worker: the third order finds it full.
 # Then SIGTERM: while the belt drains, new work answers 503 shutting_down.
-start_shopd belt --workers 1 --queue-capacity 1 --work-ms 2000 \
+start_shopd belt --workers 1 --queue-capacity 1 --work-ms 3000 \
     --admin-token-file "$WORK/token"
 for i in 1 2 3 4; do
     check ok '202|503' POST /buy -H "$JSON" -d '{"product":"apple","quantity":1}'
