@@ -61,15 +61,35 @@ links() {
         grep -o '!\?\[[^]]*\]([^)]*)' | sed 's/.*](\([^)]*\))/\1/' |
         sed 's/[[:space:]].*//' || true
 }
+# The anchors of a Markdown file: its headings as GitHub spells them
+# (lower case, punctuation dropped, spaces as '-'), and <a id="...">.
+anchors() {
+    awk '/^```/ { code = !code; next } !code && /^#+ /' "$1" |
+        sed -e 's/^#* //' | tr '[:upper:]' '[:lower:]' |
+        LC_ALL=C sed -e 's/[^a-z0-9 _-]//g' -e 's/ /-/g'
+    grep -o '<a id="[^"]*"' "$1" | sed 's/<a id="//; s/"$//' || true
+}
 for f in "${guides[@]}"; do
     dir=$(dirname "$f")
     while IFS= read -r target; do
         [ -n "$target" ] || continue
         case $target in
-        http://* | https://* | mailto:* | '#'*) continue ;;
+        http://* | https://* | mailto:*) continue ;;
         esac
         path=${target%%#*}
-        if [ -e "$dir/$path" ]; then ok; else bad "$f: link to '$target' does not resolve"; fi
+        [ -n "$path" ] || path=$(basename "$f")
+        if [ ! -e "$dir/$path" ]; then
+            bad "$f: link to '$target' does not resolve"
+            continue
+        fi
+        ok
+        case $target in
+        *'#'*)
+            if anchors "$dir/$path" | grep -q -x -F "${target#*#}"; then ok; else
+                bad "$f: link to '$target': no such heading in $path"
+            fi
+            ;;
+        esac
     done < <(links "$f")
 done
 
@@ -79,6 +99,15 @@ for f in "${guides[@]}"; do
     else ok; fi
     first=$(grep -v '^#' "$f" | grep -m1 -v '^[[:space:]]*$' || true)
     [ "$f" = README.md ] || [ -n "$first" ] || bad "$f has no opening text"
+done
+
+# The busy-shop map and every guide name real files.
+for f in "${guides[@]}"; do
+    # shellcheck disable=SC2016 # the backquotes are literal
+    for path in $(grep -o -E '`[a-z_/.-]+/[a-z_.-]+\.(c|h|lua|sh|html|gp|py|mk)`' "$f" |
+        tr -d '`' | sort -u); do
+        if [ -e "$path" ]; then ok; else bad "$f names $path, which does not exist"; fi
+    done
 done
 
 if command -v git >/dev/null && git rev-parse --git-dir >/dev/null 2>&1; then
@@ -110,6 +139,8 @@ for p in $runtime; do
     if grep -q -F "$p" docs/docker.md; then ok; else bad "docs/docker.md does not name '$p' (Dockerfile runtime)"; fi
 done
 check "shopd --help names Redis >= 7.0" grep -q 'Redis >= 7.0' <("$SHOPD" --help)
+check "shopd --help does not say when --header-timeout's clock starts" \
+    grep -q 'after the connection opened' <("$SHOPD" --help)
 if grep -n -E 'Redis[^.]{0,20}6\.2|6\.2 or later' "${guides[@]}"; then
     bad "a guide names Redis 6.2 (above)"
 else ok; fi
@@ -129,7 +160,7 @@ check "README: Compose v2 is not next to the compose commands" near README.md 'd
 
 # `make run` says where the dashboard is and how to stop it. SHOPD=true
 # stands in for the server, so nothing is started.
-runmsg=$(MAKEFLAGS= make -s --no-print-directory run SHOPD=true 2>&1 </dev/null || true)
+runmsg=$(MAKEFLAGS='' make -s --no-print-directory run SHOPD=true 2>&1 </dev/null || true)
 check "make run does not print 'Ctrl-C stops it (the belt drains first)': $runmsg" \
     grep -q -F 'Ctrl-C stops it (the belt drains first)' <<<"$runmsg"
 check "make run does not print the dashboard's URL: $runmsg" \
@@ -140,6 +171,7 @@ check "make run does not print the dashboard's URL: $runmsg" \
 start() {
     local log=$1
     shift
+    : >"$log" # exists before listening_port reads it
     "$SHOPD" "$@" >"$log" 2>&1 &
     pid=$!
     PIDS+=("$pid")
