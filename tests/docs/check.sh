@@ -214,6 +214,74 @@ check "$unit's shop did not take an order: $answer" grep -q '"status":"queued"' 
 stop_ok "shopd with $unit's command line"
 check "$unit's store file was not made" test -s "$tmp/state/shop.db"
 
+# --- Try it, as written ----------------------------------------------------
+# Every "$ command" of the README's "Try it" runs against a fresh shopd (its
+# port in place of 8080) in a directory holding the admin token made as the
+# README makes it, and must print what the README shows (times and worker
+# numbers aside). The wrk run is replaced by one order that sells out the
+# apples, which is what the README's next lines rely on.
+normalize() {
+    sed -E -e 's/"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z"/"T"/g' \
+        -e 's/"worker":[0-9]+/"worker":W/g'
+}
+wait_idle() { # the belt empty and every order processed
+    local i stats
+    for ((i = 0; i < 200; i++)); do
+        stats=$(curl -fsS "http://127.0.0.1:$port/stats") || return 1
+        grep -q '"depth":0,' <<<"$stats" && grep -q '"in_flight":0' <<<"$stats" &&
+            return 0
+        sleep 0.05
+    done
+    return 1
+}
+mkdir -p "$tmp/try"
+token_line=$(sed -n '/^## Try it/,/^## /p' README.md | grep -m1 '> admin.token$')
+check "README: Try it does not make admin.token" test -n "$token_line"
+(cd "$tmp/try" && bash -c "$token_line")
+SHOPD_ADMIN_TOKEN=$(cat "$tmp/try/admin.token") \
+    start "$tmp/try.log" --bind 127.0.0.1 --port 0
+ntry=0
+run_try() { # run_try COMMAND EXPECTED
+    local cmd=$1 want=$2 got
+    case $cmd in
+    wrk\ *) cmd="curl -s -o /dev/null -XPOST localhost:8080/buy -d '{\"product\":\"apple\",\"quantity\":998}'" ;;
+    esac
+    wait_idle || bad "Try it: shopd did not become idle before: $cmd"
+    got=$(cd "$tmp/try" && bash -c "${cmd//localhost:8080/127.0.0.1:$port}" 2>&1 |
+        sed "s/127.0.0.1:$port/localhost:8080/g") || true
+    ntry=$((ntry + 1))
+    [ -n "$want" ] || return 0
+    if [ "$(normalize <<<"$got")" = "$(normalize <<<"$want")" ]; then ok; else
+        bad "Try it: \$ $cmd
+  README: $want
+  got:    $got"
+    fi
+}
+cmd='' want='' incmd=0
+while IFS= read -r line; do
+    if [ "$incmd" = 1 ]; then
+        cmd="$cmd ${line%\\}"
+        [[ $line == *\\ ]] || incmd=0
+        continue
+    fi
+    case $line in
+    '$ '*)
+        [ -n "$cmd" ] && run_try "$cmd" "$want"
+        line=${line#\$ }
+        line=${line%%    #*}
+        cmd=${line%\\} want=''
+        [[ $line == *\\ ]] && incmd=1
+        ;;
+    '' | '```'*)
+        [ -n "$cmd" ] && run_try "$cmd" "$want"
+        cmd='' want=''
+        ;;
+    *) [ -n "$cmd" ] && want=${want:+$want$'\n'}$line ;;
+    esac
+done < <(sed -n '/^## Try it/,/^## /p' README.md)
+check "README: Try it ran $ntry commands, fewer than 8" test "$ntry" -ge 8
+stop_ok "the shopd of Try it"
+
 # --- the durable shop as the README starts it ---------------------------------
 # The README: mkdir -p data && ./shopd --store sqlite:data/shop.db
 check "README: the first durable example is not 'mkdir -p data' then sqlite:data/shop.db" \
