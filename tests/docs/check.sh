@@ -145,6 +145,11 @@ if grep -n -E 'Redis[^.]{0,20}6\.2|6\.2 or later' "${guides[@]}"; then
     bad "a guide names Redis 6.2 (above)"
 else ok; fi
 
+# A product as shopd shows it has "restocked" since restocks exist.
+if grep -n '"price_cents":[0-9]*,"stock":[0-9]*,"sold":[0-9]*}' "${guides[@]}"; then
+    bad "a product shown without \"restocked\" (above)"
+else ok; fi
+
 # --- Try it ---------------------------------------------------------------
 near() { # near FILE PATTERN1 PATTERN2 N: PATTERN2 within N lines of PATTERN1
     grep -n -E -A"$4" -B"$4" "$2" "$1" | grep -q -E "$3"
