@@ -118,6 +118,8 @@ deps:
 
 run: deps
 	$(MAKE) all
+	@echo "shopd: the dashboard is at http://localhost:$${SHOPD_PORT:-8080}/ -" \
+	    "Ctrl-C stops it (the belt drains first)"
 	$(SHOPD)
 
 unit: $(UNIT_BIN)
@@ -129,6 +131,7 @@ e2e: $(SHOPD) $(E2E_BIN)
 test: deps
 	$(MAKE) unit
 	$(MAKE) e2e
+	tests/docs/check.sh $(SHOPD)
 
 # The Redis store's slow end-to-end checks (an unreachable Redis is retried
 # for 10 s at start; a Redis that comes up meanwhile is used), on top of

@@ -282,7 +282,7 @@ static const struct setting settings[] = {
      .allowed = "memory|sqlite:PATH|redis://|unix://",
      .metavar = "URL",
      .help = "where the shop lives: \"memory\" (this process only),\n"
-             "\"sqlite:PATH\" (a durable file), or a Redis >= 6.2 server\n"
+             "\"sqlite:PATH\" (a durable file), or a Redis >= 7.0 server\n"
              "that every instance shares: redis://[:PASSWORD@]HOST[:PORT]"
              "[/DB]\nor unix://PATH[?db=N] (rediss:// is not supported)"},
     {.flag = "--sync",
@@ -347,8 +347,10 @@ static const struct setting settings[] = {
      .max = 3600,
      .def = 10,
      .metavar = "S",
-     .help = "a request's head and body must arrive within this many\n"
-             "seconds of its first byte, however slowly they trickle"},
+     .help = "a request's head and body must have arrived this many\n"
+             "seconds after the connection opened (a later request on\n"
+             "the connection: after its request line), however slowly\n"
+             "they trickle; a connection that sends nothing is closed"},
     {.flag = "--max-connections-per-ip",
      .key = "max_connections_per_ip",
      .env = "SHOPD_MAX_CONNECTIONS_PER_IP",

@@ -52,6 +52,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -397,6 +398,33 @@ static int prepare_all(struct sqlite_store *s, char *err, size_t errlen)
 /* Process-wide SQLite settings, before its first use: no memory
  * statistics (they cost a global mutex per allocation). If something else
  * used SQLite first, the call fails harmlessly and the default stays. */
+/*
+ * The message for a file that open() refused: when the directory it
+ * should be created in does not exist (ENOENT with O_CREAT), name that
+ * directory, since "No such file or directory" reads as if the file were
+ * expected to exist.
+ */
+static void open_failed(const char *path, int e, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    if (e == ENOENT && slash != NULL && slash != path) {
+        char *dir = strndup(path, (size_t)(slash - path));
+        struct stat st;
+        if (dir != NULL && stat(dir, &st) != 0 && errno == ENOENT) {
+            snprintf(err, errlen,
+                     "store sqlite:%s: cannot open: directory %s does not "
+                     "exist",
+                     path, dir);
+            free(dir);
+            return;
+        }
+        free(dir);
+    }
+    char why[128];
+    strerror_r(e, why, sizeof(why));
+    snprintf(err, errlen, "store sqlite:%s: cannot open: %s", path, why);
+}
+
 static void sqlite_setup(void)
 {
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
@@ -438,9 +466,7 @@ static int sq_open(const struct store_options *opt, struct store **out,
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
         rc = -errno;
-        char why[128];
-        strerror_r(errno, why, sizeof(why));
-        snprintf(err, errlen, "store sqlite:%s: cannot open: %s", s->path, why);
+        open_failed(s->path, errno, err, errlen);
         goto fail;
     }
     if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {

@@ -287,11 +287,12 @@ static int open_store(const struct config *cfg, const struct product *catalog,
     }
     log_msg(LOG_INFO,
             "store %s sync=%s: %s, %zu products, next order id %llu, %zu "
-            "unfinished orders go back on the belt",
+            "unfinished %s on the belt",
             name, cfg->sync == CONFIG_SYNC_NORMAL ? "normal" : "full",
             state->seeded ? "seeded from the catalog" : "loaded",
             state->nproducts, (unsigned long long)state->next_id,
-            state->nunfinished);
+            state->nunfinished,
+            state->nunfinished == 1 ? "order goes back" : "orders go back");
     return 0;
 }
 

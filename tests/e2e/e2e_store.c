@@ -246,7 +246,7 @@ static void kill_and_restart(const char *sync)
 
     /* Restart on the same file: every 202'd order is there. */
     s = start_stored(cat, db, sync, "2");
-    ck_assert_msg(shopd_wait_output(s, "unfinished orders go back", 5000),
+    ck_assert_msg(shopd_wait_output(s, "unfinished order", 5000),
                   "no restore line");
     unsigned port = shopd_port(s);
     cJSON *idle = wait_idle_ok(port, 60000);
