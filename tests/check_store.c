@@ -173,6 +173,8 @@ static void teardown(void)
         snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
         unlink(p);
     }
+    snprintf(p, sizeof(p), "%s/.shop.db.shopd-lock", dir);
+    unlink(p);
     rmdir(dir);
 }
 
