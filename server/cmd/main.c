@@ -322,7 +322,10 @@ struct store_watch {
 struct watch_state {
     int64_t down_ms, ok_ms;
     bool said_vanished;
-    uint64_t refused_at_start;
+    /* 503s counted at the last look that found the store ok: those since
+     * belong to the outage, even the ones answered before this thread
+     * looked again. */
+    uint64_t refused_ok;
 };
 
 static void watch_look(struct store_watch *w, struct watch_state *ws)
@@ -334,7 +337,6 @@ static void watch_look(struct store_watch *w, struct watch_state *ws)
         ws->ok_ms = 0;
         if (ws->down_ms == 0) {
             ws->down_ms = now;
-            ws->refused_at_start = h.refused;
             if (!h.vanished)
                 log_msg(LOG_ERROR,
                         "store %s unavailable: %s; POST /buy answers 503 "
@@ -351,8 +353,10 @@ static void watch_look(struct store_watch *w, struct watch_state *ws)
         }
         return;
     }
-    if (ws->down_ms == 0)
+    if (ws->down_ms == 0) {
+        ws->refused_ok = h.refused;
         return;
+    }
     if (ws->ok_ms == 0)
         ws->ok_ms = now;
     if (now - ws->ok_ms < WATCH_SETTLE_MS)
@@ -361,8 +365,8 @@ static void watch_look(struct store_watch *w, struct watch_state *ws)
             "store %s is back after %.1f s; %llu requests got 503 "
             "meanwhile",
             w->name, (double)(ws->ok_ms - ws->down_ms) / 1000.0,
-            (unsigned long long)(h.refused - ws->refused_at_start));
-    *ws = (struct watch_state){0};
+            (unsigned long long)(h.refused - ws->refused_ok));
+    *ws = (struct watch_state){.refused_ok = h.refused};
 }
 
 static void *store_watch_main(void *arg)
