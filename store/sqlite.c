@@ -536,6 +536,20 @@ static int lock_path(struct sqlite_store *s, char *err, size_t errlen)
     return rc;
 }
 
+/* Record the device and inode of the file opened, for path_moved(). */
+static int remember_file(struct sqlite_store *s, char *err, size_t errlen)
+{
+    struct stat opened;
+    if (fstat(s->lock_fd, &opened) != 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "store sqlite:%s: cannot stat the file", s->path);
+        return rc;
+    }
+    s->dev = opened.st_dev;
+    s->ino = opened.st_ino;
+    return 0;
+}
+
 static int sq_open(const struct store_options *opt, struct store **out,
                    char *err, size_t errlen)
 {
@@ -597,14 +611,9 @@ static int sq_open(const struct store_options *opt, struct store **out,
                      why);
         goto fail;
     }
-    struct stat opened;
-    if (fstat(s->lock_fd, &opened) != 0) {
-        rc = -errno;
-        snprintf(err, errlen, "store sqlite:%s: cannot stat the file", s->path);
+    rc = remember_file(s, err, errlen);
+    if (rc)
         goto fail;
-    }
-    s->dev = opened.st_dev;
-    s->ino = opened.st_ino;
     rc = open_conn(s, opt, &s->w, err, errlen);
     if (rc)
         goto fail;
