@@ -390,6 +390,57 @@ START_TEST(test_e2e_outage_sqlite_moved_and_back_under_load)
 }
 END_TEST
 
+/* Another file put in the shop's place is not the shop: shopd refuses
+ * to serve it, and a second shopd is refused too; the real file put back
+ * serves again, with the ids going on. */
+START_TEST(test_e2e_outage_sqlite_replaced_then_restored)
+{
+    struct sq_shop q;
+    sq_setup(&q);
+    struct shopd *s = sq_start(&q);
+    unsigned port = shopd_port(s);
+    ck_assert_uint_eq(buy_one_ok(port, "{\"product\":\"gem\",\"quantity\":1}"),
+                      1);
+
+    char away[128];
+    snprintf(away, sizeof(away), "%s/away.db", q.dir);
+    ck_assert_int_eq(rename(q.db, away), 0);
+    FILE *f = fopen(q.db, "w"); /* an empty file: a new, empty database */
+    ck_assert_ptr_nonnull(f);
+    fclose(f);
+    wait_ready(port, 503, 1000);
+    struct http_resp r;
+    static const char body[] = "{\"product\":\"gem\",\"quantity\":1}";
+    ck_assert_int_eq(
+        http_do(port, "POST", "/buy", NULL, body, sizeof(body) - 1, &r), 0);
+    expect_error(&r, 503, "store_unavailable");
+    http_resp_free(&r);
+    ck_assert_msg(shopd_wait_output(s, "took the database file's place", 5000),
+                  "no line saying the file was replaced");
+
+    char store[128];
+    snprintf(store, sizeof(store), "sqlite:%s", q.db);
+    const char *const args[] = {"--bind",  "127.0.0.1", "--port", "0",
+                                "--store", store,       NULL};
+    char *err = NULL;
+    int ws = shopd_run(args, NULL, 10000, NULL, &err);
+    expect_exit_code(ws, 1, "second shopd on a replaced file", err);
+    ck_assert_msg(strstr(err, "in use by another shopd") != NULL, "%s", err);
+    free(err);
+
+    ck_assert_int_eq(rename(away, q.db), 0);
+    wait_ready(port, 200, 10000);
+    ck_assert_uint_eq(buy_one_ok(port, body), 2);
+    ck_assert_msg(shopd_wait_output(s, "is back after", 5000),
+                  "no line saying the shop is back");
+    shopd_signal(s, SIGTERM);
+    char *log = shopd_expect_exit(s, 20000, 0, "shopd after the restore");
+    free(log);
+    shopd_destroy(s);
+    sq_cleanup(&q);
+}
+END_TEST
+
 /* ---- Redis: stopped, then started again -------------------------------- */
 
 static struct redis_server redis;
@@ -624,6 +675,7 @@ Suite *e2e_outage_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_e2e_outage_sqlite_deleted_under_load);
     tcase_add_test(tc, test_e2e_outage_sqlite_moved_and_back_under_load);
+    tcase_add_test(tc, test_e2e_outage_sqlite_replaced_then_restored);
     suite_add_tcase(s, tc);
     TCase *rd = tcase_create("redis_outage");
     tcase_add_checked_fixture(rd, NULL, redis_teardown);
