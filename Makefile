@@ -135,9 +135,13 @@ test: deps
 
 # The Redis store's slow end-to-end checks (an unreachable Redis is retried
 # for 10 s at start; a Redis that comes up meanwhile is used), on top of
-# the e2e_redis suite that `make e2e` runs. .ci/run runs it.
+# the e2e_redis suite that `make e2e` runs; then every request answered
+# within 5 s while stress-ng starves the CPUs (~20 s). .ci/run runs it.
 e2e-redis-heavy: $(SHOPD) $(E2E_BIN)
+	@scripts/deps.sh stress-ng:stress-ng
 	SHOPD_E2E_HEAVY=1 CK_RUN_SUITE=e2e_redis SHOPD_BIN=$(SHOPD) $(E2E_BIN)
+	SHOPD_E2E_STARVED=1 CK_RUN_SUITE=e2e_outage CK_RUN_CASE=starved \
+	    SHOPD_BIN=$(SHOPD) $(E2E_BIN)
 
 # --- sanitizers: each in its own build directory -------------------------
 # Each builds shopd and the tests with one sanitizer, runs the unit suites,

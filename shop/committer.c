@@ -139,6 +139,7 @@ struct committer {
     struct latency_hist *latency;
     _Atomic uint64_t commits, committed_orders, failed_commits;
     _Atomic uint64_t accepted; /* orders committed as accepted */
+    _Atomic uint64_t refused;  /* accepts and restocks answered -EIO */
     /* A shared store (Redis): its belt is the store's; accepted orders do
      * not go on the local one, and the store may refuse one as full. */
     bool shared;
@@ -270,6 +271,8 @@ static void finish_accepts(struct committer *c, size_t na, int rc)
             p->done(p->arg, -EAGAIN, 0);
         } else {
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
+            if (rc != 0)
+                atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
             p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
         }
     }
@@ -292,6 +295,7 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
                 .stock = r->stock, .sold = r->sold, .restocked = r->restocked};
             p->done(p->arg, 0, &st);
         } else {
+            atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
             p->done(p->arg, -EIO, NULL);
         }
         free(p);
@@ -668,6 +672,11 @@ void committer_histogram(struct committer *c, struct shop_histogram *out)
 uint64_t committer_accepted(struct committer *c)
 {
     return atomic_load_explicit(&c->accepted, memory_order_relaxed);
+}
+
+uint64_t committer_refused(struct committer *c)
+{
+    return atomic_load_explicit(&c->refused, memory_order_relaxed);
 }
 
 bool committer_available(struct committer *c)

@@ -231,6 +231,8 @@ void committer_histogram(struct committer *c, struct shop_histogram *out);
 bool committer_available(struct committer *c);
 /* Orders committed as accepted so far. */
 uint64_t committer_accepted(struct committer *c);
+/* Accepts and restocks answered -EIO (503 store_unavailable) so far. */
+uint64_t committer_refused(struct committer *c);
 
 /* ---- shared.c: workers and reader over a shared belt (Redis) ---------- */
 

@@ -67,8 +67,10 @@ struct shop {
     _Atomic size_t held;
     struct idem_table *idem;
     _Atomic bool draining; /* set once; submitters read it */
-    bool started;          /* controlling thread only */
-    bool drained;          /* controlling thread only */
+    /* Reads the durable store could not answer (503 store_unavailable). */
+    _Atomic uint64_t refused_reads;
+    bool started; /* controlling thread only */
+    bool drained; /* controlling thread only */
 };
 
 /* Orders a worker takes off the belt at once when there is no simulated
@@ -465,11 +467,28 @@ bool shop_store_ok(struct shop *s)
 {
     if (s->com == NULL)
         return true;
-    /* A shared store's workers poll it all the time, so its own flag
-     * also drops (and recovers) while nobody buys. */
-    if (s->shared && !store_available(s->cfg.store))
+    /* The store's own flag also drops (and recovers) while nobody buys: a
+     * shared store's workers poll it all the time, SQLite looks whether
+     * its file is still at its path. */
+    if (!store_available(s->cfg.store))
         return false;
     return committer_available(s->com);
+}
+
+void shop_store_health(struct shop *s, struct shop_store_health *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->ok = shop_store_ok(s);
+    if (s->com == NULL)
+        return;
+    struct store_stats st;
+    store_stats(s->cfg.store, &st);
+    out->vanished = st.vanished;
+    if (!out->ok)
+        snprintf(out->reason, sizeof(out->reason), "%s", st.reason);
+    out->refused =
+        committer_refused(s->com) +
+        atomic_load_explicit(&s->refused_reads, memory_order_relaxed);
 }
 
 bool shop_shared(const struct shop *s)
@@ -521,6 +540,8 @@ int shop_order(struct shop *s, uint64_t id, struct order *out)
     ret = store_order_get(s->cfg.store, id, &so);
     if (ret == 0)
         shop_order_from_store(&so, out);
+    else if (ret == -EIO)
+        atomic_fetch_add_explicit(&s->refused_reads, 1, memory_order_relaxed);
     return ret;
 }
 
@@ -691,8 +712,12 @@ int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
     int rc = store_idem_get(s->cfg.store,
                             scope == SHOP_IDEM_RESTOCK ? "restock" : "buy", key,
                             len, &sa);
-    if (rc != 0)
-        return rc == -ENOENT ? -ENOENT : -EIO;
+    if (rc == -ENOENT)
+        return -ENOENT;
+    if (rc != 0) {
+        atomic_fetch_add_explicit(&s->refused_reads, 1, memory_order_relaxed);
+        return -EIO;
+    }
     memset(ans, 0, sizeof(*ans));
     ans->status = sa.status;
     ans->body_len =

@@ -254,6 +254,26 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
 /* Whether the store works (always true in memory): /readyz. */
 bool shop_store_ok(struct shop *s);
 
+/*
+ * The store's health, for the outage log (SPEC §7: one line when the
+ * store fails, one when it is back). `ok` is shop_store_ok(); `vanished`
+ * says the shop itself is gone from under shopd (the SQLite file deleted,
+ * moved or replaced; a Redis shop flushed or restarted empty: store.h's
+ * store_stats.vanished), which shopd never re-creates; `reason` is a short
+ * phrase while !ok ("" when the store gave none), never a secret.
+ * `refused` counts every request answered 503 store_unavailable so far
+ * (buys and restocks whose commit failed, reads the store could not
+ * answer): the difference over an outage is how many got 503 meanwhile.
+ * Never blocks (SQLite: at most one stat(2)); any thread.
+ */
+struct shop_store_health {
+    bool ok;
+    bool vanished;
+    char reason[160];
+    uint64_t refused;
+};
+void shop_store_health(struct shop *s, struct shop_store_health *out);
+
 /* The store's figures; never blocks. */
 void shop_store_stats(struct shop *s, struct shop_store_stats *out);
 

@@ -33,7 +33,29 @@
  * itself and holds it until close. flock locks are separate from the POSIX
  * locks SQLite uses, so the two do not interfere; the descriptor is closed
  * only after both connections, since closing any descriptor of a file
- * drops the process's POSIX locks on it.
+ * drops the process's POSIX locks on it. A lock on the file alone dies
+ * with the file: once it is deleted or replaced, a second shopd would
+ * create a new file at the path and lock that. So open() first takes the
+ * same lock on a lock file beside it, DIR/.NAME.shopd-lock, which shopd
+ * creates once and never deletes (deleting it would let a second process
+ * lock a new one while the first still holds the old): one shopd per path
+ * as long as that file stays, one per database file always. The lock file
+ * is hidden so that `rm shop.db*` leaves it.
+ *
+ * A shop never vanishes silently (SPEC §7). open() records the device and
+ * inode of the file it opened; `path_moved()` compares them with stat(2)
+ * of the path. Every commit checks right before its COMMIT, and a commit
+ * into a file that no longer is the shop at the path is rolled back and
+ * fails (-EIO: the accepts get 503, the results are retried), so nothing
+ * gets a 202 for a write into a deleted or moved file. (The check is not
+ * atomic with another process's unlink: a file deleted during the COMMIT
+ * itself takes that one batch with it. After the COMMIT it is too late to
+ * refuse: a moved file may come back with the batch in it, and a 503 would
+ * then be a false answer.) store_available() re-checks at most every
+ * STORE_WATCH_MS, so /readyz and the outage log see an idle shop vanish
+ * within that. When the same file is back at the path (moved back), the
+ * checks pass and the shop serves again; a new file at the path never
+ * does: shopd never re-creates a shop while it runs.
  *
  * Memory: each connection's page cache is bounded (cache_kib, 2 MiB by
  * default) and memory mapping is off, so RSS does not grow with the file.
@@ -151,13 +173,27 @@ struct sku_entry {
     uint32_t index;
 };
 
+/* Why the path no longer names the shop's file (path_moved()). */
+enum sq_gone {
+    SQ_HERE = 0,
+    SQ_DELETED,  /* the file has no name left */
+    SQ_MOVED,    /* nothing at the path; the file lives on elsewhere */
+    SQ_REPLACED, /* another file is at the path */
+};
+
 struct sqlite_store {
     struct store base;
     char *path;
-    int lock_fd;          /* flock'd for the store's life */
-    enum store_sync sync; /* read-only */
-    int64_t ttl_ns;       /* idempotency key lifetime, read-only */
-    sqlite3 *w;           /* writer: committer thread only */
+    int lock_fd;      /* flock'd for the store's life */
+    int path_lock_fd; /* the lock file's, flock'd for the store's life */
+    dev_t dev;        /* the opened file's device and inode, read-only */
+    ino_t ino;
+    _Atomic int gone;              /* enum sq_gone, as last checked */
+    _Atomic int64_t next_watch_ms; /* when store_available() looks again */
+    _Atomic int last_error;        /* SQLite code of the last failed commit */
+    enum store_sync sync;          /* read-only */
+    int64_t ttl_ns;                /* idempotency key lifetime, read-only */
+    sqlite3 *w;                    /* writer: committer thread only */
     sqlite3_stmt *ws[W_COUNT];
     sqlite3 *r;                /* reader: under read_lock */
     sqlite3_stmt *rs[R_COUNT]; /* guarded by read_lock */
@@ -238,6 +274,56 @@ static long sku_index(const struct sqlite_store *s, const char *sku)
     return e ? (long)e->index : -1;
 }
 
+/* Whether `path` still names the file the store opened: SQ_HERE, or why
+ * not. One stat(2) and one fstat(2); any thread. */
+static enum sq_gone path_moved(const struct sqlite_store *s)
+{
+    struct stat at, opened;
+    if (stat(s->path, &at) == 0 && at.st_dev == s->dev && at.st_ino == s->ino)
+        return SQ_HERE;
+    bool named = fstat(s->lock_fd, &opened) != 0 || opened.st_nlink > 0;
+    if (stat(s->path, &at) == 0)
+        return SQ_REPLACED;
+    return named ? SQ_MOVED : SQ_DELETED;
+}
+
+/* Check the path now and remember the answer. Returns whether the shop
+ * is still at its path. */
+static bool watch_now(struct sqlite_store *s)
+{
+    enum sq_gone g = path_moved(s);
+    atomic_store_explicit(&s->gone, (int)g, memory_order_release);
+    return g == SQ_HERE;
+}
+
+/* As watch_now(), at most every STORE_WATCH_MS (the callers in between
+ * get the last answer). */
+static bool watch(struct sqlite_store *s)
+{
+    int64_t now = time_now_ns(CLOCK_MONOTONIC) / 1000000;
+    int64_t due = atomic_load_explicit(&s->next_watch_ms, memory_order_relaxed);
+    if (now >= due && atomic_compare_exchange_strong_explicit(
+                          &s->next_watch_ms, &due, now + STORE_WATCH_MS,
+                          memory_order_relaxed, memory_order_relaxed))
+        return watch_now(s);
+    return atomic_load_explicit(&s->gone, memory_order_acquire) == SQ_HERE;
+}
+
+static const char *gone_text(enum sq_gone g)
+{
+    switch (g) {
+    case SQ_DELETED:
+        return "the database file was deleted";
+    case SQ_MOVED:
+        return "the database file was moved or renamed away";
+    case SQ_REPLACED:
+        return "another file took the database file's place";
+    case SQ_HERE:
+        break;
+    }
+    return "";
+}
+
 static void close_conns(struct sqlite_store *s)
 {
     for (int i = 0; i < W_COUNT; i++)
@@ -257,6 +343,8 @@ static void sq_free(struct sqlite_store *s)
     /* Only now: closing it earlier would drop SQLite's POSIX locks. */
     if (s->lock_fd >= 0)
         close(s->lock_fd);
+    if (s->path_lock_fd >= 0)
+        close(s->path_lock_fd);
     pthread_mutex_destroy(&s->read_lock);
     free(s->rowid);
     free(s->sku);
@@ -430,6 +518,65 @@ static void sqlite_setup(void)
     sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 }
 
+/*
+ * Lock DIR/.NAME.shopd-lock (created if absent, never deleted): one shopd
+ * per path, even after the database file itself was deleted or replaced.
+ * A directory that does not exist is left for the database's own open to
+ * report. Returns 0 or a negative errno with a line in `err`.
+ */
+static int lock_path(struct sqlite_store *s, char *err, size_t errlen)
+{
+    const char *slash = strrchr(s->path, '/');
+    size_t dirlen = slash ? (size_t)(slash - s->path) + 1 : 0;
+    size_t n = strlen(s->path) + 16;
+    char *lock = malloc(n);
+    if (lock == NULL) {
+        snprintf(err, errlen, "store sqlite: out of memory");
+        return -ENOMEM;
+    }
+    snprintf(lock, n, "%.*s.%s.shopd-lock", (int)dirlen, s->path,
+             s->path + dirlen);
+    int rc = 0;
+    char why[128];
+    s->path_lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->path_lock_fd < 0) {
+        rc = errno == ENOENT ? 0 : -errno;
+        strerror_r(errno, why, sizeof(why));
+        if (rc)
+            snprintf(err, errlen,
+                     "store sqlite:%s: cannot open its lock file %s: %s",
+                     s->path, lock, why);
+    } else if (flock(s->path_lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+        strerror_r(errno, why, sizeof(why));
+        if (rc == -EBUSY)
+            snprintf(err, errlen,
+                     "store sqlite:%s: the file is in use by another shopd "
+                     "(it holds the lock file %s, even if the database "
+                     "file was deleted or replaced); one shopd per file",
+                     s->path, lock);
+        else
+            snprintf(err, errlen, "store sqlite:%s: cannot lock %s: %s",
+                     s->path, lock, why);
+    }
+    free(lock);
+    return rc;
+}
+
+/* Record the device and inode of the file opened, for path_moved(). */
+static int remember_file(struct sqlite_store *s, char *err, size_t errlen)
+{
+    struct stat opened;
+    if (fstat(s->lock_fd, &opened) != 0) {
+        int rc = -errno;
+        snprintf(err, errlen, "store sqlite:%s: cannot stat the file", s->path);
+        return rc;
+    }
+    s->dev = opened.st_dev;
+    s->ino = opened.st_ino;
+    return 0;
+}
+
 static int sq_open(const struct store_options *opt, struct store **out,
                    char *err, size_t errlen)
 {
@@ -447,7 +594,7 @@ static int sq_open(const struct store_options *opt, struct store **out,
         free(s);
         return -ENOMEM;
     }
-    s->lock_fd = -1;
+    s->lock_fd = s->path_lock_fd = -1;
     s->sync = opt->sync;
     s->ttl_ns = (int64_t)(opt->idempotency_ttl ? opt->idempotency_ttl : 86400) *
                 NS_PER_S;
@@ -455,6 +602,9 @@ static int sq_open(const struct store_options *opt, struct store **out,
     atomic_init(&s->transactions, 0);
     atomic_init(&s->failures, 0);
     atomic_init(&s->duplicates, 0);
+    atomic_init(&s->gone, SQ_HERE);
+    atomic_init(&s->next_watch_ms, 0);
+    atomic_init(&s->last_error, SQLITE_OK);
     rc = -pthread_mutex_init(&s->read_lock, NULL);
     if (rc) {
         snprintf(err, errlen, "store sqlite: cannot create a mutex");
@@ -463,6 +613,9 @@ static int sq_open(const struct store_options *opt, struct store **out,
         return rc;
     }
 
+    rc = lock_path(s, err, errlen);
+    if (rc)
+        goto fail;
     s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (s->lock_fd < 0) {
         rc = -errno;
@@ -483,6 +636,9 @@ static int sq_open(const struct store_options *opt, struct store **out,
                      why);
         goto fail;
     }
+    rc = remember_file(s, err, errlen);
+    if (rc)
+        goto fail;
     rc = open_conn(s, opt, &s->w, err, errlen);
     if (rc)
         goto fail;
@@ -1024,6 +1180,11 @@ static int sq_commit(struct store *st, struct store_batch *b)
         sqlite3_bind_int64(s->ws[W_PROBE], 1, now);
         rc = run(s->ws[W_PROBE]);
     }
+    /* Last, as close to the COMMIT as can be: is the file still the shop
+     * at its path? (Never after it: see the design note.) */
+    bool here = true;
+    if (rc == SQLITE_OK && !(here = watch_now(s)))
+        rc = SQLITE_IOERR;
     if (rc == SQLITE_OK)
         rc = run(s->ws[W_COMMIT]);
     atomic_fetch_add_explicit(&s->transactions, 1, memory_order_relaxed);
@@ -1032,6 +1193,8 @@ static int sq_commit(struct store *st, struct store_batch *b)
         atomic_store_explicit(&s->available, true, memory_order_release);
         return 0;
     }
+    if (here)
+        atomic_store_explicit(&s->last_error, rc, memory_order_relaxed);
     /* All or nothing: undo, and give the ids back. */
     if (!sqlite3_get_autocommit(s->w))
         sqlite3_exec(s->w, "ROLLBACK", NULL, NULL, NULL);
@@ -1093,13 +1256,22 @@ static int sq_idem_get(struct store *st, const char *endpoint, const char *key,
 static bool sq_available(struct store *st)
 {
     struct sqlite_store *s = (struct sqlite_store *)st;
-    return atomic_load_explicit(&s->available, memory_order_acquire);
+    bool here = watch(s);
+    return here && atomic_load_explicit(&s->available, memory_order_acquire);
 }
 
 static void sq_stats(struct store *st, struct store_stats *out)
 {
     struct sqlite_store *s = (struct sqlite_store *)st;
     out->available = sq_available(st);
+    enum sq_gone g = atomic_load_explicit(&s->gone, memory_order_acquire);
+    out->vanished = g != SQ_HERE;
+    if (out->vanished)
+        snprintf(out->reason, sizeof(out->reason), "%s", gone_text(g));
+    else if (!out->available)
+        snprintf(out->reason, sizeof(out->reason), "%s",
+                 sqlite3_errstr(atomic_load_explicit(&s->last_error,
+                                                     memory_order_relaxed)));
     out->round_trips =
         atomic_load_explicit(&s->transactions, memory_order_relaxed);
     out->failures = atomic_load_explicit(&s->failures, memory_order_relaxed);

@@ -266,14 +266,25 @@ struct store_stats {
     uint64_t duplicates;  /* results already final (applied=false) */
     char describe[256];   /* e.g. "sqlite:/data/shop.db sync=full";
                              never a password */
+    /* Why the store is unavailable, "" while it is available: a short
+     * phrase for the outage log line ("database or disk is full",
+     * "the file was deleted"); never a password. */
+    char reason[160];
+    /* The shop itself is gone from under shopd (SPEC §7: the SQLite file
+     * deleted, moved or replaced; a Redis shop flushed or restarted
+     * empty), not merely unreachable: shopd never re-creates it and
+     * serves again only when that same shop is back. Implies !available. */
+    bool vanished;
 };
 
 struct store;
 
 /*
  * Open the store named in `opt`. SQLite: open or create the file, take an
- * exclusive lock on it (a second shopd on the same file fails here), WAL
- * mode, the schema. Redis: connect (retrying for up to 10 s).
+ * exclusive lock on it and on its lock file DIR/.NAME.shopd-lock, which
+ * stays when the database is deleted or replaced (a second shopd on the
+ * same file or path fails here), WAL mode, the schema. Redis: connect
+ * (retrying for up to 10 s).
  * Returns 0 and stores the store in `*out`, or a negative errno with one
  * line naming the store and the reason in `err` (-EBUSY: in use by
  * another process; -EINVAL: bad options; -EIO, -ENOENT, ...). Blocks.
@@ -365,7 +376,13 @@ struct store_shop {
 int store_products_get(struct store *st, struct store_product *out, size_t n);
 int store_shop_get(struct store *st, struct store_shop *out);
 
-/* Whether the last write succeeded. Never blocks; any thread. */
+/*
+ * Whether the store can take writes now: the last write succeeded and
+ * (SQLite) the path still names the file opened at start (checked at
+ * most every STORE_WATCH_MS, with one stat(2) - so never for long).
+ * Any thread.
+ */
+#define STORE_WATCH_MS 100
 bool store_available(struct store *st);
 
 /* Fill `out` with the store's own figures. Never blocks; any thread. */

@@ -173,6 +173,8 @@ static void teardown(void)
         snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
         unlink(p);
     }
+    snprintf(p, sizeof(p), "%s/.shop.db.shopd-lock", dir);
+    unlink(p);
     rmdir(dir);
 }
 
@@ -346,6 +348,58 @@ START_TEST(test_store_sqlite_second_open_is_refused)
     store_close(st);
     /* Once closed, the file can be opened again. */
     st = open_sqlite(NULL);
+    store_close(st);
+}
+END_TEST
+
+/* SPEC §7: a file deleted, moved or replaced under the store is never
+ * written as if it were the shop, nor re-created; the same file back at
+ * its path is the shop again. */
+START_TEST(test_store_sqlite_vanished_file_refuses_writes_until_back)
+{
+    struct store_state s;
+    struct store *st = open_loaded(catalog, NCAT, &s);
+    store_state_free(&s);
+    struct store_accept a = accept_of(0, 1, NULL);
+    struct store_batch b = {.accepts = &a, .naccepts = 1};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    ck_assert_uint_eq(a.order.id, 1);
+
+    char away[160];
+    snprintf(away, sizeof(away), "%s.away", path);
+    ck_assert_int_eq(rename(path, away), 0);
+    a = accept_of(0, 1, NULL);
+    ck_assert_int_eq(store_commit(st, &b), -EIO);
+    ck_assert(!store_available(st));
+    struct store_stats ss;
+    store_stats(st, &ss);
+    ck_assert(ss.vanished);
+    ck_assert_msg(strstr(ss.reason, "moved") != NULL, "%s", ss.reason);
+
+    /* Nobody else may start a shop at the path meanwhile. */
+    struct store_options o = {.kind = STORE_SQLITE, .path = path};
+    struct store *second = NULL;
+    char err[256] = "";
+    ck_assert_int_eq(store_open(&o, &second, err, sizeof(err)), -EBUSY);
+    ck_assert_msg(strstr(err, "in use by another shopd") != NULL, "%s", err);
+    ck_assert_int_ne(access(path, F_OK), 0);
+
+    /* Back: it serves again; the refused accept's id was not used. */
+    ck_assert_int_eq(rename(away, path), 0);
+    struct store_batch probe = {0};
+    ck_assert_int_eq(store_commit(st, &probe), 0);
+    ck_assert(store_available(st));
+    store_stats(st, &ss);
+    ck_assert(!ss.vanished);
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    ck_assert_uint_eq(a.order.id, 2);
+
+    /* Deleted: said so, and nothing is written. */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(store_commit(st, &probe), -EIO);
+    store_stats(st, &ss);
+    ck_assert(ss.vanished && !ss.available);
+    ck_assert_msg(strstr(ss.reason, "deleted") != NULL, "%s", ss.reason);
     store_close(st);
 }
 END_TEST
@@ -835,6 +889,8 @@ Suite *store_suite(void)
     tcase_add_test(tc, test_store_sqlite_seeds_and_numbers_orders);
     tcase_add_test(tc, test_store_sqlite_results_apply_once_and_reload);
     tcase_add_test(tc, test_store_sqlite_second_open_is_refused);
+    tcase_add_test(tc,
+                   test_store_sqlite_vanished_file_refuses_writes_until_back);
     tcase_add_test(tc, test_store_sqlite_adds_unknown_catalog_products);
     tcase_add_test(tc,
                    test_store_sqlite_failed_commit_keeps_nothing_and_recovers);

@@ -296,6 +296,145 @@ static int open_store(const struct config *cfg, const struct product *catalog,
     return 0;
 }
 
+/*
+ * The store outage log (SPEC §7): a thread looks at the shop's store every
+ * WATCH_MS and logs one line when it fails (or the shop vanished from
+ * under shopd) and one when it is back, with how long it was away and how
+ * many requests got 503 meanwhile - never a line per request. "Back" is
+ * logged once the store has stayed ok for WATCH_SETTLE_MS, so a store that
+ * flickers (a nearly full disk: a small probe passes, the next batch
+ * fails) is one outage, not a pair of lines per second.
+ */
+#define WATCH_MS        100
+#define WATCH_SETTLE_MS 500
+
+struct store_watch {
+    struct shop *shop;
+    char name[CONFIG_PATH_MAX + 64]; /* the store, password masked */
+    pthread_mutex_t mu;              /* guards stop */
+    pthread_cond_t wake;             /* stop was set */
+    bool stop;
+    bool started; /* main's thread only */
+    pthread_t thread;
+};
+
+/* One look at the store: log a transition. `down_ms` is when the outage
+ * began (0: none), `ok_ms` when it was first seen ok again (0: not yet). */
+struct watch_state {
+    int64_t down_ms, ok_ms;
+    bool said_vanished;
+    /* 503s counted at the last look that found the store ok: those since
+     * belong to the outage, even the ones answered before this thread
+     * looked again. */
+    uint64_t refused_ok;
+};
+
+static void watch_look(struct store_watch *w, struct watch_state *ws)
+{
+    struct shop_store_health h;
+    shop_store_health(w->shop, &h);
+    int64_t now = time_now_ns(CLOCK_MONOTONIC) / 1000000;
+    if (!h.ok) {
+        ws->ok_ms = 0;
+        if (ws->down_ms == 0) {
+            ws->down_ms = now;
+            if (!h.vanished)
+                log_msg(LOG_ERROR,
+                        "store %s unavailable: %s; POST /buy answers 503 "
+                        "store_unavailable until it is back",
+                        w->name, h.reason[0] ? h.reason : "writes fail");
+        }
+        if (h.vanished && !ws->said_vanished) {
+            ws->said_vanished = true;
+            log_msg(LOG_ERROR,
+                    "store %s: the shop is gone (%s); not re-creating it: "
+                    "POST /buy answers 503 store_unavailable and what is "
+                    "not committed yet is kept until the same shop is back",
+                    w->name, h.reason[0] ? h.reason : "vanished");
+        }
+        return;
+    }
+    if (ws->down_ms == 0) {
+        ws->refused_ok = h.refused;
+        return;
+    }
+    if (ws->ok_ms == 0)
+        ws->ok_ms = now;
+    if (now - ws->ok_ms < WATCH_SETTLE_MS)
+        return;
+    log_msg(LOG_INFO,
+            "store %s is back after %.1f s; %llu requests got 503 "
+            "meanwhile",
+            w->name, (double)(ws->ok_ms - ws->down_ms) / 1000.0,
+            (unsigned long long)(h.refused - ws->refused_ok));
+    *ws = (struct watch_state){.refused_ok = h.refused};
+}
+
+static void *store_watch_main(void *arg)
+{
+    struct store_watch *w = arg;
+    struct watch_state ws = {0};
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        pthread_mutex_unlock(&w->mu);
+        watch_look(w, &ws);
+        pthread_mutex_lock(&w->mu);
+        struct timespec due = time_deadline_ms(CLOCK_MONOTONIC, WATCH_MS);
+        while (!w->stop &&
+               pthread_cond_timedwait(&w->wake, &w->mu, &due) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Start watching a durable shop's store (a memory store never fails).
+ * A failure to start only loses the log lines: it is logged, not fatal. */
+static void store_watch_start(struct store_watch *w, struct shop *shop,
+                              const struct config *cfg)
+{
+    if (!shop_durable(shop))
+        return;
+    w->shop = shop;
+    config_store_describe(&cfg->store, w->name, sizeof(w->name));
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc == 0) {
+        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        if (rc == 0)
+            rc = pthread_cond_init(&w->wake, &ca);
+        pthread_condattr_destroy(&ca);
+    }
+    if (rc == 0) {
+        rc = pthread_create(&w->thread, NULL, store_watch_main, w);
+        if (rc != 0)
+            pthread_cond_destroy(&w->wake);
+    }
+    if (rc != 0) {
+        char why[128];
+        strerror_r(rc, why, sizeof(why));
+        log_msg(LOG_WARN,
+                "cannot watch the store (%s): its outages will "
+                "not be logged",
+                why);
+        return;
+    }
+    w->started = true;
+}
+
+static void store_watch_stop(struct store_watch *w)
+{
+    if (!w->started)
+        return;
+    pthread_mutex_lock(&w->mu);
+    w->stop = true;
+    pthread_cond_signal(&w->wake);
+    pthread_mutex_unlock(&w->mu);
+    pthread_join(w->thread, NULL);
+    pthread_cond_destroy(&w->wake);
+    w->started = false;
+}
+
 /* Everything the running process holds, in the order it is made. */
 struct program {
     struct config cfg;
@@ -314,6 +453,7 @@ struct program {
     bool named_now;
     struct store *store;
     struct shop *shop;
+    struct store_watch store_watch;
     struct http_counters http_counters;
     struct app app;
     struct httpd *httpd;
@@ -512,6 +652,7 @@ static void stop(struct program *p)
     pthread_mutex_lock(&p->watch.mu);
     p->watch.shop = NULL;
     pthread_mutex_unlock(&p->watch.mu);
+    store_watch_stop(&p->store_watch);
     /* Every path here has a drained (or never started) shop: a drain that
      * timed out left through _exit(), so no committer still uses it. */
     shop_destroy(p->shop);
@@ -526,13 +667,17 @@ int main(int argc, char **argv)
 
     /* Static: the config holds large buffers, and the watch's mutex is
      * used by the second-signal thread until the process ends. */
-    static struct program p = {.watch.mu = PTHREAD_MUTEX_INITIALIZER};
+    static struct program p = {.watch.mu = PTHREAD_MUTEX_INITIALIZER,
+                               .store_watch.mu = PTHREAD_MUTEX_INITIALIZER};
     take_signals(&p.sigs);
     p.watch.set = &p.sigs;
     int status = configure(&p, argc, argv);
     if (status >= 0)
         return status;
-    status = start_shop(&p) == 0 && start_http(&p) == 0 ? run(&p) : 1;
+    status = start_shop(&p) == 0 ? 0 : 1;
+    if (status == 0)
+        store_watch_start(&p.store_watch, p.shop, &p.cfg);
+    status = status == 0 && start_http(&p) == 0 ? run(&p) : 1;
     stop(&p);
     return status;
 }

@@ -63,6 +63,11 @@ static void db_remove(char *path)
         snprintf(p, sizeof(p), "%s%s", path, suffix[i]);
         unlink(p);
     }
+    /* The lock file beside it: DIR/.NAME.shopd-lock. */
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash ? (int)(slash - path) + 1 : 0;
+    snprintf(p, sizeof(p), "%.*s.%s.shopd-lock", dirlen, path, path + dirlen);
+    unlink(p);
     free(path);
 }
 
@@ -703,6 +708,10 @@ START_TEST(test_e2e_store_full_disk_503_then_recovers)
         http_resp_free(&r);
     }
     ck_assert_msg(refused, "a full disk never refused an order");
+    /* One log line for the outage, naming the reason (SPEC §7). */
+    ck_assert_msg(
+        shopd_wait_output(s, "unavailable: database or disk is full", 5000),
+        "no line saying the store is unavailable");
     struct http_resp r;
     ck_assert_int_eq(http_do(port, "GET", "/readyz", NULL, NULL, 0, &r), 0);
     expect_error(&r, 503, "store_unavailable");
@@ -734,6 +743,17 @@ START_TEST(test_e2e_store_full_disk_503_then_recovers)
     }
     accepted[naccepted++] = buy_ok(&c, body);
     http_close(&c);
+    ck_assert_msg(shopd_wait_output(s, "is back after", 5000),
+                  "no line saying the store is back");
+    char *log = shopd_stderr(s);
+    const char *down = strstr(log, "unavailable:");
+    const char *back = strstr(log, "is back after");
+    ck_assert_msg(down != NULL && strstr(down + 1, "unavailable:") == NULL &&
+                      back != NULL && strstr(back + 1, "is back after") == NULL,
+                  "want one failure line and one back line:\n%s", log);
+    ck_assert_msg(strstr(back, " requests got 503 meanwhile") != NULL, "%s",
+                  log);
+    free(log);
     for (size_t i = 0; i < naccepted; i++) {
         cJSON *o = wait_order_final_ok(port, accepted[i], 15000);
         cJSON_Delete(o);
