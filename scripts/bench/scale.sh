@@ -161,6 +161,7 @@ measure() {
     start_redis "$dir/redis" || die "cannot start redis-server"
     local shopds=() ports=()
     for ((i = 1; i <= k; i++)); do
+        : >"$dir/shopd$i.log" # there before listening_port reads it
         # shellcheck disable=SC2086 # SHOPD_ARGS is a list of flags
         "$SHOPD" --bind 127.0.0.1 --port 0 --catalog "$OUT/catalog.json" \
             --store "unix://$REDIS_SOCK" --instance "scale$i" $SHOPD_ARGS \

@@ -10,6 +10,7 @@
 start_redis() {
     local dir=$1 i
     mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd) # redis-server opens its log after cd --dir
     REDIS_SOCK=$dir/redis.sock
     redis-server --port 0 --unixsocket "$REDIS_SOCK" --unixsocketperm 700 \
         --save '' --appendonly yes --appendfsync everysec --dir "$dir" \
