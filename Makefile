@@ -224,6 +224,7 @@ help:
 	@echo '  bench          wrk: shopd vs bare libmicrohttpd vs nginx, a table and charts'
 	@echo '  experiment     workers x work_ms under a fixed load: Little'"'"'s law, charts'
 	@echo '  bench-queue    the channel alone vs Go'"'"'s buffered channel'
+	@echo '  bench-scale    1 and 2 shopd on one Redis: CPU per order, fleet projected to 16'
 	@echo '  format         clang-format every C file'
 	@echo '  format-check   fail if any C file is not formatted'
 	@echo '  tidy           clang-tidy report'

@@ -14,6 +14,12 @@
 #                     (build/experiment/latest/; env: EXP_RATE,
 #                     EXP_SECONDS, ... see scripts/experiments/run.sh)
 #   make bench-queue  the channel alone vs Go's buffered channel (if `go`)
+#   make bench-scale  one and two shopd on one private Redis: orders/s,
+#                     shopd's and Redis's CPU per order, Redis commands and
+#                     round trips per order; the fleet throughput projected
+#                     for 1-16 instances on one Redis core, with its knee
+#                     (build/bench/scale/latest/; env: SCALE_SECONDS,
+#                     SCALE_SETTINGS, ... see scripts/bench/scale.sh)
 
 BENCH_DIR := $(BUILD)/bench
 BENCH_REQ := -std=c11 -D_POSIX_C_SOURCE=200809L -I. -pthread $(WARN)
@@ -23,7 +29,7 @@ BENCH_JSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 BENCH_JSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 
 .PHONY: bench bench-run bench-queue bench-deps experiment experiment-run \
-        experiment-deps
+        experiment-deps bench-scale bench-scale-run
 
 $(BENCH_DIR)/baseline: scripts/bench/baseline.c
 	@mkdir -p $(@D)
@@ -54,6 +60,14 @@ bench: deps bench-deps
 
 bench-run: $(SHOPD) $(BENCH_DIR)/baseline $(BENCH_DIR)/statcheck
 	SHOPD=$(SHOPD) BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh
+
+# python3 reads INFO and /stats and does the sums; gnuplot draws.
+bench-scale: deps bench-deps
+	@scripts/deps.sh python3:python3
+	$(MAKE) bench-scale-run
+
+bench-scale-run: $(SHOPD)
+	SHOPD=$(SHOPD) BENCH_DIR=$(BENCH_DIR) scripts/bench/scale.sh
 
 # Go is optional and only for this reference: without it the C numbers
 # are printed alone.
