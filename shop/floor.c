@@ -40,11 +40,12 @@
 #include "worker/worker.h"
 
 struct floor {
-    struct pool *pool;  /* not owned; NULL when the mode has no pool */
-    size_t fixed;       /* workers when there is no pool */
+    struct pool *pool; /* not owned; NULL when the mode has no pool */
+    size_t fixed;      /* workers at start (and always, with no pool) */
+    unsigned start_work_ms;
     size_t quick_batch; /* the pool's batch without simulated work */
     _Atomic unsigned work_ms;
-    _Atomic bool active; /* a fault is on (may have expired: see mu) */
+    _Atomic bool active;          /* a fault is on (may have expired: see mu) */
     _Atomic uint64_t injected[3]; /* by enum shop_fault_kind */
 
     /* Serialises changes; guards faults and until_mono. */
@@ -70,6 +71,7 @@ int floor_create(struct pool *pool, size_t fixed_workers, unsigned work_ms,
     f->pool = pool;
     f->fixed = fixed_workers;
     f->quick_batch = quick_batch;
+    f->start_work_ms = work_ms;
     atomic_init(&f->work_ms, work_ms);
     atomic_init(&f->active, false);
     for (size_t i = 0; i < 3; i++)
@@ -124,6 +126,8 @@ void shop_floor_get(struct shop *s, struct shop_floor *out)
     out->work_ms = floor_work_ms(f);
     out->paused = f->pool != NULL && pool_paused(f->pool);
     out->pool_controls = f->pool != NULL;
+    out->start_workers = f->fixed;
+    out->start_work_ms = f->start_work_ms;
     pthread_mutex_lock(&f->mu);
     expire_locked(f);
     out->faults = f->faults;

@@ -364,7 +364,9 @@ struct shop_floor {
     size_t workers; /* the pool's size now */
     unsigned work_ms;
     bool paused;
-    bool pool_controls; /* workers and paused can change in this mode */
+    bool pool_controls;     /* workers and paused can change in this mode */
+    size_t start_workers;   /* as configured at start */
+    unsigned start_work_ms; /* as configured at start */
     struct shop_faults faults;
     uint64_t injected[3]; /* faults injected so far, by shop_fault_kind */
 };

@@ -184,6 +184,7 @@ struct buy_pending {
     const struct app *app;
     bool keyed; /* it carries an Idempotency-Key: tk holds it */
     struct shop_idem_ticket tk;
+    bool drop; /* SPEC §11's drop fault: close instead of answering */
 };
 
 /* Give a request handed to a durable store its answer `res` (committer
@@ -237,7 +238,12 @@ static void buy_committed(void *arg, int rc, uint64_t id)
     struct http_response res;
     memset(&res, 0, sizeof(res));
     buy_answer(&res, rc, id, true);
-    pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    /* The key is committed and remembered: now the answer may be lost. */
+    struct shop_fault_draw draw = {.drop = p->drop};
+    floor_buy_answer(p->app, &draw, rc == 0, &res);
+    http_deferred_complete(p->d, &res);
     free(p);
 }
 
@@ -344,6 +350,15 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (bo.has_customer)
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
+    /* SPEC §11's faults: an injected error takes no order (and no key). */
+    struct shop_fault_draw draw;
+    shop_floor_draw(app->shop, &draw);
+    if (draw.error) {
+        shop_floor_injected(app->shop, SHOP_FAULT_ERROR);
+        http_fail(res, HTTP_ERR_INJECTED_FAULT, NULL);
+        return;
+    }
+
     struct shop_idem_ticket tk;
     char fp[SHOP_IDEM_FP_MAX];
     size_t fp_len = 0;
@@ -367,9 +382,16 @@ static void handle_buy(const struct app *app, const struct http_request *req,
             p->keyed = kc == KEY_OK;
             if (p->keyed)
                 p->tk = tk;
+            p->drop = draw.drop;
+            /* Held before the commit can answer: its 202 waits for both. */
+            bool held = draw.latency_ms > 0 &&
+                        api_timer_hold(app->timer, d, draw.latency_ms) == 0;
             struct shop_order_key ok = {key, key_len, fp, fp_len};
             rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
                                        buy_committed, p);
+            /* (Not handed over: the timer drops its own reference.) */
+            if (held && rc == 0)
+                shop_floor_injected(app->shop, SHOP_FAULT_LATENCY);
         }
         if (rc == 0) {
             res->deferred = d;
@@ -385,6 +407,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     buy_answer(res, rc, id, false);
     if (kc == KEY_OK)
         idem_finish(app, &tk, res);
+    floor_buy_answer(app, &draw, rc == 0, res);
 }
 
 /* --- GET /orders/{id} ------------------------------------------------ */
@@ -652,6 +675,11 @@ static bool authorized(const struct app *app, const struct http_request *req)
         v++;
     return api_token_equal(v, strlen(v), app->limits.admin_token,
                            app->limits.admin_token_len);
+}
+
+bool api_authorized(const struct app *app, const struct http_request *req)
+{
+    return authorized(app, req);
 }
 
 /* A restock handed to a durable store's committer, until its verdict. */
@@ -931,6 +959,7 @@ static const struct route routes[] = {
     {"/readyz", false, false, handle_readyz, NULL},
     {"/", false, false, handle_dashboard, NULL},
     {"/events", false, false, handle_events, NULL},
+    {"/admin/floor", false, false, handle_floor, NULL}, /* GET, PATCH */
 };
 
 static bool is_get(const char *m)
@@ -964,8 +993,10 @@ void api_handle(const struct app *app, const struct http_request *req,
             segment[len] = '\0';
             arg = segment;
         }
+        /* /admin/floor checks its methods itself (Allow: GET, PATCH). */
         bool allowed =
-            r->post ? strcmp(req->method, "POST") == 0 : is_get(req->method);
+            r->fn == handle_floor ||
+            (r->post ? strcmp(req->method, "POST") == 0 : is_get(req->method));
         if (!allowed) {
             http_fail(res, HTTP_ERR_METHOD_NOT_ALLOWED,
                       r->post ? "use POST" : "use GET or HEAD");
