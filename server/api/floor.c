@@ -78,15 +78,16 @@ void metrics_floor(const struct shop_floor *f, struct jbuf *b)
     static const char *const kinds[] = {"latency", "error", "drop"};
     const struct shop_faults *ft = &f->faults;
 
-    jb_cstr(b, "# HELP shopd_floor_work_ms Simulated work per order, ms.\n"
-               "# TYPE shopd_floor_work_ms gauge\n");
-    jb_printf(b, "shopd_floor_work_ms %u\n", f->work_ms);
+    jb_cstr(b, "# HELP shopd_floor_work_seconds Simulated work per order.\n"
+               "# TYPE shopd_floor_work_seconds gauge\n");
+    jb_printf(b, "shopd_floor_work_seconds %.15g\n", f->work_ms / 1000.0);
     jb_cstr(b, "# HELP shopd_floor_paused 1 while the elves are paused.\n"
                "# TYPE shopd_floor_paused gauge\n");
     jb_printf(b, "shopd_floor_paused %d\n", f->paused ? 1 : 0);
-    jb_cstr(b, "# HELP shopd_fault_latency_ms Injected answer delay of "
-               "POST /buy, ms.\n# TYPE shopd_fault_latency_ms gauge\n");
-    jb_printf(b, "shopd_fault_latency_ms %u\n", ft->latency_ms);
+    jb_cstr(b, "# HELP shopd_fault_latency_seconds Injected answer delay of "
+               "POST /buy.\n# TYPE shopd_fault_latency_seconds gauge\n");
+    jb_printf(b, "shopd_fault_latency_seconds %.15g\n",
+              ft->latency_ms / 1000.0);
     jb_cstr(b, "# HELP shopd_fault_error_rate Share of POST /buy answered "
                "503 injected_fault.\n# TYPE shopd_fault_error_rate gauge\n");
     jb_printf(b, "shopd_fault_error_rate %.15g\n", ft->error_rate);
@@ -134,8 +135,16 @@ static const struct floor_field fields[] = {
     {"for_s", true, F_INT, 1, SHOP_FAULT_FOR_MAX},
 };
 
-enum { FLD_WORKERS, FLD_WORK_MS, FLD_PAUSED, FLD_LATENCY, FLD_ERROR, FLD_DROP,
-       FLD_FOR, FLD_COUNT };
+enum {
+    FLD_WORKERS,
+    FLD_WORK_MS,
+    FLD_PAUSED,
+    FLD_LATENCY,
+    FLD_ERROR,
+    FLD_DROP,
+    FLD_FOR,
+    FLD_COUNT
+};
 
 /* A patch as read: each field absent, null, or a value. */
 struct patch {
@@ -153,9 +162,8 @@ static int bad_field(const struct floor_field *fd, char *msg, size_t msglen)
         snprintf(msg, msglen, "field '%s%s' must be true or false", pre,
                  fd->name);
     else if (fd->kind == F_RATE)
-        snprintf(msg, msglen,
-                 "field '%s%s' must be a number between 0 and 1", pre,
-                 fd->name);
+        snprintf(msg, msglen, "field '%s%s' must be a number between 0 and 1",
+                 pre, fd->name);
     else
         snprintf(msg, msglen,
                  "field '%s%s' must be an integer between %.0f and %.0f", pre,
@@ -182,8 +190,7 @@ static int read_field(struct patch *p, size_t i, const cJSON *obj,
         return 0;
     }
     if (!cJSON_IsNumber(item) ||
-        (fd->kind == F_INT &&
-         !parse_member_is_integer(obj, item, text, len)))
+        (fd->kind == F_INT && !parse_member_is_integer(obj, item, text, len)))
         return bad_field(fd, msg, msglen);
     double d = item->valuedouble;
     if (!(d >= fd->min && d <= fd->max))
@@ -224,8 +231,8 @@ static int read_members(struct patch *p, const cJSON *obj, bool in_faults,
 }
 
 /* Parse and validate a whole patch. 0, or -EBADMSG / -EINVAL with msg. */
-static int patch_parse(const char *body, size_t len, struct patch *p,
-                       char *msg, size_t msglen)
+static int patch_parse(const char *body, size_t len, struct patch *p, char *msg,
+                       size_t msglen)
 {
     cJSON *root = NULL;
     int rc = parse_json_object(body, len, &root, msg, msglen);
@@ -301,7 +308,8 @@ static void client_text(const struct http_request *req, char *buf, size_t n)
     if (sa == NULL)
         return;
     if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)req->client_addr)->sin_addr,
+        inet_ntop(AF_INET,
+                  &((const struct sockaddr_in *)req->client_addr)->sin_addr,
                   buf, (socklen_t)n);
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6,
@@ -396,8 +404,9 @@ static void floor_patch(const struct app *app, const struct http_request *req,
         return;
     }
     if (rc != 0) {
-        snprintf(msg, sizeof(msg), "could not start %zu workers: %s; the "
-                                   "floor is unchanged",
+        snprintf(msg, sizeof(msg),
+                 "could not start %zu workers: %s; the "
+                 "floor is unchanged",
                  c.workers, strerror(-rc));
         http_fail(res, HTTP_ERR_INTERNAL, msg);
         return;
@@ -414,8 +423,8 @@ void handle_floor(const struct app *app, const struct http_request *req,
                   const char *arg, struct http_response *res)
 {
     (void)arg;
-    bool get = strcmp(req->method, "GET") == 0 ||
-               strcmp(req->method, "HEAD") == 0;
+    bool get =
+        strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
     bool patch = strcmp(req->method, "PATCH") == 0;
 
     if (!get && !patch) {
