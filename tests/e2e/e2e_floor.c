@@ -44,8 +44,7 @@ static struct shopd *start_floor(const char *const *extra)
 static void patch(unsigned port, const char *auth, const char *body,
                   struct http_resp *r)
 {
-    int e = http_do(port, "PATCH", "/admin/floor", auth, body, strlen(body),
-                    r);
+    int e = http_do(port, "PATCH", "/admin/floor", auth, body, strlen(body), r);
     ck_assert_msg(e == 0, "PATCH: %s", strerror(-e));
 }
 
@@ -210,9 +209,8 @@ START_TEST(test_e2e_floor_latency)
     struct http_conn a;
     ck_assert_int_eq(http_connect(&a, port), 0);
     int64_t t0 = now_ms();
-    ck_assert_int_eq(http_send(&a, "POST", "/buy", NULL, apple1,
-                               strlen(apple1)),
-                     0);
+    ck_assert_int_eq(
+        http_send(&a, "POST", "/buy", NULL, apple1, strlen(apple1)), 0);
     /* Taken at once: /stats on another connection sees it, quickly. */
     int64_t deadline = t0 + 5000;
     for (;;) {
@@ -274,8 +272,7 @@ END_TEST
  * retry replays the same order. Returns the retry's order id. */
 static void drop_then_replay(unsigned port)
 {
-    cJSON_Delete(
-        patch_ok(port, "{\"faults\":{\"drop_rate\":1,\"for_s\":60}}"));
+    cJSON_Delete(patch_ok(port, "{\"faults\":{\"drop_rate\":1,\"for_s\":60}}"));
     struct http_conn c;
     struct http_resp r;
     ck_assert_int_eq(http_connect(&c, port), 0);
@@ -373,7 +370,8 @@ START_TEST(test_e2e_floor_zero_faults_end)
 }
 END_TEST
 
-/* --- the check order, bad fields, the token -------------------------------- */
+/* --- the check order, bad fields, the token --------------------------------
+ */
 
 struct refusal {
     bool admin; /* started with a token */
@@ -512,10 +510,21 @@ START_TEST(test_e2e_floor_drain_unpauses)
     }
     shopd_signal(s, SIGTERM);
     ck_assert(shopd_wait_output(s, "draining", 5000));
-    int e = http_do(port, "GET", "/admin/floor", AUTH, NULL, 0, &r);
-    if (e == 0) { /* unless the drain was already over */
-        expect_error(&r, 503, "shutting_down");
+    /* The drain line comes just before the shop stops accepting: poll
+     * until the 503 (or the drain is already over and the server gone). */
+    int64_t deadline = now_ms() + 5000;
+    int delay = 2;
+    for (;;) {
+        if (http_do(port, "GET", "/admin/floor", AUTH, NULL, 0, &r) != 0)
+            break;
+        bool done = r.status != 200;
+        if (done)
+            expect_error(&r, 503, "shutting_down");
         http_resp_free(&r);
+        if (done)
+            break;
+        ck_assert_msg(now_ms() < deadline, "/admin/floor never 503");
+        backoff_step(&delay, 20);
     }
     char *out = shopd_expect_exit(s, 20000, 0, "drain");
     ck_assert_msg(strstr(out, "processed=5") != NULL, "%s", out);
@@ -642,10 +651,10 @@ static void *buyer_main(void *arg)
 static void resize_under_load(unsigned port, struct buyer *b)
 {
     static const char *const steps[] = {
-        "{\"workers\":1}", "{\"workers\":8,\"paused\":true}",
-        "{\"workers\":2}", "{\"paused\":false,\"work_ms\":0}",
-        "{\"workers\":6}", "{\"workers\":1,\"work_ms\":1}",
-        "{\"workers\":4}", "{\"paused\":true,\"workers\":3}",
+        "{\"workers\":1}",    "{\"workers\":8,\"paused\":true}",
+        "{\"workers\":2}",    "{\"paused\":false,\"work_ms\":0}",
+        "{\"workers\":6}",    "{\"workers\":1,\"work_ms\":1}",
+        "{\"workers\":4}",    "{\"paused\":true,\"workers\":3}",
         "{\"paused\":false}",
     };
     pthread_t t[4];
@@ -670,8 +679,8 @@ static void resize_under_load(unsigned port, struct buyer *b)
 
 START_TEST(test_e2e_floor_resize_under_load)
 {
-    static const char *const args[] = {"--workers", "2", "--work-ms", "1",
-                                       "--queue-capacity", "64", NULL};
+    static const char *const args[] = {
+        "--workers", "2", "--work-ms", "1", "--queue-capacity", "64", NULL};
     struct shopd *s = start_floor(args);
     static struct buyer b[4];
     resize_under_load(shopd_port(s), b);
@@ -685,9 +694,10 @@ START_TEST(test_e2e_floor_resize_under_load_sqlite)
     char *tmp = write_tmp("");
     char store[600];
     snprintf(store, sizeof store, "sqlite:%s.db", tmp);
-    const char *const args[] = {"--workers", "2", "--work-ms", "1",
-                                "--queue-capacity", "64", "--store", store,
-                                "--sync", "normal", NULL};
+    const char *const args[] = {
+        "--workers",        "2",      "--work-ms", "1",
+        "--queue-capacity", "64",     "--store",   store,
+        "--sync",           "normal", NULL};
     struct shopd *s = start_floor(args);
     static struct buyer b[4];
     resize_under_load(shopd_port(s), b);
@@ -705,8 +715,8 @@ START_TEST(test_e2e_floor_resize_under_load_sqlite)
             snprintf(path, sizeof path, "/orders/%llu",
                      (unsigned long long)b[i].ids[k]);
             struct http_resp r;
-            ck_assert_int_eq(
-                http_roundtrip(&c, "GET", path, NULL, NULL, 0, &r), 0);
+            ck_assert_int_eq(http_roundtrip(&c, "GET", path, NULL, NULL, 0, &r),
+                             0);
             ck_assert_msg(r.status == 200, "%s: %d", path, r.status);
             ck_assert_msg(strstr(r.body, "\"queued\"") == NULL,
                           "%s not final: %s", path, r.body);
