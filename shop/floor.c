@@ -169,7 +169,9 @@ int shop_floor_set(struct shop *s, const struct shop_floor_change *c)
     struct floor *f = shop_floor_of(s);
     int rc = 0;
 
-    if ((c->set_workers || c->set_paused) && f->pool == NULL)
+    /* A shared store's workers are not this pool (yet): their number,
+     * pause and work stay as started, rather than a floor that lies. */
+    if ((c->set_workers || c->set_paused || c->set_work_ms) && f->pool == NULL)
         return -ENOTSUP;
     pthread_mutex_lock(&f->mu);
     if (shop_draining(s)) {

@@ -401,9 +401,9 @@ void shop_floor_get(struct shop *s, struct shop_floor *out);
 
 /*
  * Apply `c` in one piece (changes take turns). Returns 0; -ENOTSUP if it
- * sets workers or paused in a mode without this instance's pool (a shared
- * store, for now); -EPIPE while draining; or the pool's error from growing
- * (nothing is applied then). Thread-safe; never waits for an order.
+ * sets workers, work_ms or paused in a mode without this instance's pool (a
+ * shared store, for now); -EPIPE while draining; or the pool's error from
+ * growing (nothing is applied then). Thread-safe; never waits for an order.
  */
 int shop_floor_set(struct shop *s, const struct shop_floor_change *c);
 

@@ -165,7 +165,8 @@ static void handle_batch(struct pool_worker *w, int n)
 }
 
 /* After a receive stopped: wait out a pause. Returns true if the worker
- * must leave, in which case it is already GONE (called with mu held). */
+ * must leave (called with mu held, which the caller keeps to mark it GONE
+ * in the same hold). */
 static bool stopped_locked(struct pool_worker *w)
 {
     struct pool *p = w->pool;

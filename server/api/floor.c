@@ -296,6 +296,8 @@ static void patch_change(const struct patch *p, const struct shop_floor *now,
         c->set_workers = false;
     if (c->set_paused && c->paused == now->paused)
         c->set_paused = false;
+    if (c->set_work_ms && c->work_ms == now->work_ms)
+        c->set_work_ms = false;
 }
 
 /* --- the log line ------------------------------------------------------- */
@@ -394,8 +396,8 @@ static void floor_patch(const struct app *app, const struct http_request *req,
     rc = shop_floor_set(app->shop, &c);
     if (rc == -ENOTSUP) {
         http_fail(res, HTTP_ERR_INVALID_FIELD,
-                  "fields 'workers' and 'paused' cannot change with a "
-                  "shared (Redis) store in this version");
+                  "fields 'workers', 'work_ms' and 'paused' cannot change "
+                  "with a shared (Redis) store in this version");
         return;
     }
     if (rc == -EPIPE) {

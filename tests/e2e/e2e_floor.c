@@ -26,6 +26,7 @@
 #include "tests/lib/json.h"
 #include "tests/lib/orders.h"
 #include "tests/lib/process.h"
+#include "tests/lib/redis_harness.h"
 
 #define TOKEN     "e2e-floor-token-5b8e2d4a91"
 #define TOKEN_ENV "SHOPD_ADMIN_TOKEN=" TOKEN
@@ -314,6 +315,32 @@ START_TEST(test_e2e_floor_drop_rate_sqlite)
     shopd_destroy(s);
     unlink(db);
     free(db);
+}
+END_TEST
+
+/* With a shared (Redis) store the elves are the store's workers, not this
+ * instance's pool (yet): workers, work_ms and paused are refused as such,
+ * and nothing changes; the faults work, and a dropped keyed order replays
+ * from the store. */
+START_TEST(test_e2e_floor_redis)
+{
+    struct redis_server rs;
+    int rc = redis_server_start(&rs, false);
+    ck_assert_msg(rc == 0, "redis-server did not start: %s", strerror(-rc));
+    const char *const args[] = {"--store", rs.url, "--workers", "2", NULL};
+    struct shopd *s = start_floor(args);
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    patch(port, AUTH, "{\"workers\":4,\"faults\":null}", &r);
+    const char *msg = expect_error(&r, 400, "invalid_field");
+    ck_assert_ptr_nonnull(strstr(msg, "Redis"));
+    http_resp_free(&r);
+    cJSON *f = floor_get(port);
+    ck_assert_int_eq((int)jnum(f, "workers"), 2);
+    cJSON_Delete(f);
+    drop_then_replay(port);
+    shopd_destroy(s);
+    redis_server_destroy(&rs);
 }
 END_TEST
 
@@ -743,6 +770,7 @@ Suite *e2e_floor_suite(void)
     tcase_add_test(rows, test_e2e_floor_error_rate);
     tcase_add_test(rows, test_e2e_floor_drop_rate);
     tcase_add_test(rows, test_e2e_floor_drop_rate_sqlite);
+    tcase_add_test(rows, test_e2e_floor_redis);
     tcase_add_test(rows, test_e2e_floor_for_s);
     tcase_add_test(rows, test_e2e_floor_zero_faults_end);
     suite_add_tcase(s, rows);
