@@ -406,10 +406,11 @@ static void floor_patch(const struct app *app, const struct http_request *req,
         return;
     }
     if (rc != 0) {
+        char why[96] = "unknown error";
+        strerror_r(-rc, why, sizeof(why));
         snprintf(msg, sizeof(msg),
-                 "could not start %zu workers: %s; the "
-                 "floor is unchanged",
-                 c.workers, strerror(-rc));
+                 "could not start %zu workers: %s; the floor is unchanged",
+                 c.workers, why);
         http_fail(res, HTTP_ERR_INTERNAL, msg);
         return;
     }

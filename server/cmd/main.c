@@ -451,7 +451,9 @@ static int start_http(struct program *p)
     };
     int trc = api_timer_create(p->shop, &app->timer);
     if (trc != 0) {
-        log_msg(LOG_ERROR, "cannot start the answer timer: %s", strerror(-trc));
+        char why[128] = "unknown error";
+        strerror_r(-trc, why, sizeof(why));
+        log_msg(LOG_ERROR, "cannot start the answer timer: %s", why);
         shop_drain(p->shop, NULL);
         return -1;
     }
