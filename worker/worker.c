@@ -94,7 +94,7 @@ struct pool_worker {
     void *items;    /* batch_max * elem_size bytes, allocated on first use */
     uint64_t *seqs; /* batch_max sequence numbers */
     pthread_t thread;
-    unsigned index; /* the slot's number, 0 .. POOL_MAX-1 */
+    unsigned index;        /* the slot's number, 0 .. POOL_MAX-1 */
     enum slot_state state; /* under pool mu */
     enum gate gate;        /* under pool mu, while WAITING */
     /* Whether this slot's worker should work (else it leaves): written
