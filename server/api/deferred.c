@@ -26,9 +26,10 @@
  *
  * The timer (api_timer) is one thread over a list of held answers sorted
  * by when they are due (inserted from the tail: with one latency at a time
- * they arrive in order, so an insert is O(1)). It wakes for the first due
- * answer, or every TIMER_TICK_MS to see whether the shop drains: then every
- * held answer goes at once, so that a drain never waits for a fault.
+ * they arrive in order, so an insert is O(1)). While it holds answers it
+ * wakes for the first due one, or every TIMER_TICK_MS to see whether the
+ * shop drains: then every held answer goes at once, so that a drain never
+ * waits for a fault. With none held it sleeps until one comes.
  * api_timer_close lets all go and stops the thread; holds asked for after
  * it are refused (the caller answers at once).
  *
@@ -215,8 +216,12 @@ static void *timer_main(void *arg)
             pthread_mutex_lock(&t->mu);
             continue;
         }
+        if (t->head == NULL) { /* nothing held: nothing to let go */
+            pthread_cond_wait(&t->cv, &t->mu);
+            continue;
+        }
         int64_t wake = now + TIMER_TICK_MS * NS_PER_MS;
-        if (t->head != NULL && t->head->due < wake)
+        if (t->head->due < wake)
             wake = t->head->due;
         struct timespec ts = time_from_ns(wake);
         pthread_cond_timedwait(&t->cv, &t->mu, &ts);
