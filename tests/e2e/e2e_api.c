@@ -333,25 +333,12 @@ START_TEST(test_e2e_api_stats_shape)
      * additions for the dashboard, the race demo and retries (README:
      * unsafe_inventory, worker_state, oversold, idempotency) and for
      * hostile clients (SPEC §10: events, connections). */
-    static const char *const top[] = {"uptime_s",
-                                      "workers",
-                                      "http_threads",
-                                      "draining",
-                                      "queue",
-                                      "orders",
-                                      "latency_ms",
-                                      "throughput",
-                                      "inventory",
-                                      "oversold",
-                                      "unsafe_inventory",
-                                      "worker_state",
-                                      "events",
-                                      "connections",
-                                      "instance",
-                                      "store",
-                                      "idempotency",
-                                      "floor",
-                                      NULL};
+    static const char *const top[] = {
+        "uptime_s",    "workers",     "http_threads",     "draining",
+        "queue",       "orders",      "latency_ms",       "throughput",
+        "inventory",   "oversold",    "unsafe_inventory", "worker_state",
+        "events",      "connections", "instance",         "store",
+        "idempotency", "floor",       /* SPEC §11 */ NULL};
     static const char *const idem[] = {"replayed", "in_use",   "mismatched",
                                        "keys",     "capacity", NULL};
     static const char *const queue[] = {"capacity", "depth", "high_water",
