@@ -29,7 +29,7 @@ BENCH_JSON_CFLAGS = $(shell pkg-config --cflags libcjson 2>/dev/null)
 BENCH_JSON_LIBS   = $(shell pkg-config --libs libcjson 2>/dev/null)
 
 .PHONY: bench bench-run bench-queue bench-deps experiment experiment-run \
-        experiment-deps bench-scale bench-scale-run
+        experiment-deps experiment-live bench-scale bench-scale-run
 
 $(BENCH_DIR)/baseline: scripts/bench/baseline.c
 	@mkdir -p $(@D)
@@ -90,3 +90,10 @@ experiment: deps experiment-deps
 
 experiment-run: $(SHOPD)
 	SHOPD=$(SHOPD) scripts/experiments/run.sh
+
+# --- the floor, live (issue 20): resize, pause and faults under load ------
+# One elf under an offered load above its capacity, then PATCH
+# /admin/floor: 8 elves, pause, go on, drop_rate 0.2 with a keyed client
+# retrying; build/live/live.png draws it. About 50 s.
+experiment-live: deps experiment-deps $(SHOPD)
+	SHOPD=$(SHOPD) scripts/experiments/live.sh

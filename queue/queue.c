@@ -42,9 +42,14 @@
  * item. The spin reads `avail`, a relaxed copy of `len` kept for this purpose
  * only; every decision is still taken under the lock.
  *
+ * A receiver may also stop waiting on its own condition
+ * (queue_recv_many_unless, used by the worker pool to let an elf leave or
+ * pause): the condition is read under `mu` in every wait round, and
+ * queue_wake_receivers makes every waiting receiver read it again.
+ *
  * Lock order: `mu` is the only lock, and no other lock is taken while it is
- * held. Nothing under it blocks other than the condition waits, allocates or
- * does I/O.
+ * held (a receiver's `stop` condition only reads atomics). Nothing under it
+ * blocks other than the condition waits, allocates or does I/O.
  */
 #include "queue/queue.h"
 
@@ -264,11 +269,11 @@ static void spin_for_item(struct queue *q)
 }
 
 /*
- * Lock the channel and wait, as a receiver, until it holds an item or is
- * closed; spins briefly first. Returns with mu held; false means closed
- * and drained.
+ * Lock the channel and wait, as a receiver, until it holds an item, is
+ * closed, or `stop(arg)` (if `stop` is not NULL) is true; spins briefly
+ * first. Returns with mu held; false means closed and drained.
  */
-static bool lock_for_recv(struct queue *q)
+static bool lock_for_recv(struct queue *q, bool (*stop)(void *), void *arg)
 {
     pthread_mutex_lock(&q->mu);
     if (QUEUE_SPINS > 0 && q->len == 0 && !q->closed) {
@@ -276,7 +281,7 @@ static bool lock_for_recv(struct queue *q)
         spin_for_item(q);
         pthread_mutex_lock(&q->mu);
     }
-    while (!q->closed && q->len == 0) {
+    while (!q->closed && q->len == 0 && (stop == NULL || !stop(arg))) {
         q->recv_waiting++;
         pthread_cond_wait(&q->not_empty, &q->mu);
         q->recv_waiting--;
@@ -301,7 +306,7 @@ static void unlock_after_recv(struct queue *q, bool wake_sender)
 
 int queue_recv(struct queue *q, void *out, uint64_t *seq)
 {
-    if (!lock_for_recv(q)) { /* closed and drained */
+    if (!lock_for_recv(q, NULL, NULL)) { /* closed and drained */
         pthread_mutex_unlock(&q->mu);
         return -EPIPE;
     }
@@ -311,13 +316,25 @@ int queue_recv(struct queue *q, void *out, uint64_t *seq)
 
 int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max)
 {
+    return queue_recv_many_unless(q, out, seqs, max, NULL, NULL);
+}
+
+int queue_recv_many_unless(struct queue *q, void *out, uint64_t *seqs,
+                           size_t max, bool (*stop)(void *), void *arg)
+{
     unsigned char *dst = out;
     bool wake_sender = false;
     size_t n;
 
     if (max > INT_MAX)
         max = INT_MAX;
-    if (!lock_for_recv(q)) {
+    lock_for_recv(q, stop, arg);
+    if (stop != NULL && stop(arg)) {
+        /* Taking nothing: a wake-up meant for an item goes on (baton). */
+        unlock_after_recv(q, false);
+        return -EINTR;
+    }
+    if (q->len == 0) { /* closed and drained */
         pthread_mutex_unlock(&q->mu);
         return -EPIPE;
     }
@@ -327,6 +344,16 @@ int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max)
     }
     unlock_after_recv(q, wake_sender);
     return (int)n;
+}
+
+void queue_wake_receivers(struct queue *q)
+{
+    /* Taking the lock orders this wake-up after whatever the caller
+     * changed that `stop` reads: a receiver either sees the change before
+     * it waits, or is already waiting and is woken here. */
+    pthread_mutex_lock(&q->mu);
+    pthread_mutex_unlock(&q->mu);
+    pthread_cond_broadcast(&q->not_empty);
 }
 
 int queue_try_recv(struct queue *q, void *out, uint64_t *seq)

@@ -73,6 +73,24 @@ int queue_try_recv(struct queue *q, void *out, uint64_t *seq);
 int queue_recv_many(struct queue *q, void *out, uint64_t *seqs, size_t max);
 
 /*
+ * As queue_recv_many(), but `stop(arg)` is also read, under the channel's
+ * lock, before taking anything and in every wait round: when it is true,
+ * returns -EINTR and takes nothing (even if items wait). `stop` must not
+ * block or take a lock (read atomics). queue_wake_receivers() makes every
+ * blocked receiver read its `stop` again.
+ */
+int queue_recv_many_unless(struct queue *q, void *out, uint64_t *seqs,
+                           size_t max, bool (*stop)(void *), void *arg);
+
+/*
+ * Wake every receiver blocked in the channel, so that each reads its
+ * `stop` condition again (queue_recv_many_unless); receivers with nothing
+ * to take and no reason to stop wait again. Call it after changing what
+ * the conditions read.
+ */
+void queue_wake_receivers(struct queue *q);
+
+/*
  * Close the channel: wake every blocked sender (they return -EPIPE) and
  * receiver (they drain what is left, then return -EPIPE). Idempotent.
  */

@@ -259,6 +259,24 @@ bool shared_figures(struct shared *sh, struct store_shop *fig,
 /* Stops the reader (after answering queued reads) and frees. */
 void shared_destroy(struct shared *sh);
 
+/* --- floor.c: the live controls (SPEC §11) ------------------------------ */
+
+struct floor;
+struct pool;
+
+/* The floor over `pool` (not owned; NULL in a mode without this
+ * instance's pool, which then has `fixed_workers`); `quick_batch` is the
+ * pool's batch when work_ms is 0. Returns 0, -ENOMEM or a pthread error. */
+int floor_create(struct pool *pool, size_t fixed_workers, unsigned work_ms,
+                 size_t quick_batch, struct floor **out);
+void floor_destroy(struct floor *f);
+/* Simulated work per order now (an atomic read). */
+unsigned floor_work_ms(struct floor *f);
+/* The drain: every fault ends. */
+void floor_end(struct floor *f);
+/* The shop's floor (shop.c). */
+struct floor *shop_floor_of(struct shop *s);
+
 /* Copy a store's order into a shop order. */
 void shop_order_from_store(const struct store_order *so, struct order *o);
 

@@ -66,6 +66,7 @@ struct shop {
      * belt (being committed, or the restart backlog). */
     _Atomic size_t held;
     struct idem_table *idem;
+    struct floor *floor;   /* the live controls (floor.c) */
     _Atomic bool draining; /* set once; submitters read it */
     /* Reads the durable store could not answer (503 store_unavailable). */
     _Atomic uint64_t refused_reads;
@@ -89,8 +90,9 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
 
     latency_hist_record(shop_stats_queue_wait(s->stats),
                         taken - it->enqueued_mono_ns);
-    if (s->cfg.work_ms > 0) /* the clerk's work, outside every lock */
-        time_sleep_ms(s->cfg.work_ms);
+    unsigned work_ms = floor_work_ms(s->floor); /* may change at runtime */
+    if (work_ms > 0) /* the clerk's work, outside every lock */
+        time_sleep_ms(work_ms);
 
     ok = inventory_take(s->inv, o->product, (int64_t)o->quantity) == 0;
 
@@ -198,11 +200,12 @@ static int create(const struct shop_config *cfg, const struct product *catalog,
     /* Quick orders are taken off the belt in batches (one lock round trip
      * each); slow ones (simulated work) one by one, so that no order waits
      * in one worker's batch while another worker is idle. */
-    err = pool_create(s->belt, cfg->workers,
-                      cfg->work_ms > 0 ? 1 : SHOP_WORKER_BATCH, shop_handle, s,
+    err = pool_create(s->belt, cfg->workers, SHOP_WORKER_BATCH, shop_handle, s,
                       &s->pool);
     if (err)
         goto fail;
+    if (cfg->work_ms > 0)
+        pool_set_batch(s->pool, 1);
     if (store_durable(cfg->store)) {
         for (size_t i = 0; i < nbacklog; i++)
             orderbook_put(s->book, &backlog[i]);
@@ -220,6 +223,12 @@ static int create(const struct shop_config *cfg, const struct product *catalog,
                 goto fail;
         }
     }
+    /* The floor's controls act on this instance's pool; a shared store's
+     * workers are its own (not resizable here yet). */
+    err = floor_create(s->shared ? NULL : s->pool, cfg->workers, cfg->work_ms,
+                       SHOP_WORKER_BATCH, &s->floor);
+    if (err)
+        goto fail;
     err = idem_create(idem_capacity(cfg),
                       cfg->idempotency_ttl ? cfg->idempotency_ttl
                                            : SHOP_IDEM_TTL_DEFAULT,
@@ -323,6 +332,7 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
     int ret;
 
     shop_stop_accepting(s);
+    floor_end(s->floor); /* faults end; the pool's drain un-pauses */
     /* A durable shop: every committed accept and the restart backlog go
      * on the belt first; after the workers, their results commit. */
     if (s->com != NULL) {
@@ -368,6 +378,7 @@ void shop_destroy(struct shop *s)
     inventory_destroy(s->inv);
     shop_stats_destroy(s->stats);
     idem_destroy(s->idem);
+    floor_destroy(s->floor);
     free(s->by_sku);
     free(s->catalog);
     free(s);
@@ -617,7 +628,7 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
         out->in_flight = shared_in_flight(s->shared);
         out->queue_high_water = 0;
         out->queue_capacity = s->cfg.queue_capacity;
-        out->workers = s->cfg.workers;
+        out->workers = shop_worker_count(s);
         out->draining = shop_draining(s);
         shop_stats_rate(s->stats, out->accepted, out->processed,
                         &out->accepted_per_s, &out->processed_per_s);
@@ -632,7 +643,7 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     out->in_flight = received > out->processed ? received - out->processed : 0;
     out->queue_high_water = queue_high_water(s->belt);
     out->queue_capacity = queue_cap(s->belt);
-    out->workers = s->cfg.workers;
+    out->workers = shop_worker_count(s);
     out->draining = shop_draining(s);
     shop_stats_rate(s->stats, out->accepted, out->processed,
                     &out->accepted_per_s, &out->processed_per_s);
@@ -649,21 +660,26 @@ void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,
 
 size_t shop_worker_count(const struct shop *s)
 {
-    return s->cfg.workers;
+    return s->shared ? s->cfg.workers : pool_size(s->pool);
+}
+
+struct floor *shop_floor_of(struct shop *s)
+{
+    return s->floor;
 }
 
 bool shop_worker_busy(struct shop *s, size_t i)
 {
     if (s->shared)
         return shared_worker_busy(s->shared, i);
-    return i < s->cfg.workers && pool_worker_busy(s->pool, i);
+    return pool_worker_busy(s->pool, i); /* any index: slots are kept */
 }
 
 uint64_t shop_worker_processed(struct shop *s, size_t i)
 {
     if (s->shared)
         return shared_worker_handled(s->shared, i);
-    return i < s->cfg.workers ? pool_worker_handled(s->pool, i) : 0;
+    return pool_worker_handled(s->pool, i);
 }
 
 bool shop_unsafe(const struct shop *s)

@@ -363,6 +363,77 @@ uint64_t shop_worker_processed(struct shop *s, size_t i);
 /* Whether the unsafe-inventory demo mode is on. */
 bool shop_unsafe(const struct shop *s);
 
+/* --- the shop floor, live (SPEC §11; floor.c) ---------------------------- */
+
+#define SHOP_FLOOR_WORKERS_MAX 1024 /* as POOL_MAX */
+#define SHOP_FLOOR_WORK_MS_MAX 60000
+#define SHOP_FAULT_LATENCY_MAX 10000 /* ms */
+#define SHOP_FAULT_FOR_MAX     3600  /* s */
+
+/* The faults of POST /buy now: all 0 (and until_ns 0) when none is on. */
+struct shop_faults {
+    unsigned latency_ms;
+    double error_rate, drop_rate; /* 0..1 */
+    int64_t until_ns;             /* CLOCK_REALTIME when they end, or 0 */
+};
+
+enum shop_fault_kind { SHOP_FAULT_LATENCY, SHOP_FAULT_ERROR, SHOP_FAULT_DROP };
+
+/* This instance's floor: plain data. */
+struct shop_floor {
+    size_t workers; /* the pool's size now */
+    unsigned work_ms;
+    bool paused;
+    bool pool_controls;     /* workers and paused can change in this mode */
+    size_t start_workers;   /* as configured at start */
+    unsigned start_work_ms; /* as configured at start */
+    struct shop_faults faults;
+    uint64_t injected[3]; /* faults injected so far, by shop_fault_kind */
+};
+
+/*
+ * A change of the floor, validated by the caller (ranges as above; a
+ * for_s of 1..SHOP_FAULT_FOR_MAX whenever it sets a fault to non-zero).
+ * Only the fields whose set_ flag is true change; the faults merge into
+ * the current ones, for_s (when > 0) restarts their clock, and once every
+ * fault is 0 they end.
+ */
+struct shop_floor_change {
+    bool set_workers, set_work_ms, set_paused;
+    bool set_latency_ms, set_error_rate, set_drop_rate;
+    size_t workers;
+    unsigned work_ms;
+    bool paused;
+    unsigned latency_ms;
+    double error_rate, drop_rate;
+    unsigned for_s; /* 0: the faults' end stays as it was */
+};
+
+/* One POST /buy's share of the faults. */
+struct shop_fault_draw {
+    bool error;          /* answer 503 injected_fault, take no order */
+    unsigned latency_ms; /* answer that much later */
+    bool drop;           /* close the connection instead of answering */
+};
+
+/* Read the floor now (faults past their end read as ended). Thread-safe. */
+void shop_floor_get(struct shop *s, struct shop_floor *out);
+
+/*
+ * Apply `c` in one piece (changes take turns). Returns 0; -ENOTSUP if it
+ * sets workers, work_ms or paused in a mode without this instance's pool (a
+ * shared store, for now); -EPIPE while draining; or the pool's error from
+ * growing (nothing is applied then). Thread-safe; never waits for an order.
+ */
+int shop_floor_set(struct shop *s, const struct shop_floor_change *c);
+
+/* Draw the faults for one POST /buy (a rate drawn per request; no lock
+ * while no fault is on). Thread-safe. */
+void shop_floor_draw(struct shop *s, struct shop_fault_draw *out);
+
+/* Count one injected fault of `kind`. Thread-safe. */
+void shop_floor_injected(struct shop *s, enum shop_fault_kind kind);
+
 /* Largest quantity one restock may add (SPEC §9). */
 #define SHOP_RESTOCK_MAX 1000000000
 

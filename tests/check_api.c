@@ -1059,6 +1059,134 @@ START_TEST(test_server_restock_adds_and_replays)
 }
 END_TEST
 
+/* ---- the shop floor (SPEC §11) ------------------------------------------ */
+
+/* A PATCH /admin/floor with the admin token; the answer's floor. */
+static cJSON *floor_patch_ok(const char *body)
+{
+    struct http_response res;
+    call_h("PATCH", "/admin/floor", body, NULL, 0, "Bearer " ADMIN_TOKEN, &res);
+    ck_assert_msg(res.status == 200, "%s: %u %.*s", body, res.status,
+                  (int)res.body_len, res.body);
+    cJSON *j = cJSON_ParseWithLength(res.body, res.body_len);
+    ck_assert_ptr_nonnull(j);
+    http_response_release(&res);
+    return j;
+}
+
+static double jfield(const cJSON *j, const char *a, const char *b)
+{
+    const cJSON *n = cJSON_GetObjectItemCaseSensitive(j, a);
+    if (b != NULL)
+        n = cJSON_GetObjectItemCaseSensitive(n, b);
+    ck_assert_msg(cJSON_IsNumber(n), "%s.%s", a, b ? b : "");
+    return n->valuedouble;
+}
+
+START_TEST(test_server_floor_checks_in_order)
+{
+    struct http_response res;
+    const char *auth = "Bearer " ADMIN_TOKEN;
+    call_h("DELETE", "/admin/floor", NULL, NULL, 0, auth, &res);
+    assert_error(&res, 405, "method_not_allowed");
+    ck_assert_str_eq(header(&res, "Allow"), "GET, PATCH");
+    http_response_release(&res);
+    call_h("PATCH", "/admin/floor", "{", NULL, 0, auth, &res);
+    assert_error(&res, 403, "admin_disabled");
+    http_response_release(&res);
+    enable_admin();
+    call_h("PATCH", "/admin/floor", "{", NULL, 0, "Bearer nope", &res);
+    assert_error(&res, 401, "unauthorized");
+    ck_assert_str_eq(header(&res, "WWW-Authenticate"), "Bearer");
+    http_response_release(&res);
+    call_h("PATCH", "/admin/floor", "{", NULL, 0, auth, &res);
+    assert_error(&res, 400, "invalid_json");
+    http_response_release(&res);
+    call_h("PATCH", "/admin/floor", "{\"work_ms\":-1}", NULL, 0, auth, &res);
+    assert_error(&res, 400, "invalid_field");
+    ck_assert_ptr_nonnull(strstr(res.body, "work_ms"));
+    ck_assert_ptr_null(strstr(res.body, ADMIN_TOKEN));
+    http_response_release(&res);
+    call_h("GET", "/admin/floor", NULL, NULL, 0, auth, &res);
+    ck_assert_uint_eq(res.status, 200);
+    ck_assert_ptr_nonnull(strstr(res.body, "\"until\":null"));
+    http_response_release(&res);
+}
+END_TEST
+
+/* Merge patch: absent keeps, null goes back to the start, faults merge and
+ * end at 0 or null; a bad field applies nothing; a drain answers 503. */
+START_TEST(test_server_floor_merge_patch)
+{
+    struct http_response res;
+    enable_admin();
+    ck_assert_int_eq(shop_start(shop), 0);
+    cJSON *f = floor_patch_ok("{\"workers\":3,\"work_ms\":7}");
+    ck_assert(jfield(f, "workers", NULL) == 3);
+    cJSON_Delete(f);
+    f = floor_patch_ok("{}");
+    ck_assert(jfield(f, "workers", NULL) == 3);
+    ck_assert(jfield(f, "work_ms", NULL) == 7);
+    cJSON_Delete(f);
+    call_h("PATCH", "/admin/floor", "{\"workers\":1,\"paused\":\"no\"}", NULL,
+           0, "Bearer " ADMIN_TOKEN, &res);
+    assert_error(&res, 400, "invalid_field");
+    http_response_release(&res);
+    f = floor_patch_ok("{\"faults\":{\"latency_ms\":5,\"drop_rate\":0.25,"
+                       "\"for_s\":60}}");
+    ck_assert(jfield(f, "workers", NULL) == 3); /* the bad patch: nothing */
+    ck_assert(jfield(f, "faults", "drop_rate") == 0.25);
+    cJSON_Delete(f);
+    f = floor_patch_ok("{\"faults\":{\"drop_rate\":0}}");
+    ck_assert(jfield(f, "faults", "latency_ms") == 5);
+    cJSON_Delete(f);
+    f = floor_patch_ok("{\"faults\":null,\"workers\":null,\"work_ms\":null}");
+    ck_assert(jfield(f, "workers", NULL) == 1);
+    ck_assert(jfield(f, "work_ms", NULL) == 0);
+    ck_assert(jfield(f, "faults", "latency_ms") == 0);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(f, "faults"), "until")));
+    cJSON_Delete(f);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    call_h("GET", "/admin/floor", NULL, NULL, 0, "Bearer " ADMIN_TOKEN, &res);
+    assert_error(&res, 503, "shutting_down");
+    http_response_release(&res);
+}
+END_TEST
+
+/* A held answer is sent only when its timer lets go, even once complete;
+ * closing the timer lets every held answer go at once. */
+START_TEST(test_server_deferred_held_by_timer)
+{
+    struct api_timer *t = NULL;
+    ck_assert_int_eq(api_timer_create(shop, &t), 0);
+    struct http_deferred *d = http_deferred_create();
+    ck_assert_ptr_nonnull(d);
+    ck_assert_int_eq(api_timer_hold(t, d, 60000), 0);
+    struct http_response res;
+    final_answer(&res);
+    http_deferred_complete(d, &res);
+    struct fake_conn c = {0};
+    /* Complete but held: the glue suspends. */
+    ck_assert(http_deferred_suspend(d, fake_suspend, fake_resume, &c));
+    struct http_response out;
+    ck_assert(!http_deferred_take(d, &out));
+    ck_assert_int_eq(c.resumed, 0);
+    api_timer_close(t); /* joins the timer's thread: no race on c */
+    ck_assert_int_eq(c.resumed, 1);
+    ck_assert(http_deferred_take(d, &out));
+    ck_assert_uint_eq(out.status, 503);
+    http_response_release(&out);
+    http_deferred_release(d);
+    /* Closed: a hold is refused (the caller answers at once). */
+    d = http_deferred_create();
+    ck_assert_int_eq(api_timer_hold(t, d, 10), -EPIPE);
+    http_deferred_release(d);
+    http_deferred_release(d);
+    api_timer_destroy(t);
+}
+END_TEST
+
 Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -1090,6 +1218,9 @@ Suite *api_suite(void)
     tcase_add_test(tc, test_api_token_equal_over_every_byte_and_the_length);
     tcase_add_test(tc, test_server_restock_checks_in_order);
     tcase_add_test(tc, test_server_restock_adds_and_replays);
+    tcase_add_test(tc, test_server_floor_checks_in_order);
+    tcase_add_test(tc, test_server_floor_merge_patch);
+    tcase_add_test(tc, test_server_deferred_held_by_timer);
     suite_add_tcase(s, tc);
 
     TCase *cat = tcase_create("catalog");

@@ -497,6 +497,227 @@ END_TEST
 
 /* ---- all or none --------------------------------------------------------- */
 
+/* ---- resize and pause --------------------------------------------------- */
+
+/* Every item handled once over all slots a resized pool may have used. */
+static void count_check_slots(struct count_ctx *c, struct pool *p)
+{
+    size_t missing = 0, repeated = 0, i;
+    uint64_t total = 0;
+
+    ck_assert_uint_eq(atomic_load(&c->bad), 0);
+    for (i = 0; i < c->n_items; i++) {
+        unsigned n = atomic_load(&c->seen[i]);
+
+        missing += n == 0;
+        repeated += n > 1;
+    }
+    ck_assert_uint_eq(missing, 0);
+    ck_assert_uint_eq(repeated, 0);
+    for (i = 0; i < MAX_WORKERS; i++) {
+        ck_assert_uint_eq(pool_worker_handled(p, i),
+                          atomic_load(&c->by_index[i]));
+        ck_assert(!pool_worker_busy(p, i));
+        total += pool_worker_handled(p, i);
+    }
+    ck_assert_uint_eq(total, c->n_items);
+    ck_assert_uint_eq(pool_in_flight(p), 0);
+    free(c->seen);
+}
+
+struct producer {
+    struct queue *q;
+    uint32_t n;
+    _Atomic bool done;
+};
+
+static void *produce(void *arg)
+{
+    struct producer *pr = arg;
+
+    for (uint32_t v = 0; v < pr->n; v++)
+        if (queue_send(pr->q, &v, NULL) != 0)
+            break;
+    atomic_store(&pr->done, true);
+    return NULL;
+}
+
+/* A producer fills the belt while the pool grows, shrinks and pauses over
+ * and over: every item is handled exactly once, by some slot. */
+START_TEST(test_pool_resize_under_producer)
+{
+    static const size_t sizes[] = {4, 1, 8, 2, MAX_WORKERS, 3, 1, 12};
+    struct queue *q = new_queue(64, sizeof(uint32_t));
+    struct producer pr = {.q = q, .n = 20000};
+    struct count_ctx c;
+    struct pool *p = NULL;
+    pthread_t t;
+    size_t round = 0;
+
+    count_init(&c, pr.n);
+    atomic_init(&pr.done, false);
+    ck_assert_int_eq(pool_create(q, 2, 4, count_handler, &c, &p), 0);
+    ck_assert_int_eq(pool_start(p), 0);
+    ck_assert_int_eq(pthread_create(&t, NULL, produce, &pr), 0);
+    while (!atomic_load(&pr.done) || round < 40) {
+        size_t n = sizes[round % (sizeof(sizes) / sizeof(sizes[0]))];
+
+        ck_assert_int_eq(pool_resize(p, n), 0);
+        ck_assert_uint_eq(pool_size(p), n);
+        ck_assert_int_eq(pool_pause(p, round % 3 == 0), 0);
+        ck_assert_int_eq(pool_set_batch(p, round % 2 ? 1 : 4), 0);
+        round++;
+    }
+    ck_assert_int_eq(pool_pause(p, false), 0);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    count_check_slots(&c, p);
+    pool_destroy(p);
+    queue_destroy(q);
+}
+END_TEST
+
+/* Paused, no worker takes an item (new ones neither): the belt fills.
+ * Un-paused, they go on. */
+START_TEST(test_pool_pause_takes_nothing)
+{
+    const uint32_t n = 8;
+    struct queue *q = new_queue(n, sizeof(uint32_t));
+    struct count_ctx c;
+    struct pool *p = new_pool(q, 2, count_handler, &c);
+    uint32_t v;
+
+    count_init(&c, n);
+    ck_assert_int_eq(pool_start(p), 0);
+    ck_assert_int_eq(pool_pause(p, true), 0);
+    ck_assert(pool_paused(p));
+    for (v = 0; v < n; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_resize(p, 4), 0);
+    ck_assert_int_eq(queue_try_send(q, &v, NULL), -EAGAIN);
+    ck_assert_uint_eq(queue_len(q), n);
+    ck_assert_uint_eq(pool_in_flight(p), 0);
+    ck_assert_int_eq(pool_pause(p, false), 0);
+    ck_assert(!pool_paused(p));
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    count_check_slots(&c, p);
+    pool_destroy(p);
+    queue_destroy(q);
+}
+END_TEST
+
+/* The drain un-pauses: a paused pool's belt is still emptied. */
+START_TEST(test_pool_drain_while_paused)
+{
+    const uint32_t n = 16;
+    struct queue *q = new_queue(n, sizeof(uint32_t));
+    struct count_ctx c;
+    struct pool *p = new_pool(q, 3, count_handler, &c);
+
+    count_init(&c, n);
+    ck_assert_int_eq(pool_start(p), 0);
+    ck_assert_int_eq(pool_pause(p, true), 0);
+    for (uint32_t v = 0; v < n; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    ck_assert(!pool_paused(p));
+    ck_assert_int_eq(pool_pause(p, true), -EPIPE);
+    ck_assert_int_eq(pool_resize(p, 2), -EPIPE);
+    count_check_slots(&c, p);
+    pool_destroy(p);
+    queue_destroy(q);
+}
+END_TEST
+
+static void hold_release(struct hold_ctx *h)
+{
+    pthread_mutex_lock(&h->mu);
+    h->released = true;
+    pthread_cond_broadcast(&h->cv);
+    pthread_mutex_unlock(&h->mu);
+}
+
+struct drain_call {
+    struct pool *p;
+    int rc;
+};
+
+static void *drain_thread(void *arg)
+{
+    struct drain_call *d = arg;
+
+    d->rc = pool_drain(d->p, NULL);
+    return NULL;
+}
+
+/* Two workers each hold a batch of 4 in the handler. Shrinking (and
+ * growing back, and shrinking again) returns without waiting for them; a
+ * drain started meanwhile waits; once released, every item is handled
+ * once: the leaving worker finished its whole batch. */
+START_TEST(test_pool_shrink_and_drain_finish_held_batches)
+{
+    struct queue *q = new_queue(8, sizeof(uint32_t));
+    struct hold_ctx h = {.entered = 0};
+    struct drain_call d = {.rc = -1};
+    struct pool *p = NULL;
+    pthread_t t;
+
+    ck_assert_int_eq(pthread_mutex_init(&h.mu, NULL), 0);
+    ck_assert_int_eq(pthread_cond_init(&h.cv, NULL), 0);
+    atomic_init(&h.done, 0);
+    for (uint32_t v = 0; v < 8; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0);
+    ck_assert_int_eq(pool_create(q, 2, 4, hold_handler, &h, &p), 0);
+    ck_assert_int_eq(pool_start(p), 0);
+    pthread_mutex_lock(&h.mu);
+    while (h.entered < 2)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    ck_assert_uint_eq(pool_in_flight(p), 8);
+
+    ck_assert_int_eq(pool_resize(p, 1), 0);
+    ck_assert_uint_eq(pool_size(p), 1);
+    ck_assert_int_eq(pool_resize(p, 3), 0);
+    ck_assert_int_eq(pool_resize(p, 1), 0);
+    ck_assert_uint_eq(pool_in_flight(p), 8);
+    d.p = p;
+    ck_assert_int_eq(pthread_create(&t, NULL, drain_thread, &d), 0);
+    hold_release(&h);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(d.rc, 0);
+    ck_assert_uint_eq(atomic_load(&h.done), 8);
+    ck_assert_uint_eq(pool_worker_handled(p, 0) + pool_worker_handled(p, 1) +
+                          pool_worker_handled(p, 2),
+                      8);
+    ck_assert_uint_eq(pool_in_flight(p), 0);
+    pool_destroy(p);
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+    queue_destroy(q);
+}
+END_TEST
+
+START_TEST(test_pool_resize_rejects_bad_args)
+{
+    struct queue *q = new_queue(4, sizeof(uint32_t));
+    struct count_ctx c;
+    struct pool *p = new_pool(q, 1, count_handler, &c);
+
+    count_init(&c, 1);
+    ck_assert_int_eq(pool_resize(p, 2), -EINVAL); /* not started */
+    ck_assert_int_eq(pool_start(p), 0);
+    ck_assert_int_eq(pool_resize(p, 0), -EINVAL);
+    ck_assert_int_eq(pool_resize(p, POOL_MAX + 1), -EINVAL);
+    ck_assert_int_eq(pool_set_batch(p, 2), -EINVAL); /* created with 1 */
+    ck_assert_int_eq(pool_set_batch(p, 0), -EINVAL);
+    ck_assert_uint_eq(pool_size(p), 1);
+    ck_assert_int_eq(pool_drain(p, NULL), 0);
+    free(c.seen);
+    pool_destroy(p);
+    queue_destroy(q);
+}
+END_TEST
+
 /* Sanitizer runtimes reserve and map memory of their own, which a tight
  * address-space limit would break; the start-failure test is skipped there. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -586,6 +807,7 @@ Suite *pool_suite(void)
     Suite *s = suite_create("pool");
     TCase *core = tcase_create("core");
     TCase *drain = tcase_create("drain");
+    TCase *resize = tcase_create("resize");
 
     tcase_set_timeout(core, 30);
     tcase_add_test(core, test_pool_create_rejects_bad_args);
@@ -598,6 +820,14 @@ Suite *pool_suite(void)
     tcase_add_test(core, test_pool_start_failure_starts_none);
 #endif
     suite_add_tcase(s, core);
+
+    tcase_set_timeout(resize, 60);
+    tcase_add_test(resize, test_pool_resize_under_producer);
+    tcase_add_test(resize, test_pool_pause_takes_nothing);
+    tcase_add_test(resize, test_pool_drain_while_paused);
+    tcase_add_test(resize, test_pool_shrink_and_drain_finish_held_batches);
+    tcase_add_test(resize, test_pool_resize_rejects_bad_args);
+    suite_add_tcase(s, resize);
 
     tcase_set_timeout(drain, 30);
     tcase_add_test(drain, test_pool_drain_waits_for_queued_items);

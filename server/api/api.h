@@ -61,6 +61,8 @@ struct http_counters {
     _Atomic uint64_t viewers_dropped; /* /events viewers that fell behind */
 };
 
+struct api_timer;
+
 /* Everything a handler may touch. */
 struct app {
     struct shop *shop;
@@ -69,6 +71,9 @@ struct app {
     /* This instance's name for /stats; may be published after the start
      * (once the port is bound), hence atomic. NULL reads as "". */
     const char *_Atomic instance;
+    /* Holds answers back for the latency fault (SPEC §11); NULL: answers
+     * are never held (the fault's latency is then not applied). */
+    struct api_timer *timer;
 };
 
 struct http_request {
@@ -83,6 +88,8 @@ struct http_request {
     unsigned idempotency_keys;
     const char *authorization; /* the first Authorization */
     unsigned authorizations;
+    /* The client's address (a struct sockaddr), or NULL: for log lines. */
+    const void *client_addr;
 };
 
 #define HTTP_MAX_HEADERS 6
@@ -102,6 +109,9 @@ struct http_response {
     bool body_static;   /* body points to static storage */
     bool close;         /* add "Connection: close" */
     bool stream_events; /* answer with the /events stream instead */
+    /* Close the connection without sending this answer (SPEC §11's drop
+     * fault: the answer is lost on the way). */
+    bool drop;
     /* Not NULL: the answer comes later, through this (see below); the
      * rest of the response is ignored. */
     struct http_deferred *deferred;
@@ -164,6 +174,24 @@ void http_deferred_release(struct http_deferred *d);
 bool http_deferred_suspend(struct http_deferred *d, void (*suspend)(void *ctx),
                            void (*resume)(void *ctx), void *ctx);
 bool http_deferred_take(struct http_deferred *d, struct http_response *out);
+
+/*
+ * The timer of held answers (SPEC §11's latency fault), one thread.
+ * api_timer_create(): over `shop` (not owned), whose drain lets every held
+ * answer go at once; 0 or a negative errno. api_timer_hold(): hold `d`
+ * (not yet handed to the glue, or already: either works) for `ms`: even
+ * once complete it is sent only then. 0, or -EPIPE (timer NULL or closed)
+ * / -ENOMEM, and then `d` is not held. api_timer_close(): let every held
+ * answer go and stop the thread; holds after it are refused. Call it
+ * before the HTTP server stops (a suspended connection must be resumed
+ * first). api_timer_destroy(): close, then free; accepts NULL.
+ * Thread safety: hold from any thread; create, close and destroy from the
+ * controlling thread.
+ */
+int api_timer_create(struct shop *shop, struct api_timer **out);
+int api_timer_hold(struct api_timer *t, struct http_deferred *d, unsigned ms);
+void api_timer_close(struct api_timer *t);
+void api_timer_destroy(struct api_timer *t);
 
 /* Free what a response owns. Accepts a zeroed response. */
 void http_response_release(struct http_response *res);

@@ -63,7 +63,10 @@
     X(SHUTTING_DOWN, 503, "shutting_down", ERRH_CLOSE,                         \
       "the shop is closing and takes no new orders")                           \
     X(STORE_UNAVAILABLE, 503, "store_unavailable", ERRH_RETRY_AFTER,           \
-      "the store cannot be reached; retry in a second")
+      "the store cannot be reached; retry in a second")                        \
+    X(INJECTED_FAULT, 503, "injected_fault", ERRH_RETRY_AFTER,                 \
+      "a fault injected on purpose (PATCH /admin/floor); no order was "        \
+      "taken: retry in a second")
 
 enum http_err {
 #define HTTP_ERR_ENUM(name, status, code, headers, msg) HTTP_ERR_##name,

@@ -44,6 +44,49 @@ int buy_parse(const char *body, size_t len, unsigned max_quantity,
 int restock_parse(const char *body, size_t len, unsigned *quantity, char *msg,
                   size_t msglen);
 
+/*
+ * For other parsers of api/ (floor.c): parse `body` as one JSON object
+ * with no member named twice, as buy_parse() does (0, or -EBADMSG with a
+ * message; the caller deletes `*root`). The raw text of member `item` of
+ * the object `obj` whose own text is `text` (`len` bytes), and whether it
+ * is written as a JSON integer (no fraction, no exponent).
+ */
+struct cJSON;
+int parse_json_object(const char *body, size_t len, struct cJSON **root,
+                      char *msg, size_t msglen);
+bool parse_member_is_integer(const struct cJSON *obj, const struct cJSON *item,
+                             const char *text, size_t len);
+const char *parse_member_raw(const struct cJSON *obj, const struct cJSON *item,
+                             const char *text, size_t len, size_t *toklen);
+
+/* --- floor.c: GET and PATCH /admin/floor (SPEC §11) -------------------- */
+
+/* The handler of /admin/floor (GET, HEAD and PATCH; it checks the method
+ * itself, to answer 405 with Allow: GET, PATCH). */
+void handle_floor(const struct app *app, const struct http_request *req,
+                  const char *arg, struct http_response *res);
+
+/* Whether the request carries exactly one "Authorization: Bearer <admin
+ * token>" (routes.c: compared in constant time). */
+bool api_authorized(const struct app *app, const struct http_request *req);
+
+/* The floor as JSON: {"workers":..,"work_ms":..,"paused":..,"faults":{..}}
+ * and, with `counts`, "faults_injected":{..} (for /stats). */
+void view_floor(const struct shop_floor *f, bool counts, struct jbuf *b);
+
+/* The floor's gauges and counters for /metrics. */
+void metrics_floor(const struct shop_floor *f, struct jbuf *b);
+
+/*
+ * POST /buy's faults (SPEC §11), once the answer `res` is made: when the
+ * order was taken (`taken`), a drawn latency makes the answer wait (res
+ * becomes deferred, resumed by the timer) and a drawn drop marks it to be
+ * dropped (the connection closes without it). `draw` comes from
+ * shop_floor_draw().
+ */
+void floor_buy_answer(const struct app *app, const struct shop_fault_draw *draw,
+                      bool taken, struct http_response *res);
+
 /* Give `res` the string built in `b` (taken), or a static 500 if building
  * ran out of memory. Frees what `res` owned before. */
 void http_set_body(struct http_response *res, unsigned status,

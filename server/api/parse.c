@@ -383,3 +383,26 @@ int restock_parse(const char *body, size_t len, unsigned *quantity, char *msg,
     cJSON_Delete(root);
     return e;
 }
+
+/* --- for other parsers of api/ (floor.c) ------------------------------ */
+
+int parse_json_object(const char *body, size_t len, struct cJSON **root,
+                      char *msg, size_t msglen)
+{
+    return parse_object(body, len, root, msg, msglen);
+}
+
+bool parse_member_is_integer(const struct cJSON *obj, const struct cJSON *item,
+                             const char *text, size_t len)
+{
+    size_t toklen = 0;
+    const char *tok = raw_value(obj, item, text, len, &toklen);
+
+    return tok != NULL && is_integer_token(tok, toklen);
+}
+
+const char *parse_member_raw(const struct cJSON *obj, const struct cJSON *item,
+                             const char *text, size_t len, size_t *toklen)
+{
+    return raw_value(obj, item, text, len, toklen);
+}

@@ -42,9 +42,9 @@ typedef void (*route_fn)(const struct app *app, const struct http_request *req,
                          const char *arg, struct http_response *res);
 
 struct route {
-    const char *path; /* exact path, or prefix when `prefix` */
-    bool prefix;      /* the rest of the path is the handler's argument */
-    bool post;        /* POST only; otherwise GET and HEAD */
+    const char *path;  /* exact path, or prefix when `prefix` */
+    bool prefix;       /* the rest of the path is the handler's argument */
+    const char *allow; /* the methods served, as the Allow header names them */
     route_fn fn;
     const char *suffix; /* with `prefix`: the path must end so, and the
                            argument is what lies between (one segment) */
@@ -184,6 +184,7 @@ struct buy_pending {
     const struct app *app;
     bool keyed; /* it carries an Idempotency-Key: tk holds it */
     struct shop_idem_ticket tk;
+    bool drop; /* SPEC §11's drop fault: close instead of answering */
 };
 
 /* Give a request handed to a durable store its answer `res` (committer
@@ -237,7 +238,12 @@ static void buy_committed(void *arg, int rc, uint64_t id)
     struct http_response res;
     memset(&res, 0, sizeof(res));
     buy_answer(&res, rc, id, true);
-    pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
+    if (p->keyed)
+        idem_finish(p->app, &p->tk, &res);
+    /* The key is committed and remembered: now the answer may be lost. */
+    struct shop_fault_draw draw = {.drop = p->drop};
+    floor_buy_answer(p->app, &draw, rc == 0, &res);
+    http_deferred_complete(p->d, &res);
     free(p);
 }
 
@@ -344,6 +350,15 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     if (bo.has_customer)
         memcpy(o.customer, bo.customer, sizeof(o.customer));
 
+    /* SPEC §11's faults: an injected error takes no order (and no key). */
+    struct shop_fault_draw draw;
+    shop_floor_draw(app->shop, &draw);
+    if (draw.error) {
+        shop_floor_injected(app->shop, SHOP_FAULT_ERROR);
+        http_fail(res, HTTP_ERR_INJECTED_FAULT, NULL);
+        return;
+    }
+
     struct shop_idem_ticket tk;
     char fp[SHOP_IDEM_FP_MAX];
     size_t fp_len = 0;
@@ -367,9 +382,16 @@ static void handle_buy(const struct app *app, const struct http_request *req,
             p->keyed = kc == KEY_OK;
             if (p->keyed)
                 p->tk = tk;
+            p->drop = draw.drop;
+            /* Held before the commit can answer: its 202 waits for both. */
+            bool held = draw.latency_ms > 0 &&
+                        api_timer_hold(app->timer, d, draw.latency_ms) == 0;
             struct shop_order_key ok = {key, key_len, fp, fp_len};
             rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
                                        buy_committed, p);
+            /* (Not handed over: the timer drops its own reference.) */
+            if (held && rc == 0)
+                shop_floor_injected(app->shop, SHOP_FAULT_LATENCY);
         }
         if (rc == 0) {
             res->deferred = d;
@@ -385,6 +407,7 @@ static void handle_buy(const struct app *app, const struct http_request *req,
     buy_answer(res, rc, id, false);
     if (kc == KEY_OK)
         idem_finish(app, &tk, res);
+    floor_buy_answer(app, &draw, rc == 0, res);
 }
 
 /* --- GET /orders/{id} ------------------------------------------------ */
@@ -652,6 +675,11 @@ static bool authorized(const struct app *app, const struct http_request *req)
         v++;
     return api_token_equal(v, strlen(v), app->limits.admin_token,
                            app->limits.admin_token_len);
+}
+
+bool api_authorized(const struct app *app, const struct http_request *req)
+{
+    return authorized(app, req);
 }
 
 /* A restock handed to a durable store's committer, until its verdict. */
@@ -930,19 +958,23 @@ static void handle_events(const struct app *app, const struct http_request *req,
 
 /* --- routing ---------------------------------------------------------- */
 
+static const char GET[] = "GET, HEAD", POST[] = "POST",
+                  GET_PATCH[] = "GET, PATCH";
+
 static const struct route routes[] = {
-    {"/buy", false, true, handle_buy, NULL},
-    {"/orders/", true, false, handle_order, NULL},
-    {"/products", false, false, handle_products, NULL},
-    {"/products/", true, true, handle_restock, "/restock"},
-    {"/products/", true, false, handle_product, NULL},
-    {"/stats", false, false, handle_stats, NULL},
-    {"/metrics", false, false, handle_metrics, NULL},
-    {"/healthz", false, false, handle_healthz, NULL},
-    {"/readyz", false, false, handle_readyz, NULL},
-    {"/", false, false, handle_dashboard, NULL},
-    {"/events", false, false, handle_events, NULL},
-    {"/openapi.json", false, false, handle_openapi, NULL},
+    {"/buy", false, POST, handle_buy, NULL},
+    {"/orders/", true, GET, handle_order, NULL},
+    {"/products", false, GET, handle_products, NULL},
+    {"/products/", true, POST, handle_restock, "/restock"},
+    {"/products/", true, GET, handle_product, NULL},
+    {"/stats", false, GET, handle_stats, NULL},
+    {"/metrics", false, GET, handle_metrics, NULL},
+    {"/healthz", false, GET, handle_healthz, NULL},
+    {"/readyz", false, GET, handle_readyz, NULL},
+    {"/", false, GET, handle_dashboard, NULL},
+    {"/events", false, GET, handle_events, NULL},
+    {"/openapi.json", false, GET, handle_openapi, NULL},
+    {"/admin/floor", false, GET_PATCH, handle_floor, NULL},
 };
 
 #define ROUTE_COUNT (sizeof(routes) / sizeof(routes[0]))
@@ -950,7 +982,20 @@ static const struct route routes[] = {
 /* The methods route `r` serves, as its Allow header names them. */
 static const char *route_allow(const struct route *r)
 {
-    return r->post ? "POST" : "GET, HEAD";
+    return r->allow;
+}
+
+/* Whether `method` is one of the comma-separated names in `allow`. */
+static bool method_allowed(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; *p != '\0'; p += strspn(p, ", ")) {
+        size_t len = strcspn(p, ", ");
+        if (len == n && strncmp(p, method, n) == 0)
+            return true;
+        p += len;
+    }
+    return false;
 }
 
 size_t api_route_count(void)
@@ -965,11 +1010,6 @@ void api_route_at(size_t i, struct api_route_info *out)
     out->param = r->prefix;
     out->suffix = r->suffix;
     out->allow = route_allow(r);
-}
-
-static bool is_get(const char *m)
-{
-    return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
 }
 
 void api_handle(const struct app *app, const struct http_request *req,
@@ -998,11 +1038,8 @@ void api_handle(const struct app *app, const struct http_request *req,
             segment[len] = '\0';
             arg = segment;
         }
-        bool allowed =
-            r->post ? strcmp(req->method, "POST") == 0 : is_get(req->method);
-        if (!allowed) {
-            http_fail(res, HTTP_ERR_METHOD_NOT_ALLOWED,
-                      r->post ? "use POST" : "use GET or HEAD");
+        if (!method_allowed(r->allow, req->method)) {
+            http_fail(res, HTTP_ERR_METHOD_NOT_ALLOWED, NULL);
             http_add_header(res, "Allow", route_allow(r));
             return;
         }

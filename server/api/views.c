@@ -214,6 +214,11 @@ char *api_stats_json(const struct app *app, size_t *len)
     jb_printf(&b,
               "\"queue\":{\"capacity\":%zu,\"depth\":%zu,\"high_water\":%zu},",
               s.queue_capacity, s.queue_depth, s.queue_high_water);
+    struct shop_floor fl; /* SPEC §11 */
+    shop_floor_get(app->shop, &fl);
+    jb_cstr(&b, "\"floor\":");
+    view_floor(&fl, true, &b);
+    jb_cstr(&b, ",");
     jb_printf(
         &b,
         "\"orders\":{\"accepted\":%llu,\"rejected_full\":%llu,"
@@ -328,7 +333,11 @@ void metrics_write(const struct app *app, struct jbuf *b)
           (double)s.queue_capacity);
     gauge(b, "shopd_queue_high_water", "Most orders ever on the belt at once.",
           (double)s.queue_high_water);
-    gauge(b, "shopd_workers", "Worker threads.", (double)s.workers);
+    gauge(b, "shopd_workers", "Worker threads (the pool's size now).",
+          (double)s.workers);
+    struct shop_floor fl; /* SPEC §11 */
+    shop_floor_get(app->shop, &fl);
+    metrics_floor(&fl, b);
     gauge(b, "shopd_draining", "1 while shutting down, else 0.",
           s.draining ? 1 : 0);
     /* Milliseconds are all a scrape every few seconds can use. */

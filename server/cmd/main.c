@@ -590,6 +590,14 @@ static int start_http(struct program *p)
         .header_timeout_s = cfg->header_timeout,
         .max_connections_per_ip = cfg->max_connections_per_ip,
     };
+    int trc = api_timer_create(p->shop, &app->timer);
+    if (trc != 0) {
+        char why[128] = "unknown error";
+        strerror_r(-trc, why, sizeof(why));
+        log_msg(LOG_ERROR, "cannot start the answer timer: %s", why);
+        shop_drain(p->shop, NULL);
+        return -1;
+    }
     if (httpd_start(&ho, app, &p->httpd, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);
         shop_drain(p->shop, NULL);
@@ -645,8 +653,12 @@ static int run(struct program *p)
 /* Undo what the start made, in reverse order; each part may be missing. */
 static void stop(struct program *p)
 {
+    /* Held answers (latency fault) go before the server stops: a
+     * suspended connection must be resumed first. */
+    api_timer_close(p->app.timer);
     httpd_end_streams(p->httpd);
     httpd_stop(p->httpd);
+    api_timer_destroy(p->app.timer);
     /* No handler runs any more: the server's copy of the token goes. */
     explicit_wipe(p->app.limits.admin_token, sizeof(p->app.limits.admin_token));
     pthread_mutex_lock(&p->watch.mu);

@@ -487,6 +487,10 @@ static enum MHD_Result queue_plain(struct MHD_Connection *c,
 {
     struct http_response res = *res_in;
     memset(res_in, 0, sizeof(*res_in));
+    if (res.drop) { /* SPEC §11's drop fault: close, answer nothing */
+        http_response_release(&res);
+        return MHD_NO;
+    }
     struct MHD_Response *r = MHD_create_response_from_buffer(
         res.body_len, res.body,
         res.body_static ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
@@ -560,6 +564,9 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
     req.idempotency_keys = st->hdr.idempotency_keys;
     req.authorization = st->hdr.authorization;
     req.authorizations = st->hdr.authorizations;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    req.client_addr = ci != NULL ? (const void *)ci->client_addr : NULL;
     struct http_response res;
     api_handle(h->app, &req, &res);
     st->answered = true;

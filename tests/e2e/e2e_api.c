@@ -338,7 +338,7 @@ START_TEST(test_e2e_api_stats_shape)
         "queue",       "orders",      "latency_ms",       "throughput",
         "inventory",   "oversold",    "unsafe_inventory", "worker_state",
         "events",      "connections", "instance",         "store",
-        "idempotency", NULL};
+        "idempotency", "floor",       /* SPEC §11 */ NULL};
     static const char *const idem[] = {"replayed", "in_use",   "mismatched",
                                        "keys",     "capacity", NULL};
     static const char *const queue[] = {"capacity", "depth", "high_water",

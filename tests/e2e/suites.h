@@ -21,5 +21,6 @@ Suite *e2e_framing_suite(void);
 Suite *e2e_store_suite(void);
 Suite *e2e_retry_suite(void);
 Suite *e2e_outage_suite(void);
+Suite *e2e_floor_suite(void);
 
 #endif /* SHOPD_TESTS_E2E_SUITES_H */

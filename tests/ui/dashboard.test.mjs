@@ -432,3 +432,86 @@ test('server gone: a readable red pill, stale panels dimmed, live state cleared;
   assert.ok(!(await page.evaluate(() => document.body.classList.contains('stale'))), 'not stale');
   await waitFor(page, '#announce', /restarted/, 2000);
 });
+
+// ---- the shop floor (SPEC §11) ---------------------------------------------
+
+const FLOOR_TOKEN = 'ui-floor-token-0123456789abc';
+
+async function adminFloor(srv) {
+  const r = await fetch(`${srv.url}/admin/floor`, {
+    headers: { Authorization: `Bearer ${FLOOR_TOKEN}` }, cache: 'no-store',
+  });
+  assert.equal(r.status, 200, 'GET /admin/floor');
+  return r.json();
+}
+
+async function unlock(page, token) {
+  await page.locator('#f-token').fill(token);
+  await page.locator('#f-unlock').click();
+}
+
+test('floor controls: a wrong token keeps them locked; the right one drives elves, pause, faults', { timeout: TEST_MS }, async () => {
+  const { srv, page, errors } = await open(['--workers', '2'], undefined,
+    { SHOPD_ADMIN_TOKEN: FLOOR_TOKEN });
+  await waitFor(page, '#f-workers', ['=', 2], LIVE_MS);
+  assert.ok(await page.locator('#f-more').isDisabled(), '+ locked before a token');
+
+  await unlock(page, 'not-the-token-at-all');
+  await waitFor(page, '#f-msg', /^Wrong token: the controls stay locked\.$/, LIVE_MS);
+  assert.ok(await page.locator('#f-more').isDisabled(), '+ still locked after a wrong token');
+  assert.equal((await adminFloor(srv)).workers, 2);
+
+  await unlock(page, FLOOR_TOKEN);
+  await waitFor(page, '#f-msg', /^Controls unlocked/, LIVE_MS);
+  assert.ok(await page.locator('#f-more').isEnabled(), '+ unlocked');
+  await page.locator('#f-more').click();
+  await waitFor(page, '#f-workers', ['=', 3], LIVE_MS);
+  assert.equal((await adminFloor(srv)).workers, 3, '/admin/floor after +');
+  await page.locator('#f-less').click();
+  await waitFor(page, '#f-workers', ['=', 2], LIVE_MS);
+  assert.equal((await stats(srv)).workers, 2, '/stats workers after -');
+
+  await page.locator('#f-pause').click();
+  await waitFor(page, '#f-paused', /^paused$/, LIVE_MS);
+  assert.equal((await adminFloor(srv)).paused, true, 'paused');
+  await page.locator('#f-pause').click();
+  await waitFor(page, '#f-paused', /^working$/, LIVE_MS);
+
+  await page.locator('#f-err').fill('0.5');
+  await page.locator('#f-for').fill('30');
+  await page.locator('#f-inject').click();
+  await waitFor(page, '#faults li', /503 injected_fault · ends in (29|30) s$/, LIVE_MS);
+  assert.equal((await adminFloor(srv)).faults.error_rate, 0.5);
+  await page.locator('#f-end').click();
+  await page.waitForFunction(() => document.querySelectorAll('#faults li').length === 0,
+    null, { timeout: LIVE_MS });
+
+  const html = await page.content();
+  assert.ok(!html.includes(FLOOR_TOKEN), 'the token is not on the page');
+  assert.ok(!srv.log.includes(FLOOR_TOKEN), 'the token is not in the log');
+  noErrors(errors, /status of 401\b/);
+});
+
+test('a live resize: one elf, a full belt, then eight elves drain it', { timeout: TEST_MS }, async () => {
+  const { srv, page, errors } = await open(['--workers', '1', '--work-ms', '20',
+    '--queue-capacity', '64'], undefined, { SHOPD_ADMIN_TOKEN: FLOOR_TOKEN });
+  await unlock(page, FLOOR_TOKEN);
+  await waitFor(page, '#f-msg', /^Controls unlocked/, LIVE_MS);
+  send(page, 1000);
+  await page.waitForFunction(() => {
+    const m = /^depth ([\d,]+) of 64/.exec(document.getElementById('belt-text').textContent);
+    return m && Number(m[1]) >= 40;
+  }, null, { timeout: WAIT_MS, polling: 50 });
+  for (let i = 0; i < 7; i++) {
+    await page.locator('#f-more').click();
+    await waitFor(page, '#f-workers', ['=', 2 + i], LIVE_MS);
+  }
+  await waitFor(page, '#w-sum', /^[2-8] of 8 busy$/, WAIT_MS);
+  await page.screenshot({ path: path.join(OUT, 'floor-resize.png') });
+  await waitFor(page, '#announce', /^Sent 1,000 of 1,000: /);
+  await waitFor(page, '#belt-text', /^depth 0 of 64 slots/);
+  const st = await stats(srv);
+  assert.equal(st.workers, 8);
+  assert.equal(st.orders.processed, st.orders.accepted, 'every accepted order processed');
+  noErrors(errors, CONSOLE_503);
+});
