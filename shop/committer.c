@@ -270,7 +270,12 @@ static void finish_accepts(struct committer *c, size_t na, int rc)
             p->done(p->arg, -EAGAIN, 0);
         } else {
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
-            p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
+            /* -ETIMEDOUT: the store may have taken it (SPEC §7, 504). */
+            p->done(p->arg,
+                    rc == 0            ? -EEXIST
+                    : rc == -ETIMEDOUT ? -ETIMEDOUT
+                                       : -EIO,
+                    0);
         }
     }
 }
@@ -292,7 +297,7 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
                 .stock = r->stock, .sold = r->sold, .restocked = r->restocked};
             p->done(p->arg, 0, &st);
         } else {
-            p->done(p->arg, -EIO, NULL);
+            p->done(p->arg, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO, NULL);
         }
         free(p);
     }
