@@ -688,6 +688,29 @@ static uint64_t entry_id(const redisReply *e)
     return is_str(e) ? strtoull(e->str, NULL, 10) : 0;
 }
 
+/* The fields of an entry's packed order, "sku|quantity|accepted
+ * ns|instance number|customer" (customer "" or "+" and the name). */
+static void unpack_order(const char *v, size_t len, struct store_order *o,
+                         char *sku)
+{
+    const char *end = v + len, *bar[4];
+    const char *at = v;
+    for (int i = 0; i < 4; i++) {
+        bar[i] = memchr(at, '|', (size_t)(end - at));
+        if (bar[i] == NULL)
+            return;
+        at = bar[i] + 1;
+    }
+    copy_str(sku, STORE_SKU_MAX + 1, v, (size_t)(bar[0] - v));
+    o->quantity = (uint32_t)strtoul(bar[0] + 1, NULL, 10);
+    o->accepted_ns = strtoll(bar[1] + 1, NULL, 10);
+    if (at < end && *at == '+') {
+        o->has_customer = true;
+        copy_str(o->customer, sizeof(o->customer), at + 1,
+                 (size_t)(end - at - 1));
+    }
+}
+
 /* An order from a stream entry [id, [field, value, ...]]. Returns 0, or
  * -ENOENT for an entry that carries no order or an unknown product (then
  * `sku` still names it, and o->id and o->quantity are set). */
@@ -703,25 +726,8 @@ static int entry_order(const struct redis_store *rs, const redisReply *e,
     const redisReply *f = e->element[1];
     for (size_t j = 0; j + 1 < f->elements; j += 2) {
         const redisReply *k = f->element[j], *v = f->element[j + 1];
-        if (!is_str(k) || !is_str(v) || k->len != 1)
-            continue;
-        switch (k->str[0]) {
-        case 'p':
-            copy_str(sku, STORE_SKU_MAX + 1, v->str, v->len);
-            break;
-        case 'q':
-            o->quantity = (uint32_t)strtoul(v->str, NULL, 10);
-            break;
-        case 't':
-            o->accepted_ns = strtoll(v->str, NULL, 10);
-            break;
-        case 'c':
-            o->has_customer = true;
-            copy_str(o->customer, sizeof(o->customer), v->str, v->len);
-            break;
-        default:
-            break;
-        }
+        if (is_str(k) && is_str(v) && strcmp(k->str, "o") == 0)
+            unpack_order(v->str, v->len, o, sku);
     }
     int64_t idx = find_sku(rs, sku);
     if (o->id == 0 || idx < 0)
@@ -1233,35 +1239,48 @@ static int check_batch(const struct redis_store *rs,
     return 0;
 }
 
-/* The arguments of the results, accepts and restocks of `b`. `cust` has
- * room for naccepts customers ("+name", or "" for none). */
+/* The tail of a result's record: "|<processed us>|<worker>|<number>". */
+static void arg_tail(struct redis_store *rs, struct args *a, int64_t ns,
+                     int32_t worker)
+{
+    arg_fmt(a, "|%" PRId64 "|%" PRId32 "|%s", ns / 1000, worker, rs->number);
+}
+
+/* Room for an order packed as its entry's field (unpack_order()). */
+#define PACKED_MAX (STORE_SKU_MAX + STORE_CUSTOMER_MAX + 96)
+
+/* The arguments of the results, accepts and restocks of `b`. `pk` has
+ * room for naccepts packed orders. */
 static void arg_batch(struct redis_store *rs, struct args *a,
-                      const struct store_batch *b,
-                      char (*cust)[STORE_CUSTOMER_MAX + 2])
+                      const struct store_batch *b, char (*pk)[PACKED_MAX])
 {
     for (size_t i = 0; i < b->nresults; i++) {
         const struct store_result *res = &b->results[i];
         arg_fmt(a, "%" PRIu64, res->id);
         arg_s(a, rs->products[res->product].sku);
         arg_fmt(a, "%" PRIu32, res->quantity);
-        arg_fmt(a, "%" PRId32, res->worker);
-        arg_fmt(a, "%019" PRId64, res->processed_ns);
+        arg_tail(rs, a, res->processed_ns, res->worker);
     }
     for (size_t i = 0; i < b->naccepts; i++) {
         const struct store_accept *acc = &b->accepts[i];
         const struct store_order *o = &acc->order;
-        char *cu = cust[i];
-        cu[0] = '\0';
+        int n = snprintf(pk[i], PACKED_MAX, "%s|%" PRIu32 "|%" PRId64 "|%s|",
+                         rs->products[o->product].sku, o->quantity,
+                         o->accepted_ns, rs->number);
+        size_t len = n > 0 ? (size_t)n : 0;
         if (o->has_customer) {
-            cu[0] = '+';
-            copy_str(cu + 1, STORE_CUSTOMER_MAX + 1, o->customer,
-                     strnlen(o->customer, STORE_CUSTOMER_MAX));
+            size_t cl = strnlen(o->customer, STORE_CUSTOMER_MAX);
+            pk[i][len++] = '+';
+            memcpy(pk[i] + len, o->customer, cl);
+            len += cl;
         }
-        arg_s(a, rs->products[o->product].sku);
-        arg_fmt(a, "%" PRIu32, o->quantity);
-        arg_s(a, cu);
-        arg_fmt(a, "%" PRId64, o->accepted_ns);
-        arg_idem(a, acc->idem, "buy");
+        arg(a, pk[i], len);
+        if (acc->idem != NULL) {
+            arg_s(a, "1");
+            arg_idem(a, acc->idem, "buy");
+        } else {
+            arg_s(a, "");
+        }
     }
     for (size_t i = 0; i < b->nrestocks; i++) {
         const struct store_restock *rt = &b->restocks[i];
@@ -1295,9 +1314,9 @@ static int rd_commit(struct store *st, struct store_batch *b)
         return ret;
     if (nr + na + nk == 0)
         return probe(rs);
-    ret = args_init(&a, 16 + 5 * nr + 9 * na + 7 * nk, 16 + 5 * (nr + na + nk));
-    char(*cust)[STORE_CUSTOMER_MAX + 2] = calloc(na ? na : 1, sizeof(*cust));
-    if (ret < 0 || cust == NULL) {
+    ret = args_init(&a, 16 + 4 * nr + 7 * na + 7 * nk, 16 + 5 * (nr + na + nk));
+    char(*pk)[PACKED_MAX] = calloc(na ? na : 1, sizeof(*pk));
+    if (ret < 0 || pk == NULL) {
         ret = -ENOMEM;
         goto out;
     }
@@ -1306,7 +1325,7 @@ static int rd_commit(struct store *st, struct store_batch *b)
     if (lane < 0)
         goto out;
     arg_head(rs, &a, lane, seq, nr, na, nk);
-    arg_batch(rs, &a, b, cust);
+    arg_batch(rs, &a, b, pk);
     ret = exchange(rs, &a, &r);
     if (ret < 0)
         goto out;
@@ -1327,7 +1346,7 @@ out:
         freeReplyObject(r);
     if (lane >= 0)
         lane_put(rs, lane);
-    free(cust);
+    free(pk);
     args_free(&a);
     atomic_store(&rs->available, ret == 0);
     if (ret == -EIO || ret == -ETIMEDOUT)
@@ -1439,15 +1458,14 @@ static void process_here(struct redis_store *rs, const struct odd *odd,
     int64_t now = time_now_ns(CLOCK_REALTIME);
     int lane = -1;
 
-    if (args_init(&a, 16 + 5 * n, 16 + 4 * n) == 0 &&
+    if (args_init(&a, 16 + 4 * n, 16 + 4 * n) == 0 &&
         (lane = lane_get(rs, &seq)) >= 0) {
         arg_head(rs, &a, lane, seq, n, 0, 0);
         for (size_t i = 0; i < n; i++) {
             arg_fmt(&a, "%" PRIu64, odd[i].id);
             arg_s(&a, odd[i].sku);
             arg_fmt(&a, "%" PRIu32, odd[i].quantity);
-            arg_fmt(&a, "%u", worker);
-            arg_fmt(&a, "%019" PRId64, now);
+            arg_tail(rs, &a, now, (int32_t)worker);
         }
         /* On failure the entries stay pending: claimed again later. */
         if (exchange(rs, &a, &r) == 0)

@@ -14,15 +14,20 @@
 --                   out_of_stock, double_deliveries, reclaimed, restocked
 --   P:skus          sorted set of every SKU, scored by insertion order
 --                   (the score is the product's number)
---   P:p:<sku>       hash: name, price_cents, initial, stock, sold, restocked
---   P:belt          stream of the orders, entry id "<order id>-0", fields
---                   p (sku), q, t (accepted, ns), a (accepting instance's
---                   number), c (customer; absent: none); consumer group
---                   "workers". Entries are acknowledged (XACK, many at
---                   once) when their order becomes final, and trimmed
---                   (XTRIM MINID ~) below the older of the oldest order
---                   not final and the last `history` orders: the entry is
---                   the record of an order's accepted fields.
+--   P:p:<sku>       hash: name, price_cents, initial, restocked
+--   P:stock, P:sold hashes: sku -> units on the shelf, units sold (one
+--                   hash each, so a batch reads and writes every product's
+--                   numbers in one command each)
+--   P:belt          stream of the orders, entry id "<order id>-0", one
+--                   field o = "<sku>|<quantity>|<accepted ns>|<accepting
+--                   instance's number>|<customer>" (customer "" for none,
+--                   else "+" and the name: any bytes, last), packed by
+--                   shopd; consumer group "workers". Entries are
+--                   acknowledged (XACK, many at once) when their order
+--                   becomes final, and trimmed (XTRIM MINID ~) below the
+--                   older of the oldest order not final and the last
+--                   `history` orders: the entry is the record of an
+--                   order's accepted fields.
 --   P:f:<b>         hash of the final orders with ids b*64 .. b*64+63:
 --                   field id, value "<status>|<processed us>|<worker>|
 --                   <processing instance's number>"; a bucket is deleted
@@ -138,8 +143,10 @@ local function seed(keys, args)
         if redis.call('EXISTS', key) == 0 then
             local stock = args[7 + i * 4]
             redis.call('HSET', key, 'name', args[5 + i * 4],
-                       'price_cents', args[6 + i * 4], 'stock', stock,
-                       'sold', 0, 'restocked', 0, 'initial', stock)
+                       'price_cents', args[6 + i * 4], 'restocked', 0,
+                       'initial', stock)
+            redis.call('HSET', p .. ':stock', sku, stock)
+            redis.call('HSET', p .. ':sold', sku, 0)
             redis.call('ZADD', p .. ':skus',
                        redis.call('ZCARD', p .. ':skus'), sku)
             out[#out + 1] = sku
@@ -175,45 +182,123 @@ local function lowest_bucket(last, hist)
     return math.floor((last - hist + 1) / B)
 end
 
--- Results: n times (order id, sku, quantity, worker, processed_ns). For an
--- order not final yet: take the stock if there is enough and record the
--- final status; a final one (a second delivery) is counted and left.
--- Appends {status, applied (0/1)} per order to `out`.
+-- Which results of a batch are final already: one HMGET per record
+-- bucket still kept. Returns {index -> record} for those found, and each
+-- result's bucket.
+local function finals(p, args, at, n, low)
+    local byb, order, bks = {}, {}, {}
+    for i = 0, n - 1 do
+        local bk = math.floor(tonumber(args[at + i * 4]) / B)
+        bks[i] = bk
+        if bk >= low then
+            if not byb[bk] then
+                byb[bk] = {}
+                order[#order + 1] = bk
+            end
+            local l = byb[bk]
+            l[#l + 1] = i
+        end
+    end
+    local found = {}
+    for _, bk in ipairs(order) do
+        local ids = {}
+        for k, i in ipairs(byb[bk]) do
+            ids[k] = args[at + i * 4]
+        end
+        local v = redis.call('HMGET', p .. ':f:' .. bk, unpack(ids))
+        for k, i in ipairs(byb[bk]) do
+            if v[k] then
+                found[i] = v[k]
+            end
+        end
+    end
+    return found, bks
+end
+
+-- The stock and sold of every SKU of a batch: one HMGET each.
+local function shelf(p, args, at, n)
+    local skus, seen = {}, {}
+    for i = 0, n - 1 do
+        local sku = args[at + i * 4 + 1]
+        if not seen[sku] then
+            seen[sku] = true
+            skus[#skus + 1] = sku
+        end
+    end
+    local st, so = {}, {}
+    if #skus > 0 then
+        local a = redis.call('HMGET', p .. ':stock', unpack(skus))
+        local b = redis.call('HMGET', p .. ':sold', unpack(skus))
+        for k, sku in ipairs(skus) do
+            st[sku] = tonumber(a[k] or '0')
+            so[sku] = tonumber(b[k] or '0')
+        end
+    end
+    return st, so
+end
+
+-- Write the changed stock and sold, and the new records, per bucket.
+local function write_back(p, st, so, touched, recs, rorder)
+    if #touched > 0 then
+        local a, b = {}, {}
+        for _, sku in ipairs(touched) do
+            a[#a + 1] = sku
+            a[#a + 1] = int(st[sku])
+            b[#b + 1] = sku
+            b[#b + 1] = int(so[sku])
+        end
+        redis.call('HSET', p .. ':stock', unpack(a))
+        redis.call('HSET', p .. ':sold', unpack(b))
+    end
+    for _, bk in ipairs(rorder) do
+        call_chunks('HSET', {p .. ':f:' .. bk}, recs[bk])
+    end
+end
+
+-- Results: n times (order id, sku, quantity, record tail "|<processed
+-- us>|<worker>|<processing instance's number>"). For an order not final
+-- yet: take the stock if there is enough and record the final status; a
+-- final one (a second delivery) is counted and left. Appends {status,
+-- applied (0/1)} per order to `out`.
 local function process(p, args, at, n, c, ino, hist, out)
     local belt = p .. ':belt'
     local low = lowest_bucket(c.last_id, hist)
-    local prods, touched, acks = {}, {}, {}
+    local found, bks = finals(p, args, at, n, low)
+    local st, so = shelf(p, args, at, n)
+    local touched, dirty, done = {}, {}, {}
+    local recs, rorder, acks = {}, {}, {}
     for i = 0, n - 1 do
-        local b = at + i * 5
+        local b = at + i * 4
         local id, sku, q = args[b], args[b + 1], tonumber(args[b + 2])
-        local bucket = math.floor(tonumber(id) / B)
-        local pr = prods[sku]
-        if not pr then
-            local ps = redis.call('HMGET', p .. ':p:' .. sku, 'stock', 'sold')
-            pr = {stock = tonumber(ps[1] or '0'),
-                  sold = tonumber(ps[2] or '0')}
-            prods[sku] = pr
-        end
-        local status = pr.stock >= q and 1 or 2
+        local bk = bks[i]
+        local status = st[sku] >= q and 1 or 2
         local fresh
-        if bucket >= low then
-            local rec = status .. '|' .. string.sub(args[b + 4], 1, -4) ..
-                            '|' .. args[b + 3] .. '|' .. ino
-            fresh = redis.call('HSETNX', p .. ':f:' .. bucket, id, rec) == 1
+        if done[id] then
+            fresh = false -- twice in this very batch
+        elseif bk >= low then
+            fresh = not found[i]
             if fresh then
-                acks[#acks + 1] = id .. '-0'
+                if not recs[bk] then
+                    recs[bk] = {}
+                    rorder[#rorder + 1] = bk
+                end
+                local l = recs[bk]
+                l[#l + 1] = id
+                l[#l + 1] = status .. args[b + 3]
+                acks[#acks + 1] = id -- an entry id without "-0" means "-0"
             end
         else
-            fresh = redis.call('XACK', belt, GROUP, id .. '-0') == 1
+            fresh = redis.call('XACK', belt, GROUP, id) == 1
         end
         if fresh then
+            done[id] = status
             if status == 1 then
-                if not pr.dirty then
-                    pr.dirty = true
+                if not dirty[sku] then
+                    dirty[sku] = true
                     touched[#touched + 1] = sku
                 end
-                pr.stock = pr.stock - q
-                pr.sold = pr.sold + q
+                st[sku] = st[sku] - q
+                so[sku] = so[sku] + q
                 c.fulfilled = c.fulfilled + 1
             else
                 c.out_of_stock = c.out_of_stock + 1
@@ -223,39 +308,31 @@ local function process(p, args, at, n, c, ino, hist, out)
             out[#out + 1] = 1
         else
             c.double_deliveries = c.double_deliveries + 1
-            local old = false
-            if bucket >= low then
-                old = redis.call('HGET', p .. ':f:' .. bucket, id)
-            end
-            out[#out + 1] = old and tonumber(string.sub(old, 1, 1)) or 0
+            local old = found[i] and tonumber(string.sub(found[i], 1, 1))
+            out[#out + 1] = old or done[id] or 0
             out[#out + 1] = 0
         end
     end
-    for _, sku in ipairs(touched) do
-        local pr = prods[sku]
-        redis.call('HSET', p .. ':p:' .. sku, 'stock', int(pr.stock), 'sold',
-                   int(pr.sold))
-    end
+    write_back(p, st, so, touched, recs, rorder)
     call_chunks('XACK', {belt, GROUP}, acks)
-    return at + n * 5
+    return at + n * 4
 end
 
--- Accepts: n times (sku, quantity, customer ("" none, else "+" then the
--- name), accepted_ns, endpoint, idempotency key ("" none), fingerprint,
--- answer status, answer body). Appends per order {0, id} accepted, {1, 0}
--- the shop-wide belt is full, {2, value} the key exists (its value).
+-- Accepts: n times (the order packed as its entry's field o, keyed (""
+-- none, or "1" followed by endpoint, idempotency key, fingerprint, answer
+-- status, answer body)). Appends per order {0, id} accepted, {1, 0} the
+-- shop-wide belt is full, {2, value} the key exists (its value).
 local function accept(p, args, at, n, c, ino, cap, ttl, hist, out)
     local belt = p .. ':belt'
     local depth = c.accepted - c.processed
     local last = c.last_id
     local k = 0
-    for i = 0, n - 1 do
-        local b = at + i * 9
-        local sku, qty, cust, t = args[b], args[b + 1], args[b + 2],
-                                  args[b + 3]
+    local b = at
+    for _ = 1, n do
         local kkey, old = nil, nil
-        if args[b + 5] ~= '' then
-            kkey = p .. ':idem:' .. args[b + 4] .. ':' .. args[b + 5]
+        local keyed = args[b + 1] ~= ''
+        if keyed then
+            kkey = p .. ':idem:' .. args[b + 2] .. ':' .. args[b + 3]
             old = redis.call('GET', kkey)
         end
         if old then
@@ -268,22 +345,17 @@ local function accept(p, args, at, n, c, ino, cap, ttl, hist, out)
         else
             k = k + 1
             local id = int(last + k)
-            if cust ~= '' then
-                redis.call('XADD', belt, id .. '-0', 'p', sku, 'q', qty, 't',
-                           t, 'a', ino, 'c', string.sub(cust, 2))
-            else
-                redis.call('XADD', belt, id .. '-0', 'p', sku, 'q', qty, 't',
-                           t, 'a', ino)
-            end
+            redis.call('XADD', belt, id .. '-0', 'o', args[b])
             if kkey then
                 redis.call('SET', kkey,
-                           idem_value(args[b + 6], args[b + 7], id,
-                                      args[b + 8]), 'EX', ttl)
+                           idem_value(args[b + 4], args[b + 5], id,
+                                      args[b + 6]), 'EX', ttl)
             end
             depth = depth + 1
             out[#out + 1] = 0
             out[#out + 1] = last + k
         end
+        b = b + (keyed and 7 or 2)
     end
     if k > 0 then
         c.last_id = last + k
@@ -296,7 +368,7 @@ local function accept(p, args, at, n, c, ino, cap, ttl, hist, out)
         end
         call_chunks('DEL', {}, dels)
     end
-    return at + n * 9
+    return b
 end
 
 -- Restocks: n times (sku, quantity, endpoint, idempotency key ("" none),
@@ -318,9 +390,10 @@ local function restock(p, args, at, n, c, ttl, out)
             out[#out + 1] = 0
             out[#out + 1] = 0
         else
-            local stock = redis.call('HINCRBY', pkey, 'stock', qty)
+            local stock = redis.call('HINCRBY', p .. ':stock', sku, qty)
             local rs = redis.call('HINCRBY', pkey, 'restocked', qty)
-            local sold = tonumber(redis.call('HGET', pkey, 'sold') or '0')
+            local sold = tonumber(redis.call('HGET', p .. ':sold', sku) or
+                                      '0')
             c.restocked = c.restocked + qty
             if kkey then
                 -- The answer with the numbers of this very restock.
@@ -466,14 +539,10 @@ local function order(keys, args)
     if #e == 0 then
         return {}
     end
-    local f = {}
-    local fl = e[1][2]
-    for k = 1, #fl - 1, 2 do
-        f[fl[k]] = fl[k + 1]
-    end
-    local out = {0, f.p or '', tonumber(f.q or '0'),
-                 f.c and ('+' .. f.c) or '', f.t or '0', '0', -1,
-                 name_of(p, f.a or '0'), ''}
+    local sku, q, t, a, cust = string.match(e[1][2][2] or '',
+                                            '^([^|]*)|(%d+)|(%d+)|(%d+)|(.*)$')
+    local out = {0, sku or '', tonumber(q or '0'), cust or '', t or '0', '0',
+                 -1, name_of(p, a or '0'), ''}
     local bucket = math.floor(tonumber(id) / B)
     if bucket >= lowest_bucket(c.last_id, hist) then
         local rec = redis.call('HGET', p .. ':f:' .. bucket, id)
@@ -495,22 +564,30 @@ local function order(keys, args)
 end
 
 -- Every product: {sku, name, price_cents, initial, stock, sold, restocked,
--- ...} in insertion order. ARGV: epoch.
+-- ...} in insertion order. ARGV: epoch. (unpack of every SKU: up to
+-- LUAI_MAXCSTACK, some 7,900 products.)
 local function products(keys, args)
     local p = keys[1]
     if redis.call('HGET', p .. ':counters', 'shop') ~= args[1] then
         return noshop()
     end
     local out = {}
-    for _, sku in ipairs(redis.call('ZRANGE', p .. ':skus', 0, -1)) do
+    local skus = redis.call('ZRANGE', p .. ':skus', 0, -1)
+    if #skus == 0 then
+        return out
+    end
+    local st = redis.call('HMGET', p .. ':stock', unpack(skus))
+    local so = redis.call('HMGET', p .. ':sold', unpack(skus))
+    for k, sku in ipairs(skus) do
         local h = redis.call('HMGET', p .. ':p:' .. sku, 'name',
-                             'price_cents', 'initial', 'stock', 'sold',
-                             'restocked')
+                             'price_cents', 'initial', 'restocked')
         out[#out + 1] = sku
         out[#out + 1] = h[1]
-        for k = 2, 6 do
-            out[#out + 1] = tonumber(h[k] or '0')
-        end
+        out[#out + 1] = tonumber(h[2] or '0')
+        out[#out + 1] = tonumber(h[3] or '0')
+        out[#out + 1] = tonumber(st[k] or '0')
+        out[#out + 1] = tonumber(so[k] or '0')
+        out[#out + 1] = tonumber(h[4] or '0')
     end
     return out
 end

@@ -642,18 +642,24 @@ END_TEST
 static redisReply *commit_by_hand(redisContext *c, const char *epoch,
                                   const char *boot, const char *seq)
 {
-    const char *argv[] = {"FCALL", "shopd_commit",
-                          "1",     "{shopd}",
-                          epoch,   "a",
-                          "1",     "7",
-                          boot,    seq,
-                          "100",   "60",
-                          "1000",  "0",
-                          "1",     "0",
-                          "apple", "1",
-                          "",      "1700000000123456789",
-                          "buy",   "",
-                          "",      "0",
+    /* A keyless accept: the packed order, keyed. */
+    const char *argv[] = {"FCALL",
+                          "shopd_commit",
+                          "1",
+                          "{shopd}",
+                          epoch,
+                          "a",
+                          "1",
+                          "7",
+                          boot,
+                          seq,
+                          "100",
+                          "60",
+                          "1000",
+                          "0",
+                          "1",
+                          "0",
+                          "apple|1|1700000000123456789|1|",
                           ""};
     redisReply *r =
         redisCommandArgv(c, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
@@ -788,10 +794,10 @@ START_TEST(test_redis_memory_flat_and_history_kept)
     ck_assert_int_eq(store_order_get(a, held_id, &o), -ENOENT);
     /* ... and applied once: a second delivery changes nothing. */
     ck_assert_uint_eq(finish_orders(a, &held, 1, &r), 0);
-    ck_assert_int_eq(peek_int(c, "HGET {shopd}:p:apple sold") +
-                         peek_int(c, "HGET {shopd}:p:apple stock"),
+    ck_assert_int_eq(peek_int(c, "HGET {shopd}:sold apple") +
+                         peek_int(c, "HGET {shopd}:stock apple"),
                      1000000000);
-    ck_assert_int_eq(peek_int(c, "HGET {shopd}:p:apple sold"), 8 * HISTORY + 1);
+    ck_assert_int_eq(peek_int(c, "HGET {shopd}:sold apple"), 8 * HISTORY + 1);
     /* Once it is final, the orders behind it go too. */
     sell(a, HISTORY, 100);
     long long after = used_memory(c);
