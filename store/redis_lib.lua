@@ -106,6 +106,24 @@ local function call_chunks(cmd, head, list)
     end
 end
 
+-- HMGET `key` of every field in `list`, 1000 at a time (unpack has a
+-- limit), as one list.
+local function hmget_chunks(key, list)
+    local out = {}
+    local i = 1
+    while i <= #list do
+        local part = {}
+        for k = i, math.min(i + 999, #list) do
+            part[#part + 1] = list[k]
+        end
+        for _, v in ipairs(redis.call('HMGET', key, unpack(part))) do
+            out[#out + 1] = v
+        end
+        i = i + 1000
+    end
+    return out
+end
+
 -- Seed an empty store once, and add catalog products the shop lacks.
 -- ARGV: epoch (used if the store is empty), instance, n, then n times
 -- (sku, name, price_cents, stock). Returns {was_empty (0/1), epoch, boot,
@@ -227,8 +245,8 @@ local function shelf(p, args, at, n)
     end
     local st, so = {}, {}
     if #skus > 0 then
-        local a = redis.call('HMGET', p .. ':stock', unpack(skus))
-        local b = redis.call('HMGET', p .. ':sold', unpack(skus))
+        local a = hmget_chunks(p .. ':stock', skus)
+        local b = hmget_chunks(p .. ':sold', skus)
         for k, sku in ipairs(skus) do
             st[sku] = tonumber(a[k] or '0')
             so[sku] = tonumber(b[k] or '0')
@@ -247,8 +265,8 @@ local function write_back(p, st, so, touched, recs, rorder)
             b[#b + 1] = sku
             b[#b + 1] = int(so[sku])
         end
-        redis.call('HSET', p .. ':stock', unpack(a))
-        redis.call('HSET', p .. ':sold', unpack(b))
+        call_chunks('HSET', {p .. ':stock'}, a)
+        call_chunks('HSET', {p .. ':sold'}, b)
     end
     for _, bk in ipairs(rorder) do
         call_chunks('HSET', {p .. ':f:' .. bk}, recs[bk])
@@ -564,8 +582,7 @@ local function order(keys, args)
 end
 
 -- Every product: {sku, name, price_cents, initial, stock, sold, restocked,
--- ...} in insertion order. ARGV: epoch. (unpack of every SKU: up to
--- LUAI_MAXCSTACK, some 7,900 products.)
+-- ...} in insertion order. ARGV: epoch.
 local function products(keys, args)
     local p = keys[1]
     if redis.call('HGET', p .. ':counters', 'shop') ~= args[1] then
@@ -576,8 +593,8 @@ local function products(keys, args)
     if #skus == 0 then
         return out
     end
-    local st = redis.call('HMGET', p .. ':stock', unpack(skus))
-    local so = redis.call('HMGET', p .. ':sold', unpack(skus))
+    local st = hmget_chunks(p .. ':stock', skus)
+    local so = hmget_chunks(p .. ':sold', skus)
     for k, sku in ipairs(skus) do
         local h = redis.call('HMGET', p .. ':p:' .. sku, 'name',
                              'price_cents', 'initial', 'restocked')
