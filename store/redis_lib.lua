@@ -495,19 +495,27 @@ local function commit(keys, args)
                            tonumber(args[9])
     local nres, nacc, nrst = tonumber(args[10]), tonumber(args[11]),
                              tonumber(args[12])
-    local before_acc, before_proc = c.accepted, c.processed
+    local was = {}
+    for i = 2, #COUNTERS do
+        was[i] = c[COUNTERS[i]]
+    end
     local out = {0}
     local at = process(p, args, 13, nres, c, ino, hist, out)
     at = accept(p, args, at, nacc, c, ino, cap, ttl, hist, out)
     restock(p, args, at, nrst, c, ttl, out)
+    -- The counters that moved, in one command.
     local h = {}
     for i = 2, #COUNTERS do
-        h[#h + 1] = COUNTERS[i]
-        h[#h + 1] = int(c[COUNTERS[i]])
+        if c[COUNTERS[i]] ~= was[i] then
+            h[#h + 1] = COUNTERS[i]
+            h[#h + 1] = int(c[COUNTERS[i]])
+        end
     end
-    redis.call('HSET', p .. ':counters', unpack(h))
-    if math.floor(c.accepted / 256) ~= math.floor(before_acc / 256) or
-        math.floor(c.processed / 256) ~= math.floor(before_proc / 256) then
+    if #h > 0 then
+        redis.call('HSET', p .. ':counters', unpack(h))
+    end
+    if math.floor(c.accepted / 256) ~= math.floor(was[3] / 256) or
+        math.floor(c.processed / 256) ~= math.floor(was[5] / 256) then
         trim(p, c, hist)
     end
     redis.call('SET', tkey, boot .. ' ' .. seq .. '\n' .. cmsgpack.pack(out),
