@@ -597,6 +597,65 @@ START_TEST(test_redis_flushall_is_never_a_new_shop)
 }
 END_TEST
 
+/* Instances started together: the empty store is seeded exactly once. */
+struct starter {
+    pthread_barrier_t *go;
+    struct store *st;
+    struct store_state state;
+    int rc;
+};
+
+static void *start_one(void *arg)
+{
+    struct starter *s = arg;
+    char err[256];
+    pthread_barrier_wait(s->go);
+    s->rc = store_load(s->st, catalog, NCATALOG, &s->state, err, sizeof(err));
+    return NULL;
+}
+
+START_TEST(test_redis_started_together_seed_once)
+{
+    start_redis(false);
+    enum { N = 4 };
+    struct starter s[N];
+    pthread_t t[N];
+    pthread_barrier_t go;
+    char err[256];
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, N), 0);
+    for (int i = 0; i < N; i++) {
+        char name[8];
+        int rc;
+        snprintf(name, sizeof(name), "s%d", i);
+        memset(&s[i], 0, sizeof(s[i]));
+        s[i].go = &go;
+        s[i].st = open_store_opts(name, 5000, 100, 0, &rc, err, sizeof(err));
+        ck_assert_int_eq(rc, 0);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, start_one, &s[i]), 0);
+    int seeded = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(s[i].rc, 0);
+        seeded += s[i].state.seeded;
+    }
+    ck_assert_int_eq(seeded, 1);
+    /* One shop: an id given by one is not given by another. */
+    uint64_t a, b;
+    accept_n(s[0].st, 1, 1, &a);
+    accept_n(s[3].st, 1, 1, &b);
+    ck_assert_uint_eq(a, 1);
+    ck_assert_uint_eq(b, 2);
+    for (int i = 0; i < N; i++) {
+        store_state_free(&s[i].state);
+        store_close(s[i].st);
+    }
+    pthread_barrier_destroy(&go);
+    stop_redis();
+}
+END_TEST
+
 START_TEST(test_redis_restarted_empty_then_back)
 {
     start_redis(true); /* appendonly, appendfsync always */
@@ -934,6 +993,7 @@ Suite *redis_suite(void)
     tcase_add_test(tc, test_redis_hot_product_many_instances);
     tcase_add_test(tc, test_redis_flushall_is_never_a_new_shop);
     tcase_add_test(tc, test_redis_restarted_empty_then_back);
+    tcase_add_test(tc, test_redis_started_together_seed_once);
     tcase_add_test(tc, test_redis_tagged_commit_applied_once);
     tcase_add_test(tc, test_redis_memory_flat_and_history_kept);
     suite_add_tcase(s, tc);
