@@ -271,9 +271,11 @@ static void finish_accepts(struct committer *c, size_t na, int rc)
             p->done(p->arg, -EAGAIN, 0);
         } else {
             atomic_fetch_sub_explicit(c->held, 1, memory_order_release);
-            if (rc != 0)
+            /* -ETIMEDOUT: the store may have taken it (SPEC §7, 504). */
+            int res = rc == 0 ? -EEXIST : rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+            if (res == -EIO)
                 atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
-            p->done(p->arg, rc == 0 ? -EEXIST : -EIO, 0);
+            p->done(p->arg, res, 0);
         }
     }
 }
@@ -295,8 +297,9 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
                 .stock = r->stock, .sold = r->sold, .restocked = r->restocked};
             p->done(p->arg, 0, &st);
         } else {
-            atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
-            p->done(p->arg, -EIO, NULL);
+            if (rc != -ETIMEDOUT)
+                atomic_fetch_add_explicit(&c->refused, 1, memory_order_relaxed);
+            p->done(p->arg, rc == -ETIMEDOUT ? -ETIMEDOUT : -EIO, NULL);
         }
         free(p);
     }

@@ -5,22 +5,41 @@
  * orders, the order id counter, idempotency keys, and the belt, a Redis
  * Stream drained by one consumer group ("workers") whose consumers are the
  * instances (--instance). Every change is a Redis Function from
- * store/redis_lib.lua, compiled into the binary and loaded (FUNCTION LOAD
- * REPLACE) at open, so each step is atomic in Redis and every instance
- * runs the same code:
- *   shopd_seed     seed an empty shop, add products it lacks (once, even
- *                  when instances start together: it is one atomic step);
- *   shopd_accept   per order: idempotency key, shop-wide belt bound
- *                  (queue_capacity) -> full, next id, XADD, order hash, key;
- *   shopd_process  per order: skip if final (a second delivery, counted),
- *                  else take the stock if there is enough, set the final
- *                  status and who processed it, XACK and XDEL its entry;
- *   shopd_restock, shopd_products, shopd_stats, shopd_reclaimed.
+ * store/redis_lib.lua (its key schema is at its top), compiled into the
+ * binary and loaded (FUNCTION LOAD REPLACE) at open, so each step is
+ * atomic in Redis and every instance runs the same code:
+ *   shopd_seed     at start only: seed an empty store (once, even when
+ *                  instances start together), add products it lacks;
+ *   shopd_commit   one store_commit(), in one FCALL: results (the store
+ *                  decides: stock, final status, XACK), accepts (belt
+ *                  bound, ids, XADD, keys) and restocks;
+ *   shopd_order, shopd_products, shopd_stats, shopd_reclaimed.
  *
- * The store decides (STORE_CAP_DECIDES): results reach store_commit() as
- * STORE_QUEUED and shopd_process fills in the status. One store_commit()
- * is one round trip: MULTI, the FCALLs (128 orders per FCALL), EXEC, so a
- * batch is applied whole or not at all when the connection drops.
+ * Never a silent new shop: store_load() learns the shop's epoch (written
+ * once, by the start that seeded it); every function checks it before it
+ * writes, in the same atomic step, and answers NOSHOP when the shop is
+ * gone (FLUSHALL, a Redis restarted empty). Then `gone` is set: commits
+ * are refused (-EIO: nothing was applied), takes stop, reads answer -EIO,
+ * until a probe finds the same epoch again (the Redis restarted on its
+ * append-only file). Nothing here ever seeds after store_load().
+ *
+ * Never a false answer: each commit carries a tag (instance, lane, boot,
+ * seq): a lane is held by one commit at a time, its seq grows, and boot
+ * grows with every start under this instance name. shopd_commit keeps the
+ * outcome of each lane's last commit and returns it when the same tag
+ * comes again, so after a timeout the commit is sent again on a fresh
+ * connection (for up to OUTCOME_WAIT_MS) without being applied twice.
+ * -EIO means the commit certainly was not applied (refused before it was
+ * sent, or by the script before it wrote); -ETIMEDOUT that the outcome is
+ * still unknown.
+ *
+ * Flat memory (SPEC §7): Redis keeps the last order_history orders (their
+ * stream entries, ~40 B, and their final records in hashes of 64 ids,
+ * ~30 B), plus every order not final; older ones are trimmed (XTRIM
+ * MINID ~) and their record buckets deleted whole, in the commits. A
+ * dropped order answers -ENOENT. Costs per order in Redis: one XADD at
+ * accept; at the end one field of a bucket HSET and one id of an XACK per
+ * batch; stock, sold and counters once per batch.
  *
  * Delivery is at least once. store_take() hands out, in this order: this
  * consumer's own pending entries found at store_load() (a previous life of
@@ -34,16 +53,20 @@
  * Connections: hiredis contexts are not thread-safe, so each call borrows
  * one from a small pool (`pool_mu`, never held across I/O) and gives it
  * back, or drops it after an I/O error; a new one is dialled when the pool
- * is empty. So the committer and every worker each use their own.
+ * is empty. An idle connection that became readable (the server closed
+ * it) is dropped before use, so a dead connection is found before a
+ * commit is sent on it, not after.
  *
- * Locks: `pool_mu` (the idle connections) and `own_mu` (the own pending
- * orders left to hand out) are leaves, never held together or across I/O.
+ * Locks: `pool_mu` (idle connections), `own_mu` (own pending orders left
+ * to hand out) and `lane_mu` (lanes) are leaves, never held together or
+ * across I/O.
  */
 #include "store/internal.h"
 
 #include <errno.h>
 #include <hiredis.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -52,18 +75,23 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define PREFIX             "{shopd}" /* a hash tag: every key in one slot */
 #define GROUP              "workers"
-#define CHUNK              128  /* orders per FCALL */
 #define POOL_MAX           64   /* idle connections kept */
 #define IO_TIMEOUT_MS      5000 /* one reply may take this long */
 #define CONNECT_TIMEOUT_MS 1000
-#define WAIT_MAX_MS        2000 /* longest XREADGROUP BLOCK */
-#define OPEN_WAIT_MS       10000
+#define WAIT_MAX_MS        2000  /* longest XREADGROUP BLOCK */
+#define OPEN_WAIT_MS       10000 /* store_open retries so long */
+#define OUTCOME_WAIT_MS    10000 /* a commit in doubt is resent so long */
+#define RESEND_PAUSE_MS    100   /* between attempts to resend */
+#define SHOP_CHECK_MS      1000  /* takes check the shop's epoch so often */
+#define LANES              1024  /* commits in flight at once, at most */
+#define HISTORY_DEFAULT    65536
 
-/* The stream of orders not final yet (the shared belt). */
-static const char key_orders[] = PREFIX ":orders";
+/* The stream of orders (the shared belt). */
+static const char key_belt[] = PREFIX ":belt";
 
 extern const char redis_lib_lua[];
 extern const char redis_lib_lua_end[];
@@ -80,7 +108,7 @@ struct redis_store {
     char password[256]; /* secret: never logged or reported */
     char instance[STORE_INSTANCE_MAX + 1];
     unsigned port, db, reclaim_ms, ttl;
-    size_t capacity;
+    size_t capacity, history;
     char describe[256];
 
     pthread_mutex_t pool_mu; /* guards pool and npool */
@@ -89,23 +117,33 @@ struct redis_store {
 
     /* Set by store_load(), read-only afterwards (load runs before any
      * commit or take). */
-    struct store_product *catalog; /* for seeding again */
+    struct store_product *catalog;
     size_t ncatalog;
     struct store_product *products;
     size_t nproducts;
     struct sku_slot *by_sku; /* sorted by SKU */
+    char epoch[64];          /* the shop's marker, as seeded */
+    char boot[24];           /* starts under this instance name */
+    char number[24];         /* this instance's number in the shop */
 
     pthread_mutex_t own_mu;  /* guards own, nown, own_next */
     struct store_order *own; /* own pending orders found at load */
     size_t nown, own_next;
 
+    pthread_mutex_t lane_mu; /* guards lane_busy and lane_seq */
+    bool lane_busy[LANES];
+    uint64_t lane_seq[LANES];
+
     _Atomic bool reclaiming;      /* one thread runs XAUTOCLAIM */
     _Atomic int64_t next_reclaim; /* CLOCK_MONOTONIC ns */
     char reclaim_cursor[48];      /* by the thread holding `reclaiming` */
+    _Atomic int64_t next_check;   /* CLOCK_MONOTONIC ns: shop epoch probe */
 
-    _Atomic bool available; /* the last commit succeeded */
-    _Atomic bool reseed;    /* the shop or the library is gone: set up */
+    _Atomic bool available; /* the last commit or take succeeded */
+    _Atomic bool gone;      /* the loaded shop is missing from Redis */
+    _Atomic bool reload;    /* the library is missing: load it again */
     _Atomic uint64_t round_trips, failures, reclaimed, duplicates;
+    _Atomic uint64_t replays, unknown;
 };
 
 /* ---- small helpers --------------------------------------------------- */
@@ -158,13 +196,37 @@ static void count(_Atomic uint64_t *c, uint64_t n)
     atomic_fetch_add_explicit(c, n, memory_order_relaxed);
 }
 
-/* An error reply saying the shop or the library is missing from Redis. */
-static bool gone(const redisReply *r)
+static struct timeval tv_ms(int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000L};
+    return tv;
+}
+
+/* An error reply saying the shop is missing from Redis. */
+static bool is_err(const redisReply *r, const char *what)
 {
     return r != NULL && r->type == REDIS_REPLY_ERROR &&
-           (strstr(r->str, "NOSHOP") != NULL ||
-            strstr(r->str, "NOGROUP") != NULL ||
-            strstr(r->str, "Function not found") != NULL);
+           strstr(r->str, what) != NULL;
+}
+
+/*
+ * Note what an error reply says of the shop: NOSHOP (or NOGROUP, the belt
+ * gone) marks the shop gone; a missing function asks for the library
+ * again (a Redis restarted empty lost it; the shop's check then says
+ * NOSHOP). Returns true if the reply was such an error.
+ */
+static bool note_error(struct redis_store *rs, const redisReply *r)
+{
+    if (is_err(r, "NOSHOP") || is_err(r, "NOGROUP")) {
+        atomic_store(&rs->gone, true);
+        atomic_store(&rs->available, false);
+        return true;
+    }
+    if (is_err(r, "Function not found")) {
+        atomic_store(&rs->reload, true);
+        return true;
+    }
+    return false;
 }
 
 static int sku_cmp(const void *a, const void *b)
@@ -254,6 +316,27 @@ static int load_library(redisContext *c, char *err, size_t errlen)
     return ret;
 }
 
+/* Run one setup command (AUTH, SELECT). Returns 0, or -1 with the reason
+ * in `err` and `*fatal` when retrying cannot help. */
+static int setup_cmd(redisContext *c, int argc, const char **argv,
+                     const char *what, char *err, size_t errlen, bool *fatal)
+{
+    redisReply *r = redisCommandArgv(c, argc, argv, NULL);
+    if (r == NULL) {
+        snprintf(err, errlen, "%s", c->errstr);
+        return -1;
+    }
+    int ret = 0;
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* Redis's own text; it never repeats the password. */
+        snprintf(err, errlen, "%s: %s", what, r->str);
+        *fatal = strstr(r->str, "LOADING") == NULL;
+        ret = -1;
+    }
+    freeReplyObject(r);
+    return ret;
+}
+
 /*
  * A fresh context, authenticated and on its database, or NULL with the
  * reason in `err`; `fatal` says retrying cannot help (AUTH or SELECT
@@ -262,17 +345,14 @@ static int load_library(redisContext *c, char *err, size_t errlen)
 static redisContext *dial(const struct redis_store *rs, char *err,
                           size_t errlen, bool *fatal)
 {
-    struct timeval ct = {CONNECT_TIMEOUT_MS / 1000,
-                         (CONNECT_TIMEOUT_MS % 1000) * 1000L};
-    struct timeval io = {IO_TIMEOUT_MS / 1000, (IO_TIMEOUT_MS % 1000) * 1000L};
     redisContext *c;
-    redisReply *r = NULL;
 
     *fatal = false;
     if (rs->host[0] != '\0')
-        c = redisConnectWithTimeout(rs->host, (int)rs->port, ct);
+        c = redisConnectWithTimeout(rs->host, (int)rs->port,
+                                    tv_ms(CONNECT_TIMEOUT_MS));
     else
-        c = redisConnectUnixWithTimeout(rs->path, ct);
+        c = redisConnectUnixWithTimeout(rs->path, tv_ms(CONNECT_TIMEOUT_MS));
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");
         return NULL;
@@ -281,49 +361,34 @@ static redisContext *dial(const struct redis_store *rs, char *err,
         snprintf(err, errlen, "%s", c->errstr);
         goto fail;
     }
-    redisSetTimeout(c, io);
+    redisSetTimeout(c, tv_ms(IO_TIMEOUT_MS));
     if (rs->host[0] != '\0')
         redisEnableKeepAlive(c);
     if (rs->password[0] != '\0') {
         const char *argv[] = {"AUTH", rs->password};
-        r = redisCommandArgv(c, 2, argv, NULL);
-        if (r == NULL) {
-            snprintf(err, errlen, "%s", c->errstr);
+        if (setup_cmd(c, 2, argv, "AUTH refused", err, errlen, fatal) < 0)
             goto fail;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            /* Redis's own text; it never repeats the password. */
-            snprintf(err, errlen, "AUTH refused: %s", r->str);
-            *fatal = strstr(r->str, "LOADING") == NULL;
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
     }
     if (rs->db != 0) {
         char db[16];
         snprintf(db, sizeof(db), "%u", rs->db);
         const char *argv[] = {"SELECT", db};
-        r = redisCommandArgv(c, 2, argv, NULL);
-        if (r == NULL) {
-            snprintf(err, errlen, "%s", c->errstr);
+        if (setup_cmd(c, 2, argv, "SELECT", err, errlen, fatal) < 0)
             goto fail;
-        }
-        if (r->type == REDIS_REPLY_ERROR) {
-            snprintf(err, errlen, "SELECT %u: %s", rs->db, r->str);
-            *fatal = strstr(r->str, "LOADING") == NULL;
-            goto fail;
-        }
-        freeReplyObject(r);
-        r = NULL;
     }
     return c;
 
 fail:
-    if (r)
-        freeReplyObject(r);
     redisFree(c);
     return NULL;
+}
+
+/* Whether an idle connection has something to read: the server closed it
+ * (or it is out of step). Such a connection is never used again. */
+static bool stale(const redisContext *c)
+{
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    return poll(&p, 1, 0) != 0;
 }
 
 /* Borrow a connection (dialling one if none is idle), or NULL. */
@@ -333,12 +398,19 @@ static redisContext *borrow(struct redis_store *rs)
     char err[256];
     bool fatal;
 
-    pthread_mutex_lock(&rs->pool_mu);
-    if (rs->npool > 0)
-        c = rs->pool[--rs->npool];
-    pthread_mutex_unlock(&rs->pool_mu);
+    for (;;) {
+        pthread_mutex_lock(&rs->pool_mu);
+        c = rs->npool > 0 ? rs->pool[--rs->npool] : NULL;
+        pthread_mutex_unlock(&rs->pool_mu);
+        if (c == NULL || !stale(c))
+            break;
+        redisFree(c);
+    }
     if (c == NULL)
         c = dial(rs, err, sizeof(err), &fatal);
+    if (c != NULL && atomic_exchange(&rs->reload, false) &&
+        load_library(c, err, sizeof(err)) != 0)
+        atomic_store(&rs->reload, true);
     return c;
 }
 
@@ -350,8 +422,8 @@ static redisContext *borrow(struct redis_store *rs)
  */
 static void give_back(struct redis_store *rs, redisContext *c, bool ok)
 {
-    redisContext *stale[POOL_MAX];
-    size_t nstale = 0;
+    redisContext *old[POOL_MAX];
+    size_t nold = 0;
 
     if (c == NULL)
         return;
@@ -362,30 +434,93 @@ static void give_back(struct redis_store *rs, redisContext *c, bool ok)
             c = NULL;
         }
     } else {
-        nstale = rs->npool;
-        memcpy(stale, rs->pool, nstale * sizeof(redisContext *));
+        nold = rs->npool;
+        memcpy(old, rs->pool, nold * sizeof(redisContext *));
         rs->npool = 0;
     }
     pthread_mutex_unlock(&rs->pool_mu);
     redisFree(c);
-    for (size_t i = 0; i < nstale; i++)
-        redisFree(stale[i]);
+    for (size_t i = 0; i < nold; i++)
+        redisFree(old[i]);
+}
+
+/* One command on a borrowed connection; the reply (NULL on an I/O error)
+ * is the caller's. Notes what an error reply says of the shop. */
+static redisReply *command(struct redis_store *rs, int argc, const char **argv,
+                           const size_t *lens)
+{
+    redisContext *c = borrow(rs);
+    if (c == NULL)
+        return NULL;
+    redisReply *r = redisCommandArgv(c, argc, argv, lens);
+    count(&rs->round_trips, 1);
+    give_back(rs, c, r != NULL);
+    note_error(rs, r);
+    return r;
+}
+
+/*
+ * Whether the loaded shop is in Redis: its epoch in P:counters. Clears or
+ * sets `gone`. Returns 1 (there), 0 (gone) or -EIO (no answer).
+ */
+static int shop_check(struct redis_store *rs)
+{
+    const char *argv[] = {"HGET", PREFIX ":counters", "shop"};
+    redisReply *r = command(rs, 3, argv, NULL);
+    if (r == NULL)
+        return -EIO;
+    bool there = is_str(r) && strcmp(r->str, rs->epoch) == 0;
+    freeReplyObject(r);
+    atomic_store(&rs->gone, !there);
+    return there ? 1 : 0;
 }
 
 /* ---- seeding --------------------------------------------------------- */
 
+/* What shopd_seed answered. */
+struct seeded {
+    bool was_empty;
+    bool *added; /* room for ncatalog flags */
+};
+
+static int seed_reply(struct redis_store *rs, const redisReply *r,
+                      struct seeded *out, char *err, size_t errlen)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "seeding the shop: %s", r->str);
+        return strstr(r->str, "LOADING") ? -EIO : -EPROTO;
+    }
+    if (!is_array(r, 4) || !is_str(r->element[1])) {
+        snprintf(err, errlen, "seeding the shop: unexpected reply");
+        return -EPROTO;
+    }
+    out->was_empty = reply_int(r->element[0]) == 1;
+    copy_str(rs->epoch, sizeof(rs->epoch), r->element[1]->str,
+             r->element[1]->len);
+    snprintf(rs->boot, sizeof(rs->boot), "%" PRId64, reply_int(r->element[2]));
+    snprintf(rs->number, sizeof(rs->number), "%" PRId64,
+             reply_int(r->element[3]));
+    for (size_t i = 4; i < r->elements; i++)
+        for (size_t k = 0; k < rs->ncatalog; k++)
+            if (is_str(r->element[i]) &&
+                strcmp(r->element[i]->str, rs->catalog[k].sku) == 0)
+                out->added[k] = true;
+    return 0;
+}
+
 /*
- * FCALL shopd_seed with the catalog. Stores whether the shop was empty
- * and, in `added` (room for ncatalog flags), which catalog products were
- * new. Returns 0, -EIO or -EPROTO (message in `err`).
+ * FCALL shopd_seed with the catalog: seeds an empty store (with a new
+ * epoch), adds the products it lacks, counts this start under the
+ * instance's name. Returns 0, -EIO or -EPROTO (message in `err`).
  */
-static int seed(struct redis_store *rs, redisContext *c, bool *was_empty,
-                bool *added, char *err, size_t errlen)
+static int seed(struct redis_store *rs, redisContext *c, struct seeded *out,
+                char *err, size_t errlen)
 {
     size_t n = rs->ncatalog;
-    size_t argc = 5 + 4 * n;
+    size_t argc = 7 + 4 * n;
     const char **argv = calloc(argc, sizeof(*argv));
     char(*nums)[2][24] = calloc(n + 1, sizeof(*nums));
+    char epoch[64];
     redisReply *r = NULL;
     int ret = -ENOMEM;
 
@@ -393,20 +528,25 @@ static int seed(struct redis_store *rs, redisContext *c, bool *was_empty,
         snprintf(err, errlen, "out of memory");
         goto out;
     }
+    /* A new shop's epoch: unique to this start (time and process). */
+    snprintf(epoch, sizeof(epoch), "%" PRIx64 "-%lx",
+             (uint64_t)time_now_ns(CLOCK_REALTIME), (long)getpid());
     argv[0] = "FCALL";
     argv[1] = "shopd_seed";
     argv[2] = "1";
     argv[3] = PREFIX;
+    argv[4] = epoch;
+    argv[5] = rs->instance;
     snprintf(nums[n][0], sizeof(nums[n][0]), "%zu", n);
-    argv[4] = nums[n][0];
+    argv[6] = nums[n][0];
     for (size_t i = 0; i < n; i++) {
         const struct store_product *p = &rs->catalog[i];
         snprintf(nums[i][0], sizeof(nums[i][0]), "%" PRId64, p->price_cents);
         snprintf(nums[i][1], sizeof(nums[i][1]), "%" PRId64, p->initial);
-        argv[5 + 4 * i] = p->sku;
-        argv[6 + 4 * i] = p->name;
-        argv[7 + 4 * i] = nums[i][0];
-        argv[8 + 4 * i] = nums[i][1];
+        argv[7 + 4 * i] = p->sku;
+        argv[8 + 4 * i] = p->name;
+        argv[9 + 4 * i] = nums[i][0];
+        argv[10 + 4 * i] = nums[i][1];
     }
     r = redisCommandArgv(c, (int)argc, argv, NULL);
     count(&rs->round_trips, 1);
@@ -415,40 +555,13 @@ static int seed(struct redis_store *rs, redisContext *c, bool *was_empty,
         snprintf(err, errlen, "%s", c->errstr);
         goto out;
     }
-    if (r->type == REDIS_REPLY_ERROR) {
-        snprintf(err, errlen, "seeding the shop: %s", r->str);
-        ret = strstr(r->str, "LOADING") ? -EIO : -EPROTO;
-        goto out;
-    }
-    if (!is_array(r, 1)) {
-        snprintf(err, errlen, "seeding the shop: unexpected reply");
-        ret = -EPROTO;
-        goto out;
-    }
-    if (was_empty)
-        *was_empty = reply_int(r->element[0]) == 1;
-    for (size_t i = 1; added && i < r->elements; i++)
-        for (size_t k = 0; k < n; k++)
-            if (is_str(r->element[i]) &&
-                strcmp(r->element[i]->str, rs->catalog[k].sku) == 0)
-                added[k] = true;
-    ret = 0;
+    ret = seed_reply(rs, r, out, err, errlen);
 out:
     if (r)
         freeReplyObject(r);
     free(nums);
     free(argv);
     return ret;
-}
-
-/* After a "gone" reply: load the library and seed again. */
-static void set_up_again(struct redis_store *rs, redisContext *c)
-{
-    char err[256];
-
-    if (load_library(c, err, sizeof(err)) == 0 &&
-        seed(rs, c, NULL, NULL, err, sizeof(err)) == 0)
-        atomic_store(&rs->reseed, false);
 }
 
 /* ---- open, load, close ----------------------------------------------- */
@@ -461,6 +574,7 @@ static void rd_close(struct store *st)
         return;
     for (size_t i = 0; i < rs->npool; i++)
         redisFree(rs->pool[i]);
+    pthread_mutex_destroy(&rs->lane_mu);
     pthread_mutex_destroy(&rs->own_mu);
     pthread_mutex_destroy(&rs->pool_mu);
     free(rs->own);
@@ -468,6 +582,73 @@ static void rd_close(struct store *st)
     free(rs->products);
     free(rs->catalog);
     free(rs);
+}
+
+/* Copy the options into `rs`. Returns 0 or -EINVAL. */
+static int take_options(struct redis_store *rs, const struct store_options *opt)
+{
+    snprintf(rs->host, sizeof(rs->host), "%s", opt->host ? opt->host : "");
+    snprintf(rs->path, sizeof(rs->path), "%s", opt->path ? opt->path : "");
+    snprintf(rs->password, sizeof(rs->password), "%s",
+             opt->password ? opt->password : "");
+    rs->port = opt->port ? opt->port : 6379;
+    rs->db = opt->db;
+    rs->reclaim_ms = opt->reclaim_ms ? opt->reclaim_ms : 5000;
+    rs->ttl = opt->idempotency_ttl ? opt->idempotency_ttl : 86400;
+    rs->capacity = opt->queue_capacity ? opt->queue_capacity : 1024;
+    rs->history = opt->order_history ? opt->order_history : HISTORY_DEFAULT;
+    if (opt->instance == NULL || opt->instance[0] == '\0' ||
+        strlen(opt->instance) > STORE_INSTANCE_MAX ||
+        (rs->host[0] == '\0' && rs->path[0] == '\0'))
+        return -EINVAL;
+    snprintf(rs->instance, sizeof(rs->instance), "%s", opt->instance);
+    if (rs->host[0] != '\0')
+        snprintf(rs->describe, sizeof(rs->describe), "redis://%.180s:%u/%u",
+                 rs->host, rs->port, rs->db);
+    else
+        snprintf(rs->describe, sizeof(rs->describe), "unix://%.180s?db=%u",
+                 rs->path, rs->db);
+    return 0;
+}
+
+/*
+ * Reach Redis and load the library, retrying an unreachable (or still
+ * loading) server for `wait` ms; the first failure is reported at once
+ * through opt->on_wait. Returns 0, or -EIO / -EPROTO with `why`.
+ */
+static int reach(struct redis_store *rs, const struct store_options *opt,
+                 unsigned wait, char *why, size_t whylen)
+{
+    int64_t give_up = mono_ns() + (int64_t)wait * 1000000;
+    bool told = false;
+
+    for (;;) {
+        bool fatal = false;
+        int ret = -EIO;
+        redisContext *c = dial(rs, why, whylen, &fatal);
+        if (c != NULL) {
+            ret = load_library(c, why, whylen);
+            fatal = ret == -EPROTO;
+            if (ret == 0) {
+                give_back(rs, c, true);
+                return 0;
+            }
+            redisFree(c);
+        }
+        if (fatal)
+            return -EPROTO;
+        if (mono_ns() >= give_up)
+            return -EIO;
+        if (!told && opt->on_wait != NULL) {
+            char line[512];
+            snprintf(line, sizeof(line),
+                     "store %s: %s; waiting up to %u s for Redis to answer",
+                     rs->describe, why, (wait + 999) / 1000);
+            opt->on_wait(opt->on_wait_arg, line);
+            told = true;
+        }
+        pause_ms(200);
+    }
 }
 
 static int rd_open(const struct store_options *opt, struct store **out,
@@ -484,55 +665,22 @@ static int rd_open(const struct store_options *opt, struct store **out,
     }
     pthread_mutex_init(&rs->pool_mu, NULL);
     pthread_mutex_init(&rs->own_mu, NULL);
-    snprintf(rs->host, sizeof(rs->host), "%s", opt->host ? opt->host : "");
-    snprintf(rs->path, sizeof(rs->path), "%s", opt->path ? opt->path : "");
-    snprintf(rs->password, sizeof(rs->password), "%s",
-             opt->password ? opt->password : "");
-    rs->port = opt->port ? opt->port : 6379;
-    rs->db = opt->db;
-    rs->reclaim_ms = opt->reclaim_ms ? opt->reclaim_ms : 5000;
-    rs->ttl = opt->idempotency_ttl ? opt->idempotency_ttl : 86400;
-    rs->capacity = opt->queue_capacity ? opt->queue_capacity : 1024;
-    if (opt->instance == NULL || opt->instance[0] == '\0' ||
-        strlen(opt->instance) > STORE_INSTANCE_MAX ||
-        (rs->host[0] == '\0' && rs->path[0] == '\0')) {
+    pthread_mutex_init(&rs->lane_mu, NULL);
+    ret = take_options(rs, opt);
+    if (ret < 0) {
         snprintf(err, errlen, "store redis: bad options");
-        ret = -EINVAL;
         goto fail;
     }
-    snprintf(rs->instance, sizeof(rs->instance), "%s", opt->instance);
-    if (rs->host[0] != '\0')
-        snprintf(rs->describe, sizeof(rs->describe), "redis://%.180s:%u/%u",
-                 rs->host, rs->port, rs->db);
-    else
-        snprintf(rs->describe, sizeof(rs->describe), "unix://%.180s?db=%u",
-                 rs->path, rs->db);
     atomic_init(&rs->available, true);
     atomic_init(&rs->next_reclaim,
                 mono_ns() + (int64_t)rs->reclaim_ms * 1000000 / 2);
     strcpy(rs->reclaim_cursor, "0-0");
 
-    /* An unreachable (or still loading) Redis is retried for a while. */
     unsigned wait = opt->connect_wait_ms ? opt->connect_wait_ms : OPEN_WAIT_MS;
-    int64_t give_up = mono_ns() + (int64_t)wait * 1000000;
-    for (;;) {
-        bool fatal = false;
-        redisContext *c = dial(rs, why, sizeof(why), &fatal);
-        if (c != NULL) {
-            ret = load_library(c, why, sizeof(why));
-            fatal = ret == -EPROTO;
-            if (ret == 0) {
-                give_back(rs, c, true);
-                break;
-            }
-            redisFree(c);
-        }
-        if (fatal || mono_ns() >= give_up) {
-            snprintf(err, errlen, "store %s: %s", rs->describe, why);
-            ret = fatal ? -EPROTO : -EIO;
-            goto fail;
-        }
-        pause_ms(200);
+    ret = reach(rs, opt, wait, why, sizeof(why));
+    if (ret < 0) {
+        snprintf(err, errlen, "store %s: %s", rs->describe, why);
+        goto fail;
     }
     *out = &rs->base;
     return 0;
@@ -542,40 +690,53 @@ fail:
     return ret;
 }
 
-/* An order from a stream entry [id, [field, value, ...]]. Returns 0, or
- * -ENOENT for an entry that carries no order (or an unknown product: then
- * `id` still gets the order id, 0 if none). */
-static int entry_order(const struct redis_store *rs, const redisReply *e,
-                       struct store_order *o, uint64_t *id)
+/* The order id of a stream entry id "<id>-0", 0 if it is not one. */
+static uint64_t entry_id(const redisReply *e)
 {
-    char sku[STORE_SKU_MAX + 1] = "";
+    return is_str(e) ? strtoull(e->str, NULL, 10) : 0;
+}
 
+/* The fields of an entry's packed order, "sku|quantity|accepted
+ * ns|instance number|customer" (customer "" or "+" and the name). */
+static void unpack_order(const char *v, size_t len, struct store_order *o,
+                         char *sku)
+{
+    const char *end = v + len, *bar[4];
+    const char *at = v;
+    for (int i = 0; i < 4; i++) {
+        bar[i] = memchr(at, '|', (size_t)(end - at));
+        if (bar[i] == NULL)
+            return;
+        at = bar[i] + 1;
+    }
+    copy_str(sku, STORE_SKU_MAX + 1, v, (size_t)(bar[0] - v));
+    o->quantity = (uint32_t)strtoul(bar[0] + 1, NULL, 10);
+    o->accepted_ns = strtoll(bar[1] + 1, NULL, 10);
+    if (at < end && *at == '+') {
+        o->has_customer = true;
+        copy_str(o->customer, sizeof(o->customer), at + 1,
+                 (size_t)(end - at - 1));
+    }
+}
+
+/* An order from a stream entry [id, [field, value, ...]]. Returns 0, or
+ * -ENOENT for an entry that carries no order or an unknown product (then
+ * `sku` still names it, and o->id and o->quantity are set). */
+static int entry_order(const struct redis_store *rs, const redisReply *e,
+                       struct store_order *o, char *sku)
+{
     memset(o, 0, sizeof(*o));
     o->worker = -1;
-    *id = 0;
+    sku[0] = '\0';
     if (!is_array(e, 2) || !is_array(e->element[1], 2))
         return -ENOENT;
+    o->id = entry_id(e->element[0]);
     const redisReply *f = e->element[1];
     for (size_t j = 0; j + 1 < f->elements; j += 2) {
         const redisReply *k = f->element[j], *v = f->element[j + 1];
-        if (!is_str(k) || !is_str(v))
-            continue;
-        if (strcmp(k->str, "id") == 0)
-            o->id = strtoull(v->str, NULL, 10);
-        else if (strcmp(k->str, "p") == 0)
-            copy_str(sku, sizeof(sku), v->str, v->len);
-        else if (strcmp(k->str, "q") == 0)
-            o->quantity = (uint32_t)strtoul(v->str, NULL, 10);
-        else if (strcmp(k->str, "t") == 0)
-            o->accepted_ns = strtoll(v->str, NULL, 10);
-        else if (strcmp(k->str, "by") == 0)
-            copy_str(o->accepted_by, sizeof(o->accepted_by), v->str, v->len);
-        else if (strcmp(k->str, "c") == 0) {
-            o->has_customer = true;
-            copy_str(o->customer, sizeof(o->customer), v->str, v->len);
-        }
+        if (is_str(k) && is_str(v) && strcmp(k->str, "o") == 0)
+            unpack_order(v->str, v->len, o, sku);
     }
-    *id = o->id;
     int64_t idx = find_sku(rs, sku);
     if (o->id == 0 || idx < 0)
         return -ENOENT;
@@ -592,9 +753,9 @@ static int load_own(struct redis_store *rs, redisContext *c, char *err,
     size_t cap = 0;
 
     for (;;) {
-        const char *argv[] = {"XREADGROUP", "GROUP",    GROUP,
-                              rs->instance, "COUNT",    "1000",
-                              "STREAMS",    key_orders, cursor};
+        const char *argv[] = {"XREADGROUP", "GROUP",  GROUP,
+                              rs->instance, "COUNT",  "1000",
+                              "STREAMS",    key_belt, cursor};
         redisReply *r = redisCommandArgv(c, 9, argv, NULL);
         count(&rs->round_trips, 1);
         if (r == NULL) {
@@ -626,8 +787,8 @@ static int load_own(struct redis_store *rs, redisContext *c, char *err,
             cap = ncap;
         }
         for (size_t i = 0; i < n; i++) {
-            uint64_t id;
-            if (entry_order(rs, list->element[i], &rs->own[rs->nown], &id) == 0)
+            char sku[STORE_SKU_MAX + 1];
+            if (entry_order(rs, list->element[i], &rs->own[rs->nown], sku) == 0)
                 rs->nown++;
         }
         const redisReply *last = list->element[n - 1];
@@ -642,11 +803,12 @@ static int load_own(struct redis_store *rs, redisContext *c, char *err,
 static int read_products(struct redis_store *rs, redisContext *c,
                          struct store_product **out, size_t *n)
 {
-    const char *argv[] = {"FCALL", "shopd_products", "1", PREFIX};
-    redisReply *r = redisCommandArgv(c, 4, argv, NULL);
+    const char *argv[] = {"FCALL", "shopd_products", "1", PREFIX, rs->epoch};
+    redisReply *r = redisCommandArgv(c, 5, argv, NULL);
     int ret = -EIO;
 
     count(&rs->round_trips, 1);
+    note_error(rs, r);
     *out = NULL;
     *n = 0;
     if (!is_array(r, 0) || r->elements % 7 != 0)
@@ -677,52 +839,17 @@ out:
     return ret;
 }
 
-static int rd_load(struct store *st, const struct store_product *catalog,
-                   size_t n, struct store_state *out, char *err, size_t errlen)
+/* Index the loaded products by SKU (rs->products, rs->by_sku). */
+static int index_products(struct redis_store *rs,
+                          const struct store_product *prods, size_t np)
 {
-    struct redis_store *rs = (struct redis_store *)st;
-    struct store_product *prods = NULL, *copy = NULL;
-    size_t np = 0;
-    bool *added = calloc(n, sizeof(*added));
-    bool was_empty = false;
-    char why[256] = "";
-    int ret = -ENOMEM;
-    redisContext *c = NULL;
-
-    free(rs->catalog);
-    rs->catalog = calloc(n, sizeof(*rs->catalog));
-    if (rs->catalog == NULL || added == NULL)
-        goto fail;
-    memcpy(rs->catalog, catalog, n * sizeof(*catalog));
-    rs->ncatalog = n;
-    c = borrow(rs);
-    ret = -EIO;
-    if (c == NULL) {
-        snprintf(why, sizeof(why), "cannot connect");
-        goto fail;
-    }
-    ret = seed(rs, c, &was_empty, added, why, sizeof(why));
-    if (ret < 0)
-        goto fail;
-    ret = read_products(rs, c, &prods, &np);
-    if (ret < 0) {
-        snprintf(why, sizeof(why), "reading the products");
-        goto fail;
-    }
-    ret = -ENOMEM;
-    copy = calloc(np ? np : 1, sizeof(*copy));
+    struct store_product *copy = calloc(np ? np : 1, sizeof(*copy));
     struct sku_slot *idx = calloc(np ? np : 1, sizeof(*idx));
     if (copy == NULL || idx == NULL) {
+        free(copy);
         free(idx);
-        goto fail;
+        return -ENOMEM;
     }
-    for (size_t i = 0; i < np; i++)
-        for (size_t k = 0; k < n; k++)
-            if (added[k] && !was_empty &&
-                strcmp(prods[i].sku, catalog[k].sku) == 0) {
-                prods[i].added = true;
-                out->nadded++;
-            }
     memcpy(copy, prods, np * sizeof(*prods));
     free(rs->products);
     free(rs->by_sku);
@@ -734,22 +861,73 @@ static int rd_load(struct store *st, const struct store_product *catalog,
     }
     qsort(idx, np, sizeof(*idx), sku_cmp);
     rs->by_sku = idx;
-    copy = NULL;
+    return 0;
+}
 
-    /* The next id. */
-    const char *argv[] = {"GET", PREFIX ":next_id"};
-    redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+/* The last order id given (P:counters last_id). Returns 0 or -EIO. */
+static int read_last_id(struct redis_store *rs, redisContext *c, uint64_t *out)
+{
+    const char *argv[] = {"HGET", PREFIX ":counters", "last_id"};
+    redisReply *r = redisCommandArgv(c, 3, argv, NULL);
     count(&rs->round_trips, 1);
-    ret = -EIO;
     if (r == NULL || r->type == REDIS_REPLY_ERROR) {
-        snprintf(why, sizeof(why), "reading the next order id");
         if (r)
             freeReplyObject(r);
+        return -EIO;
+    }
+    *out = (uint64_t)reply_int(r);
+    freeReplyObject(r);
+    return 0;
+}
+
+static int rd_load(struct store *st, const struct store_product *catalog,
+                   size_t n, struct store_state *out, char *err, size_t errlen)
+{
+    struct redis_store *rs = (struct redis_store *)st;
+    struct store_product *prods = NULL;
+    size_t np = 0;
+    struct seeded sd = {.added = calloc(n ? n : 1, sizeof(bool))};
+    char why[256] = "";
+    int ret = -ENOMEM;
+    redisContext *c = NULL;
+    uint64_t last = 0;
+
+    free(rs->catalog);
+    rs->catalog = calloc(n ? n : 1, sizeof(*rs->catalog));
+    if (rs->catalog == NULL || sd.added == NULL)
+        goto fail;
+    memcpy(rs->catalog, catalog, n * sizeof(*catalog));
+    rs->ncatalog = n;
+    c = borrow(rs);
+    ret = -EIO;
+    if (c == NULL) {
+        snprintf(why, sizeof(why), "cannot connect");
         goto fail;
     }
-    out->next_id = (uint64_t)reply_int(r) + 1;
-    freeReplyObject(r);
-
+    ret = seed(rs, c, &sd, why, sizeof(why));
+    if (ret < 0)
+        goto fail;
+    ret = read_products(rs, c, &prods, &np);
+    if (ret < 0) {
+        snprintf(why, sizeof(why), "reading the products");
+        goto fail;
+    }
+    for (size_t i = 0; i < np; i++)
+        for (size_t k = 0; k < n; k++)
+            if (sd.added[k] && !sd.was_empty &&
+                strcmp(prods[i].sku, catalog[k].sku) == 0) {
+                prods[i].added = true;
+                out->nadded++;
+            }
+    ret = index_products(rs, prods, np);
+    if (ret < 0)
+        goto fail;
+    ret = read_last_id(rs, c, &last);
+    if (ret < 0) {
+        snprintf(why, sizeof(why), "reading the last order id");
+        goto fail;
+    }
+    out->next_id = last + 1;
     pthread_mutex_lock(&rs->own_mu);
     rs->nown = rs->own_next = 0;
     pthread_mutex_unlock(&rs->own_mu);
@@ -758,22 +936,22 @@ static int rd_load(struct store *st, const struct store_product *catalog,
         goto fail;
 
     give_back(rs, c, true);
+    atomic_store(&rs->gone, false);
     out->products = prods;
     out->nproducts = np;
-    out->seeded = was_empty;
+    out->seeded = sd.was_empty;
     /* Unfinished orders stay on the shared belt: store_take() hands this
      * instance's own ones out first. */
     out->unfinished = NULL;
     out->nunfinished = 0;
-    free(added);
+    free(sd.added);
     return 0;
 
 fail:
     snprintf(err, errlen, "store %s: %s", rs->describe, why);
     give_back(rs, c, false);
-    free(copy);
     free(prods);
-    free(added);
+    free(sd.added);
     return ret;
 }
 
@@ -816,6 +994,24 @@ static const char *arg_fmt(struct args *a, const char *fmt, ...)
     return s;
 }
 
+static int args_init(struct args *a, size_t cap, size_t capnum)
+{
+    memset(a, 0, sizeof(*a));
+    a->cap = cap;
+    a->capnum = capnum;
+    a->v = calloc(cap, sizeof(*a->v));
+    a->len = calloc(cap, sizeof(*a->len));
+    a->num = calloc(capnum, sizeof(*a->num));
+    return a->v && a->len && a->num ? 0 : -ENOMEM;
+}
+
+static void args_free(struct args *a)
+{
+    free(a->num);
+    free(a->len);
+    free(a->v);
+}
+
 /* Append the arguments of one idempotency key (endpoint, key,
  * fingerprint, status, body). */
 static void arg_idem(struct args *a, const struct store_idem *idem,
@@ -836,22 +1032,156 @@ static void arg_idem(struct args *a, const struct store_idem *idem,
     arg(a, idem->body ? idem->body : "", idem->body ? idem->body_len : 0);
 }
 
-/* Send one command from `a` (from argument `first` to the end). */
-static void send_cmd(redisContext *c, struct args *a, size_t first)
+/* ---- lanes: one commit at a time each, a growing sequence ------------ */
+
+/* Take a free lane and the next sequence number on it, or -EAGAIN. */
+static int lane_get(struct redis_store *rs, uint64_t *seq)
 {
-    redisAppendCommandArgv(c, (int)(a->n - first), a->v + first,
-                           a->len + first);
+    int lane = -EAGAIN;
+
+    pthread_mutex_lock(&rs->lane_mu);
+    for (int i = 0; i < LANES; i++)
+        if (!rs->lane_busy[i]) {
+            rs->lane_busy[i] = true;
+            *seq = ++rs->lane_seq[i];
+            lane = i;
+            break;
+        }
+    pthread_mutex_unlock(&rs->lane_mu);
+    return lane;
 }
 
-/* What a commit reply says of the result at `r` (an FCALL's array). */
-static int take_results(struct redis_store *rs, const redisReply *r,
-                        struct store_result *res, size_t m)
+static void lane_put(struct redis_store *rs, int lane)
 {
-    if (!is_array(r, 2 * m))
-        return -EIO;
+    pthread_mutex_lock(&rs->lane_mu);
+    rs->lane_busy[lane] = false;
+    pthread_mutex_unlock(&rs->lane_mu);
+}
+
+/* The head of a shopd_commit call: FCALL, the tag and the counts. */
+static void arg_head(struct redis_store *rs, struct args *a, int lane,
+                     uint64_t seq, size_t nres, size_t nacc, size_t nrst)
+{
+    arg_s(a, "FCALL");
+    arg_s(a, "shopd_commit");
+    arg_s(a, "1");
+    arg_s(a, PREFIX);
+    arg_s(a, rs->epoch);
+    arg_s(a, rs->instance);
+    arg_s(a, rs->number);
+    arg_fmt(a, "%d", lane);
+    arg_s(a, rs->boot);
+    arg_fmt(a, "%" PRIu64, seq);
+    arg_fmt(a, "%zu", rs->capacity);
+    arg_fmt(a, "%u", rs->ttl);
+    arg_fmt(a, "%zu", rs->history);
+    arg_fmt(a, "%zu", nres);
+    arg_fmt(a, "%zu", nacc);
+    arg_fmt(a, "%zu", nrst);
+}
+
+/* ---- sending a commit until its outcome is known ---------------------- */
+
+/*
+ * Write the command in `c`'s output buffer. Returns 0 (all written), 1
+ * (nothing written: the server cannot have it) or -1 (partly written).
+ */
+static int flush_out(redisContext *c)
+{
+    int done = 0;
+
+    if (redisBufferWrite(c, &done) == REDIS_ERR)
+        return 1;
+    while (!done)
+        if (redisBufferWrite(c, &done) == REDIS_ERR)
+            return -1;
+    return 0;
+}
+
+/* Whether an error reply means the commit was not applied and sending it
+ * again may help at once (the library was missing: loaded again). */
+static bool retry_now(struct redis_store *rs, const redisReply *r)
+{
+    return note_error(rs, r) && atomic_load(&rs->reload);
+}
+
+/*
+ * Send the tagged commit in `a` and read its reply into `*out` (an array;
+ * the caller frees it). While no attempt can have reached Redis, a
+ * failure returns -EIO at once (nothing was applied). Once one may have
+ * (sent, then no reply), the same commit is sent again on a fresh
+ * connection until a reply comes or OUTCOME_WAIT_MS pass: then
+ * -ETIMEDOUT. An error reply to a commit that was never in doubt is -EIO
+ * (the script refused it before writing).
+ */
+static int exchange(struct redis_store *rs, struct args *a, redisReply **out)
+{
+    int64_t deadline = 0;
+    bool doubt = false;
+
+    *out = NULL;
+    for (int attempt = 0;; attempt++) {
+        int64_t now = mono_ns();
+        if (doubt && now >= deadline) {
+            count(&rs->unknown, 1);
+            return -ETIMEDOUT;
+        }
+        if (!doubt && attempt >= 3)
+            return -EIO;
+        if (attempt > 0 && doubt)
+            pause_ms(RESEND_PAUSE_MS);
+        redisContext *c = borrow(rs);
+        if (c == NULL) {
+            if (!doubt)
+                return -EIO;
+            continue;
+        }
+        int64_t left = doubt ? (deadline - now) / 1000000 : IO_TIMEOUT_MS;
+        redisSetTimeout(c, tv_ms(left < 1 ? 1 : left));
+        redisAppendCommandArgv(c, (int)a->n, a->v, a->len);
+        int w = flush_out(c);
+        if (w == 1) {
+            give_back(rs, c, false);
+            continue; /* not sent: a fresh connection may do */
+        }
+        bool was_doubt = doubt;
+        if (!doubt) {
+            doubt = true;
+            deadline = mono_ns() + (int64_t)OUTCOME_WAIT_MS * 1000000;
+        }
+        redisReply *r = NULL;
+        if (w < 0 || redisGetReply(c, (void **)&r) != REDIS_OK) {
+            count(&rs->round_trips, 1);
+            give_back(rs, c, false);
+            continue; /* in doubt: send it again */
+        }
+        count(&rs->round_trips, 1);
+        redisSetTimeout(c, tv_ms(IO_TIMEOUT_MS));
+        give_back(rs, c, true);
+        if (r->type != REDIS_REPLY_ERROR) {
+            *out = r;
+            return 0;
+        }
+        bool again = retry_now(rs, r);
+        freeReplyObject(r);
+        if (!was_doubt) {
+            /* Refused, and no earlier attempt can have been applied. */
+            if (!again)
+                return -EIO;
+            doubt = false;
+        }
+        /* Otherwise an earlier attempt may have been applied: only a
+         * reply to the same tag tells (Redis loading, the shop back). */
+    }
+}
+
+/* What a commit reply says of the results at `e` (2 values each). */
+static void take_results(struct redis_store *rs, redisReply **e,
+                         struct store_result *res, size_t m)
+{
     for (size_t i = 0; i < m; i++) {
-        int status = (int)reply_int(r->element[2 * i]);
-        bool applied = reply_int(r->element[2 * i + 1]) == 1;
+        int status = (int)reply_int(e[2 * i]);
+        bool applied = reply_int(e[2 * i + 1]) == 1;
         if (status < STORE_QUEUED || status > STORE_OUT_OF_STOCK)
             status = STORE_QUEUED;
         res[i].status = (enum store_status)status;
@@ -859,16 +1189,13 @@ static int take_results(struct redis_store *rs, const redisReply *r,
         if (!applied)
             count(&rs->duplicates, 1);
     }
-    return 0;
 }
 
-static int take_accepts(const redisReply *r, struct store_accept *acc, size_t m)
+static int take_accepts(redisReply **e, struct store_accept *acc, size_t m)
 {
-    if (!is_array(r, 2 * m))
-        return -EIO;
     for (size_t i = 0; i < m; i++) {
-        int code = (int)reply_int(r->element[2 * i]);
-        const redisReply *v = r->element[2 * i + 1];
+        int code = (int)reply_int(e[2 * i]);
+        const redisReply *v = e[2 * i + 1];
         struct store_accept *a = &acc[i];
         if (code == 0) {
             a->result = STORE_ACCEPTED;
@@ -886,22 +1213,22 @@ static int take_accepts(const redisReply *r, struct store_accept *acc, size_t m)
     return 0;
 }
 
-static int take_restock(const redisReply *r, struct store_restock *rt)
+static int take_restocks(redisReply **e, struct store_restock *rt, size_t m)
 {
-    if (!is_array(r, 2))
-        return -EIO;
-    if (reply_int(r->element[0]) == 0 && r->elements >= 4) {
-        rt->result = STORE_ACCEPTED;
-        rt->stock = reply_int(r->element[1]);
-        rt->sold = reply_int(r->element[2]);
-        rt->restocked = reply_int(r->element[3]);
-        return 0;
+    for (size_t i = 0; i < m; i++, e += 4) {
+        if (reply_int(e[0]) == 0) {
+            rt[i].result = STORE_ACCEPTED;
+            rt[i].stock = reply_int(e[1]);
+            rt[i].sold = reply_int(e[2]);
+            rt[i].restocked = reply_int(e[3]);
+            continue;
+        }
+        rt[i].result = STORE_KEY_EXISTS;
+        if (rt[i].existing &&
+            (!is_str(e[1]) ||
+             parse_answer(e[1]->str, e[1]->len, rt[i].existing) < 0))
+            return -EIO;
     }
-    rt->result = STORE_KEY_EXISTS;
-    if (rt->existing && (!is_str(r->element[1]) ||
-                         parse_answer(r->element[1]->str, r->element[1]->len,
-                                      rt->existing) < 0))
-        return -EIO;
     return 0;
 }
 
@@ -911,239 +1238,182 @@ static int check_batch(const struct redis_store *rs,
     for (size_t i = 0; i < b->naccepts; i++)
         if (b->accepts[i].order.product >= rs->nproducts)
             return -EINVAL;
+    for (size_t i = 0; i < b->nresults; i++)
+        if (b->results[i].product >= rs->nproducts)
+            return -EINVAL;
     for (size_t i = 0; i < b->nrestocks; i++)
         if (b->restocks[i].product >= rs->nproducts)
             return -EINVAL;
     return 0;
 }
 
+/* The tail of a result's record: "|<processed us>|<worker>|<number>". */
+static void arg_tail(struct redis_store *rs, struct args *a, int64_t ns,
+                     int32_t worker)
+{
+    arg_fmt(a, "|%" PRId64 "|%" PRId32 "|%s", ns / 1000, worker, rs->number);
+}
+
+/* Room for an order packed as its entry's field (unpack_order()). */
+#define PACKED_MAX (STORE_SKU_MAX + STORE_CUSTOMER_MAX + 96)
+
+/* The arguments of the results, accepts and restocks of `b`. `pk` has
+ * room for naccepts packed orders. */
+static void arg_batch(struct redis_store *rs, struct args *a,
+                      const struct store_batch *b, char (*pk)[PACKED_MAX])
+{
+    for (size_t i = 0; i < b->nresults; i++) {
+        const struct store_result *res = &b->results[i];
+        arg_fmt(a, "%" PRIu64, res->id);
+        arg_s(a, rs->products[res->product].sku);
+        arg_fmt(a, "%" PRIu32, res->quantity);
+        arg_tail(rs, a, res->processed_ns, res->worker);
+    }
+    for (size_t i = 0; i < b->naccepts; i++) {
+        const struct store_accept *acc = &b->accepts[i];
+        const struct store_order *o = &acc->order;
+        int n = snprintf(pk[i], PACKED_MAX, "%s|%" PRIu32 "|%" PRId64 "|%s|",
+                         rs->products[o->product].sku, o->quantity,
+                         o->accepted_ns, rs->number);
+        size_t len = n > 0 ? (size_t)n : 0;
+        if (o->has_customer) {
+            size_t cl = strnlen(o->customer, STORE_CUSTOMER_MAX);
+            pk[i][len++] = '+';
+            memcpy(pk[i] + len, o->customer, cl);
+            len += cl;
+        }
+        arg(a, pk[i], len);
+        if (acc->idem != NULL) {
+            arg_s(a, "1");
+            arg_idem(a, acc->idem, "buy");
+        } else {
+            arg_s(a, "");
+        }
+    }
+    for (size_t i = 0; i < b->nrestocks; i++) {
+        const struct store_restock *rt = &b->restocks[i];
+        arg_s(a, rs->products[rt->product].sku);
+        arg_fmt(a, "%" PRId64, rt->quantity);
+        arg_idem(a, rt->idem, "restock");
+    }
+}
+
+/* An empty commit: whether the loaded shop is there (a probe). */
+static int probe(struct redis_store *rs)
+{
+    int there = shop_check(rs);
+    atomic_store(&rs->available, there == 1);
+    if (there != 1)
+        count(&rs->failures, 1);
+    return there == 1 ? 0 : -EIO;
+}
+
 static int rd_commit(struct store *st, struct store_batch *b)
 {
     struct redis_store *rs = (struct redis_store *)st;
-    size_t nres_calls = (b->nresults + CHUNK - 1) / CHUNK;
-    size_t nacc_calls = (b->naccepts + CHUNK - 1) / CHUNK;
-    size_t ncalls = nres_calls + nacc_calls + b->nrestocks;
-    struct args a = {0};
-    redisContext *c = NULL;
+    size_t nr = b->nresults, na = b->naccepts, nk = b->nrestocks;
+    struct args a;
     redisReply *r = NULL;
-    bool ok = false;
+    uint64_t seq = 0;
+    int lane = -1;
     int ret = check_batch(rs, b);
 
     if (ret < 0)
         return ret;
-    ret = -ENOMEM;
-    a.cap =
-        2 + ncalls * 12 + 3 * b->nresults + 9 * b->naccepts + 12 * b->nrestocks;
-    a.capnum = 8 + ncalls * 4 + 4 * (b->nresults + b->naccepts + b->nrestocks);
-    a.v = calloc(a.cap, sizeof(*a.v));
-    a.len = calloc(a.cap, sizeof(*a.len));
-    a.num = calloc(a.capnum, sizeof(*a.num));
-    char(*cust)[STORE_CUSTOMER_MAX + 2] =
-        calloc(b->naccepts ? b->naccepts : 1, sizeof(*cust));
-    if (!a.v || !a.len || !a.num || !cust)
+    if (nr + na + nk == 0)
+        return probe(rs);
+    ret = args_init(&a, 16 + 4 * nr + 7 * na + 7 * nk, 16 + 5 * (nr + na + nk));
+    char(*pk)[PACKED_MAX] = calloc(na ? na : 1, sizeof(*pk));
+    if (ret < 0 || pk == NULL) {
+        ret = -ENOMEM;
         goto out;
-
+    }
+    lane = lane_get(rs, &seq);
     ret = -EIO;
-    c = borrow(rs);
-    if (c == NULL)
+    if (lane < 0)
         goto out;
-    if (atomic_load(&rs->reseed))
-        set_up_again(rs, c);
-
-    if (ncalls == 0) {
-        /* A probe: one PING shows whether Redis answers. */
-        r = redisCommand(c, "PING");
-        count(&rs->round_trips, 1);
-        ok = r != NULL && r->type != REDIS_REPLY_ERROR;
-        ret = ok ? 0 : -EIO;
+    arg_head(rs, &a, lane, seq, nr, na, nk);
+    arg_batch(rs, &a, b, pk);
+    ret = exchange(rs, &a, &r);
+    if (ret < 0)
         goto out;
-    }
-
-    arg_s(&a, "MULTI");
-    send_cmd(c, &a, 0);
-    /* Results first: they free belt slots for the accepts after them. */
-    for (size_t k = 0; k < nres_calls; k++) {
-        size_t first = k * CHUNK;
-        size_t m = b->nresults - first < CHUNK ? b->nresults - first : CHUNK;
-        size_t at = a.n;
-        arg_s(&a, "FCALL");
-        arg_s(&a, "shopd_process");
-        arg_s(&a, "1");
-        arg_s(&a, PREFIX);
-        arg_s(&a, rs->instance);
-        arg_fmt(&a, "%zu", m);
-        for (size_t i = 0; i < m; i++) {
-            const struct store_result *res = &b->results[first + i];
-            arg_fmt(&a, "%" PRIu64, res->id);
-            arg_fmt(&a, "%" PRId32, res->worker);
-            arg_fmt(&a, "%" PRId64, res->processed_ns);
-        }
-        send_cmd(c, &a, at);
-    }
-    for (size_t k = 0; k < nacc_calls; k++) {
-        size_t first = k * CHUNK;
-        size_t m = b->naccepts - first < CHUNK ? b->naccepts - first : CHUNK;
-        size_t at = a.n;
-        arg_s(&a, "FCALL");
-        arg_s(&a, "shopd_accept");
-        arg_s(&a, "1");
-        arg_s(&a, PREFIX);
-        arg_fmt(&a, "%zu", rs->capacity);
-        arg_s(&a, rs->instance);
-        arg_fmt(&a, "%u", rs->ttl);
-        arg_fmt(&a, "%zu", m);
-        for (size_t i = 0; i < m; i++) {
-            const struct store_accept *acc = &b->accepts[first + i];
-            const struct store_order *o = &acc->order;
-            char *cu = cust[first + i];
-            if (o->has_customer) {
-                cu[0] = '+';
-                copy_str(cu + 1, STORE_CUSTOMER_MAX + 1, o->customer,
-                         strnlen(o->customer, STORE_CUSTOMER_MAX));
-            } else {
-                cu[0] = '\0';
-            }
-            arg_s(&a, rs->products[o->product].sku);
-            arg_fmt(&a, "%" PRIu32, o->quantity);
-            arg_s(&a, cu);
-            arg_fmt(&a, "%" PRId64, o->accepted_ns);
-            arg_idem(&a, acc->idem, "buy");
-        }
-        send_cmd(c, &a, at);
-    }
-    for (size_t i = 0; i < b->nrestocks; i++) {
-        const struct store_restock *rt = &b->restocks[i];
-        size_t at = a.n;
-        arg_s(&a, "FCALL");
-        arg_s(&a, "shopd_restock");
-        arg_s(&a, "1");
-        arg_s(&a, PREFIX);
-        arg_s(&a, rs->products[rt->product].sku);
-        arg_fmt(&a, "%" PRId64, rt->quantity);
-        arg_idem(&a, rt->idem, "restock");
-        arg_fmt(&a, "%u", rs->ttl);
-        send_cmd(c, &a, at);
-    }
-    size_t at = a.n;
-    arg_s(&a, "EXEC");
-    send_cmd(c, &a, at);
-
-    /* MULTI's +OK and each command's +QUEUED, then EXEC's array. */
-    for (size_t i = 0; i < 1 + ncalls; i++) {
-        if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-            r = NULL;
-            goto out;
-        }
-        freeReplyObject(r);
-        r = NULL;
-    }
-    if (redisGetReply(c, (void **)&r) != REDIS_OK) {
-        r = NULL;
+    ret = -EIO;
+    if (!is_array(r, 1 + 2 * nr + 2 * na + 4 * nk))
         goto out;
-    }
-    count(&rs->round_trips, 1);
-    ok = true; /* the connection is in step, whatever EXEC said */
-    if (!is_array(r, ncalls))
+    if (reply_int(r->element[0]) == 1)
+        count(&rs->replays, 1);
+    redisReply **e = r->element + 1;
+    take_results(rs, e, b->results, nr);
+    if (take_accepts(e + 2 * nr, b->accepts, na) < 0 ||
+        take_restocks(e + 2 * nr + 2 * na, b->restocks, nk) < 0)
         goto out;
-    for (size_t i = 0; i < ncalls; i++)
-        if (r->element[i]->type == REDIS_REPLY_ERROR) {
-            if (gone(r->element[i]))
-                atomic_store(&rs->reseed, true);
-            goto out;
-        }
-    size_t e = 0;
-    for (size_t k = 0; k < nres_calls; k++, e++) {
-        size_t first = k * CHUNK;
-        size_t m = b->nresults - first < CHUNK ? b->nresults - first : CHUNK;
-        if (take_results(rs, r->element[e], &b->results[first], m) < 0)
-            goto out;
-    }
-    for (size_t k = 0; k < nacc_calls; k++, e++) {
-        size_t first = k * CHUNK;
-        size_t m = b->naccepts - first < CHUNK ? b->naccepts - first : CHUNK;
-        if (take_accepts(r->element[e], &b->accepts[first], m) < 0)
-            goto out;
-    }
-    for (size_t i = 0; i < b->nrestocks; i++, e++)
-        if (take_restock(r->element[e], &b->restocks[i]) < 0)
-            goto out;
+    atomic_store(&rs->gone, false);
     ret = 0;
 out:
     if (r)
         freeReplyObject(r);
-    give_back(rs, c, ok);
-    free(cust);
-    free(a.num);
-    free(a.len);
-    free(a.v);
+    if (lane >= 0)
+        lane_put(rs, lane);
+    free(pk);
+    args_free(&a);
     atomic_store(&rs->available, ret == 0);
-    if (ret == -EIO)
+    if (ret == -EIO || ret == -ETIMEDOUT)
         count(&rs->failures, 1);
     return ret;
 }
 
 /* ---- reads ----------------------------------------------------------- */
 
+static enum store_status status_of(int64_t v)
+{
+    return v == 1   ? STORE_FULFILLED
+           : v == 2 ? STORE_OUT_OF_STOCK
+                    : STORE_QUEUED;
+}
+
 static int rd_order_get(struct store *st, uint64_t id, struct store_order *out)
 {
     struct redis_store *rs = (struct redis_store *)st;
-    char key[64], sku[STORE_SKU_MAX + 1] = "";
-    redisContext *c = borrow(rs);
-    int ret = -EIO;
+    char idbuf[24], hist[24];
 
-    if (c == NULL)
-        return ret;
-    snprintf(key, sizeof(key), PREFIX ":o:%" PRIu64, id);
-    const char *argv[] = {"HGETALL", key};
-    redisReply *r = redisCommandArgv(c, 2, argv, NULL);
-    count(&rs->round_trips, 1);
+    snprintf(idbuf, sizeof(idbuf), "%" PRIu64, id);
+    snprintf(hist, sizeof(hist), "%zu", rs->history);
+    const char *argv[] = {"FCALL",   "shopd_order", "1", PREFIX,
+                          rs->epoch, idbuf,         hist};
+    redisReply *r = command(rs, 7, argv, NULL);
+    int ret = -EIO;
     if (!is_array(r, 0))
         goto out;
     ret = -ENOENT;
-    if (r->elements == 0)
+    if (r->elements < 9)
         goto out;
+    redisReply **e = r->element;
     memset(out, 0, sizeof(*out));
     out->id = id;
-    out->worker = -1;
-    for (size_t i = 0; i + 1 < r->elements; i += 2) {
-        const redisReply *k = r->element[i], *v = r->element[i + 1];
-        if (!is_str(k) || !is_str(v))
-            continue;
-        const char *f = k->str;
-        if (strcmp(f, "product") == 0)
-            copy_str(sku, sizeof(sku), v->str, v->len);
-        else if (strcmp(f, "quantity") == 0)
-            out->quantity = (uint32_t)strtoul(v->str, NULL, 10);
-        else if (strcmp(f, "customer") == 0) {
-            out->has_customer = true;
-            copy_str(out->customer, sizeof(out->customer), v->str, v->len);
-        } else if (strcmp(f, "status") == 0)
-            out->status = strcmp(v->str, "fulfilled") == 0 ? STORE_FULFILLED
-                          : strcmp(v->str, "out_of_stock") == 0
-                              ? STORE_OUT_OF_STOCK
-                              : STORE_QUEUED;
-        else if (strcmp(f, "accepted_at") == 0)
-            out->accepted_ns = strtoll(v->str, NULL, 10);
-        else if (strcmp(f, "processed_at") == 0)
-            out->processed_ns = strtoll(v->str, NULL, 10);
-        else if (strcmp(f, "accepted_by") == 0)
-            copy_str(out->accepted_by, sizeof(out->accepted_by), v->str,
-                     v->len);
-        else if (strcmp(f, "processed_by") == 0)
-            copy_str(out->processed_by, sizeof(out->processed_by), v->str,
-                     v->len);
-        else if (strcmp(f, "worker") == 0)
-            out->worker = (int32_t)strtol(v->str, NULL, 10);
+    out->status = status_of(reply_int(e[0]));
+    out->quantity = (uint32_t)reply_int(e[2]);
+    if (is_str(e[3]) && e[3]->len > 0) {
+        out->has_customer = true;
+        copy_str(out->customer, sizeof(out->customer), e[3]->str + 1,
+                 e[3]->len - 1);
     }
+    out->accepted_ns = reply_int(e[4]);
+    out->processed_ns = reply_int(e[5]);
+    out->worker = (int32_t)reply_int(e[6]);
+    if (is_str(e[7]))
+        copy_str(out->accepted_by, sizeof(out->accepted_by), e[7]->str,
+                 e[7]->len);
+    if (is_str(e[8]))
+        copy_str(out->processed_by, sizeof(out->processed_by), e[8]->str,
+                 e[8]->len);
     /* A product this instance did not load (another instance added it
      * after this one started) cannot be named by index. */
-    int64_t idx = find_sku(rs, sku);
+    int64_t idx = is_str(e[1]) ? find_sku(rs, e[1]->str) : -1;
     if (idx < 0)
         goto out;
     out->product = (uint32_t)idx;
     ret = 0;
 out:
-    give_back(rs, c, r != NULL);
     if (r)
         freeReplyObject(r);
     return ret;
@@ -1155,21 +1425,16 @@ static int rd_idem_get(struct store *st, const char *endpoint, const char *key,
     struct redis_store *rs = (struct redis_store *)st;
     char name[STORE_IDEM_KEY_MAX + 64];
     int n = snprintf(name, sizeof(name), PREFIX ":idem:%s:", endpoint);
-    redisContext *c = NULL;
-    redisReply *r = NULL;
-    int ret = -EINVAL;
 
     if (n < 0 || (size_t)n + key_len >= sizeof(name))
-        return ret;
+        return -EINVAL;
+    if (atomic_load(&rs->gone))
+        return -EIO; /* a new shop's keys are not this shop's */
     memcpy(name + n, key, key_len);
-    c = borrow(rs);
-    ret = -EIO;
-    if (c == NULL)
-        return ret;
     const char *argv[] = {"GET", name};
     const size_t lens[] = {3, (size_t)n + key_len};
-    r = redisCommandArgv(c, 2, argv, lens);
-    count(&rs->round_trips, 1);
+    redisReply *r = command(rs, 2, argv, lens);
+    int ret = -EIO;
     if (r == NULL || r->type == REDIS_REPLY_ERROR)
         goto out;
     ret = -ENOENT;
@@ -1177,7 +1442,6 @@ static int rd_idem_get(struct store *st, const char *endpoint, const char *key,
         goto out;
     ret = is_str(r) ? parse_answer(r->str, r->len, out) : -EIO;
 out:
-    give_back(rs, c, r != NULL);
     if (r)
         freeReplyObject(r);
     return ret;
@@ -1185,69 +1449,69 @@ out:
 
 /* ---- take ------------------------------------------------------------ */
 
-/*
- * Finish at once, in the store, the orders of entries this instance cannot
- * hand to its shop (a product it did not load): the store decides anyway.
- */
-static void process_here(struct redis_store *rs, redisContext *c,
-                         const uint64_t *ids, size_t n, unsigned worker)
-{
-    struct timespec now;
-    char nbuf[24], wbuf[16], tbuf[24];
-    char(*idbuf)[24] = calloc(n, sizeof(*idbuf));
-    const char **argv = calloc(6 + 3 * n, sizeof(*argv));
+/* An entry this instance cannot hand to its shop (a product it did not
+ * load): the store finishes its order at once. */
+struct odd {
+    uint64_t id;
+    uint32_t quantity;
+    char sku[STORE_SKU_MAX + 1];
+};
 
-    if (idbuf && argv) {
-        clock_gettime(CLOCK_REALTIME, &now);
-        snprintf(nbuf, sizeof(nbuf), "%zu", n);
-        snprintf(wbuf, sizeof(wbuf), "%u", worker);
-        snprintf(tbuf, sizeof(tbuf), "%" PRId64,
-                 (int64_t)now.tv_sec * 1000000000 + now.tv_nsec);
-        size_t k = 0;
-        argv[k++] = "FCALL";
-        argv[k++] = "shopd_process";
-        argv[k++] = "1";
-        argv[k++] = PREFIX;
-        argv[k++] = rs->instance;
-        argv[k++] = nbuf;
+static void process_here(struct redis_store *rs, const struct odd *odd,
+                         size_t n, unsigned worker)
+{
+    struct args a;
+    uint64_t seq;
+    redisReply *r = NULL;
+    int64_t now = time_now_ns(CLOCK_REALTIME);
+    int lane = -1;
+
+    if (args_init(&a, 16 + 4 * n, 16 + 4 * n) == 0 &&
+        (lane = lane_get(rs, &seq)) >= 0) {
+        arg_head(rs, &a, lane, seq, n, 0, 0);
         for (size_t i = 0; i < n; i++) {
-            snprintf(idbuf[i], sizeof(idbuf[i]), "%" PRIu64, ids[i]);
-            argv[k++] = idbuf[i];
-            argv[k++] = wbuf;
-            argv[k++] = tbuf;
+            arg_fmt(&a, "%" PRIu64, odd[i].id);
+            arg_s(&a, odd[i].sku);
+            arg_fmt(&a, "%" PRIu32, odd[i].quantity);
+            arg_tail(rs, &a, now, (int32_t)worker);
         }
-        redisReply *r = redisCommandArgv(c, (int)k, argv, NULL);
-        count(&rs->round_trips, 1);
-        if (r)
+        /* On failure the entries stay pending: claimed again later. */
+        if (exchange(rs, &a, &r) == 0)
             freeReplyObject(r);
     }
-    free(argv);
-    free(idbuf);
+    if (lane >= 0)
+        lane_put(rs, lane);
+    args_free(&a);
 }
 
 /*
  * Turn a list of stream entries into orders in `out` (room for `max`);
- * entries of unknown products are processed here (when they carry an
- * order) or acknowledged (when they carry none). Returns how many orders.
+ * entries of unknown products are processed here. Returns how many
+ * orders.
  */
-static size_t entries_to_orders(struct redis_store *rs, redisContext *c,
-                                const redisReply *list, struct store_order *out,
-                                size_t max, unsigned worker)
+static size_t entries_to_orders(struct redis_store *rs, const redisReply *list,
+                                struct store_order *out, size_t max,
+                                unsigned worker)
 {
     size_t n = 0, nodd = 0;
-    uint64_t odd[64];
+    struct odd odd[32];
 
     if (!is_array(list, 0))
         return 0;
     for (size_t i = 0; i < list->elements && n < max; i++) {
-        uint64_t id;
-        if (entry_order(rs, list->element[i], &out[n], &id) == 0)
+        char sku[STORE_SKU_MAX + 1];
+        if (entry_order(rs, list->element[i], &out[n], sku) == 0) {
             n++;
-        else if (id != 0 && nodd < sizeof(odd) / sizeof(odd[0]))
-            odd[nodd++] = id;
+        } else if (out[n].id != 0 && sku[0] != '\0' &&
+                   nodd < sizeof(odd) / sizeof(odd[0])) {
+            odd[nodd].id = out[n].id;
+            odd[nodd].quantity = out[n].quantity;
+            memcpy(odd[nodd].sku, sku, sizeof(sku));
+            nodd++;
+        }
     }
     if (nodd > 0)
-        process_here(rs, c, odd, nodd, worker);
+        process_here(rs, odd, nodd, worker);
     return n;
 }
 
@@ -1266,35 +1530,32 @@ static size_t take_own(struct redis_store *rs, struct store_order *out,
 
 /* XAUTOCLAIM one page of entries idle past reclaim_ms. Returns the number
  * of orders, or -EIO. Called by one thread at a time. */
-static int reclaim(struct redis_store *rs, redisContext *c, unsigned worker,
+static int reclaim(struct redis_store *rs, unsigned worker,
                    struct store_order *out, size_t max)
 {
     char idle[16], cnt[24];
 
     snprintf(idle, sizeof(idle), "%u", rs->reclaim_ms);
     snprintf(cnt, sizeof(cnt), "%zu", max);
-    const char *argv[] = {"XAUTOCLAIM", key_orders, GROUP,
-                          rs->instance, idle,       rs->reclaim_cursor,
+    const char *argv[] = {"XAUTOCLAIM", key_belt, GROUP,
+                          rs->instance, idle,     rs->reclaim_cursor,
                           "COUNT",      cnt};
-    redisReply *r = redisCommandArgv(c, 8, argv, NULL);
-    count(&rs->round_trips, 1);
+    redisReply *r = command(rs, 8, argv, NULL);
     if (r == NULL)
         return -EIO;
     int n = 0;
     if (is_array(r, 2) && is_str(r->element[0])) {
         copy_str(rs->reclaim_cursor, sizeof(rs->reclaim_cursor),
                  r->element[0]->str, r->element[0]->len);
-        n = (int)entries_to_orders(rs, c, r->element[1], out, max, worker);
-    } else if (gone(r)) {
-        atomic_store(&rs->reseed, true);
+        n = (int)entries_to_orders(rs, r->element[1], out, max, worker);
     }
     freeReplyObject(r);
     if (n > 0) {
         char nb[16];
         snprintf(nb, sizeof(nb), "%d", n);
-        const char *cargv[] = {"FCALL", "shopd_reclaimed", "1", PREFIX, nb};
-        r = redisCommandArgv(c, 5, cargv, NULL);
-        count(&rs->round_trips, 1);
+        const char *cargv[] = {"FCALL", "shopd_reclaimed", "1",
+                               PREFIX,  rs->epoch,         nb};
+        r = command(rs, 6, cargv, NULL);
         if (r)
             freeReplyObject(r);
         count(&rs->reclaimed, (uint64_t)n);
@@ -1302,77 +1563,87 @@ static int reclaim(struct redis_store *rs, redisContext *c, unsigned worker,
     return n;
 }
 
+/*
+ * Whether the loaded shop is (still) in Redis, as far as takes need to
+ * know: asked at most every SHOP_CHECK_MS by one thread; in between, the
+ * last answer (or what a commit found) stands.
+ */
+static bool shop_here(struct redis_store *rs)
+{
+    int64_t now = mono_ns();
+    int64_t next = atomic_load(&rs->next_check);
+
+    if (now < next ||
+        !atomic_compare_exchange_strong(&rs->next_check, &next,
+                                        now + (int64_t)SHOP_CHECK_MS * 1000000))
+        return !atomic_load(&rs->gone);
+    return shop_check(rs) == 1;
+}
+
+/* A dead instance's orders, at most every reclaim_ms / 2, one thread at a
+ * time; a full page means more may wait, so look again soon. Returns the
+ * orders claimed (0 when it was not this thread's turn), or -EIO. */
+static int reclaim_turn(struct redis_store *rs, unsigned worker,
+                        struct store_order *out, size_t max)
+{
+    int64_t now = mono_ns();
+    bool expected = false;
+
+    if (now < atomic_load(&rs->next_reclaim) ||
+        !atomic_compare_exchange_strong(&rs->reclaiming, &expected, true))
+        return 0;
+    int ret = reclaim(rs, worker, out, max);
+    bool more = strcmp(rs->reclaim_cursor, "0-0") != 0;
+    atomic_store(&rs->next_reclaim,
+                 more ? now : now + (int64_t)rs->reclaim_ms * 500000);
+    atomic_store(&rs->reclaiming, false);
+    return ret;
+}
+
 static int rd_take(struct store *st, unsigned worker, struct store_order *out,
                    size_t max, unsigned wait_ms)
 {
     struct redis_store *rs = (struct redis_store *)st;
-    redisContext *c;
-    redisReply *r = NULL;
-    int ret;
 
     if (max == 0)
         return 0;
     size_t n = take_own(rs, out, max);
     if (n > 0)
         return (int)n;
-    c = borrow(rs);
-    if (c == NULL) {
+    if (!shop_here(rs)) {
         atomic_store(&rs->available, false);
-        return -EIO;
+        return -EIO; /* never take a shop's orders that is not ours */
     }
-    if (atomic_load(&rs->reseed))
-        set_up_again(rs, c);
-
-    /* A dead instance's orders, at most every reclaim_ms / 2, one thread
-     * at a time; a full page means more may wait, so look again soon. */
-    int64_t now = mono_ns();
-    bool expected = false;
-    if (now >= atomic_load(&rs->next_reclaim) &&
-        atomic_compare_exchange_strong(&rs->reclaiming, &expected, true)) {
-        ret = reclaim(rs, c, worker, out, max);
-        bool more = strcmp(rs->reclaim_cursor, "0-0") != 0;
-        atomic_store(&rs->next_reclaim,
-                     more ? now : now + (int64_t)rs->reclaim_ms * 500000);
-        atomic_store(&rs->reclaiming, false);
-        if (ret != 0) {
-            give_back(rs, c, ret > 0);
-            return ret;
-        }
-    }
+    int ret = reclaim_turn(rs, worker, out, max);
+    if (ret != 0)
+        return ret;
 
     char cnt[24], block[16];
     snprintf(cnt, sizeof(cnt), "%zu", max);
     snprintf(block, sizeof(block), "%u",
              wait_ms > WAIT_MAX_MS ? WAIT_MAX_MS : wait_ms);
-    const char *argv[] = {"XREADGROUP", "GROUP",    GROUP,   rs->instance,
-                          "COUNT",      cnt,        "BLOCK", block,
-                          "STREAMS",    key_orders, ">"};
+    const char *argv[] = {"XREADGROUP", "GROUP",  GROUP,   rs->instance,
+                          "COUNT",      cnt,      "BLOCK", block,
+                          "STREAMS",    key_belt, ">"};
     /* BLOCK 0 would wait forever: without a wait, leave BLOCK out. */
     int argc = wait_ms > 0 ? 11 : 9;
     if (wait_ms == 0) {
         argv[6] = "STREAMS";
-        argv[7] = key_orders;
+        argv[7] = key_belt;
         argv[8] = ">";
     }
-    r = redisCommandArgv(c, argc, argv, NULL);
-    count(&rs->round_trips, 1);
+    redisReply *r = command(rs, argc, argv, NULL);
     /* Workers poll all the time: they notice a Redis that went away (or
      * came back) even when nobody buys. */
-    atomic_store(&rs->available, r != NULL);
+    atomic_store(&rs->available, r != NULL && !atomic_load(&rs->gone));
     ret = -EIO;
-    if (r == NULL)
+    if (r == NULL || r->type == REDIS_REPLY_ERROR)
         goto out;
-    if (r->type == REDIS_REPLY_ERROR) {
-        if (gone(r))
-            atomic_store(&rs->reseed, true);
-        goto out;
-    }
     ret = 0;
     if (is_array(r, 1) && is_array(r->element[0], 2))
-        ret = (int)entries_to_orders(rs, c, r->element[0]->element[1], out, max,
+        ret = (int)entries_to_orders(rs, r->element[0]->element[1], out, max,
                                      worker);
 out:
-    give_back(rs, c, r != NULL);
     if (r)
         freeReplyObject(r);
     return ret;
@@ -1391,7 +1662,7 @@ static int rd_products_get(struct store *st, struct store_product *out,
     if (c == NULL)
         return -EIO;
     int ret = read_products(rs, c, &p, &np);
-    give_back(rs, c, ret != -EIO);
+    give_back(rs, c, ret != -EIO || c->err == 0);
     if (ret < 0)
         return ret;
     for (size_t i = 0; i < n && i < rs->nproducts; i++) {
@@ -1417,14 +1688,10 @@ static int rd_products_get(struct store *st, struct store_product *out,
 static int rd_shop_get(struct store *st, struct store_shop *out)
 {
     struct redis_store *rs = (struct redis_store *)st;
-    redisContext *c = borrow(rs);
-
-    if (c == NULL)
-        return -EIO;
-    const char *argv[] = {"FCALL", "shopd_stats", "1", PREFIX};
-    redisReply *r = redisCommandArgv(c, 4, argv, NULL);
-    count(&rs->round_trips, 1);
+    const char *argv[] = {"FCALL", "shopd_stats", "1", PREFIX, rs->epoch};
+    redisReply *r = command(rs, 5, argv, NULL);
     int ret = -EIO;
+
     if (is_array(r, 12)) {
         uint64_t *f[] = {
             &out->accepted,  &out->rejected_full, &out->processed,
@@ -1435,7 +1702,6 @@ static int rd_shop_get(struct store *st, struct store_shop *out)
             *f[i] = (uint64_t)reply_int(r->element[i]);
         ret = 0;
     }
-    give_back(rs, c, r != NULL);
     if (r)
         freeReplyObject(r);
     return ret;
@@ -1447,19 +1713,28 @@ static bool rd_available(struct store *st)
 {
     struct redis_store *rs = (struct redis_store *)st;
 
-    return atomic_load(&rs->available);
+    return atomic_load(&rs->available) && !atomic_load(&rs->gone);
 }
 
 static void rd_stats(struct store *st, struct store_stats *out)
 {
     struct redis_store *rs = (struct redis_store *)st;
 
-    out->available = atomic_load(&rs->available);
+    out->vanished = atomic_load(&rs->gone);
+    out->available = atomic_load(&rs->available) && !out->vanished;
+    if (out->vanished)
+        snprintf(out->reason, sizeof(out->reason),
+                 "the shop is missing from Redis (flushed, or Redis "
+                 "restarted empty)");
+    else if (!out->available)
+        snprintf(out->reason, sizeof(out->reason), "Redis does not answer");
 #define LOAD(f) atomic_load_explicit(&rs->f, memory_order_relaxed)
     out->round_trips = LOAD(round_trips);
     out->failures = LOAD(failures);
     out->reclaimed = LOAD(reclaimed);
     out->duplicates = LOAD(duplicates);
+    out->replays = LOAD(replays);
+    out->unknown = LOAD(unknown);
 #undef LOAD
     snprintf(out->describe, sizeof(out->describe), "%.120s instance=%.120s",
              rs->describe, rs->instance);

@@ -106,6 +106,13 @@ struct store_options {
                                  (tests wrap it to fail writes on demand) */
     unsigned connect_wait_ms; /* redis: how long open retries an
                                  unreachable server, 0 = 10 s (SPEC §7) */
+    size_t order_history;     /* redis: orders whose record the shared
+                                 store keeps (SPEC §7), 0 = 65536 */
+    /* redis: called once, from store_open(), at the first failed attempt
+     * to reach the store, with one line saying that open waits and how
+     * long (the caller logs it: the store never logs). May be NULL. */
+    void (*on_wait)(void *arg, const char *line);
+    void *on_wait_arg;
 };
 
 /* Order states, in the same order as shop's enum order_status. */
@@ -264,6 +271,10 @@ struct store_stats {
     uint64_t failures;    /* commits that failed */
     uint64_t reclaimed;   /* orders claimed from a dead instance (Redis) */
     uint64_t duplicates;  /* results already final (applied=false) */
+    uint64_t replays;     /* commits sent again after a timeout whose
+                             first outcome the store returned (Redis) */
+    uint64_t unknown;     /* commits whose outcome stayed unknown
+                             (-ETIMEDOUT) */
     char describe[256];   /* e.g. "sqlite:/data/shop.db sync=full";
                              never a password */
     /* Why the store is unavailable, "" while it is available: a short
@@ -321,8 +332,12 @@ void store_state_free(struct store_state *s);
  * change unless its order is final already, every restock is applied; and
  * their idempotency keys are stored. All or nothing: on failure nothing of
  * `b` is kept, ids are not consumed, and the outputs are undefined.
- * Returns 0, -EIO (I/O error, disk full, connection lost: the store is
- * unavailable until a commit succeeds again), -ENOMEM or -EINVAL. Blocks.
+ * Returns 0, -EIO (I/O error, disk full, connection refused, the shop gone
+ * from the store: nothing of `b` was applied, and the store is unavailable
+ * until a commit succeeds again), -ETIMEDOUT (a shared store stopped
+ * answering in the middle of the commit and did not answer again within
+ * 10 s: `b` may or may not have been applied, once at most), -ENOMEM or
+ * -EINVAL. Blocks (up to 10 s with a shared store that stalls).
  */
 int store_commit(struct store *st, struct store_batch *b);
 

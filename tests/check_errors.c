@@ -50,6 +50,7 @@ START_TEST(test_errors_statuses_follow_the_spec)
         {HTTP_ERR_QUEUE_FULL, 503, "queue_full"},
         {HTTP_ERR_SHUTTING_DOWN, 503, "shutting_down"},
         {HTTP_ERR_STORE_UNAVAILABLE, 503, "store_unavailable"},
+        {HTTP_ERR_OUTCOME_UNKNOWN, 504, "outcome_unknown"},
         {HTTP_ERR_IDEMPOTENCY_KEY_IN_USE, 409, "idempotency_key_in_use"},
         {HTTP_ERR_IDEMPOTENCY_KEY_REUSED, 422, "idempotency_key_reused"},
         {HTTP_ERR_INVALID_IDEMPOTENCY_KEY, 400, "invalid_idempotency_key"},

@@ -18,6 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <hiredis.h>
 
 #include "tests/lib/redis_harness.h"
 #include "tests/suites.h"
@@ -37,6 +40,8 @@ static const struct store_product catalog[] = {
 #define NCATALOG (sizeof(catalog) / sizeof(catalog[0]))
 
 static struct redis_server server;
+static size_t history; /* order_history of the stores a test opens, 0 =
+                          the default */
 
 /* Start a Redis for this test (with the append-only file if `aof`). */
 static void start_redis(bool aof)
@@ -65,6 +70,7 @@ static struct store *open_store_opts(const char *instance, unsigned reclaim_ms,
         .idempotency_ttl = 60,
         .queue_capacity = capacity,
         .connect_wait_ms = wait_ms,
+        .order_history = history,
     };
     struct store *st = NULL;
     int rc = store_open(&opt, &st, err, errlen);
@@ -504,6 +510,366 @@ START_TEST(test_redis_outage_then_recovery_keeps_orders)
 }
 END_TEST
 
+/* --- a shop that vanishes, a commit sent twice, flat memory ------------ */
+
+/* A hiredis connection of the test's own, to look at Redis directly. */
+static redisContext *peek(void)
+{
+    redisContext *c = redisConnectUnix(server.sock);
+    ck_assert_msg(c != NULL && c->err == 0, "cannot connect to the test Redis");
+    return c;
+}
+
+static long long peek_int(redisContext *c, const char *cmd)
+{
+    redisReply *r = redisCommand(c, cmd);
+    ck_assert_ptr_nonnull(r);
+    long long v = r->type == REDIS_REPLY_INTEGER  ? r->integer
+                  : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                                  : -1;
+    freeReplyObject(r);
+    return v;
+}
+
+/* A figure of INFO memory, e.g. "used_memory:". */
+static long long info_num(redisContext *c, const char *field)
+{
+    redisReply *r = redisCommand(c, "INFO memory");
+    ck_assert(r != NULL && r->type == REDIS_REPLY_STRING);
+    const char *p = strstr(r->str, field);
+    ck_assert_ptr_nonnull(p);
+    long long v = strtoll(p + strlen(field), NULL, 10);
+    freeReplyObject(r);
+    return v;
+}
+
+static long long used_memory(redisContext *c)
+{
+    return info_num(c, "used_memory:");
+}
+
+static bool store_is_gone(struct store *st)
+{
+    struct store_stats ss;
+    store_stats(st, &ss);
+    return ss.vanished;
+}
+
+START_TEST(test_redis_flushall_is_never_a_new_shop)
+{
+    start_redis(false);
+    struct store *a = open_store("a", 5000, 100, NULL);
+    uint64_t ids[3];
+    accept_n(a, 3, 1, ids);
+    redisContext *c = peek();
+    freeReplyObject(redisCommand(c, "FLUSHALL"));
+
+    /* The running instance refuses writes (nothing applied: -EIO, not in
+     * doubt), takes nothing, reads nothing, and seeds nothing. */
+    struct store_accept acc = make_accept(0, 1);
+    struct store_batch b = {.accepts = &acc, .naccepts = 1};
+    ck_assert_int_eq(store_commit(a, &b), -EIO);
+    ck_assert(store_is_gone(a));
+    ck_assert(!store_available(a));
+    struct store_order o;
+    ck_assert_int_eq(store_order_get(a, 1, &o), -EIO);
+    struct store_batch probe = {0};
+    ck_assert_int_eq(store_commit(a, &probe), -EIO);
+    struct store_order t[4];
+    ck_assert_int_eq(store_take(a, 0, t, 4, 0), -EIO);
+    ck_assert_int_eq(peek_int(c, "DBSIZE"), 0);
+
+    /* Only a start seeds, and says so; the old instance still refuses:
+     * the new shop is not the one it loaded, so its ids cannot clash. */
+    struct store_state s;
+    struct store *b2 = open_store("b", 5000, 100, &s);
+    ck_assert(s.seeded);
+    store_state_free(&s);
+    ck_assert_int_eq(store_commit(a, &b), -EIO);
+    ck_assert_int_eq(store_order_get(a, 1, &o), -EIO);
+    accept_n(b2, 1, 1, ids);
+    ck_assert_uint_eq(ids[0], 1);
+    ck_assert_int_eq(store_commit(a, &probe), -EIO);
+    redisFree(c);
+    store_close(a);
+    store_close(b2);
+    stop_redis();
+}
+END_TEST
+
+/* Instances started together: the empty store is seeded exactly once. */
+struct starter {
+    pthread_barrier_t *go;
+    struct store *st;
+    struct store_state state;
+    int rc;
+};
+
+static void *start_one(void *arg)
+{
+    struct starter *s = arg;
+    char err[256];
+    pthread_barrier_wait(s->go);
+    s->rc = store_load(s->st, catalog, NCATALOG, &s->state, err, sizeof(err));
+    return NULL;
+}
+
+START_TEST(test_redis_started_together_seed_once)
+{
+    start_redis(false);
+    enum { N = 4 };
+    struct starter s[N];
+    pthread_t t[N];
+    pthread_barrier_t go;
+    char err[256];
+    ck_assert_int_eq(pthread_barrier_init(&go, NULL, N), 0);
+    for (int i = 0; i < N; i++) {
+        char name[8];
+        int rc;
+        snprintf(name, sizeof(name), "s%d", i);
+        memset(&s[i], 0, sizeof(s[i]));
+        s[i].go = &go;
+        s[i].st = open_store_opts(name, 5000, 100, 0, &rc, err, sizeof(err));
+        ck_assert_int_eq(rc, 0);
+    }
+    for (int i = 0; i < N; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, start_one, &s[i]), 0);
+    int seeded = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(s[i].rc, 0);
+        seeded += s[i].state.seeded;
+    }
+    ck_assert_int_eq(seeded, 1);
+    /* One shop: an id given by one is not given by another. */
+    uint64_t a, b;
+    accept_n(s[0].st, 1, 1, &a);
+    accept_n(s[3].st, 1, 1, &b);
+    ck_assert_uint_eq(a, 1);
+    ck_assert_uint_eq(b, 2);
+    for (int i = 0; i < N; i++) {
+        store_state_free(&s[i].state);
+        store_close(s[i].st);
+    }
+    pthread_barrier_destroy(&go);
+    stop_redis();
+}
+END_TEST
+
+START_TEST(test_redis_restarted_empty_then_back)
+{
+    start_redis(true); /* appendonly, appendfsync always */
+    struct store *a = open_store("a", 5000, 100, NULL);
+    uint64_t ids[3];
+    accept_n(a, 3, 1, ids);
+
+    /* Redis comes back empty (its files moved away): refused, no seed. */
+    char aof[256], aside[256];
+    snprintf(aof, sizeof(aof), "%s/appendonlydir", server.dir);
+    snprintf(aside, sizeof(aside), "%s/aside", server.dir);
+    redis_server_stop(&server);
+    ck_assert_int_eq(rename(aof, aside), 0);
+    ck_assert_int_eq(redis_server_restart(&server), 0);
+    struct store_accept acc = make_accept(0, 1);
+    struct store_batch b = {.accepts = &acc, .naccepts = 1};
+    ck_assert_int_eq(store_commit(a, &b), -EIO);
+    ck_assert_int_eq(store_commit(a, &b), -EIO);
+    ck_assert(store_is_gone(a));
+    redisContext *c = peek();
+    ck_assert_int_eq(peek_int(c, "EXISTS {shopd}:counters"), 0);
+    redisFree(c);
+
+    /* Back on its files: the same shop serves again, ids carry on. */
+    redis_server_stop(&server);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mv '%s' '%s'", aof, aside, aof);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(redis_server_restart(&server), 0);
+    struct store_batch probe = {0};
+    ck_assert_int_eq(store_commit(a, &probe), 0);
+    ck_assert(!store_is_gone(a));
+    ck_assert_int_eq(store_commit(a, &b), 0);
+    ck_assert_uint_eq(acc.order.id, 4);
+    struct store_order o;
+    ck_assert_int_eq(store_order_get(a, 2, &o), 0);
+    store_close(a);
+    stop_redis();
+}
+END_TEST
+
+/* shopd_commit by hand: `seq` on lane 7 of instance "a", one accept. */
+static redisReply *commit_by_hand(redisContext *c, const char *epoch,
+                                  const char *boot, const char *seq)
+{
+    /* A keyless accept: the packed order, keyed. */
+    const char *argv[] = {"FCALL",
+                          "shopd_commit",
+                          "1",
+                          "{shopd}",
+                          epoch,
+                          "a",
+                          "1",
+                          "7",
+                          boot,
+                          seq,
+                          "100",
+                          "60",
+                          "1000",
+                          "0",
+                          "1",
+                          "0",
+                          "apple|1|1700000000123456789|1|",
+                          ""};
+    redisReply *r =
+        redisCommandArgv(c, (int)(sizeof(argv) / sizeof(argv[0])), argv, NULL);
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+START_TEST(test_redis_tagged_commit_applied_once)
+{
+    start_redis(false);
+    struct store *a = open_store("a", 5000, 100, NULL);
+    redisContext *c = peek();
+    redisReply *e = redisCommand(c, "HGET {shopd}:counters shop");
+    ck_assert(e != NULL && e->type == REDIS_REPLY_STRING);
+    char boot[24];
+    snprintf(boot, sizeof(boot), "%lld", peek_int(c, "HGET {shopd}:boot a"));
+
+    /* The same tag twice: one order, the first outcome both times. */
+    redisReply *r1 = commit_by_hand(c, e->str, boot, "1");
+    redisReply *r2 = commit_by_hand(c, e->str, boot, "1");
+    ck_assert_int_eq(r1->type, REDIS_REPLY_ARRAY);
+    ck_assert_int_eq(r2->type, REDIS_REPLY_ARRAY);
+    ck_assert_uint_eq(r1->elements, 3);
+    ck_assert_uint_eq(r2->elements, 3);
+    ck_assert_int_eq(r1->element[0]->integer, 0);
+    ck_assert_int_eq(r2->element[0]->integer, 1); /* a replay */
+    ck_assert_int_eq(r1->element[2]->integer, 1); /* order id 1 */
+    ck_assert_int_eq(r2->element[2]->integer, 1);
+    ck_assert_int_eq(peek_int(c, "HGET {shopd}:counters last_id"), 1);
+    ck_assert_int_eq(peek_int(c, "XLEN {shopd}:belt"), 1);
+    /* The next seq is a new commit; an older one arriving late is not. */
+    redisReply *r3 = commit_by_hand(c, e->str, boot, "2");
+    ck_assert_int_eq(r3->element[2]->integer, 2);
+    redisReply *r4 = commit_by_hand(c, e->str, boot, "1");
+    ck_assert_int_eq(r4->type, REDIS_REPLY_ERROR);
+    ck_assert_msg(strstr(r4->str, "STALE") != NULL, "%s", r4->str);
+    /* A wrong epoch (another shop) is refused before anything. */
+    redisReply *r5 = commit_by_hand(c, "not-this-shop", boot, "3");
+    ck_assert_int_eq(r5->type, REDIS_REPLY_ERROR);
+    ck_assert_msg(strstr(r5->str, "NOSHOP") != NULL, "%s", r5->str);
+    ck_assert_int_eq(peek_int(c, "HGET {shopd}:counters last_id"), 2);
+    freeReplyObject(r1);
+    freeReplyObject(r2);
+    freeReplyObject(r3);
+    freeReplyObject(r4);
+    freeReplyObject(r5);
+    freeReplyObject(e);
+    redisFree(c);
+    store_close(a);
+    stop_redis();
+}
+END_TEST
+
+#define HISTORY 1000
+
+/* Accept and finish `n` orders, `per` per commit. */
+static void sell(struct store *st, size_t n, size_t per)
+{
+    struct store_order *o = calloc(per, sizeof(*o));
+    struct store_result *r = calloc(per, sizeof(*r));
+    ck_assert(o && r);
+    for (size_t done = 0; done < n; done += per) {
+        accept_n(st, per, 1, NULL);
+        size_t got = take_all(st, o, per);
+        ck_assert_uint_eq(got, per);
+        ck_assert_uint_eq(finish_orders(st, o, got, r), got);
+    }
+    free(r);
+    free(o);
+}
+
+START_TEST(test_redis_memory_flat_and_history_kept)
+{
+    start_redis(false);
+    history = HISTORY;
+    struct store_product big = catalog[0];
+    big.initial = big.stock = 1000000000;
+    char err[256];
+    int rc;
+    struct store_state s;
+    struct store *a =
+        open_store_opts("a", 60000, 100000, 0, &rc, err, sizeof(err));
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(store_load(a, &big, 1, &s, err, sizeof(err)), 0);
+    store_state_free(&s);
+    redisContext *c = peek();
+
+    /* Warm up (2 x history), then 4 x history more: used_memory stays
+     * within 10 % of the warm figure. */
+    sell(a, 2 * HISTORY, 100);
+    long long warm = used_memory(c), top = warm;
+    for (int k = 0; k < 4; k++) {
+        sell(a, HISTORY, 100);
+        long long m = used_memory(c);
+        top = m > top ? m : top;
+    }
+    ck_assert_msg(top - warm < warm / 10,
+                  "used_memory grew from %lld to %lld over 4 x history", warm,
+                  top);
+    /* A retained order costs at most 200 bytes: its stream entry and its
+     * record, as MEMORY USAGE counts them. */
+    long long keys = peek_int(c, "MEMORY USAGE {shopd}:belt SAMPLES 0");
+    long long last = peek_int(c, "HGET {shopd}:counters last_id");
+    for (long long b = (last - HISTORY + 1) / 64; b <= last / 64; b++) {
+        char cmd[64];
+        snprintf(cmd, sizeof(cmd), "MEMORY USAGE {shopd}:f:%lld", b);
+        keys += peek_int(c, cmd);
+    }
+    long long kept = peek_int(c, "XLEN {shopd}:belt");
+    long long per = keys / kept;
+    ck_assert_msg(per <= 200, "%lld bytes per retained order", per);
+    fprintf(stderr,
+            "redis memory: %lld B per retained order (%lld kept); "
+            "used_memory %lld after 2 x history, at most %lld up to 6 x\n",
+            per, kept, warm, top);
+
+    /* An order held, not final, while 2 x history others pass: kept. */
+    uint64_t held_id;
+    accept_n(a, 1, 1, &held_id);
+    struct store_order held;
+    ck_assert_int_eq(store_take(a, 0, &held, 1, 0), 1);
+    sell(a, 2 * HISTORY, 100);
+    struct store_order o;
+    ck_assert_int_eq(store_order_get(a, held_id, &o), 0);
+    ck_assert_int_eq(o.status, STORE_QUEUED);
+    /* An old final order is dropped (404); a recent one is kept. */
+    ck_assert_int_eq(store_order_get(a, held_id - 1, &o), -ENOENT);
+    ck_assert_int_eq(store_order_get(a, held_id + 2 * HISTORY, &o), 0);
+    ck_assert_int_eq(o.status, STORE_FULFILLED);
+    struct store_result r;
+    ck_assert_uint_eq(finish_orders(a, &held, 1, &r), 1);
+    ck_assert_int_eq(store_order_get(a, held_id, &o), -ENOENT);
+    /* ... and applied once: a second delivery changes nothing. */
+    ck_assert_uint_eq(finish_orders(a, &held, 1, &r), 0);
+    ck_assert_int_eq(peek_int(c, "HGET {shopd}:sold apple") +
+                         peek_int(c, "HGET {shopd}:stock apple"),
+                     1000000000);
+    ck_assert_int_eq(peek_int(c, "HGET {shopd}:sold apple"), 8 * HISTORY + 1);
+    /* Once it is final, the orders behind it go too. */
+    sell(a, HISTORY, 100);
+    long long after = used_memory(c);
+    ck_assert_msg(after - warm < warm / 10,
+                  "used_memory %lld after the held order, %lld before", after,
+                  warm);
+    history = 0;
+    redisFree(c);
+    store_close(a);
+    stop_redis();
+}
+END_TEST
+
 /* --- concurrency: instances x workers racing for one hot product ------- */
 
 #define HOT_STOCK   50
@@ -625,6 +991,11 @@ Suite *redis_suite(void)
     tcase_add_test(tc, test_redis_unreachable_fails_open);
     tcase_add_test(tc, test_redis_outage_then_recovery_keeps_orders);
     tcase_add_test(tc, test_redis_hot_product_many_instances);
+    tcase_add_test(tc, test_redis_flushall_is_never_a_new_shop);
+    tcase_add_test(tc, test_redis_restarted_empty_then_back);
+    tcase_add_test(tc, test_redis_started_together_seed_once);
+    tcase_add_test(tc, test_redis_tagged_commit_applied_once);
+    tcase_add_test(tc, test_redis_memory_flat_and_history_kept);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -13,7 +13,9 @@
 #     from just before wrk until the belt is empty);
 #   - from INFO commandstats: the microseconds per order spent in FCALL
 #     (the Functions of store/redis_lib.lua, with the commands they run)
-#     and in the three costliest commands inside them.
+#     and in the three costliest commands inside them;
+#   - Redis commands per order (INFO commandstats calls, those a Function
+#     runs included) and shopd's round trips to Redis per order (/stats).
 #
 # Environment (all optional):
 #   COST_SETTINGS="1:64 2:256"   wrk threads:connections
@@ -54,10 +56,10 @@ TCK=$(getconf CLK_TCK)
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# One field of GET /stats's "orders" object.
+# One field of GET /stats's "orders" object (or of another object: $3).
 orders_field() {
     curl -fsS "http://127.0.0.1:$1/stats" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["orders"][sys.argv[1]])' "$2"
+        python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[2]][sys.argv[1]])' "$2" "${3:-orders}"
 }
 
 run_one() {
@@ -79,10 +81,11 @@ run_one() {
     PIDS+=("$spid")
     port=$(listening_port "$spid" "$dir/shopd.log") || return 1
 
-    local r0 s0 a0 r1 s1 a1
+    local r0 s0 a0 r1 s1 a1 t0 t1
     r0=$(cpu_ticks "$rpid")
     s0=$(cpu_ticks "$spid")
     a0=$(orders_field "$port" accepted)
+    t0=$(orders_field "$port" round_trips store)
     redis-cli -s "$dir/redis.sock" config resetstat >/dev/null
     wrk -t"$threads" -c"$conns" -d"${SECONDS_PER_RUN}s" \
         -s scripts/wrk/buy.lua "http://127.0.0.1:$port/buy" >"$dir/wrk.log" 2>&1
@@ -93,20 +96,23 @@ run_one() {
     r1=$(cpu_ticks "$rpid")
     s1=$(cpu_ticks "$spid")
     a1=$(orders_field "$port" accepted)
+    t1=$(orders_field "$port" round_trips store)
     redis-cli -s "$dir/redis.sock" info commandstats >"$dir/commandstats"
     stop_pid "$spid" 30 >/dev/null || true
     stop_pid "$rpid" 30 >/dev/null || true
 
     python3 - "$bin" "$threads:$conns" "$((a1 - a0))" "$((r1 - r0))" \
-        "$((s1 - s0))" "$TCK" "$dir/commandstats" "$dir/wrk.log" <<'EOF'
+        "$((s1 - s0))" "$TCK" "$dir/commandstats" "$dir/wrk.log" \
+        "$((t1 - t0))" <<'EOF'
 import re, sys
-bin_, setting, n, rt, st, tck, stats, wrk = sys.argv[1:]
-n, rt, st, tck = int(n), int(rt), int(st), int(tck)
-usec = {}
+bin_, setting, n, rt, st, tck, stats, wrk, trips = sys.argv[1:]
+n, rt, st, tck, trips = int(n), int(rt), int(st), int(tck), int(trips)
+usec, calls = {}, {}
 for line in open(stats):
-    m = re.match(r'cmdstat_([^:]+):calls=\d+,usec=(\d+)', line)
+    m = re.match(r'cmdstat_([^:]+):calls=(\d+),usec=(\d+)', line)
     if m:
-        usec[m.group(1)] = int(m.group(2))
+        calls[m.group(1)] = int(m.group(2))
+        usec[m.group(1)] = int(m.group(3))
 m = re.search(r'ok_rps=([0-9.]+)', open(wrk).read())
 per = lambda us: us / n if n else 0.0
 inner = sorted((k for k in usec if k not in ('fcall', 'exec', 'multi',
@@ -116,14 +122,15 @@ print(f"| {bin_} | -t{setting.replace(':', ' -c')} | {n} | "
       f"{float(m.group(1)) if m else 0:.0f} | "
       f"{per(rt / tck * 1e6):.1f} | {per(st / tck * 1e6):.1f} | "
       f"{per(usec.get('fcall', 0)):.1f} | "
+      f"{per(sum(calls.values())):.1f} | {per(trips):.2f} | "
       + ", ".join(f"{k} {per(usec[k]):.1f}" for k in inner) + " |")
 EOF
 }
 
 echo "Redis cost per order, wrk ${SECONDS_PER_RUN}s per run, $ROUNDS rounds, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| shopd | wrk | orders | 2xx/s | redis-server µs CPU/order | shopd µs CPU/order | FCALL µs/order | costliest commands inside, µs/order |"
-echo "|---|---|---:|---:|---:|---:|---:|---|"
+echo "| shopd | wrk | orders | 2xx/s | redis-server µs CPU/order | shopd µs CPU/order | FCALL µs/order | Redis commands/order (in Lua too) | round trips/order | costliest commands inside, µs/order |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
 for ((round = 1; round <= ROUNDS; round++)); do
     for s in $SETTINGS; do
         for b in "${BINS[@]}"; do

@@ -66,7 +66,10 @@
       "the store cannot be reached; retry in a second")                        \
     X(INJECTED_FAULT, 503, "injected_fault", ERRH_RETRY_AFTER,                 \
       "a fault injected on purpose (PATCH /admin/floor); no order was "        \
-      "taken: retry in a second")
+      "taken: retry in a second")                                              \
+    X(OUTCOME_UNKNOWN, 504, "outcome_unknown", ERRH_NONE,                      \
+      "the order may have been taken: retry with the same Idempotency-Key, "   \
+      "or look it up")
 
 enum http_err {
 #define HTTP_ERR_ENUM(name, status, code, headers, msg) HTTP_ERR_##name,

@@ -224,6 +224,12 @@ static void buy_answer(struct http_response *res, int rc, uint64_t id,
         http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
                   "a request with this Idempotency-Key was just stored; "
                   "retry in a second");
+    } else if (rc == -ETIMEDOUT && stored) {
+        /* The store stopped answering mid-commit (SPEC §7): never a 503,
+         * which would tell a keyless client that a retry is safe. */
+        http_fail(res, HTTP_ERR_OUTCOME_UNKNOWN,
+                  "the order may have been taken: retry with the same "
+                  "Idempotency-Key, or look it up");
     } else if (stored) {
         http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
                   "the order could not be stored; retry in a second");
@@ -721,6 +727,10 @@ static void restock_answer(struct http_response *res, int rc,
         http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
                   "a restock with this Idempotency-Key was just stored; "
                   "retry in a second");
+    } else if (rc == -ETIMEDOUT && stored) {
+        http_fail(res, HTTP_ERR_OUTCOME_UNKNOWN,
+                  "the restock may have been applied: retry with the same "
+                  "Idempotency-Key, or look the product up");
     } else if (stored) {
         http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
                   "the restock could not be stored; retry in a second");

@@ -217,6 +217,14 @@ static void instance_name(const struct config *cfg, unsigned port, char *buf,
     snprintf(buf, len, "%s:%u", host, port);
 }
 
+/* store_open() waits for a store that does not answer yet: say so at once
+ * (SPEC §7), not only when it gives up. */
+static void store_waiting(void *arg, const char *line)
+{
+    (void)arg;
+    log_msg(LOG_WARN, "%s", line);
+}
+
 /*
  * Open the store named by --store and, if it is durable, load the shop
  * from it (seeding it from the catalog when empty). Logs what it found.
@@ -244,6 +252,8 @@ static int open_store(const struct config *cfg, const struct product *catalog,
         .reclaim_ms = cfg->reclaim_ms,
         .idempotency_ttl = cfg->idempotency_ttl,
         .queue_capacity = cfg->queue_capacity,
+        .order_history = cfg->order_history,
+        .on_wait = store_waiting,
     };
     if (store_open(&so, out, err, sizeof(err)) < 0) {
         log_msg(LOG_ERROR, "%s", err);

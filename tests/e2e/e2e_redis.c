@@ -82,7 +82,7 @@ struct client {
     /* results */
     uint64_t *ids;
     size_t nids;
-    size_t s202, s503_full, s503_store, other, io_errors;
+    size_t s202, s503_full, s503_store, s504, other, io_errors;
     char last_other[200];
 };
 
@@ -120,6 +120,8 @@ static void *client_main(void *arg)
             c->s503_full++;
         } else if (r.status == 503 && strstr(r.body, "store_unavailable")) {
             c->s503_store++;
+        } else if (r.status == 504 && strstr(r.body, "outcome_unknown")) {
+            c->s504++; /* Redis killed mid-commit: it may have it */
         } else {
             c->other++;
             snprintf(c->last_other, sizeof(c->last_other), "%d %s", r.status,
@@ -181,6 +183,7 @@ static void join_clients(struct crowd *cr, struct client *sum, uint64_t **ids,
         sum->s202 += c->s202;
         sum->s503_full += c->s503_full;
         sum->s503_store += c->s503_store;
+        sum->s504 += c->s504;
         sum->other += c->other;
         sum->io_errors += c->io_errors;
         if (c->other)
@@ -520,6 +523,450 @@ START_TEST(test_redis_outage_then_recovery_loses_no_202)
 }
 END_TEST
 
+/* ---- clients that name every order, to find it again ------------------ */
+
+#define TAGGED_MAX 20000
+
+/* One client: order i names customer "k<me>-<i>"; `code[i]` is what it
+ * got (the HTTP status, -1 for an I/O error), `id[i]` the id of a 202. */
+struct tagged {
+    const unsigned *ports;
+    size_t nports;
+    unsigned me;
+    _Atomic bool *stop;
+    int *code;
+    uint64_t *id;
+    size_t n;
+    _Atomic size_t sold; /* 202s so far, for the test thread to watch */
+};
+
+static void *tagged_main(void *arg)
+{
+    struct tagged *t = arg;
+    struct http_conn conn[3] = {{.fd = -1}, {.fd = -1}, {.fd = -1}};
+
+    for (size_t i = 0; i < TAGGED_MAX && !atomic_load(t->stop); i++) {
+        struct http_conn *cn = &conn[(t->me + i) % t->nports];
+        unsigned port = t->ports[(t->me + i) % t->nports];
+        char body[128];
+        snprintf(
+            body, sizeof(body),
+            "{\"product\":\"cold\",\"quantity\":1,\"customer\":\"k%u-%zu\"}",
+            t->me, i);
+        struct http_resp r;
+        t->code[i] = -1;
+        t->id[i] = 0;
+        t->n = i + 1;
+        if ((cn->fd < 0 && http_connect(cn, port) != 0) ||
+            http_roundtrip(cn, "POST", "/buy", NULL, body, strlen(body), &r) !=
+                0) {
+            http_close(cn);
+            backoff_ms(5);
+            continue;
+        }
+        t->code[i] = r.status;
+        if (r.status == 202)
+            atomic_fetch_add_explicit(&t->sold, 1, memory_order_relaxed);
+        const char *p = strstr(r.body, "\"order_id\":");
+        if (r.status == 202 && p)
+            t->id[i] = strtoull(p + 11, NULL, 10);
+        if (http_says_close(&r))
+            http_close(cn);
+        http_resp_free(&r);
+        if (r.status != 202)
+            backoff_ms(5); /* the store is away: do not spin */
+    }
+    for (size_t k = 0; k < 3; k++)
+        http_close(&conn[k]);
+    return NULL;
+}
+
+#define TAGGED_CLIENTS 4
+
+struct tagged_crowd {
+    pthread_t th[TAGGED_CLIENTS];
+    struct tagged t[TAGGED_CLIENTS];
+    _Atomic bool stop;
+};
+
+static void tagged_start(struct tagged_crowd *cr, const unsigned *ports,
+                         size_t nports)
+{
+    memset(cr, 0, sizeof(*cr));
+    atomic_init(&cr->stop, false);
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++) {
+        struct tagged *t = &cr->t[i];
+        t->ports = ports;
+        t->nports = nports;
+        t->me = i;
+        t->stop = &cr->stop;
+        atomic_init(&t->sold, 0);
+        t->code = calloc(TAGGED_MAX, sizeof(int));
+        t->id = calloc(TAGGED_MAX, sizeof(uint64_t));
+        ck_assert(t->code && t->id);
+        ck_assert_int_eq(pthread_create(&cr->th[i], NULL, tagged_main, t), 0);
+    }
+}
+
+static void tagged_join(struct tagged_crowd *cr)
+{
+    atomic_store(&cr->stop, true);
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++)
+        pthread_join(cr->th[i], NULL);
+}
+
+static void tagged_free(struct tagged_crowd *cr)
+{
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++) {
+        free(cr->t[i].code);
+        free(cr->t[i].id);
+    }
+}
+
+/* How many 202s the running crowd got so far. */
+static size_t live_sales(struct tagged_crowd *cr)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++)
+        n += atomic_load_explicit(&cr->t[i].sold, memory_order_relaxed);
+    return n;
+}
+
+/* How many answers of `status` the crowd got (after tagged_join()). */
+static size_t tagged_count(const struct tagged_crowd *cr, int status)
+{
+    size_t n = 0;
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++)
+        for (size_t k = 0; k < cr->t[i].n; k++)
+            n += cr->t[i].code[k] == status;
+    return n;
+}
+
+/* Every 202 id went to one order only. */
+static void tagged_ids_unique(const struct tagged_crowd *cr)
+{
+    uint64_t *all = calloc(TAGGED_CLIENTS * TAGGED_MAX, sizeof(uint64_t));
+    size_t n = 0;
+    ck_assert_ptr_nonnull(all);
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++)
+        for (size_t k = 0; k < cr->t[i].n; k++)
+            if (cr->t[i].code[k] == 202)
+                all[n++] = cr->t[i].id[k];
+    qsort(all, n, sizeof(*all), cmp_id);
+    for (size_t k = 1; k < n; k++)
+        ck_assert_msg(all[k] != all[k - 1], "order id %llu given twice",
+                      (unsigned long long)all[k]);
+    free(all);
+}
+
+/* The order of customer "k<me>-<i>" in an order's JSON, or false. */
+static bool customer_of(const cJSON *o, unsigned *me, size_t *i)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "customer");
+    return cJSON_IsString(c) && sscanf(c->valuestring, "k%u-%zu", me, i) == 2 &&
+           *me < TAGGED_CLIENTS && *i < TAGGED_MAX;
+}
+
+/*
+ * Read every order 1..last on `port` and hold them against what the
+ * clients were told: an order exists only for a 202 (same id) or a 504,
+ * each customer's at most once; every 202 is found. Returns how many
+ * orders were found.
+ */
+static size_t tagged_audit(const struct tagged_crowd *cr, unsigned port,
+                           uint64_t last)
+{
+    struct http_conn c = {.fd = -1};
+    size_t found = 0, f202 = 0;
+    unsigned char *seen = calloc(TAGGED_CLIENTS * TAGGED_MAX, 1);
+    ck_assert_ptr_nonnull(seen);
+    for (uint64_t id = 1; id <= last; id++) {
+        char path[48];
+        snprintf(path, sizeof(path), "/orders/%llu", (unsigned long long)id);
+        if (c.fd < 0)
+            ck_assert_int_eq(http_connect(&c, port), 0);
+        struct http_resp r;
+        ck_assert_int_eq(http_roundtrip(&c, "GET", path, NULL, NULL, 0, &r), 0);
+        ck_assert_msg(r.status == 200, "order %llu: %d %s",
+                      (unsigned long long)id, r.status, r.body);
+        cJSON *o = resp_json(&r);
+        unsigned me;
+        size_t i;
+        if (customer_of(o, &me, &i)) {
+            const struct tagged *t = &cr->t[me];
+            int code = i < t->n ? t->code[i] : 0;
+            ck_assert_msg(code == 202 || code == 504 || code == -1,
+                          "order %llu of customer k%u-%zu, who got %d",
+                          (unsigned long long)id, me, i, code);
+            ck_assert_msg(code != 202 || t->id[i] == id,
+                          "customer k%u-%zu got id %llu, has order %llu", me, i,
+                          (unsigned long long)t->id[i], (unsigned long long)id);
+            ck_assert_msg(!seen[me * TAGGED_MAX + i],
+                          "customer k%u-%zu has two orders", me, i);
+            seen[me * TAGGED_MAX + i] = 1;
+            f202 += code == 202;
+            found++;
+        }
+        cJSON_Delete(o);
+        if (http_says_close(&r))
+            http_close(&c);
+        http_resp_free(&r);
+    }
+    http_close(&c);
+    free(seen);
+    ck_assert_uint_eq(f202, tagged_count(cr, 202));
+    return found;
+}
+
+/* The highest id any client got a 202 for. */
+static uint64_t tagged_max_id(const struct tagged_crowd *cr)
+{
+    uint64_t m = 0;
+    for (unsigned i = 0; i < TAGGED_CLIENTS; i++)
+        for (size_t k = 0; k < cr->t[i].n; k++)
+            if (cr->t[i].code[k] == 202 && cr->t[i].id[k] > m)
+                m = cr->t[i].id[k];
+    return m;
+}
+
+/* After the clients stopped: wait until the shop-wide figures (a cached
+ * copy, refreshed every ~250 ms) include every 202 and the belt is
+ * empty; return them. */
+static cJSON *tagged_idle(const struct tagged_crowd *cr, unsigned port)
+{
+    uint64_t top = tagged_max_id(cr);
+    int64_t deadline = now_ms() + e2e_slow_ms(20000);
+    for (;;) {
+        cJSON *st = wait_shop_idle(port, 1, 20000);
+        if (jnum(st, "shop.last_order_id") >= (double)top)
+            return st;
+        cJSON_Delete(st);
+        ck_assert_msg(now_ms() < deadline, "figures never showed id %llu",
+                      (unsigned long long)top);
+        backoff_ms(50);
+    }
+}
+
+/* Poll until `path` on `port` answers `status`, for up to `ms`. */
+static void wait_status(unsigned port, const char *method, const char *path,
+                        const char *body, int status, int ms)
+{
+    int64_t deadline = now_ms() + e2e_slow_ms(ms);
+    for (;;) {
+        struct http_resp r;
+        ck_assert_int_eq(http_do(port, method, path, NULL, body,
+                                 body ? strlen(body) : 0, &r),
+                         0);
+        int got = r.status;
+        http_resp_free(&r);
+        if (got == status)
+            return;
+        ck_assert_msg(now_ms() < deadline, "%s %s: still %d, not %d", method,
+                      path, got, status);
+        backoff_ms(20);
+    }
+}
+
+/* Wait until the running clients got `n` more 202s than `from`. */
+static void wait_sales(struct tagged_crowd *cr, size_t from, size_t n)
+{
+    int64_t deadline = now_ms() + e2e_slow_ms(10000);
+    while (live_sales(cr) < from + n) {
+        ck_assert_msg(now_ms() < deadline, "no sales");
+        backoff_ms(10);
+    }
+}
+
+static const char cold_catalog[] =
+    "{\"products\":[{\"sku\":\"cold\",\"name\":\"Cold\",\"price_cents\":5,"
+    "\"stock\":100000000}]}";
+static const char one_cold[] = "{\"product\":\"cold\",\"quantity\":1}";
+
+/* FLUSHALL under load on 3 instances: they refuse, never re-seed, never
+ * give an id twice, never show another customer's order. */
+START_TEST(test_redis_flushall_under_load_is_never_a_new_shop)
+{
+    start_redis(false);
+    char *cat = write_tmp(cold_catalog);
+    const char *extra[] = {"--workers", "2", NULL};
+    struct shopd *s[3];
+    unsigned ports[3];
+    const char *names[] = {"f1", "f2", "f3"};
+    for (int i = 0; i < 3; i++) {
+        s[i] = start_instance(names[i], cat, extra);
+        ports[i] = shopd_port(s[i]);
+    }
+    struct tagged_crowd cr;
+    tagged_start(&cr, ports, 3);
+    wait_sales(&cr, 0, 300);
+    char reply[64];
+    ck_assert_int_eq(
+        redis_server_command(&redis, "FLUSHALL", reply, sizeof(reply)), 0);
+    /* Every instance: 503 store_unavailable to /buy, /readyz 503. */
+    for (int i = 0; i < 3; i++) {
+        wait_status(ports[i], "POST", "/buy", one_cold, 503, 5000);
+        wait_status(ports[i], "GET", "/readyz", NULL, 503, 5000);
+    }
+    size_t before = live_sales(&cr);
+    backoff_ms(500); /* the clients keep buying */
+    tagged_join(&cr);
+    /* No 202 after the flush (a client may have been counting one it got
+     * just before). */
+    ck_assert_uint_le(tagged_count(&cr, 202), before + TAGGED_CLIENTS);
+    ck_assert_uint_gt(tagged_count(&cr, 503), 0);
+    tagged_ids_unique(&cr);
+    /* Nothing was written after the flush: no new shop, nothing resold. */
+    ck_assert_int_eq(
+        redis_server_command(&redis, "DBSIZE", reply, sizeof(reply)), 0);
+    ck_assert_str_eq(reply, ":0");
+    /* An order polled by id is not another customer's: it is 503. */
+    for (int i = 0; i < 3; i++) {
+        struct http_resp r;
+        ck_assert_int_eq(
+            http_do(ports[i], "GET", "/orders/1", NULL, NULL, 0, &r), 0);
+        expect_error(&r, 503, "store_unavailable");
+        http_resp_free(&r);
+        ck_assert(shopd_running(s[i]));
+    }
+    tagged_free(&cr);
+    for (int i = 0; i < 3; i++)
+        shopd_destroy(s[i]);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+/* Redis restarted empty under load: 503 meanwhile, no seed; restarted on
+ * its files: the same shop, every 202 found, no 503 taken. */
+START_TEST(test_redis_restarted_empty_then_back_under_load)
+{
+    start_redis(true);
+    char *cat = write_tmp(cold_catalog);
+    const char *extra[] = {"--workers", "2", NULL};
+    struct shopd *s[2];
+    unsigned ports[2];
+    s[0] = start_instance("e1", cat, extra);
+    s[1] = start_instance("e2", cat, extra);
+    ports[0] = shopd_port(s[0]);
+    ports[1] = shopd_port(s[1]);
+    struct tagged_crowd cr;
+    tagged_start(&cr, ports, 2);
+    wait_sales(&cr, 0, 200);
+
+    char aof[256], aside[256], reply[64];
+    snprintf(aof, sizeof(aof), "%s/appendonlydir", redis.dir);
+    snprintf(aside, sizeof(aside), "%s/aside", redis.dir);
+    redis_server_stop(&redis);
+    ck_assert_int_eq(rename(aof, aside), 0);
+    ck_assert_int_eq(redis_server_restart(&redis), 0);
+    for (int i = 0; i < 2; i++) {
+        wait_status(ports[i], "POST", "/buy", one_cold, 503, 5000);
+        wait_status(ports[i], "GET", "/readyz", NULL, 503, 5000);
+        struct http_resp r;
+        ck_assert_int_eq(
+            http_do(ports[i], "GET", "/orders/1", NULL, NULL, 0, &r), 0);
+        expect_error(&r, 503, "store_unavailable");
+        http_resp_free(&r);
+    }
+    backoff_ms(300);
+    ck_assert_int_eq(
+        redis_server_command(&redis, "DBSIZE", reply, sizeof(reply)), 0);
+    ck_assert_str_eq(reply, ":0"); /* nobody seeded a new shop */
+
+    /* The shop is back: the instances serve it again by themselves. */
+    redis_server_stop(&redis);
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s' && mv '%s' '%s'", aof, aside, aof);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(redis_server_restart(&redis), 0);
+    for (int i = 0; i < 2; i++)
+        wait_status(ports[i], "GET", "/readyz", NULL, 200, 10000);
+    wait_sales(&cr, live_sales(&cr), 100);
+    tagged_join(&cr);
+    ck_assert_uint_gt(tagged_count(&cr, 503), 0);
+    tagged_ids_unique(&cr);
+    cJSON *idle = tagged_idle(&cr, ports[0]);
+    uint64_t last = (uint64_t)jnum(idle, "shop.last_order_id");
+    size_t accepted = (size_t)jnum(idle, "shop.accepted");
+    cJSON_Delete(idle);
+    size_t found = tagged_audit(&cr, ports[1], last);
+    ck_assert_uint_eq(found, accepted);
+    cJSON *p = get_json_ok(ports[0], "/products/cold");
+    ck_assert_int_eq((int)(jnum(p, "stock") + jnum(p, "sold")), 100000000);
+    ck_assert_int_eq((int)jnum(p, "sold"), (int)accepted);
+    cJSON_Delete(p);
+    tagged_free(&cr);
+    for (int i = 0; i < 2; i++)
+        shopd_destroy(s[i]);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+/* Redis stalled (SIGSTOP) past the 5 s I/O timeout while keyless clients
+ * buy: never a false 503; every 202 and 504 order is found afterwards. */
+START_TEST(test_redis_stall_is_never_a_false_503)
+{
+    start_redis(true);
+    char *cat = write_tmp(cold_catalog);
+    const char *extra[] = {"--workers", "2", NULL};
+    struct shopd *s = start_instance("st", cat, extra);
+    unsigned port = shopd_port(s);
+    struct tagged_crowd cr;
+    tagged_start(&cr, &port, 1);
+    wait_sales(&cr, 0, 200);
+    /* 6.5 s by default: past the 5 s I/O timeout, within the 10 s a
+     * request waits; SHOPD_E2E_STALL_MS=12000 shows 504s too. */
+    const char *env = getenv("SHOPD_E2E_STALL_MS");
+    long stall = env ? strtol(env, NULL, 10) : 6500;
+    ck_assert_int_eq(kill(redis.pid, SIGSTOP), 0);
+    backoff_ms(stall > 0 && stall < 60000 ? (int)stall : 6500);
+    ck_assert_int_eq(kill(redis.pid, SIGCONT), 0);
+    wait_sales(&cr, live_sales(&cr), 200);
+    tagged_join(&cr);
+    cJSON *idle = tagged_idle(&cr, port);
+    uint64_t last = (uint64_t)jnum(idle, "shop.last_order_id");
+    size_t accepted = (size_t)jnum(idle, "shop.accepted");
+    cJSON_Delete(idle);
+    size_t found = tagged_audit(&cr, port, last);
+    ck_assert_uint_eq(found, accepted);
+    fprintf(stderr,
+            "stall: %zu orders, %zu x 202, %zu x 503, %zu x 504, 0 false "
+            "503s\n",
+            found, tagged_count(&cr, 202), tagged_count(&cr, 503),
+            tagged_count(&cr, 504));
+    cJSON *p = get_json_ok(port, "/products/cold");
+    ck_assert_int_eq((int)(jnum(p, "stock") + jnum(p, "sold")), 100000000);
+    ck_assert_int_eq((int)jnum(p, "sold"), (int)accepted);
+    cJSON_Delete(p);
+    tagged_free(&cr);
+    shopd_destroy(s);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
+/* A Redis that does not answer yet: one line at once says shopd waits. */
+START_TEST(test_redis_wait_at_start_is_said_at_once)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "unix:///nonexistent-%d/redis.sock",
+             (int)getpid());
+    const char *args[] = {"--bind",  "127.0.0.1", "--port", "0",
+                          "--store", path,        NULL};
+    int64_t t0 = now_ms();
+    struct shopd *s = shopd_spawn(args, NULL, true);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_msg(shopd_wait_output(s, "waiting up to 10 s", 3000),
+                  "no wait line");
+    ck_assert_msg(now_ms() - t0 < e2e_slow_ms(3000), "the wait line came late");
+    char *err = shopd_stderr(s);
+    ck_assert_msg(strstr(err, path) != NULL, "%s", err);
+    free(err);
+    shopd_destroy(s);
+}
+END_TEST
+
 /* The instance drains and exits 0 (under valgrind: with no error or leak);
  * otherwise the failure shows what it said. */
 static void exits_cleanly(struct shopd *s)
@@ -647,11 +1094,12 @@ START_TEST(test_redis_unreachable_at_start_exits_1)
     ck_assert_msg(took >= 9000 && took < 20000, "gave up after %lld ms",
                   (long long)took);
     ck_assert_msg(strstr(err, path) != NULL, "%s", err);
-    /* One line. */
+    /* Two lines: the wait, at once, and the reason it gave up. */
     size_t lines = 0;
     for (const char *p = err; *p; p++)
         lines += *p == '\n';
-    ck_assert_msg(lines == 1, "%zu lines: %s", lines, err);
+    ck_assert_msg(lines == 2, "%zu lines: %s", lines, err);
+    ck_assert_msg(strstr(err, "waiting up to 10 s") != NULL, "%s", err);
     free(err);
 }
 END_TEST
@@ -690,6 +1138,10 @@ Suite *e2e_redis_suite(void)
     tcase_add_test(tc, test_redis_restart_of_every_instance_keeps_the_shop);
     tcase_add_test(tc, test_redis_idempotency_key_on_every_instance);
     tcase_add_test(tc, test_redis_bad_store_exits_2);
+    tcase_add_test(tc, test_redis_flushall_under_load_is_never_a_new_shop);
+    tcase_add_test(tc, test_redis_restarted_empty_then_back_under_load);
+    tcase_add_test(tc, test_redis_stall_is_never_a_false_503);
+    tcase_add_test(tc, test_redis_wait_at_start_is_said_at_once);
     suite_add_tcase(s, tc);
     /* The slow ones only when asked (make e2e-redis-heavy). */
     const char *heavy = getenv("SHOPD_E2E_HEAVY");
