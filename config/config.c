@@ -356,11 +356,15 @@ static const struct setting settings[] = {
      FIELD(max_connections_per_ip),
      .min = 0,
      .max = 1000000,
-     .def = 0,
-     .shown_def = "0 (no limit)",
+     .def = 0, /* stands for "not set": see per_ip_default() */
+     .shown_def = "max-connections/4",
      .metavar = "N",
      .help = "open connections from one client address at most;\n"
-             "past it a new one is closed at once"},
+             "past it a new one is closed at once, so that one address\n"
+             "cannot take every connection (2500 at the default\n"
+             "--max-connections: room for wrk -c2000); 0: no limit\n"
+             "(behind a proxy that funnels every client through one\n"
+             "address, raise it or set 0)"},
     {.flag = "--help",
      .short_flag = "-h",
      .type = SET_ACTION,
@@ -1001,6 +1005,9 @@ static int read_file(const char *flag, const char *path, char **out,
     if (rc == -ENOMEM)
         return errorf(err, errlen, "%s: out of memory reading %s", flag,
                       quote(q, path));
+    if (rc == FILE_NOT_REGULAR)
+        return errorf(err, errlen, "%s: %s is " FILE_NOT_REGULAR_TEXT, flag,
+                      quote(q, path));
     if (rc < 0) {
         if (strerror_r(-rc, why, sizeof why) != 0)
             snprintf(why, sizeof why, "error %d", -rc);
@@ -1169,6 +1176,21 @@ static int next_cli_arg(int argc, char *const argv[], int *i,
 
 /* ---- public API --------------------------------------------------------- */
 
+/*
+ * The per-address limit when none is set (SPEC §10): a share of the
+ * connection limit, so that one address can hold at most a quarter of the
+ * connections and the others always find room, yet one load generator
+ * (wrk -c2000) fits at the defaults. A per-address limit rather than
+ * "the oldest idle connection gives way" (nginx): it refuses the attacker's
+ * excess at accept, before any byte is read, and never closes a
+ * connection that a well-behaved client is about to use.
+ */
+static unsigned per_ip_default(unsigned max_connections)
+{
+    unsigned n = max_connections / CONFIG_PER_IP_SHARE;
+    return n > 0 ? n : 1;
+}
+
 void config_defaults(struct config *c)
 {
     unsigned ncpu = online_cpus();
@@ -1215,6 +1237,7 @@ void config_defaults(struct config *c)
             break;
         }
     }
+    c->max_connections_per_ip = per_ip_default(c->max_connections);
 }
 
 int config_load(struct config *c, int argc, char *const argv[],
@@ -1235,6 +1258,8 @@ int config_load(struct config *c, int argc, char *const argv[],
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     config_defaults(&tmp);
+    /* UINT_MAX: not set by any source (the range tops out far below). */
+    tmp.max_connections_per_ip = UINT_MAX;
     *action = CONFIG_RUN;
 
     /* 1. --help and --version win over everything; find --config. */
@@ -1243,6 +1268,7 @@ int config_load(struct config *c, int argc, char *const argv[],
             continue;
         assert(a.s != NULL);
         if (a.s->type == SET_ACTION) {
+            tmp.max_connections_per_ip = per_ip_default(tmp.max_connections);
             *c = tmp;
             *action = (enum config_action)a.s->def;
             return 0;
@@ -1296,6 +1322,8 @@ int config_load(struct config *c, int argc, char *const argv[],
             return rc;
     }
 
+    if (tmp.max_connections_per_ip == UINT_MAX)
+        tmp.max_connections_per_ip = per_ip_default(tmp.max_connections);
     *c = tmp;
     return 0;
 }

@@ -23,6 +23,8 @@
 #define CONFIG_SECRET_MAX   256 /* an admin token or a Redis password */
 #define CONFIG_INSTANCE_MAX 128 /* an instance name */
 #define CONFIG_TOKEN_MIN    16  /* shortest admin token accepted */
+/* Unless set, max_connections_per_ip is max_connections / this (SPEC §10). */
+#define CONFIG_PER_IP_SHARE 4
 
 enum config_log_format {
     CONFIG_LOG_TEXT = 0,
@@ -89,7 +91,8 @@ struct config {
      * log or print it. */
     char admin_token[CONFIG_SECRET_MAX];
     unsigned header_timeout;         /* whole request must arrive within, s */
-    unsigned max_connections_per_ip; /* 0 = no limit */
+    unsigned max_connections_per_ip; /* 0 = no limit; unless set,
+                                        max_connections / 4 */
 };
 
 /* Fill `c` with the built-in defaults (CPU counts read from the system). */

@@ -113,7 +113,7 @@ static void assert_defaults(const struct config *c)
     ck_assert_uint_eq(c->idempotency_ttl, 86400);
     ck_assert_str_eq(c->admin_token, "");
     ck_assert_uint_eq(c->header_timeout, 10);
-    ck_assert_uint_eq(c->max_connections_per_ip, 0);
+    ck_assert_uint_eq(c->max_connections_per_ip, 2500);
 }
 
 /* The values the "every kind" tests set, whatever the source. */
@@ -479,6 +479,24 @@ START_TEST(test_config_new_numbers_and_names)
     ck_assert_uint_eq(cfg.idempotency_ttl, 31536000);
     ck_assert_uint_eq(cfg.header_timeout, 3600);
     ck_assert_uint_eq(cfg.max_connections_per_ip, 50);
+}
+END_TEST
+
+/* The per-address limit is on by default (SPEC §10): a quarter of
+ * --max-connections unless set, from whichever source sets that. */
+START_TEST(test_config_per_ip_default_share)
+{
+    ck_assert_int_eq(load(ARGV("--max-connections", "400"), NULL), 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 100);
+    ck_assert_int_eq(load(NO_ARGS, ENVP("SHOPD_MAX_CONNECTIONS=3")), 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 1);
+    ck_assert_int_eq(
+        load(ARGV("--max-connections", "400", "--max-connections-per-ip", "0"),
+             NULL),
+        0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 0);
+    ck_assert_int_eq(load(ARGV("--max-connections-per-ip", "7000"), NULL), 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 7000);
 }
 END_TEST
 
@@ -1018,6 +1036,7 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_range_limits_accepted);
     tcase_add_test(tc, test_config_store_forms);
     tcase_add_test(tc, test_config_new_numbers_and_names);
+    tcase_add_test(tc, test_config_per_ip_default_share);
     tcase_add_test(tc, test_config_admin_token_sources);
     tcase_add_test(tc, test_config_admin_token_never_in_errors);
     tcase_add_test(tc, test_config_help_and_version_actions);
