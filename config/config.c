@@ -60,17 +60,19 @@
 #define ATTR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 
 enum setting_type {
-    SET_UINT,   /* unsigned, decimal digits only, min..max */
-    SET_PATH,   /* char[size], non-empty */
-    SET_BIND,   /* char[size], IPv4/IPv6 literal, "localhost", "*" */
-    SET_ENUM,   /* an enum, one of names[0..nnames-1] */
-    SET_BOOL,   /* bool; the bare flag means true */
-    SET_STORE,  /* struct config_store, from a store URL */
-    SET_NAME,   /* char[size], 1+ characters of NAME_CHARS */
-    SET_TOKEN,  /* char[size] secret: the flag and the file key name a
-                   file whose first line is the token, the variable
-                   holds the token itself; "" is no token */
-    SET_ACTION, /* --help, --version: no value, no variable, no key */
+    SET_UINT,        /* unsigned, decimal digits only, min..max */
+    SET_PATH,        /* char[size], non-empty */
+    SET_BIND,        /* char[size], IPv4/IPv6 literal, "localhost", "*" */
+    SET_ENUM,        /* an enum, one of names[0..nnames-1] */
+    SET_BOOL,        /* bool; the bare flag means true */
+    SET_STORE,       /* struct config_store, from a store URL */
+    SET_NAME,        /* char[size], 1+ characters of NAME_CHARS */
+    SET_TOKEN,       /* char[size] secret: the flag and the file key name a
+                        file whose first line is the token, the variable
+                        holds the token itself; "" is no token */
+    SET_SECRET_FILE, /* char[size] secret: the first line of the file the
+                        flag names (the Redis password) */
+    SET_ACTION,      /* --help, --version: no value, no variable, no key */
 };
 
 struct setting {
@@ -365,6 +367,16 @@ static const struct setting settings[] = {
              "--max-connections: room for wrk -c2000); 0: no limit\n"
              "(behind a proxy that funnels every client through one\n"
              "address, raise it or set 0)"},
+    {.flag = "--redis-password-file",
+     .key = "redis_password_file",
+     .type = SET_SECRET_FILE,
+     FIELD(redis_password),
+     .shown_def = "none",
+     .allowed = "path",
+     .metavar = "FILE",
+     .help = "file whose first line is the Redis password; it wins\n"
+             "over one in --store (a password written in --store on the\n"
+             "command line shows in ps: use this or SHOPD_STORE)"},
     {.flag = "--help",
      .short_flag = "-h",
      .type = SET_ACTION,
@@ -840,6 +852,34 @@ static int set_token_file(struct config *c, const struct setting *s,
     return rc;
 }
 
+/* Set a secret from the first line of the file at path (trailing CR/LF
+ * dropped); never quoted in an error. */
+static int set_secret_file(struct config *c, const struct setting *s,
+                           const char *path, const char *from, char *err,
+                           size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(s->flag, path, &text, &len, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    len = strcspn(text, "\r\n");
+    if (len == 0 || len >= s->size || memchr(text, '\0', len) != NULL)
+        rc = errorf(err, errlen,
+                    "%s: the first line of the file must hold the secret, "
+                    "1 to %zu bytes (from %s)",
+                    s->flag, s->size - 1, from);
+    else
+        memcpy(field_of(c, s), text, len);
+    if (rc == 0)
+        ((char *)field_of(c, s))[len] = '\0';
+    /* The buffer held the secret: wipe it before it goes back. */
+    memset(text, 0, strlen(text));
+    free(text);
+    return rc;
+}
+
 /* Set s from text (a flag, a variable or a JSON string). */
 static int set_text(struct config *c, const struct setting *s, const char *val,
                     const char *from, char *err, size_t errlen)
@@ -894,6 +934,8 @@ static int set_text(struct config *c, const struct setting *s, const char *val,
         return 0;
     case SET_TOKEN:
         return set_token_file(c, s, val, from, err, errlen);
+    case SET_SECRET_FILE:
+        return set_secret_file(c, s, val, from, err, errlen);
     case SET_BOOL:
         if (!parse_bool(val, &b))
             return errorf(err, errlen,
@@ -969,6 +1011,7 @@ static int set_json(struct config *c, const struct setting *s,
     case SET_STORE:
     case SET_NAME:
     case SET_TOKEN:
+    case SET_SECRET_FILE:
         if (!cJSON_IsString(item) || item->valuestring == NULL)
             return errorf(err, errlen,
                           "%s: expected a string, got %s (from %s)", s->flag,
@@ -1214,6 +1257,7 @@ void config_defaults(struct config *c)
                      s->def_text != NULL ? s->def_text : "");
             break;
         case SET_TOKEN:
+        case SET_SECRET_FILE:
             break;
         case SET_STORE: {
             char why[160];
@@ -1320,6 +1364,15 @@ int config_load(struct config *c, int argc, char *const argv[],
         rc = set_text(&tmp, a.s, a.value, "command line", err, errlen);
         if (rc < 0)
             return rc;
+        if (a.s->type == SET_STORE && tmp.store.password[0] != '\0')
+            tmp.store_password_in_argv = true;
+    }
+    /* --redis-password-file wins over a password in --store; one copy of
+     * the secret is kept. */
+    if (tmp.redis_password[0] != '\0') {
+        memcpy(tmp.store.password, tmp.redis_password,
+               sizeof tmp.store.password);
+        memset(tmp.redis_password, 0, sizeof tmp.redis_password);
     }
 
     if (tmp.max_connections_per_ip == UINT_MAX)

@@ -90,6 +90,12 @@ struct config {
      * --admin-token-file), "" when the admin API is off. A secret: never
      * log or print it. */
     char admin_token[CONFIG_SECRET_MAX];
+    /* The first line of --redis-password-file while loading; config_load()
+     * moves it into store.password (it wins) and clears this. */
+    char redis_password[CONFIG_SECRET_MAX];
+    /* A password was written in --store on the command line, where every
+     * local user sees it (ps): main warns once. Never the password. */
+    bool store_password_in_argv;
     unsigned header_timeout;         /* whole request must arrive within, s */
     unsigned max_connections_per_ip; /* 0 = no limit; unless set,
                                         max_connections / 4 */

@@ -383,6 +383,11 @@ static int configure(struct program *p, int argc, char **argv)
         return 0;
     }
     log_set_json(cfg->log_format == CONFIG_LOG_JSON);
+    if (cfg->store_password_in_argv)
+        log_msg(LOG_WARN,
+                "--store: a Redis password on the command line is visible to "
+                "every local user (ps); give it in SHOPD_STORE or "
+                "--redis-password-file instead");
     if (cfg->unsafe_inventory && cfg->store.kind != CONFIG_STORE_MEMORY) {
         fprintf(stderr, "shopd: --unsafe-inventory is a demo of the memory "
                         "store only; it cannot be used with --store\n");

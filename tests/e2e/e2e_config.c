@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,6 +189,75 @@ START_TEST(test_e2e_config_bad)
     ck_assert_msg(out[0] == '\0', "[%s] wrote to stdout: %.200s", what, out);
     free(err);
     free(out);
+}
+END_TEST
+
+/* A settings file that is not a regular file is a bad value: one line,
+ * exit 2, and never a hang (a FIFO with no writer blocked open() before). */
+static const char *const file_flags[] = {
+    "--catalog", "--config", "--admin-token-file", "--redis-password-file"};
+
+START_TEST(test_e2e_config_not_regular_file)
+{
+    const char *flag = file_flags[_i / 2];
+    bool fifo = _i % 2 == 0;
+    char *path = write_tmp("");
+    ck_assert_int_eq(unlink(path), 0);
+    if (fifo)
+        ck_assert_int_eq(mkfifo(path, 0600), 0);
+    else
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+    const char *const args[] = {"--bind", "127.0.0.1", "--port", "0",
+                                flag,     path,        NULL};
+    char *err = NULL, *out = NULL;
+    int st = shopd_run(args, NULL, 10000, &out, &err);
+    if (fifo)
+        unlink(path);
+    else
+        rmdir(path);
+    char what[96];
+    snprintf(what, sizeof(what), "%s a %s", flag, fifo ? "FIFO" : "directory");
+    ck_assert_msg(st != -1, "[%s] shopd hung", what);
+    expect_exit_code(st, 2, what, err);
+    ck_assert_msg(strstr(err, flag) != NULL &&
+                      strstr(err, "not a regular file") != NULL,
+                  "[%s] stderr: %.300s", what, err);
+    ck_assert_msg(count_lines(err) == 1, "[%s] not one line: %.400s", what,
+                  err);
+    free(path);
+    free(err);
+    free(out);
+}
+END_TEST
+
+/* A Redis password written in --store on the command line shows in ps:
+ * one warning, never the password; from SHOPD_STORE, no warning. (No
+ * Redis listens on port 1: shopd then exits, after the warning.) */
+START_TEST(test_e2e_config_redis_password_warning)
+{
+    static const char *const argv_store[] = {
+        "--bind", "127.0.0.1", "--port",
+        "0",      "--store",   "redis://:pw-S3cr3t-9@127.0.0.1:1/0",
+        NULL};
+    static const char *const plain[] = {"--bind", "127.0.0.1", "--port", "0",
+                                        NULL};
+    static const char *const env[] = {
+        "SHOPD_STORE=redis://:pw-S3cr3t-9@127.0.0.1:1/0", NULL};
+    const char *warn = "visible to every local user";
+    char *err = NULL;
+    shopd_run(argv_store, NULL, 20000, NULL, &err);
+    const char *w = strstr(err, warn);
+    ck_assert_msg(w != NULL && strstr(w + 1, warn) == NULL,
+                  "not exactly one warning: %.600s", err);
+    ck_assert_msg(strstr(err, "pw-S3cr3t-9") == NULL,
+                  "the password was logged: %.600s", err);
+    free(err);
+    shopd_run(plain, env, 20000, NULL, &err);
+    ck_assert_msg(strstr(err, warn) == NULL, "warned about SHOPD_STORE: %.600s",
+                  err);
+    ck_assert_msg(strstr(err, "pw-S3cr3t-9") == NULL,
+                  "the password was logged: %.600s", err);
+    free(err);
 }
 END_TEST
 
@@ -436,6 +506,9 @@ Suite *e2e_config_suite(void)
     tcase_set_timeout(tc, 45);
     tcase_add_loop_test(tc, test_e2e_config_bad, 0,
                         (int)(sizeof bad_cases / sizeof *bad_cases));
+    tcase_add_loop_test(tc, test_e2e_config_not_regular_file, 0,
+                        (int)(2 * sizeof(file_flags) / sizeof(file_flags[0])));
+    tcase_add_test(tc, test_e2e_config_redis_password_warning);
     tcase_add_test(tc, test_e2e_config_bad_before_bind);
     tcase_add_test(tc, test_e2e_config_port_in_use);
     tcase_add_test(tc, test_e2e_config_help);

@@ -305,13 +305,16 @@ static const struct slow_case slow_cases[] = {
     {"idle sockets at the defaults", SLOW_IDLE, true, true},
 };
 
-/* Sockets of the attack at the defaults: 10,000 as in the issue, fewer
- * when HOSTILE_DEFAULT_SOCKS says so (sanitizer builds are slower). */
+/* Sockets of the attack at the defaults: 10,000 as in the issue; 3,000
+ * (still past the per-address limit) on a slow run (E2E_SLOW > 1, as the
+ * sanitizer builds set); HOSTILE_DEFAULT_SOCKS overrides both. */
 static int default_socks(void)
 {
     const char *v = getenv("HOSTILE_DEFAULT_SOCKS");
     long n = v != NULL ? strtol(v, NULL, 10) : 0;
-    return n > 0 && n <= 100000 ? (int)n : 10000;
+    if (n > 0 && n <= 100000)
+        return (int)n;
+    return e2e_slow() > 1 ? 3000 : 10000;
 }
 
 /* Room for `n` sockets in this process: raise the soft open-file limit. */
