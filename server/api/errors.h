@@ -63,7 +63,10 @@
     X(SHUTTING_DOWN, 503, "shutting_down", ERRH_CLOSE,                         \
       "the shop is closing and takes no new orders")                           \
     X(STORE_UNAVAILABLE, 503, "store_unavailable", ERRH_RETRY_AFTER,           \
-      "the store cannot be reached; retry in a second")
+      "the store cannot be reached; retry in a second")                        \
+    X(BUSY, 503, "busy", ERRH_RETRY_AFTER | ERRH_CLOSE,                        \
+      "request bodies in progress hold all the memory they may; retry in a "   \
+      "second")
 
 enum http_err {
 #define HTTP_ERR_ENUM(name, status, code, headers, msg) HTTP_ERR_##name,

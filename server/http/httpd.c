@@ -60,6 +60,9 @@ struct httpd {
     /* Requests between their first call and their completion callback:
      * stopping waits for these, so no answered 202 is cut off. */
     _Atomic unsigned in_progress;
+    /* Body bytes buffered by all requests in progress, at most
+     * BODIES_MAX: a body that would pass it is refused (503 busy). */
+    _Atomic size_t body_bytes;
     _Atomic bool stopping; /* httpd_stop() is waiting on `idle` */
     pthread_mutex_t mu;    /* guards nothing but the wait on `idle` */
     pthread_cond_t idle;   /* signalled when in_progress drops to 0 */
@@ -92,6 +95,11 @@ struct httpd {
  * and other strict servers refuse longer ones. */
 #define CHUNK_LINE_MAX 256
 
+/* All request bodies buffered at once hold at most this (SPEC §4). */
+#ifndef BODIES_MAX
+#define BODIES_MAX ((size_t)64 << 20)
+#endif
+
 /* Bodies up to this size (every order is) need no allocation of their own. */
 #define REQ_INLINE_BODY 256
 
@@ -114,6 +122,8 @@ struct req_state {
     size_t len, cap;
     bool too_large; /* the body went past max_body: dropped, not buffered */
     bool long_chunk_line; /* a chunk-size line over CHUNK_LINE_MAX bytes */
+    bool busy;            /* the body would pass BODIES_MAX: dropped */
+    size_t charged;       /* bytes of this body counted in body_bytes */
     bool answered;        /* a response has been queued */
     /* A deferred answer (api.h): the connection is suspended until it
      * completes; `deferred_sent` once its final response is queued. */
@@ -122,13 +132,33 @@ struct req_state {
     char small[REQ_INLINE_BODY];
 };
 
-/* Drop the body (freeing it if it outgrew `small`). */
-static void drop_body(struct req_state *st)
+/* Drop the body (freeing it if it outgrew `small`), and give back what
+ * it counted against BODIES_MAX. */
+static void drop_body(struct httpd *h, struct req_state *st)
 {
     if (st->body != st->small)
         free(st->body);
     st->body = NULL;
     st->len = st->cap = 0;
+    if (st->charged > 0) {
+        atomic_fetch_sub_explicit(&h->body_bytes, st->charged,
+                                  memory_order_relaxed);
+        st->charged = 0;
+    }
+}
+
+/* Count `n` more body bytes against BODIES_MAX; false (nothing counted)
+ * if they do not fit. */
+static bool charge_body(struct httpd *h, struct req_state *st, size_t n)
+{
+    size_t was =
+        atomic_fetch_add_explicit(&h->body_bytes, n, memory_order_relaxed);
+    if (was + n > BODIES_MAX) {
+        atomic_fetch_sub_explicit(&h->body_bytes, n, memory_order_relaxed);
+        return false;
+    }
+    st->charged += n;
+    return true;
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -234,7 +264,7 @@ static void request_completed(void *cls, struct MHD_Connection *c,
     struct req_state *st = *con_cls;
     conns_request_done(h->conns, conn_of(c));
     if (st != NULL) {
-        drop_body(st);
+        drop_body(h, st);
         http_deferred_release(st->deferred);
         free(st);
         *con_cls = NULL;
@@ -247,15 +277,21 @@ static void request_completed(void *cls, struct MHD_Connection *c,
     }
 }
 
-/* Append a body chunk, or drop it once the body is over the cap. */
-static void append_body(struct req_state *st, const char *data, size_t n,
-                        size_t max_body)
+/* Append a body chunk, or drop it once the body is over the cap or the
+ * bodies of all requests would pass BODIES_MAX. */
+static void append_body(struct httpd *h, struct req_state *st, const char *data,
+                        size_t n, size_t max_body)
 {
-    if (st->too_large)
+    if (st->too_large || st->busy)
         return;
     if (st->len + n > max_body) {
         st->too_large = true;
-        drop_body(st);
+        drop_body(h, st);
+        return;
+    }
+    if (!charge_body(h, st, n)) {
+        st->busy = true;
+        drop_body(h, st);
         return;
     }
     if (st->body == NULL) {
@@ -270,7 +306,7 @@ static void append_body(struct req_state *st, const char *data, size_t n,
         if (p == NULL) {
             /* Treat like an oversized body: refuse rather than crash. */
             st->too_large = true;
-            drop_body(st);
+            drop_body(h, st);
             return;
         }
         if (st->body == st->small)
@@ -690,6 +726,17 @@ static bool after_long_chunk_line(const char *data)
     return true;
 }
 
+/* Whether a body of Content-Length `cl` (within max_body) would pass
+ * BODIES_MAX with the bodies being buffered now. */
+static bool body_would_not_fit(struct httpd *h, const char *cl, size_t max_body)
+{
+    if (cl == NULL || content_length_over(cl, max_body))
+        return false;
+    unsigned long long v = strtoull(cl, NULL, 10);
+    return atomic_load_explicit(&h->body_bytes, memory_order_relaxed) + v >
+           BODIES_MAX;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
                                       const char *url, const char *method,
                                       const char *version,
@@ -711,6 +758,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
             st->answered = true;
             return queue_plain(c, &res);
         }
+        if (body_would_not_fit(h, st->hdr.content_length,
+                               h->app->limits.max_body)) {
+            /* Refused before a byte of it is read (libmicrohttpd then
+             * discards the body unread and closes the connection). */
+            conns_request_arrived(h->conns, conn_of(c));
+            struct http_response busy = {0};
+            http_fail(&busy, HTTP_ERR_BUSY, NULL);
+            st->answered = true;
+            return queue_plain(c, &busy);
+        }
         if (content_length_over(st->hdr.content_length,
                                 h->app->limits.max_body)) {
             /* Answer now: libmicrohttpd then discards the body unread and
@@ -725,10 +782,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         if (st->hdr.chunked && !st->long_chunk_line &&
             after_long_chunk_line(upload_data)) {
             st->long_chunk_line = true;
-            drop_body(st);
+            drop_body(h, st);
         }
         if (!st->answered && !st->long_chunk_line)
-            append_body(st, upload_data, *upload_data_size,
+            append_body(h, st, upload_data, *upload_data_size,
                         h->app->limits.max_body);
         *upload_data_size = 0;
         return MHD_YES;
@@ -738,10 +795,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
     if (st->answered)
         return MHD_YES;
     conns_request_arrived(h->conns, conn_of(c));
-    if (st->long_chunk_line) {
+    if (st->long_chunk_line || st->busy) {
         struct http_response res = {0};
-        http_fail(&res, HTTP_ERR_BAD_REQUEST,
-                  "a chunk-size line is longer than 256 bytes");
+        if (st->busy)
+            http_fail(&res, HTTP_ERR_BUSY, NULL);
+        else
+            http_fail(&res, HTTP_ERR_BAD_REQUEST,
+                      "a chunk-size line is longer than 256 bytes");
         res.close = true;
         st->answered = true;
         return queue_plain(c, &res);
