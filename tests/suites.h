@@ -15,5 +15,6 @@ Suite *conns_suite(void);
 Suite *store_suite(void);
 Suite *redis_suite(void);
 Suite *errors_suite(void);
+Suite *log_suite(void);
 
 #endif /* SHOPD_TESTS_SUITES_H */
