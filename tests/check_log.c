@@ -46,8 +46,10 @@ static size_t lines(const char *s)
 static const char *const hostile[] = {
     "/a\n2026-01-01T00:00:00.000Z info  FORGED",
     "/a\r2026-01-01T00:00:00.000Z info  FORGED",
-    "/a\x1b[2K\x1b[1G" "FORGED",
-    "/a\x7f\x01\x08" "FORGED",
+    "/a\x1b[2K\x1b[1G"
+    "FORGED",
+    "/a\x7f\x01\x08"
+    "FORGED",
 };
 
 START_TEST(test_log_text_escapes_controls)
@@ -67,7 +69,10 @@ END_TEST
 START_TEST(test_log_text_escape_forms)
 {
     char out[1024];
-    logged(false, "a\nb\rc\td\x1b" "e", out, sizeof(out));
+    logged(false,
+           "a\nb\rc\td\x1b"
+           "e",
+           out, sizeof(out));
     ck_assert_ptr_nonnull(strstr(out, "path a\\nb\\rc\\td\\x1be\n"));
     /* Printable text, backslashes and UTF-8 are left as they are. */
     logged(false, "caf\xc3\xa9 C:\\dir", out, sizeof(out));
