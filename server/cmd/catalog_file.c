@@ -97,12 +97,18 @@ static int check_product(const cJSON *item, size_t i, struct product *p,
     return 0;
 }
 
+/* A product's SKU and its place in the file, for the duplicate check. */
+struct sku_at {
+    const char *sku;
+    size_t i;
+};
+
 static int by_sku_then_index(const void *a, const void *b)
 {
-    const struct product *const *x = a;
-    const struct product *const *y = b;
-    int c = strcmp((*x)->sku, (*y)->sku);
-    return c != 0 ? c : (*x < *y ? -1 : *x > *y);
+    const struct sku_at *x = a;
+    const struct sku_at *y = b;
+    int c = strcmp(x->sku, y->sku);
+    return c != 0 ? c : (x->i < y->i ? -1 : x->i > y->i);
 }
 
 /*
@@ -115,7 +121,7 @@ static size_t first_duplicate(const struct product *list, size_t n)
 {
     if (n < 2)
         return n;
-    const struct product **by = malloc(n * sizeof(*by));
+    struct sku_at *by = calloc(n, sizeof(struct sku_at));
     if (by == NULL) {
         /* Out of memory for the index: fall back to pairwise. */
         for (size_t i = 1; i < n; i++)
@@ -125,13 +131,12 @@ static size_t first_duplicate(const struct product *list, size_t n)
         return n;
     }
     for (size_t i = 0; i < n; i++)
-        by[i] = &list[i];
-    qsort(by, n, sizeof(*by), by_sku_then_index);
+        by[i] = (struct sku_at){list[i].sku, i};
+    qsort(by, n, sizeof(struct sku_at), by_sku_then_index);
     size_t first = n;
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(by[i]->sku, by[i - 1]->sku) == 0 &&
-            (size_t)(by[i] - list) < first)
-            first = (size_t)(by[i] - list);
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(by[k].sku, by[k - 1].sku) == 0 && by[k].i < first)
+            first = by[k].i;
     free(by);
     return first;
 }
