@@ -17,7 +17,12 @@
  *
  * Hostile clients (SPEC §10): on the first call, before any body byte is
  * read, the headers that frame the request are checked across all their
- * values (see "request framing" below); a refusal closes the connection.
+ * values, and every header value is checked whole: a NUL, a bare CR or an
+ * obs-folded line is refused, never truncated or dropped (see "request
+ * framing" below); a refusal closes the connection. A chunk-size line over
+ * CHUNK_LINE_MAX bytes is refused (400, close) once the body is in. All
+ * bodies being buffered at once hold at most BODIES_MAX bytes; past it a
+ * body is refused with 503 busy rather than more memory (SPEC §4).
  * Every connection is registered with conns.c (admission past the limits,
  * and a total deadline per request), through libmicrohttpd's connection
  * notifications and its request-line callback.
