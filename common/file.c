@@ -3,13 +3,18 @@
  * the catalog file and the admin token file.
  *
  * file_read_all() grows its buffer by doubling and stops at `max`, so a
- * wrong path (a device, a huge log) cannot make shopd read without bound.
+ * huge file cannot make shopd read without bound. It reads regular files
+ * only: the path is opened without blocking (a FIFO with no writer would
+ * block open() forever) and checked with fstat() before any read, so a
+ * FIFO, a device or a directory given by mistake is an error, never a hang
+ * or an endless read.
  */
 #include "common/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int file_read_all(const char *path, size_t max, char **out, size_t *len)
@@ -18,10 +23,19 @@ int file_read_all(const char *path, size_t max, char **out, size_t *len)
     size_t n = 0;
     size_t cap = 0;
     int rc;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 
     if (fd < 0)
         return -errno;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        goto fail;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = FILE_NOT_REGULAR;
+        goto fail;
+    }
     for (;;) {
         ssize_t got;
 

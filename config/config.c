@@ -60,17 +60,19 @@
 #define ATTR_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 
 enum setting_type {
-    SET_UINT,   /* unsigned, decimal digits only, min..max */
-    SET_PATH,   /* char[size], non-empty */
-    SET_BIND,   /* char[size], IPv4/IPv6 literal, "localhost", "*" */
-    SET_ENUM,   /* an enum, one of names[0..nnames-1] */
-    SET_BOOL,   /* bool; the bare flag means true */
-    SET_STORE,  /* struct config_store, from a store URL */
-    SET_NAME,   /* char[size], 1+ characters of NAME_CHARS */
-    SET_TOKEN,  /* char[size] secret: the flag and the file key name a
-                   file whose first line is the token, the variable
-                   holds the token itself; "" is no token */
-    SET_ACTION, /* --help, --version: no value, no variable, no key */
+    SET_UINT,        /* unsigned, decimal digits only, min..max */
+    SET_PATH,        /* char[size], non-empty */
+    SET_BIND,        /* char[size], IPv4/IPv6 literal, "localhost", "*" */
+    SET_ENUM,        /* an enum, one of names[0..nnames-1] */
+    SET_BOOL,        /* bool; the bare flag means true */
+    SET_STORE,       /* struct config_store, from a store URL */
+    SET_NAME,        /* char[size], 1+ characters of NAME_CHARS */
+    SET_TOKEN,       /* char[size] secret: the flag and the file key name a
+                        file whose first line is the token, the variable
+                        holds the token itself; "" is no token */
+    SET_SECRET_FILE, /* char[size] secret: the first line of the file the
+                        flag names (the Redis password) */
+    SET_ACTION,      /* --help, --version: no value, no variable, no key */
 };
 
 struct setting {
@@ -358,11 +360,25 @@ static const struct setting settings[] = {
      FIELD(max_connections_per_ip),
      .min = 0,
      .max = 1000000,
-     .def = 0,
-     .shown_def = "0 (no limit)",
+     .def = 0, /* stands for "not set": see per_ip_default() */
+     .shown_def = "max-connections/4",
      .metavar = "N",
      .help = "open connections from one client address at most;\n"
-             "past it a new one is closed at once"},
+             "past it a new one is closed at once, so that one address\n"
+             "cannot take every connection (2500 at the default\n"
+             "--max-connections: room for wrk -c2000); 0: no limit\n"
+             "(behind a proxy that funnels every client through one\n"
+             "address, raise it or set 0)"},
+    {.flag = "--redis-password-file",
+     .key = "redis_password_file",
+     .type = SET_SECRET_FILE,
+     FIELD(redis_password),
+     .shown_def = "none",
+     .allowed = "path",
+     .metavar = "FILE",
+     .help = "file whose first line is the Redis password; it wins\n"
+             "over one in --store (a password written in --store on the\n"
+             "command line shows in ps: use this or SHOPD_STORE)"},
     {.flag = "--help",
      .short_flag = "-h",
      .type = SET_ACTION,
@@ -838,6 +854,34 @@ static int set_token_file(struct config *c, const struct setting *s,
     return rc;
 }
 
+/* Set a secret from the first line of the file at path (trailing CR/LF
+ * dropped); never quoted in an error. */
+static int set_secret_file(struct config *c, const struct setting *s,
+                           const char *path, const char *from, char *err,
+                           size_t errlen)
+{
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(s->flag, path, &text, &len, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    len = strcspn(text, "\r\n");
+    if (len == 0 || len >= s->size || memchr(text, '\0', len) != NULL)
+        rc = errorf(err, errlen,
+                    "%s: the first line of the file must hold the secret, "
+                    "1 to %zu bytes (from %s)",
+                    s->flag, s->size - 1, from);
+    else
+        memcpy(field_of(c, s), text, len);
+    if (rc == 0)
+        ((char *)field_of(c, s))[len] = '\0';
+    /* The buffer held the secret: wipe it before it goes back. */
+    memset(text, 0, strlen(text));
+    free(text);
+    return rc;
+}
+
 /* Set s from text (a flag, a variable or a JSON string). */
 static int set_text(struct config *c, const struct setting *s, const char *val,
                     const char *from, char *err, size_t errlen)
@@ -892,6 +936,8 @@ static int set_text(struct config *c, const struct setting *s, const char *val,
         return 0;
     case SET_TOKEN:
         return set_token_file(c, s, val, from, err, errlen);
+    case SET_SECRET_FILE:
+        return set_secret_file(c, s, val, from, err, errlen);
     case SET_BOOL:
         if (!parse_bool(val, &b))
             return errorf(err, errlen,
@@ -967,6 +1013,7 @@ static int set_json(struct config *c, const struct setting *s,
     case SET_STORE:
     case SET_NAME:
     case SET_TOKEN:
+    case SET_SECRET_FILE:
         if (!cJSON_IsString(item) || item->valuestring == NULL)
             return errorf(err, errlen,
                           "%s: expected a string, got %s (from %s)", s->flag,
@@ -1002,6 +1049,9 @@ static int read_file(const char *flag, const char *path, char **out,
                       quote(q, path), CONFIG_FILE_MAX);
     if (rc == -ENOMEM)
         return errorf(err, errlen, "%s: out of memory reading %s", flag,
+                      quote(q, path));
+    if (rc == FILE_NOT_REGULAR)
+        return errorf(err, errlen, "%s: %s is " FILE_NOT_REGULAR_TEXT, flag,
                       quote(q, path));
     if (rc < 0) {
         if (strerror_r(-rc, why, sizeof why) != 0)
@@ -1171,6 +1221,21 @@ static int next_cli_arg(int argc, char *const argv[], int *i,
 
 /* ---- public API --------------------------------------------------------- */
 
+/*
+ * The per-address limit when none is set (SPEC §10): a share of the
+ * connection limit, so that one address can hold at most a quarter of the
+ * connections and the others always find room, yet one load generator
+ * (wrk -c2000) fits at the defaults. A per-address limit rather than
+ * "the oldest idle connection gives way" (nginx): it refuses the attacker's
+ * excess at accept, before any byte is read, and never closes a
+ * connection that a well-behaved client is about to use.
+ */
+static unsigned per_ip_default(unsigned max_connections)
+{
+    unsigned n = max_connections / CONFIG_PER_IP_SHARE;
+    return n > 0 ? n : 1;
+}
+
 void config_defaults(struct config *c)
 {
     unsigned ncpu = online_cpus();
@@ -1194,6 +1259,7 @@ void config_defaults(struct config *c)
                      s->def_text != NULL ? s->def_text : "");
             break;
         case SET_TOKEN:
+        case SET_SECRET_FILE:
             break;
         case SET_STORE: {
             char why[160];
@@ -1217,6 +1283,7 @@ void config_defaults(struct config *c)
             break;
         }
     }
+    c->max_connections_per_ip = per_ip_default(c->max_connections);
 }
 
 int config_load(struct config *c, int argc, char *const argv[],
@@ -1237,6 +1304,8 @@ int config_load(struct config *c, int argc, char *const argv[],
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     config_defaults(&tmp);
+    /* UINT_MAX: not set by any source (the range tops out far below). */
+    tmp.max_connections_per_ip = UINT_MAX;
     *action = CONFIG_RUN;
 
     /* 1. --help and --version win over everything; find --config. */
@@ -1245,6 +1314,7 @@ int config_load(struct config *c, int argc, char *const argv[],
             continue;
         assert(a.s != NULL);
         if (a.s->type == SET_ACTION) {
+            tmp.max_connections_per_ip = per_ip_default(tmp.max_connections);
             *c = tmp;
             *action = (enum config_action)a.s->def;
             return 0;
@@ -1296,8 +1366,19 @@ int config_load(struct config *c, int argc, char *const argv[],
         rc = set_text(&tmp, a.s, a.value, "command line", err, errlen);
         if (rc < 0)
             return rc;
+        if (a.s->type == SET_STORE && tmp.store.password[0] != '\0')
+            tmp.store_password_in_argv = true;
+    }
+    /* --redis-password-file wins over a password in --store; one copy of
+     * the secret is kept. */
+    if (tmp.redis_password[0] != '\0') {
+        memcpy(tmp.store.password, tmp.redis_password,
+               sizeof tmp.store.password);
+        memset(tmp.redis_password, 0, sizeof tmp.redis_password);
     }
 
+    if (tmp.max_connections_per_ip == UINT_MAX)
+        tmp.max_connections_per_ip = per_ip_default(tmp.max_connections);
     *c = tmp;
     return 0;
 }

@@ -23,6 +23,8 @@
 #define CONFIG_SECRET_MAX   256 /* an admin token or a Redis password */
 #define CONFIG_INSTANCE_MAX 128 /* an instance name */
 #define CONFIG_TOKEN_MIN    16  /* shortest admin token accepted */
+/* Unless set, max_connections_per_ip is max_connections / this (SPEC §10). */
+#define CONFIG_PER_IP_SHARE 4
 
 enum config_log_format {
     CONFIG_LOG_TEXT = 0,
@@ -88,8 +90,15 @@ struct config {
      * --admin-token-file), "" when the admin API is off. A secret: never
      * log or print it. */
     char admin_token[CONFIG_SECRET_MAX];
+    /* The first line of --redis-password-file while loading; config_load()
+     * moves it into store.password (it wins) and clears this. */
+    char redis_password[CONFIG_SECRET_MAX];
+    /* A password was written in --store on the command line, where every
+     * local user sees it (ps): main warns once. Never the password. */
+    bool store_password_in_argv;
     unsigned header_timeout;         /* whole request must arrive within, s */
-    unsigned max_connections_per_ip; /* 0 = no limit */
+    unsigned max_connections_per_ip; /* 0 = no limit; unless set,
+                                        max_connections / 4 */
 };
 
 /* Fill `c` with the built-in defaults (CPU counts read from the system). */

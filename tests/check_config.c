@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef SHOPD_VERSION
@@ -113,7 +114,7 @@ static void assert_defaults(const struct config *c)
     ck_assert_uint_eq(c->idempotency_ttl, 86400);
     ck_assert_str_eq(c->admin_token, "");
     ck_assert_uint_eq(c->header_timeout, 10);
-    ck_assert_uint_eq(c->max_connections_per_ip, 0);
+    ck_assert_uint_eq(c->max_connections_per_ip, 2500);
 }
 
 /* The values the "every kind" tests set, whatever the source. */
@@ -482,6 +483,24 @@ START_TEST(test_config_new_numbers_and_names)
 }
 END_TEST
 
+/* The per-address limit is on by default (SPEC §10): a quarter of
+ * --max-connections unless set, from whichever source sets that. */
+START_TEST(test_config_per_ip_default_share)
+{
+    ck_assert_int_eq(load(ARGV("--max-connections", "400"), NULL), 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 100);
+    ck_assert_int_eq(load(NO_ARGS, ENVP("SHOPD_MAX_CONNECTIONS=3")), 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 1);
+    ck_assert_int_eq(
+        load(ARGV("--max-connections", "400", "--max-connections-per-ip", "0"),
+             NULL),
+        0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 0);
+    ck_assert_int_eq(load(ARGV("--max-connections-per-ip", "7000"), NULL), 0);
+    ck_assert_uint_eq(cfg.max_connections_per_ip, 7000);
+}
+END_TEST
+
 START_TEST(test_config_admin_token_sources)
 {
     /* The first line of the file, without its CR/LF. */
@@ -507,6 +526,69 @@ START_TEST(test_config_admin_token_sources)
     ck_assert_str_eq(cfg.admin_token, "fromtheconfigfile-token");
     ck_assert_int_eq(load(ARGV("--config", cf), ENVP("SHOPD_ADMIN_TOKEN=")), 0);
     ck_assert_str_eq(cfg.admin_token, "");
+}
+END_TEST
+
+/* --redis-password-file: the first line, trailing CR/LF dropped; it wins
+ * over a password in --store from any source; a password written in
+ * --store on the command line (only there) is flagged for a warning. */
+START_TEST(test_config_redis_password_file)
+{
+    char *file = temp_file("pw-from-file\r\nsecond line\n");
+    char conf[256];
+
+    ck_assert_int_eq(
+        load(ARGV("--store", "redis://h:6379/0", "--redis-password-file", file),
+             NULL),
+        0);
+    ck_assert_str_eq(cfg.store.password, "pw-from-file");
+    ck_assert_str_eq(cfg.redis_password, "");
+    ck_assert(!cfg.store_password_in_argv);
+    /* The file wins over the URL, whichever comes first. */
+    ck_assert_int_eq(load(ARGV("--redis-password-file", file, "--store",
+                               "redis://:in-url@h:6379/0"),
+                          NULL),
+                     0);
+    ck_assert_str_eq(cfg.store.password, "pw-from-file");
+    ck_assert(cfg.store_password_in_argv);
+    /* From the variable: no warning. */
+    ck_assert_int_eq(
+        load(NO_ARGS, ENVP("SHOPD_STORE=redis://:in-env@h:6379/0")), 0);
+    ck_assert_str_eq(cfg.store.password, "in-env");
+    ck_assert(!cfg.store_password_in_argv);
+    /* From the config file: no warning either, and the key works. */
+    snprintf(conf, sizeof conf,
+             "{\"store\": \"redis://:in-conf@h/0\", "
+             "\"redis_password_file\": \"%s\"}",
+             file);
+    char *cf = temp_file(conf);
+    ck_assert_int_eq(load(ARGV("--config", cf), NULL), 0);
+    ck_assert_str_eq(cfg.store.password, "pw-from-file");
+    ck_assert(!cfg.store_password_in_argv);
+    /* An empty first line, a directory: one error, no secret. */
+    char *empty = temp_file("\nnext-line-secret\n");
+    ck_assert_int_eq(load(ARGV("--redis-password-file", empty), NULL), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "--redis-password-file"));
+    ck_assert_ptr_null(strstr(err, "next-line-secret"));
+    ck_assert_int_eq(load(ARGV("--redis-password-file", "/tmp"), NULL),
+                     -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+}
+END_TEST
+
+/* The catalog, config and token files are regular files or an error:
+ * a FIFO never blocks the load. */
+START_TEST(test_config_fifo_is_an_error)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/check_config_fifo_%ld", (long)getpid());
+    unlink(path);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(load(ARGV("--config", path), NULL), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+    ck_assert_int_eq(load(ARGV("--admin-token-file", path), NULL), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+    unlink(path);
 }
 END_TEST
 
@@ -740,7 +822,11 @@ static const struct bad_case bad_cases[] = {
      NULL,
      false,
      {"--config: cannot read \"/nonexistent/x.json\""}},
-    {{"--config", "/tmp"}, {0}, NULL, false, {"--config", "Is a directory"}},
+    {{"--config", "/tmp"},
+     {0},
+     NULL,
+     false,
+     {"--config", "not a regular file"}},
     {{0}, {"SHOPD_CONFIG="}, NULL, false, {"--config: empty value"}},
     {{"--config"}, {0}, NULL, false, {"--config: missing value"}},
     /* Stores (SPEC §7): a malformed --store is exit status 2. */
@@ -1018,8 +1104,11 @@ Suite *config_suite(void)
     tcase_add_test(tc, test_config_range_limits_accepted);
     tcase_add_test(tc, test_config_store_forms);
     tcase_add_test(tc, test_config_new_numbers_and_names);
+    tcase_add_test(tc, test_config_per_ip_default_share);
     tcase_add_test(tc, test_config_admin_token_sources);
     tcase_add_test(tc, test_config_admin_token_never_in_errors);
+    tcase_add_test(tc, test_config_redis_password_file);
+    tcase_add_test(tc, test_config_fifo_is_an_error);
     tcase_add_test(tc, test_config_help_and_version_actions);
     tcase_add_test(tc, test_config_help_wins_over_bad_values);
     tcase_add_test(tc, test_config_help_lists_every_setting);

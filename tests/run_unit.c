@@ -21,6 +21,7 @@ int main(void)
     srunner_add_suite(sr, redis_suite());
     srunner_add_suite(sr, errors_suite());
     srunner_add_suite(sr, openapi_suite());
+    srunner_add_suite(sr, log_suite());
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);

@@ -16,5 +16,6 @@ Suite *store_suite(void);
 Suite *redis_suite(void);
 Suite *errors_suite(void);
 Suite *openapi_suite(void);
+Suite *log_suite(void);
 
 #endif /* SHOPD_TESTS_SUITES_H */

@@ -69,7 +69,10 @@
       "taken: retry in a second")                                              \
     X(OUTCOME_UNKNOWN, 504, "outcome_unknown", ERRH_NONE,                      \
       "the order may have been taken: retry with the same Idempotency-Key, "   \
-      "or look it up")
+      "or look it up")                                                         \
+    X(BUSY, 503, "busy", ERRH_RETRY_AFTER | ERRH_CLOSE,                        \
+      "request bodies in progress hold all the memory they may; retry in a "   \
+      "second")
 
 enum http_err {
 #define HTTP_ERR_ENUM(name, status, code, headers, msg) HTTP_ERR_##name,

@@ -87,6 +87,9 @@ struct shop_stock *stock_copy(const struct app *app, size_t *n)
 
 /* --- /stats ------------------------------------------------------------ */
 
+/* Products shown one by one in /stats, /events and /metrics at most. */
+#define VIEW_PRODUCTS_MAX 1000
+
 static void write_latency(struct jbuf *b, const char *name,
                           const struct shop_latency *l)
 {
@@ -248,9 +251,19 @@ char *api_stats_json(const struct app *app, size_t *len)
         jb_printf(&b, "%s{\"busy\":%s,\"processed\":%llu}", i ? "," : "",
                   shop_worker_busy(app->shop, i) ? "true" : "false",
                   (unsigned long long)shop_worker_processed(app->shop, i));
-    jb_cstr(&b, "],\"inventory\":{");
+    /* A bounded inventory (the first VIEW_PRODUCTS_MAX products, in
+     * catalog order), so that /stats and every /events tick stay cheap
+     * with a catalog of 100,000 products; /products has them all. */
+    size_t shown = n < VIEW_PRODUCTS_MAX ? n : VIEW_PRODUCTS_MAX;
+    jb_printf(&b, "],\"inventory_total\":%zu,\"inventory_truncated\":%s", n,
+              shown < n ? "true" : "false");
+    jb_cstr(&b, ",\"inventory\":{");
     int64_t oversold = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i >= shown) {
+            oversold += st[i].oversold;
+            continue;
+        }
         const struct product *p = shop_product(app->shop, i);
         if (i)
             jb_cstr(&b, ",");
@@ -366,6 +379,11 @@ void metrics_write(const struct app *app, struct jbuf *b)
         b->oom = true;
         return;
     }
+    /* Per-product series for the first VIEW_PRODUCTS_MAX products only:
+     * a scrape stays small whatever the catalog (as /stats). */
+    gauge(b, "shopd_products", "Products in the catalog.", (double)n);
+    if (n > VIEW_PRODUCTS_MAX)
+        n = VIEW_PRODUCTS_MAX;
     family(b, "shopd_product_stock", "gauge", "Units in stock per product.");
     for (size_t i = 0; i < n; i++)
         jb_printf(b, "shopd_product_stock{sku=\"%s\"} %lld\n",

@@ -3,19 +3,23 @@
  * signals, start-up errors, the drain on shutdown, exit status.
  *
  * Signals (SPEC §3): every signal whose default action would end the
- * process and that a person, a terminal or a supervisor sends is blocked
- * before any thread starts, so every thread inherits the mask and only
- * main receives them, with sigwait(). That also works when shopd is PID 1
- * in a container. SIGINT, SIGTERM, SIGHUP, SIGQUIT, and the timers and
- * limits nobody here arms (SIGALRM, SIGVTALRM, SIGXCPU, SIGPWR, SIGIO,
- * SIGSTKFLT) all start the drain: the shop stops taking orders (503
- * shutting_down, /readyz 503, Connection: close) while HTTP keeps answering
- * reads; the workers drain the belt; a final stats line is logged; exit 0.
- * So no signal loses an order that got a 202. SIGUSR1 logs one stats line
- * and changes nothing; SIGUSR2 and SIGXFSZ are ignored (a write past a file
- * size limit then fails with EFBIG instead of killing the process). A
- * second draining signal exits at once; a drain past --drain-timeout logs
- * what is left and exits 1.
+ * process and that a person, a terminal, a supervisor or a forgotten timer
+ * sends is blocked before any thread starts, so every thread inherits the
+ * mask and only main receives them, with sigwait(). That also works when
+ * shopd is PID 1 in a container. SIGINT, SIGTERM, SIGHUP, SIGQUIT, the
+ * timers and limits (SIGALRM, SIGVTALRM, SIGPROF, SIGXCPU, SIGXFSZ), SIGPWR,
+ * SIGIO, SIGSTKFLT and the real-time signals all start the drain: the shop
+ * stops taking orders (503 shutting_down, /readyz 503, Connection: close)
+ * while HTTP keeps answering reads; the workers drain the belt; a final
+ * stats line is logged; exit 0. So no signal loses an order that got a
+ * 202. The crash signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT,
+ * SIGTRAP, SIGSYS) keep their default: the process is broken. SIGUSR1 logs
+ * one stats line and changes nothing; SIGUSR2 is ignored; SIGPIPE is
+ * ignored (a client gone mid-answer fails one write with EPIPE). A second
+ * draining request exits at once, but the same signal again within 100 ms
+ * of the first is the same request delivered twice (GNU timeout signals
+ * the child and then its process group) and is ignored; a drain past
+ * --drain-timeout logs what is left and exits 1.
  *
  * Exit status: 0 after a clean drain, 1 on a run-time failure (port in use,
  * drain timeout), 2 for a bad setting or catalog, 128+N on a second signal.
@@ -64,49 +68,71 @@ static void raise_fd_limit(unsigned max_connections)
                 (unsigned long long)rl.rlim_cur, max_connections);
 }
 
-/* Signals that start the drain (SPEC §3), with their names for the log. */
+/* Signals that start the drain (SPEC §3), with their names for the log:
+ * every signal whose default action ends the process, except SIGKILL
+ * (which cannot be caught), SIGUSR1/SIGUSR2 (below) and the crash signals
+ * (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS: the process
+ * is broken, a drain could not be trusted). The real-time signals
+ * SIGRTMIN..SIGRTMAX (their bounds are not constants) drain too. */
 static const struct {
     int sig;
     const char *name;
 } drain_signals[] = {
-    {SIGINT, "SIGINT"},       {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
-    {SIGQUIT, "SIGQUIT"},     {SIGALRM, "SIGALRM"}, {SIGVTALRM, "SIGVTALRM"},
-    {SIGXCPU, "SIGXCPU"},     {SIGPWR, "SIGPWR"},   {SIGIO, "SIGIO"},
-    {SIGSTKFLT, "SIGSTKFLT"},
+    {SIGINT, "SIGINT"},   {SIGTERM, "SIGTERM"}, {SIGHUP, "SIGHUP"},
+    {SIGQUIT, "SIGQUIT"}, {SIGALRM, "SIGALRM"}, {SIGVTALRM, "SIGVTALRM"},
+    {SIGPROF, "SIGPROF"}, {SIGXCPU, "SIGXCPU"}, {SIGXFSZ, "SIGXFSZ"},
+    {SIGPWR, "SIGPWR"},   {SIGIO, "SIGIO"},     {SIGSTKFLT, "SIGSTKFLT"},
 };
 
-static const char *signal_name(int sig)
+/* The same signal again within this many ms of the first is the same
+ * request (GNU timeout and process groups deliver it twice). */
+#define SIGNAL_REPEAT_MS 100
+
+/* The name of `sig` for the log, into buf ("SIGTERM", "SIGRTMIN+3"). */
+static const char *signal_name(int sig, char *buf, size_t len)
 {
     for (size_t i = 0; i < sizeof(drain_signals) / sizeof(drain_signals[0]);
          i++)
         if (drain_signals[i].sig == sig)
             return drain_signals[i].name;
-    return sig == SIGUSR1 ? "SIGUSR1" : "signal";
+    if (sig == SIGUSR1)
+        return "SIGUSR1";
+    if (sig >= SIGRTMIN && sig <= SIGRTMAX)
+        snprintf(buf, len, "SIGRTMIN+%d", sig - SIGRTMIN);
+    else
+        snprintf(buf, len, "signal %d", sig);
+    return buf;
 }
 
 /* Block every signal main waits for (call before any thread starts, so
  * that all threads inherit the mask), and ignore the ones that mean
- * nothing to shopd. */
+ * nothing to shopd. SIGPIPE stays ignored: a client that closes its
+ * socket mid-answer must fail that one write (EPIPE), not end the
+ * process; it is not a request to stop. */
 static void take_signals(sigset_t *set)
 {
     sigemptyset(set);
     for (size_t i = 0; i < sizeof(drain_signals) / sizeof(drain_signals[0]);
          i++)
         sigaddset(set, drain_signals[i].sig);
+    for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+        sigaddset(set, sig);
     sigaddset(set, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, set, NULL);
     signal(SIGPIPE, SIG_IGN);
     signal(SIGUSR2, SIG_IGN);
-    signal(SIGXFSZ, SIG_IGN);
 }
 
 static void log_final(struct shop *s, const char *what, enum log_level lvl);
 
-/* The shop SIGUSR1 reports on, shared with the second-signal thread. */
+/* The shop SIGUSR1 reports on, shared with the second-signal thread, and
+ * the first draining signal (written by main before that thread starts). */
 struct signal_watch {
     const sigset_t *set;
     pthread_mutex_t mu; /* guards shop */
     struct shop *shop;  /* NULL once main is about to destroy it */
+    int first_sig;      /* the signal that started the drain */
+    int64_t first_ms;   /* when it was taken, CLOCK_MONOTONIC */
 };
 
 /* Wait for a draining signal and return it; each SIGUSR1 on the way logs
@@ -134,12 +160,22 @@ static void explicit_wipe(char *p, size_t n)
         *v++ = '\0';
 }
 
-/* After the first signal: a second one ends the process at once. */
+/* After the first signal: a second request ends the process at once. The
+ * same signal within SIGNAL_REPEAT_MS of the first is the same request,
+ * delivered twice, and is ignored. */
 static void *second_signal(void *arg)
 {
-    int sig = wait_drain_signal(arg);
-    log_msg(LOG_WARN, "second signal (%s): exiting now", signal_name(sig));
-    _exit(128 + sig);
+    struct signal_watch *w = arg;
+    for (;;) {
+        int sig = wait_drain_signal(w);
+        if (sig == w->first_sig &&
+            time_now_ms(CLOCK_MONOTONIC) - w->first_ms < SIGNAL_REPEAT_MS)
+            continue;
+        char name[32];
+        log_msg(LOG_WARN, "second signal (%s): exiting now",
+                signal_name(sig, name, sizeof(name)));
+        _exit(128 + sig);
+    }
 }
 
 static void log_final(struct shop *s, const char *what, enum log_level lvl)
@@ -498,6 +534,11 @@ static int configure(struct program *p, int argc, char **argv)
         return 0;
     }
     log_set_json(cfg->log_format == CONFIG_LOG_JSON);
+    if (cfg->store_password_in_argv)
+        log_msg(LOG_WARN,
+                "--store: a Redis password on the command line is visible to "
+                "every local user (ps); give it in SHOPD_STORE or "
+                "--redis-password-file instead");
     if (cfg->unsafe_inventory && cfg->store.kind != CONFIG_STORE_MEMORY) {
         fprintf(stderr, "shopd: --unsafe-inventory is a demo of the memory "
                         "store only; it cannot be used with --store\n");
@@ -638,7 +679,11 @@ static int start_http(struct program *p)
 static int run(struct program *p)
 {
     int sig = wait_drain_signal(&p->watch);
-    log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)", signal_name(sig),
+    p->watch.first_sig = sig;
+    p->watch.first_ms = time_now_ms(CLOCK_MONOTONIC);
+    char name[32];
+    log_msg(LOG_INFO, "%s: draining %llu orders (up to %us)",
+            signal_name(sig, name, sizeof(name)),
             (unsigned long long)shop_left(p->shop), p->cfg.drain_timeout);
     pthread_t watcher;
     if (pthread_create(&watcher, NULL, second_signal, &p->watch) == 0)

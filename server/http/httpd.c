@@ -17,7 +17,12 @@
  *
  * Hostile clients (SPEC §10): on the first call, before any body byte is
  * read, the headers that frame the request are checked across all their
- * values (see "request framing" below); a refusal closes the connection.
+ * values, and every header value is checked whole: a NUL, a bare CR or an
+ * obs-folded line is refused, never truncated or dropped (see "request
+ * framing" below); a refusal closes the connection. A chunk-size line over
+ * CHUNK_LINE_MAX bytes is refused (400, close) once the body is in. All
+ * bodies being buffered at once hold at most BODIES_MAX bytes; past it a
+ * body is refused with 503 busy rather than more memory (SPEC §4).
  * Every connection is registered with conns.c (admission past the limits,
  * and a total deadline per request), through libmicrohttpd's connection
  * notifications and its request-line callback.
@@ -40,6 +45,7 @@
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +65,9 @@ struct httpd {
     /* Requests between their first call and their completion callback:
      * stopping waits for these, so no answered 202 is cut off. */
     _Atomic unsigned in_progress;
+    /* Body bytes buffered by all requests in progress, at most
+     * BODIES_MAX: a body that would pass it is refused (503 busy). */
+    _Atomic size_t body_bytes;
     _Atomic bool stopping; /* httpd_stop() is waiting on `idle` */
     pthread_mutex_t mu;    /* guards nothing but the wait on `idle` */
     pthread_cond_t idle;   /* signalled when in_progress drops to 0 */
@@ -87,6 +96,15 @@ struct httpd {
 #define CONN_MEMORY (32 * 1024)
 #endif
 
+/* The longest chunk-size line (size, extensions, CRLF) served; nginx
+ * and other strict servers refuse longer ones. */
+#define CHUNK_LINE_MAX 256
+
+/* All request bodies buffered at once hold at most this (SPEC §4). */
+#ifndef BODIES_MAX
+#define BODIES_MAX ((size_t)64 << 20)
+#endif
+
 /* Bodies up to this size (every order is) need no allocation of their own. */
 #define REQ_INLINE_BODY 256
 
@@ -100,6 +118,7 @@ struct req_headers {
     const char *authorization; /* the first Authorization, or NULL */
     unsigned authorizations;
     const char *content_length; /* the first Content-Length, or NULL */
+    bool chunked;               /* Transfer-Encoding: chunked */
 };
 
 struct req_state {
@@ -107,7 +126,10 @@ struct req_state {
     char *body; /* NUL-terminated, grows up to max_body; `small` or heap */
     size_t len, cap;
     bool too_large; /* the body went past max_body: dropped, not buffered */
-    bool answered;  /* a response has been queued */
+    bool long_chunk_line; /* a chunk-size line over CHUNK_LINE_MAX bytes */
+    bool busy;            /* the body would pass BODIES_MAX: dropped */
+    size_t charged;       /* bytes of this body counted in body_bytes */
+    bool answered;        /* a response has been queued */
     /* A deferred answer (api.h): the connection is suspended until it
      * completes; `deferred_sent` once its final response is queued. */
     struct http_deferred *deferred;
@@ -115,13 +137,33 @@ struct req_state {
     char small[REQ_INLINE_BODY];
 };
 
-/* Drop the body (freeing it if it outgrew `small`). */
-static void drop_body(struct req_state *st)
+/* Drop the body (freeing it if it outgrew `small`), and give back what
+ * it counted against BODIES_MAX. */
+static void drop_body(struct httpd *h, struct req_state *st)
 {
     if (st->body != st->small)
         free(st->body);
     st->body = NULL;
     st->len = st->cap = 0;
+    if (st->charged > 0) {
+        atomic_fetch_sub_explicit(&h->body_bytes, st->charged,
+                                  memory_order_relaxed);
+        st->charged = 0;
+    }
+}
+
+/* Count `n` more body bytes against BODIES_MAX; false (nothing counted)
+ * if they do not fit. */
+static bool charge_body(struct httpd *h, struct req_state *st, size_t n)
+{
+    size_t was =
+        atomic_fetch_add_explicit(&h->body_bytes, n, memory_order_relaxed);
+    if (was + n > BODIES_MAX) {
+        atomic_fetch_sub_explicit(&h->body_bytes, n, memory_order_relaxed);
+        return false;
+    }
+    st->charged += n;
+    return true;
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
@@ -227,7 +269,7 @@ static void request_completed(void *cls, struct MHD_Connection *c,
     struct req_state *st = *con_cls;
     conns_request_done(h->conns, conn_of(c));
     if (st != NULL) {
-        drop_body(st);
+        drop_body(h, st);
         http_deferred_release(st->deferred);
         free(st);
         *con_cls = NULL;
@@ -240,15 +282,21 @@ static void request_completed(void *cls, struct MHD_Connection *c,
     }
 }
 
-/* Append a body chunk, or drop it once the body is over the cap. */
-static void append_body(struct req_state *st, const char *data, size_t n,
-                        size_t max_body)
+/* Append a body chunk, or drop it once the body is over the cap or the
+ * bodies of all requests would pass BODIES_MAX. */
+static void append_body(struct httpd *h, struct req_state *st, const char *data,
+                        size_t n, size_t max_body)
 {
-    if (st->too_large)
+    if (st->too_large || st->busy)
         return;
     if (st->len + n > max_body) {
         st->too_large = true;
-        drop_body(st);
+        drop_body(h, st);
+        return;
+    }
+    if (!charge_body(h, st, n)) {
+        st->busy = true;
+        drop_body(h, st);
         return;
     }
     if (st->body == NULL) {
@@ -263,7 +311,7 @@ static void append_body(struct req_state *st, const char *data, size_t n,
         if (p == NULL) {
             /* Treat like an oversized body: refuse rather than crash. */
             st->too_large = true;
-            drop_body(st);
+            drop_body(h, st);
             return;
         }
         if (st->body == st->small)
@@ -348,8 +396,14 @@ struct framing {
     bool cl_differ;   /* Content-Length values that disagree */
     bool bad_name;    /* a header name that is not an RFC 9110 token */
     bool folded;      /* a framing header continued on the next line */
+    bool obs_fold;    /* any header continued on the next line */
+    bool bad_value;   /* a NUL or a bare CR in a header value */
     const char *cl_v; /* the first Content-Length value */
     struct req_headers *hdr; /* noted on the same walk */
+    /* The previous header's value and its length, to see what libmicrohttpd
+     * left between it and the next header's name. */
+    const char *prev_v;
+    size_t prev_vlen;
 };
 
 /* RFC 9110 tchar. */
@@ -386,15 +440,79 @@ static bool has_prefix_nocase(const char *key, const char *name)
     return strlen(key) > n && strncasecmp(key, name, n) == 0;
 }
 
+/*
+ * Header values as libmicrohttpd 0.9.75 hands them over (connection.c,
+ * get_next_header_line and process_header_line): every header line stays
+ * where it was received in the connection's read buffer; its CRLF (or bare
+ * LF) is overwritten with NULs, its colon with a NUL, and the value starts
+ * after the blanks that follow the colon. So:
+ *   - a bare CR is kept inside the value: it is seen there;
+ *   - a NUL inside the value ends the C string early (the value's length
+ *     too: it is strlen()'d), but the rest of the line is still in the
+ *     buffer. After a whole value come only its line end's one or two NULs,
+ *     then the next header's name; any other byte there is the hidden rest
+ *     of a value cut at a NUL;
+ *   - an obs-fold continuation line is appended to the header's *name*,
+ *     which is copied elsewhere in the pool for that: the value then no
+ *     longer follows its name's NUL and blanks.
+ * These reads stay inside the bytes of the request head libmicrohttpd
+ * already parsed (each value's line end, then the next line or the empty
+ * line that ends the head). A NUL as the very last byte of a value, just
+ * before a bare LF, hides nothing and cannot be told apart.
+ */
+static bool blank(char ch)
+{
+    return ch == ' ' || ch == '\t';
+}
+
+/* Whether `v` starts where its line put it: after `key`, its NUL (the
+ * colon) and blanks. If not, the name was continued by an obs-fold. */
+static bool value_follows_name(const char *key, size_t klen, const char *v)
+{
+    uintptr_t after = (uintptr_t)(key + klen + 1);
+    uintptr_t at = (uintptr_t)v;
+    if (at < after || at - after > 256)
+        return false;
+    for (const char *p = key + klen + 1; p < v; p++)
+        if (!blank(*p))
+            return false;
+    return true;
+}
+
+/* Whether anything but the line end lies between the previous value and
+ * `next`, the next header's name (NULL after the last header: the empty
+ * line that ends the head follows). A name copied elsewhere by an obs-fold
+ * counts as a hidden byte too: that request is refused either way. */
+static bool value_cut_at_nul(const char *v, size_t vlen, const char *next)
+{
+    const char *end = v + vlen; /* the NUL that ends the C string */
+    if (next == end + 1)
+        return false; /* a bare LF, then the next name */
+    if (next == end + 2 || next == NULL)
+        return end[1] != '\0'; /* CRLF (or the empty line) follows */
+    return true;
+}
+
 static enum MHD_Result framing_header(void *cls, enum MHD_ValueKind kind,
-                                      const char *key, const char *value)
+                                      const char *key, size_t klen,
+                                      const char *value, size_t vlen)
 {
     (void)kind;
     struct framing *f = cls;
     if (key == NULL)
         return MHD_YES;
-    if (value == NULL)
+    if (value == NULL) {
         value = "";
+        vlen = 0;
+    }
+    if (f->prev_v != NULL && value_cut_at_nul(f->prev_v, f->prev_vlen, key))
+        f->bad_value = true;
+    f->prev_v = value;
+    f->prev_vlen = vlen;
+    if (!value_follows_name(key, klen, value))
+        f->obs_fold = true;
+    if (memchr(value, '\r', vlen) != NULL)
+        f->bad_value = true;
     for (const char *k = key; *k != '\0' && !f->bad_name; k++)
         f->bad_name = !tchar((unsigned char)*k);
     if (*key == '\0')
@@ -435,16 +553,22 @@ static bool framing_refused(struct MHD_Connection *c, const char *version,
                             struct req_headers *hdr, struct http_response *res)
 {
     struct framing f = {.hdr = hdr};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, framing_header, &f);
+    MHD_get_connection_values_n(c, MHD_HEADER_KIND, framing_header, &f);
+    if (f.prev_v != NULL && value_cut_at_nul(f.prev_v, f.prev_vlen, NULL))
+        f.bad_value = true;
     hdr->content_length = f.cl_v;
-    if (f.bad_name)
+    hdr->chunked = f.te == 1 && !f.te_other;
+    if (f.bad_value)
+        http_fail(res, HTTP_ERR_BAD_REQUEST,
+                  "a header value holds a NUL or a bare CR");
+    else if (f.bad_name)
         http_fail(res, HTTP_ERR_BAD_REQUEST,
                   "a header name is not a token (no space before the "
                   "colon)");
-    else if (f.folded)
+    else if (f.folded || f.obs_fold)
         http_fail(res, HTTP_ERR_BAD_REQUEST,
-                  "a framing header is folded over two lines or "
-                  "misspelt");
+                  "a header is folded over two lines (obs-fold) or a "
+                  "framing header is misspelt");
     else if (f.te > 1 || f.te_other)
         http_fail(res, HTTP_ERR_NOT_IMPLEMENTED, NULL);
     else if (f.te > 0 && f.cl > 0)
@@ -591,6 +715,40 @@ static bool content_length_over(const char *cl, size_t max)
     return errno == ERANGE || (end != cl && v > max);
 }
 
+/*
+ * Whether the chunk data at `data` came right after a chunk-size line
+ * longer than CHUNK_LINE_MAX. libmicrohttpd 0.9.75 (connection.c,
+ * process_request_body) hands over each chunk's data in place in its read
+ * buffer, right after the line "SIZE[;ext]\r\n" it parsed; before that
+ * line lies the previous chunk's "\r\n", or the NULs it wrote over the
+ * empty line that ended the head (its read buffer starts after it, and
+ * what it has not handed over is moved back to that start). So looking
+ * back from `data` for a '\n' or a NUL stays inside the request; a line
+ * longer than the read buffer never reaches here (libmicrohttpd answers
+ * it 500 itself).
+ */
+static bool after_long_chunk_line(const char *data)
+{
+    if (data[-1] != '\n')
+        return false; /* the rest of a chunk, not a chunk's start */
+    const char *p = data - 2;
+    for (size_t n = 0; n <= CHUNK_LINE_MAX; n++, p--)
+        if (*p == '\n' || *p == '\0')
+            return false;
+    return true;
+}
+
+/* Whether a body of Content-Length `cl` (within max_body) would pass
+ * BODIES_MAX with the bodies being buffered now. */
+static bool body_would_not_fit(struct httpd *h, const char *cl, size_t max_body)
+{
+    if (cl == NULL || content_length_over(cl, max_body))
+        return false;
+    unsigned long long v = strtoull(cl, NULL, 10);
+    return atomic_load_explicit(&h->body_bytes, memory_order_relaxed) + v >
+           BODIES_MAX;
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
                                       const char *url, const char *method,
                                       const char *version,
@@ -612,6 +770,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
             st->answered = true;
             return queue_plain(c, &res);
         }
+        if (body_would_not_fit(h, st->hdr.content_length,
+                               h->app->limits.max_body)) {
+            /* Refused before a byte of it is read (libmicrohttpd then
+             * discards the body unread and closes the connection). */
+            conns_request_arrived(h->conns, conn_of(c));
+            struct http_response busy = {0};
+            http_fail(&busy, HTTP_ERR_BUSY, NULL);
+            st->answered = true;
+            return queue_plain(c, &busy);
+        }
         if (content_length_over(st->hdr.content_length,
                                 h->app->limits.max_body)) {
             /* Answer now: libmicrohttpd then discards the body unread and
@@ -623,8 +791,13 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
         return MHD_YES;
     }
     if (*upload_data_size != 0) {
-        if (!st->answered)
-            append_body(st, upload_data, *upload_data_size,
+        if (st->hdr.chunked && !st->long_chunk_line &&
+            after_long_chunk_line(upload_data)) {
+            st->long_chunk_line = true;
+            drop_body(h, st);
+        }
+        if (!st->answered && !st->long_chunk_line)
+            append_body(h, st, upload_data, *upload_data_size,
                         h->app->limits.max_body);
         *upload_data_size = 0;
         return MHD_YES;
@@ -634,6 +807,17 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *c,
     if (st->answered)
         return MHD_YES;
     conns_request_arrived(h->conns, conn_of(c));
+    if (st->long_chunk_line || st->busy) {
+        struct http_response res = {0};
+        if (st->busy)
+            http_fail(&res, HTTP_ERR_BUSY, NULL);
+        else
+            http_fail(&res, HTTP_ERR_BAD_REQUEST,
+                      "a chunk-size line is longer than 256 bytes");
+        res.close = true;
+        st->answered = true;
+        return queue_plain(c, &res);
+    }
     return dispatch(h, c, url, method, st);
 }
 

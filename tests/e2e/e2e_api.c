@@ -332,13 +332,16 @@ START_TEST(test_e2e_api_stats_shape)
     /* The SPEC's keys (§7 adds instance and store) plus the documented
      * additions for the dashboard, the race demo and retries (README:
      * unsafe_inventory, worker_state, oversold, idempotency) and for
-     * hostile clients (SPEC §10: events, connections). */
+     * hostile clients (SPEC §10: events, connections), the bounded
+     * inventory of a large catalog (SPEC §4: inventory_total,
+     * inventory_truncated) and the floor (SPEC §11). */
     static const char *const top[] = {
         "uptime_s",    "workers",     "http_threads",     "draining",
         "queue",       "orders",      "latency_ms",       "throughput",
         "inventory",   "oversold",    "unsafe_inventory", "worker_state",
         "events",      "connections", "instance",         "store",
-        "idempotency", "floor",       /* SPEC §11 */ NULL};
+        "idempotency", "floor",       "inventory_total",  "inventory_truncated",
+        NULL};
     static const char *const idem[] = {"replayed", "in_use",   "mismatched",
                                        "keys",     "capacity", NULL};
     static const char *const queue[] = {"capacity", "depth", "high_water",

@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "tests/lib/clock.h"
 #include "tests/lib/http.h"
 #include "tests/lib/json.h"
 #include "tests/lib/process.h"
@@ -188,6 +190,123 @@ START_TEST(test_e2e_config_bad)
     ck_assert_msg(out[0] == '\0', "[%s] wrote to stdout: %.200s", what, out);
     free(err);
     free(out);
+}
+END_TEST
+
+/* A settings file that is not a regular file is a bad value: one line,
+ * exit 2, and never a hang (a FIFO with no writer blocked open() before). */
+static const char *const file_flags[] = {
+    "--catalog", "--config", "--admin-token-file", "--redis-password-file"};
+
+START_TEST(test_e2e_config_not_regular_file)
+{
+    const char *flag = file_flags[_i / 2];
+    bool fifo = _i % 2 == 0;
+    char *path = write_tmp("");
+    ck_assert_int_eq(unlink(path), 0);
+    if (fifo)
+        ck_assert_int_eq(mkfifo(path, 0600), 0);
+    else
+        ck_assert_int_eq(mkdir(path, 0700), 0);
+    const char *const args[] = {"--bind", "127.0.0.1", "--port", "0",
+                                flag,     path,        NULL};
+    char *err = NULL, *out = NULL;
+    int st = shopd_run(args, NULL, 10000, &out, &err);
+    if (fifo)
+        unlink(path);
+    else
+        rmdir(path);
+    char what[96];
+    snprintf(what, sizeof(what), "%s a %s", flag, fifo ? "FIFO" : "directory");
+    ck_assert_msg(st != -1, "[%s] shopd hung", what);
+    expect_exit_code(st, 2, what, err);
+    ck_assert_msg(strstr(err, flag) != NULL &&
+                      strstr(err, "not a regular file") != NULL,
+                  "[%s] stderr: %.300s", what, err);
+    ck_assert_msg(count_lines(err) == 1, "[%s] not one line: %.400s", what,
+                  err);
+    free(path);
+    free(err);
+    free(out);
+}
+END_TEST
+
+/* A Redis password written in --store on the command line shows in ps:
+ * one warning, never the password; from SHOPD_STORE, no warning. (No
+ * Redis listens on port 1: shopd then exits, after the warning.) */
+START_TEST(test_e2e_config_redis_password_warning)
+{
+    static const char *const argv_store[] = {
+        "--bind", "127.0.0.1", "--port",
+        "0",      "--store",   "redis://:pw-S3cr3t-9@127.0.0.1:1/0",
+        NULL};
+    static const char *const plain[] = {"--bind", "127.0.0.1", "--port", "0",
+                                        NULL};
+    static const char *const env[] = {
+        "SHOPD_STORE=redis://:pw-S3cr3t-9@127.0.0.1:1/0", NULL};
+    const char *warn = "visible to every local user";
+    char *err = NULL;
+    shopd_run(argv_store, NULL, 20000, NULL, &err);
+    const char *w = strstr(err, warn);
+    ck_assert_msg(w != NULL && strstr(w + 1, warn) == NULL,
+                  "not exactly one warning: %.600s", err);
+    ck_assert_msg(strstr(err, "pw-S3cr3t-9") == NULL,
+                  "the password was logged: %.600s", err);
+    free(err);
+    shopd_run(plain, env, 20000, NULL, &err);
+    ck_assert_msg(strstr(err, warn) == NULL, "warned about SHOPD_STORE: %.600s",
+                  err);
+    ck_assert_msg(strstr(err, "pw-S3cr3t-9") == NULL,
+                  "the password was logged: %.600s", err);
+    free(err);
+}
+END_TEST
+
+/* A catalog of 100,000 products loads in under 2 s (SPEC §4; the
+ * duplicate check was O(n^2): 24 s on main), and /stats and /metrics
+ * stay small: the first 1000 products one by one, and the count. A slow
+ * run (valgrind, sanitizers) uses 20,000 products, bound times E2E_SLOW. */
+START_TEST(test_e2e_config_large_catalog)
+{
+    int slow = e2e_slow();
+    size_t n = slow > 1 ? 20000 : 100000;
+    size_t cap = 64 + n * 80, len = 0;
+    char *json = malloc(cap);
+    ck_assert_ptr_nonnull(json);
+    len += (size_t)snprintf(json, cap, "{\"products\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(json + len, cap - len,
+                                "%s{\"sku\":\"p%06zu\",\"name\":\"P %zu\","
+                                "\"price_cents\":%zu,\"stock\":10}",
+                                i ? "," : "", i, i, 100 + i % 50);
+    snprintf(json + len, cap - len, "]}");
+    int64_t t0 = now_ms();
+    char *path;
+    struct shopd *s = shopd_start_catalog(json, &path, NULL);
+    int64_t took = now_ms() - t0;
+    free(json);
+    printf("e2e_config: %zu products: listening after %lld ms\n", n,
+           (long long)took);
+    ck_assert_msg(took < 2000 * slow, "%zu products took %lld ms to load", n,
+                  (long long)took);
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    ck_assert_int_eq(http_do(port, "GET", "/stats", NULL, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(r.body_len < 256 * 1024, "/stats is %zu bytes", r.body_len);
+    cJSON *st = resp_json(&r);
+    ck_assert_ptr_nonnull(st);
+    ck_assert(jnum(st, "inventory_total") == (double)n);
+    ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(st, "inventory_truncated")));
+    ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(st, "inventory")),
+                     1000);
+    cJSON_Delete(st);
+    http_resp_free(&r);
+    ck_assert_int_eq(http_do(port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(r.body_len < 512 * 1024, "/metrics is %zu bytes", r.body_len);
+    http_resp_free(&r);
+    shopd_stop_catalog(s, path);
 }
 END_TEST
 
@@ -436,6 +555,10 @@ Suite *e2e_config_suite(void)
     tcase_set_timeout(tc, 45);
     tcase_add_loop_test(tc, test_e2e_config_bad, 0,
                         (int)(sizeof bad_cases / sizeof *bad_cases));
+    tcase_add_loop_test(tc, test_e2e_config_not_regular_file, 0,
+                        (int)(2 * sizeof(file_flags) / sizeof(file_flags[0])));
+    tcase_add_test(tc, test_e2e_config_redis_password_warning);
+    tcase_add_test(tc, test_e2e_config_large_catalog);
     tcase_add_test(tc, test_e2e_config_bad_before_bind);
     tcase_add_test(tc, test_e2e_config_port_in_use);
     tcase_add_test(tc, test_e2e_config_help);

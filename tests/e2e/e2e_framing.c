@@ -59,12 +59,12 @@ static size_t bytes_until_closed(struct http_conn *c, int ms)
  * nothing after it.
  */
 static void expect_one_answer_closed(unsigned port, const char *what,
-                                     const char *raw, int status,
-                                     const char *code)
+                                     const char *raw, size_t raw_len,
+                                     int status, const char *code)
 {
     struct http_conn c;
     ck_assert_int_eq(http_connect(&c, port), 0);
-    ck_assert_int_eq(http_send_raw(&c, raw, strlen(raw)), 0);
+    ck_assert_int_eq(http_send_raw(&c, raw, raw_len), 0);
     struct http_resp r;
     int e = http_read(&c, &r, false, E2E_IO_TIMEOUT_MS);
     ck_assert_msg(e == 0, "%s: no answer (%s)", what, strerror(-e));
@@ -99,6 +99,12 @@ static double accepted(unsigned port)
 #define TE_CHUNKED       "Transfer-Encoding: chunked\r\n"
 #define END_AND_SMUGGLED "0\r\n\r\n" SMUGGLED
 
+/* A chunk-size line of 300 bytes: a size with leading zeros, or a size
+ * and a long extension; each frames the order (32 = 0x20 bytes). */
+#define ZEROS_50   "00000000000000000000000000000000000000000000000000"
+#define ZEROS_300  ZEROS_50 ZEROS_50 ZEROS_50 ZEROS_50 ZEROS_50 ZEROS_50
+#define CHUNK_TAIL "\r\n" ORDER "\r\n0\r\n\r\n"
+
 static const struct {
     const char *row; /* names the row in failure messages */
     const char *head;
@@ -107,46 +113,85 @@ static const struct {
     const char *body;
     int status;
     const char *code;
+    /* Set when the head holds a NUL: `head` is then the whole request,
+     * `raw_len` bytes long, and the fields above are not used. */
+    size_t raw_len;
 } one_answer[] = {
     /* Content-Length covers a chunked "0" terminator and a smuggled
      * order. */
-    {"CL+TE", POST_BUY, true, TE_CHUNKED, END_AND_SMUGGLED, 400, "bad_request"},
+    {"CL+TE", POST_BUY, true, TE_CHUNKED, END_AND_SMUGGLED, 400, "bad_request",
+     0},
     {"TE+CL", POST_BUY TE_CHUNKED, true, "", END_AND_SMUGGLED, 400,
-     "bad_request"},
+     "bad_request", 0},
     /* Two Content-Lengths: the first (0) would leave the order as the next
      * request. */
     {"two Content-Lengths", POST_BUY "Content-Length: 0\r\n", true, "",
-     SMUGGLED, 400, "bad_request"},
+     SMUGGLED, 400, "bad_request", 0},
     {"Transfer-Encoding: gzip", POST_BUY, true, "Transfer-Encoding: gzip\r\n",
-     ORDER, 501, "not_implemented"},
+     ORDER, 501, "not_implemented", 0},
     {"Transfer-Encoding: xchunked", POST_BUY, true,
-     "Transfer-Encoding: xchunked\r\n", ORDER, 501, "not_implemented"},
+     "Transfer-Encoding: xchunked\r\n", ORDER, 501, "not_implemented", 0},
     {"Transfer-Encoding: chunked, identity", POST_BUY, true,
-     "Transfer-Encoding: chunked, identity\r\n", ORDER, 501, "not_implemented"},
+     "Transfer-Encoding: chunked, identity\r\n", ORDER, 501, "not_implemented",
+     0},
     {"Transfer-Encoding: identity", POST_BUY, true,
-     "Transfer-Encoding: identity\r\n", ORDER, 501, "not_implemented"},
+     "Transfer-Encoding: identity\r\n", ORDER, 501, "not_implemented", 0},
     {"two Transfer-Encodings", POST_BUY TE_CHUNKED TE_CHUNKED, false, "",
-     END_AND_SMUGGLED, 501, "not_implemented"},
+     END_AND_SMUGGLED, 501, "not_implemented", 0},
     {"space before the colon", POST_BUY "Transfer-Encoding : chunked\r\n", true,
-     "", END_AND_SMUGGLED, 400, "bad_request"},
+     "", END_AND_SMUGGLED, 400, "bad_request", 0},
     {"HTTP/1.1 without Host", "GET /healthz HTTP/1.1\r\n", false, "", "", 400,
-     "bad_request"},
+     "bad_request", 0},
     {"two Host headers", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n",
-     false, "", "", 400, "bad_request"},
+     false, "", "", 400, "bad_request", 0},
+    /* Header values are refused whole, never truncated or dropped (RFC
+     * 9110 §5.5, RFC 9112 §5.2): a NUL, a bare CR, an obs-fold. */
+    {"a NUL in a header value",
+     POST_BUY "Idempotency-Key: k1\0junk\r\nContent-Length: 32\r\n\r\n" ORDER,
+     false, "", "", 400, "bad_request",
+     sizeof(POST_BUY "Idempotency-Key: k1\0junk\r\nContent-Length: "
+                     "32\r\n\r\n" ORDER) -
+         1},
+    {"a NUL in the last header value",
+     POST_BUY
+     "Content-Length: 32\r\nAuthorization: Bearer t\0junk\r\n\r\n" ORDER,
+     false, "", "", 400, "bad_request",
+     sizeof(POST_BUY "Content-Length: 32\r\nAuthorization: Bearer "
+                     "t\0junk\r\n\r\n" ORDER) -
+         1},
+    {"a bare CR in a header value", POST_BUY "X-Note: a\rjunk\r\n", true, "",
+     ORDER, 400, "bad_request", 0},
+    {"a bare CR ending a header value", POST_BUY "X-Note: a\r\r\n", true, "",
+     ORDER, 400, "bad_request", 0},
+    {"an obs-folded Idempotency-Key", POST_BUY "Idempotency-Key: k1\r\n k2\r\n",
+     true, "", ORDER, 400, "bad_request", 0},
+    {"an obs-folded header, tab", POST_BUY "X-Note: a\r\n\tb\r\n", true, "",
+     ORDER, 400, "bad_request", 0},
+    /* A chunk-size line longer than a few hundred bytes. */
+    {"a 300-byte chunk size", POST_BUY TE_CHUNKED, false, "",
+     ZEROS_300 "20" CHUNK_TAIL, 400, "bad_request", 0},
+    {"a 300-byte chunk extension", POST_BUY TE_CHUNKED, false, "",
+     "20;" ZEROS_300 CHUNK_TAIL, 400, "bad_request", 0},
 };
 
 START_TEST(test_e2e_framing_one_answer_closed)
 {
     struct shopd *s = shopd_start(NULL, NULL);
     unsigned port = shopd_port(s);
-    char raw[1024];
+    char raw[2048];
     char cl[48] = "";
-    if (one_answer[_i].cl)
-        snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n",
-                 strlen(one_answer[_i].body));
-    snprintf(raw, sizeof(raw), "%s%s%s\r\n%s", one_answer[_i].head, cl,
-             one_answer[_i].tail, one_answer[_i].body);
-    expect_one_answer_closed(port, one_answer[_i].row, raw,
+    size_t len = one_answer[_i].raw_len;
+    if (len > 0) {
+        memcpy(raw, one_answer[_i].head, len);
+    } else {
+        if (one_answer[_i].cl)
+            snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n",
+                     strlen(one_answer[_i].body));
+        snprintf(raw, sizeof(raw), "%s%s%s\r\n%s", one_answer[_i].head, cl,
+                 one_answer[_i].tail, one_answer[_i].body);
+        len = strlen(raw);
+    }
+    expect_one_answer_closed(port, one_answer[_i].row, raw, len,
                              one_answer[_i].status, one_answer[_i].code);
     /* Nothing above created an order, smuggled or not. */
     ck_assert_msg(accepted(port) == 0, "%s: %g orders were accepted",
@@ -424,6 +469,71 @@ START_TEST(test_e2e_framing_connection_limits)
 }
 END_TEST
 
+/* All request bodies in progress hold at most 64 MiB (SPEC §4): with two
+ * bodies of 30 MiB held open (their last byte not sent), a third that
+ * announces 30 MiB more is answered 503 busy at once, with Retry-After: 1,
+ * before a byte of it is read; the held ones are still served. */
+#define BIG_BODY ((size_t)30 << 20)
+
+START_TEST(test_e2e_framing_bodies_memory_cap)
+{
+    static const char *const args[] = {"--max-body", "33554432",
+                                       "--header-timeout", "60", NULL};
+    struct shopd *s = shopd_start(args, NULL);
+    unsigned port = shopd_port(s);
+    char *body = malloc(BIG_BODY);
+    ck_assert_ptr_nonnull(body);
+    memset(body, 'x', BIG_BODY);
+    char head[160];
+    snprintf(head, sizeof(head),
+             "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n",
+             BIG_BODY);
+    struct http_conn held[2];
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(http_connect(&held[i], port), 0);
+        ck_assert_int_eq(http_send_raw(&held[i], head, strlen(head)), 0);
+        ck_assert_int_eq(http_send_raw(&held[i], body, BIG_BODY - 1), 0);
+    }
+    struct http_conn c;
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    ck_assert_int_eq(http_send_raw(&c, head, strlen(head)), 0);
+    struct http_resp r;
+    int e = http_read(&c, &r, false, E2E_IO_TIMEOUT_MS);
+    ck_assert_msg(e == 0, "no answer to a body past 64 MiB in all: %s",
+                  strerror(-e));
+    expect_error(&r, 503, "busy");
+    const char *ra = http_header(&r, "Retry-After");
+    ck_assert_msg(ra != NULL && strcmp(ra, "1") == 0, "Retry-After: %s",
+                  ra ? ra : "(none)");
+    ck_assert(http_says_close(&r));
+    http_resp_free(&r);
+    http_close(&c);
+    /* The held bodies were kept whole: each is answered on its merits
+     * (not JSON) once its last byte comes. */
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(http_send_raw(&held[i], "x", 1), 0);
+        ck_assert_int_eq(http_read(&held[i], &r, false, E2E_IO_TIMEOUT_MS), 0);
+        ck_assert_msg(r.status == 400, "held body %d: %d %s", i, r.status,
+                      r.body);
+        http_resp_free(&r);
+        http_close(&held[i]);
+    }
+    free(body);
+    /* The memory went back: a body of the same announced size is read
+     * (and judged on its merits) again. */
+    ck_assert_int_eq(http_connect(&c, port), 0);
+    snprintf(head, sizeof(head),
+             "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}");
+    ck_assert_int_eq(http_send_raw(&c, head, strlen(head)), 0);
+    ck_assert_int_eq(http_read(&c, &r, false, E2E_IO_TIMEOUT_MS), 0);
+    ck_assert_msg(r.status == 400, "after the held bodies: %d %s", r.status,
+                  r.body);
+    http_resp_free(&r);
+    http_close(&c);
+    shopd_destroy(s);
+}
+END_TEST
+
 Suite *e2e_framing_suite(void)
 {
     Suite *s = suite_create("e2e_framing");
@@ -438,6 +548,7 @@ Suite *e2e_framing_suite(void)
     tcase_add_test(tc, test_e2e_framing_duplicate_json_key);
     tcase_add_test(tc, test_e2e_framing_request_deadline);
     tcase_add_test(tc, test_e2e_framing_connection_limits);
+    tcase_add_test(tc, test_e2e_framing_bodies_memory_cap);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -218,6 +218,8 @@ START_TEST(test_e2e_life_second_signal)
     shopd_signal(s, SIGTERM);
     wait_not_ready(port);
     ck_assert_msg(shopd_running(s), "exited before the second signal");
+    /* Later than 100 ms after the first: a second request (SPEC §3). */
+    backoff_ms(150);
     shopd_signal(s, SIGTERM);
     int st = shopd_wait_exit(s, 20000);
     ck_assert_msg(st != -1, "a second SIGTERM did not end the drain");

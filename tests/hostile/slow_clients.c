@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -184,7 +185,7 @@ END_TEST
 
 /* ---- slowloris and slow bodies ----------------------------------------- */
 
-enum slow_kind { SLOW_HEADERS, SLOW_BODY };
+enum slow_kind { SLOW_HEADERS, SLOW_BODY, SLOW_IDLE };
 
 struct attack {
     unsigned port;
@@ -219,7 +220,8 @@ static int attack_connect(struct attack *a)
             ? "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "
             : "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n"
               "{\"product\":\"apple\",\"quantity\":1,\"customer\":\"";
-    if (send(fd, start, strlen(start), MSG_NOSIGNAL) < 0)
+    if (a->kind != SLOW_IDLE &&
+        send(fd, start, strlen(start), MSG_NOSIGNAL) < 0)
         goto fail;
     atomic_fetch_add(&a->connects, 1);
     return fd;
@@ -251,8 +253,10 @@ static void *attack_main(void *arg)
     atomic_store(&a->ready, true);
     while (!atomic_load(&a->stop)) {
         for (int i = 0; i < a->nsocks; i++) {
-            if (a->fds[i] >= 0 && (server_closed(a->fds[i]) ||
-                                   send(a->fds[i], "a", 1, MSG_NOSIGNAL) < 0)) {
+            if (a->fds[i] >= 0 &&
+                (server_closed(a->fds[i]) ||
+                 (a->kind != SLOW_IDLE &&
+                  send(a->fds[i], "a", 1, MSG_NOSIGNAL) < 0))) {
                 close(a->fds[i]);
                 a->fds[i] = -1;
                 atomic_fetch_add(&a->closed, 1);
@@ -287,15 +291,48 @@ static bool probe(unsigned port)
 struct slow_case {
     const char *name;
     enum slow_kind kind;
-    bool per_ip; /* --max-connections-per-ip 50 */
+    bool per_ip;   /* --max-connections-per-ip 50 */
+    bool defaults; /* shopd at its defaults, DEFAULT_SOCKS sockets */
 };
 
 static const struct slow_case slow_cases[] = {
-    {"slow headers, per-address limit", SLOW_HEADERS, true},
-    {"slow headers, no per-address limit", SLOW_HEADERS, false},
-    {"slow bodies, per-address limit", SLOW_BODY, true},
-    {"slow bodies, no per-address limit", SLOW_BODY, false},
+    {"slow headers, per-address limit", SLOW_HEADERS, true, false},
+    {"slow headers, no per-address limit", SLOW_HEADERS, false, false},
+    {"slow bodies, per-address limit", SLOW_BODY, true, false},
+    {"slow bodies, no per-address limit", SLOW_BODY, false, false},
+    /* SPEC §10: at the defaults one address cannot starve the others. */
+    {"slow headers at the defaults", SLOW_HEADERS, true, true},
+    {"idle sockets at the defaults", SLOW_IDLE, true, true},
 };
+
+/* Sockets of the attack at the defaults: 10,000 as in the issue; 3,000
+ * (still past the per-address limit) on a slow run (E2E_SLOW > 1, as the
+ * sanitizer builds set); HOSTILE_DEFAULT_SOCKS overrides both. */
+static int default_socks(void)
+{
+    const char *v = getenv("HOSTILE_DEFAULT_SOCKS");
+    long n = v != NULL ? strtol(v, NULL, 10) : 0;
+    if (n > 0 && n <= 100000)
+        return (int)n;
+    return e2e_slow() > 1 ? 3000 : 10000;
+}
+
+/* Room for `n` sockets in this process: raise the soft open-file limit. */
+static void want_fds(int n)
+{
+    struct rlimit rl;
+    ck_assert(getrlimit(RLIMIT_NOFILE, &rl) == 0);
+    rlim_t want = (rlim_t)n + 256;
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want
+                          ? want
+                          : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    ck_assert_msg(rl.rlim_cur >= want,
+                  "open-file limit %llu is too low for %d sockets",
+                  (unsigned long long)rl.rlim_cur, n);
+}
 
 #define ATTACK_SOCKS   1000
 #define HEADER_TIMEOUT 3
@@ -319,8 +356,15 @@ START_TEST(test_hostile_slow_clients)
                                             "3",
                                             "--conn-timeout",
                                             "30",
+                                            "--max-connections-per-ip",
+                                            "0",
                                             NULL};
-    struct shopd *s = shopd_start(sc->per_ip ? per_ip : no_per_ip, NULL);
+    int nsocks = sc->defaults ? default_socks() : ATTACK_SOCKS;
+    want_fds(nsocks);
+    struct shopd *s = shopd_start(sc->defaults ? NULL
+                                  : sc->per_ip ? per_ip
+                                               : no_per_ip,
+                                  NULL);
     unsigned port = shopd_port(s);
     pid_t pid = shopd_pid(s);
     int fds0 = rel_proc_fd_count(pid);
@@ -328,7 +372,7 @@ START_TEST(test_hostile_slow_clients)
     struct attack a = {
         .port = port,
         .src = "127.0.0.2",
-        .nsocks = ATTACK_SOCKS,
+        .nsocks = nsocks,
         .kind = sc->kind,
         /* With the per-address limit the attacker may try as hard as it
          * likes; without it, the case is one wave (as slowhttptest's
@@ -336,9 +380,9 @@ START_TEST(test_hostile_slow_clients)
          * overdue. */
         .reconnect = sc->per_ip,
     };
-    a.fds = malloc(sizeof(int) * ATTACK_SOCKS);
+    a.fds = malloc(sizeof(int) * (size_t)nsocks);
     ck_assert(a.fds != NULL);
-    for (int i = 0; i < ATTACK_SOCKS; i++)
+    for (int i = 0; i < nsocks; i++)
         a.fds[i] = -1;
     pthread_t th;
     int64_t t0 = now_ms();
@@ -367,14 +411,15 @@ START_TEST(test_hostile_slow_clients)
     printf("hostile: %s: %d sockets from %s (first wave in %lld ms), %ld "
            "connects, %ld closed by shopd; probes served %d/%d, unbroken "
            "since %lld ms; connections refused %g, timed out %g\n",
-           sc->name, ATTACK_SOCKS, a.src, (long long)wave,
-           atomic_load(&a.connects), atomic_load(&a.closed), served, probes,
-           (long long)back_at, jnum(st, "connections.refused"),
-           jnum(st, "connections.timed_out"));
-    ck_assert_msg(atomic_load(&a.connects) >= ATTACK_SOCKS,
+           sc->name, nsocks, a.src, (long long)wave, atomic_load(&a.connects),
+           atomic_load(&a.closed), served, probes, (long long)back_at,
+           jnum(st, "connections.refused"), jnum(st, "connections.timed_out"));
+    ck_assert_msg(atomic_load(&a.connects) >= nsocks,
                   "the attack did not open its sockets (%ld, %ld failed)",
                   atomic_load(&a.connects), atomic_load(&a.connect_fail));
-    ck_assert_msg(jnum(st, "connections.timed_out") > 0,
+    /* At the defaults (header_timeout 10 s) the test may end before the
+     * admitted attackers' deadline. */
+    ck_assert_msg(sc->defaults || jnum(st, "connections.timed_out") > 0,
                   "no attacking request was closed for its deadline");
     cJSON_Delete(st);
     if (sc->per_ip) {
