@@ -41,15 +41,17 @@
  * blocks, but only if no other receiver is spinning already (`spinning`);
  * the others go to sleep at once, so idle workers do not take the CPUs
  * from the threads that produce (on 2 cores, 64 yields per idle worker
- * showed up as HTTP threads waiting for a CPU). A sender that sees a
- * spinner (under the lock) wakes nobody: the spinner re-takes the lock
- * before it sleeps, finds the item and, if it leaves items behind, passes
- * the wake on (the baton), so "items and no spinner => a wake-up is
- * pending" still holds. Under load the next item usually arrives within
- * microseconds and the spinner catches it without the futex wake-up the
- * sender would otherwise pay for. The spin reads `avail`, a relaxed copy
- * of `len` kept for this purpose only; every decision is still taken
- * under the lock.
+ * showed up as HTTP threads waiting for a CPU). A sender that puts the
+ * only item while a spinner is on its way (seen under the lock) wakes
+ * nobody, as h2o wakes only on the empty-to-non-empty edge: the spinner
+ * re-takes the lock before it sleeps, finds the item and, if it leaves
+ * items behind, passes the wake on (the baton). Items that pile up behind
+ * a spinner (it may be off the CPU) wake sleepers as usual. So "items and
+ * no spinner => a wake-up is pending" still holds. Under load the next item
+ * usually arrives within microseconds and the spinner catches it without the
+ * futex wake-up the sender would otherwise pay for. The spin reads `avail`, a
+ * relaxed copy of `len` kept for this purpose only; every decision is still
+ * taken under the lock.
  *
  * Lock order: `mu` is the only lock, and no other lock is taken while it is
  * held. Nothing under it blocks other than the condition waits, allocates or
@@ -191,8 +193,10 @@ static bool put_locked(struct queue *q, const void *elem, uint64_t *seq)
     if (seq != NULL)
         *seq = q->seqs[tail];
     atomic_store_explicit(&q->avail, q->len, memory_order_relaxed);
-    /* A spinning receiver will find it when it re-takes the lock. */
-    return !q->spinning && wake_receiver_locked(q);
+    /* A spinning receiver will find the first item when it re-takes the
+     * lock; items that pile up behind it (the spinner may be off the CPU)
+     * wake sleepers as usual. */
+    return (q->len > 1 || !q->spinning) && wake_receiver_locked(q);
 }
 
 /* Remove the oldest item into `out`. Called with mu held and len > 0.
