@@ -143,6 +143,7 @@ static size_t wait_room(struct shared *sh, unsigned ms)
 static void feed(struct shared *sh, size_t n)
 {
     int64_t now = time_now_ns(CLOCK_MONOTONIC);
+    int64_t wall = time_now_ns(CLOCK_REALTIME);
 
     atomic_fetch_add(&sh->held, n);
     for (size_t i = 0; i < n; i++) {
@@ -151,7 +152,10 @@ static void feed(struct shared *sh, size_t n)
         it.o.status = ORDER_QUEUED;
         it.o.worker = -1;
         it.o.processed_ns = 0;
-        it.enqueued_mono_ns = now;
+        /* Queue wait counts from the accept (on whichever instance),
+         * as the order waited in the shared stream before this belt. */
+        int64_t waited = wall - it.o.accepted_ns;
+        it.enqueued_mono_ns = now - (waited > 0 ? waited : 0);
         /* The belt is closed only after the feeder is joined, and it has
          * room for `limit` orders: this never fails and seldom waits. */
         if (queue_send(sh->belt, &it, NULL) != 0)
