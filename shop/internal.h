@@ -13,7 +13,14 @@
  *                              a tiny throughput ring with its own mutex;
  *   latency_hist (stats.c)   - lock-free log-scale histogram.
  * None of them calls into another, so no two of these locks are ever held
- * at once.
+ * at once. Beside them, the store's parts of the floor, built only when
+ * the store needs them (NULL otherwise, and then every call does nothing):
+ *   committer  (committer.c) - the journal of a durable store: group
+ *                              commits of accepts, results and restocks;
+ *   shared     (shared.c)    - a shared store's feeder (stream -> this
+ *                              instance's belt) and reader.
+ * They call into the order book and the inventory, never holding their own
+ * lock meanwhile.
  *
  * Thread safety: every function here may be called from any thread between
  * its object's create and destroy.
