@@ -82,27 +82,24 @@ struct shared {
     size_t nproducts;
     size_t limit, low; /* orders held at most; take again at <= low */
     struct store_order *take_buf; /* limit entries, the feeder's */
-    int sync_ready; /* mu, rmu, fmu, cv, rcv initialised so far (0-5) */
+    _Atomic size_t held;          /* taken and not yet handed to the journal */
+    pthread_t feeder, reader;
+    struct shop_read *head, *tail; /* the read queue, under rmu */
+    struct shop_stock *fig_stock;  /* nproducts entries, under fmu */
 
-    _Atomic size_t held;  /* taken and not yet handed to the journal */
-    _Atomic bool waiting; /* the feeder waits on `cv` for room */
-    pthread_mutex_t mu;   /* guards stop (and the feeder's wait) */
-    pthread_cond_t cv;    /* room on the floor, or stop */
-    bool stop;            /* the feeder takes no more */
-    pthread_t feeder;
-    bool feeder_started;
-
-    pthread_t reader;
-    bool reader_started;
+    pthread_mutex_t mu;  /* guards stop (and the feeder's wait) */
     pthread_mutex_t rmu; /* guards head, tail, rclosing */
+    pthread_mutex_t fmu; /* guards fig, fig_valid and fig_stock */
+    pthread_cond_t cv;   /* room on the floor, or stop */
     pthread_cond_t rcv;  /* signalled when a read is queued or on close */
-    struct shop_read *head, *tail;
-    bool rclosing;
-
-    pthread_mutex_t fmu; /* guards the cached figures below */
-    bool fig_valid;
     struct store_shop fig;
-    struct shop_stock *fig_stock; /* nproducts entries */
+
+    int sync_ready;       /* mu, rmu, fmu, cv, rcv initialised (0-5) */
+    _Atomic bool waiting; /* the feeder waits on `cv` for room */
+    bool stop;            /* the feeder takes no more (under mu) */
+    bool feeder_started, reader_started; /* controlling thread */
+    bool rclosing;                       /* under rmu */
+    bool fig_valid;                      /* under fmu */
 };
 
 /* ---- the feeder ------------------------------------------------------ */
