@@ -38,7 +38,9 @@
  * An elf that hands an order's result over calls shared_handed(), which
  * wakes the feeder when `held` falls to the low mark. Results then wait
  * for at most a commit or two (the committer takes every pending result
- * into each commit).
+ * into each commit). Elves that stop taking (a paused or stalled pool)
+ * leave at most `limit` orders on this belt; past reclaim_ms other
+ * instances take those again, and whichever result commits first counts.
  *
  * Drain: shared_stop() stops the feeder and joins it (a take waits at
  * most TAKE_WAIT_MS); the shop then drains the pool (the elves finish
