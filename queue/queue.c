@@ -35,23 +35,12 @@
  * Senders blocked on a full channel are woken one at a time as slots free
  * up (`send_woken`, and a baton in queue_send).
  *
- * At most one spinning receiver (Go's scheduler keeps at most one spinning
- * M; ck_ec wakes a waiter only if it sleeps). A receiver that finds the
- * channel empty spins briefly (yielding the CPU each time) before it
- * blocks, but only if no other receiver is spinning already (`spinning`);
- * the others go to sleep at once, so idle workers do not take the CPUs
- * from the threads that produce (on 2 cores, 64 yields per idle worker
- * showed up as HTTP threads waiting for a CPU). A sender that puts the
- * only item while a spinner is on its way (seen under the lock) wakes
- * nobody, as h2o wakes only on the empty-to-non-empty edge: the spinner
- * re-takes the lock before it sleeps, finds the item and, if it leaves
- * items behind, passes the wake on (the baton). Items that pile up behind
- * a spinner (it may be off the CPU) wake sleepers as usual. So "items and
- * no spinner => a wake-up is pending" still holds. Under load the next item
- * usually arrives within microseconds and the spinner catches it without the
- * futex wake-up the sender would otherwise pay for. The spin reads `avail`, a
- * relaxed copy of `len` kept for this purpose only; every decision is still
- * taken under the lock.
+ * A receiver that finds the channel empty first spins briefly (yielding
+ * the CPU each time) before it blocks: under load the
+ * next item usually arrives within microseconds, and catching it without
+ * sleeping saves the futex wake-up the sender would otherwise pay for every
+ * item. The spin reads `avail`, a relaxed copy of `len` kept for this purpose
+ * only; every decision is still taken under the lock.
  *
  * Lock order: `mu` is the only lock, and no other lock is taken while it is
  * held. Nothing under it blocks other than the condition waits, allocates or
@@ -89,7 +78,6 @@ struct queue {
     size_t send_waiting; /* senders blocked on not_full */
     size_t send_woken;   /* of those, already signalled and not yet up */
     bool closed;
-    bool spinning; /* a receiver spins for an item (at most one) */
     /* Copy of len for spinning receivers to read without the lock; written
      * under mu, read relaxed as a hint only. */
     _Atomic size_t avail;
@@ -193,10 +181,7 @@ static bool put_locked(struct queue *q, const void *elem, uint64_t *seq)
     if (seq != NULL)
         *seq = q->seqs[tail];
     atomic_store_explicit(&q->avail, q->len, memory_order_relaxed);
-    /* A spinning receiver will find the first item when it re-takes the
-     * lock; items that pile up behind it (the spinner may be off the CPU)
-     * wake sleepers as usual. */
-    return (q->len > 1 || !q->spinning) && wake_receiver_locked(q);
+    return wake_receiver_locked(q);
 }
 
 /* Remove the oldest item into `out`. Called with mu held and len > 0.
@@ -280,21 +265,16 @@ static void spin_for_item(struct queue *q)
 
 /*
  * Lock the channel and wait, as a receiver, until it holds an item or is
- * closed; the first receiver to find it empty spins briefly first, the
- * others sleep at once. Returns with mu held; false means closed and
- * drained.
+ * closed; spins briefly first. Returns with mu held; false means closed
+ * and drained.
  */
 static bool lock_for_recv(struct queue *q)
 {
     pthread_mutex_lock(&q->mu);
-    if (QUEUE_SPINS > 0 && q->len == 0 && !q->closed && !q->spinning) {
-        q->spinning = true;
+    if (QUEUE_SPINS > 0 && q->len == 0 && !q->closed) {
         pthread_mutex_unlock(&q->mu);
         spin_for_item(q);
         pthread_mutex_lock(&q->mu);
-        q->spinning = false;
-        /* Items that arrived while it spun were not signalled for: the
-         * baton in unlock_after_recv() passes the rest on. */
     }
     while (!q->closed && q->len == 0) {
         q->recv_waiting++;
