@@ -1,7 +1,7 @@
 /*
- * committer.c - the group committer between the shop and a durable store,
- * and the feeder that puts a restarted shop's unfinished orders back on the
- * belt.
+ * committer.c - the group committer between the shop and a durable store
+ * (the journal behind the belt), and the feeder that puts a restarted
+ * shop's unfinished orders back on the belt.
  *
  *   shop_submit_async ─┐                         ┌─▶ belt (accepted orders)
  *   worker results  ───┼─▶ pending ─swap─▶ batch ┤    order book, done(202)
@@ -26,19 +26,26 @@
  * restock: -EEXIST).
  *
  * After a commit: accepted orders are recorded as queued in the order
- * book, put on the belt (their reserved slot guarantees room) and their
- * completions run; failed accepts complete with -EIO. A committed restock
- * is applied to the inventory only then, so no sale uses units the store
- * does not hold. Results are recorded
- * in the order book only once committed, so GET /orders/{id} never shows a
- * final status that a crash could take back. Failed results are kept and
- * retried (the stock they took is already gone from the in-memory
- * inventory) every RETRY_MS, before anything newer. While the store is
- * unavailable and idle, an empty commit probes it every PROBE_MS, so
- * /readyz recovers without traffic.
+ * book, put on the belt (their reserved slot guarantees room; a shared
+ * store's accepts reach a belt through its stream and the shop's feeder
+ * instead) and their completions run; failed accepts complete with -EIO. A
+ * committed restock is applied to the inventory only then, so no sale uses
+ * units the store does not hold. Results are recorded in the order book only
+ * once committed, so GET /orders/{id} never shows a final status that a crash
+ * could take back; each committed result is reported to the shop's hook
+ * (committer_on_done) with the status the store kept (a store with
+ * STORE_CAP_DECIDES fills it in) and whether this commit applied it, so the
+ * shop counts it then. Failed results are kept and retried (the stock they took
+ * is already gone from the in-memory inventory) every RETRY_MS, before anything
+ * newer. While the store is unavailable and idle, an empty commit probes it
+ * every PROBE_MS, so /readyz recovers without traffic.
+ *
+ * A shop without a journal (the memory store) has no committer: every
+ * function here accepts NULL and then does nothing (or reports nothing
+ * pending), so the shop calls them the same way in every mode.
  *
  * Lock order: `lock` only; never held with another lock, never across
- * store_commit(), queue_send() or a completion.
+ * store_commit(), queue_send(), a completion or the done hook.
  */
 #include "shop/internal.h"
 
@@ -144,6 +151,9 @@ struct committer {
      * not go on the local one, and the store may refuse one as full. */
     bool shared;
     _Atomic bool available;
+    /* Committed results are reported here (set before start). */
+    committer_done_fn done_fn;
+    void *done_arg;
 };
 
 static void to_store_order(const struct order *o, struct store_order *so)
@@ -305,6 +315,22 @@ static void finish_restocks(struct committer *c, size_t nk, int rc)
     }
 }
 
+/* After a successful commit: each result with the status the store kept
+ * goes to the shop's hook, then (if this commit applied it) to the order
+ * book. */
+static void finish_results(struct committer *c, size_t nr)
+{
+    for (size_t i = 0; i < nr; i++) {
+        struct order *o = &c->res_fly[i];
+        bool applied = c->sres[i].applied;
+        o->status = (enum order_status)c->sres[i].status;
+        if (c->done_fn != NULL)
+            c->done_fn(c->done_arg, o, applied);
+        if (applied)
+            orderbook_put(c->book, o);
+    }
+}
+
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
@@ -364,8 +390,7 @@ static void *committer_main(void *arg)
         finish_accepts(c, na, rc);
         finish_restocks(c, nk, rc);
         if (rc == 0)
-            for (size_t i = 0; i < nr; i++)
-                orderbook_put(c->book, &c->res_fly[i]);
+            finish_results(c, nr);
 
         pthread_mutex_lock(&c->lock);
         c->retained = rc == 0 ? 0 : nr;
@@ -467,8 +492,18 @@ fail:
     return err;
 }
 
+void committer_on_done(struct committer *c, committer_done_fn fn, void *arg)
+{
+    if (c == NULL)
+        return;
+    c->done_fn = fn;
+    c->done_arg = arg;
+}
+
 int committer_start(struct committer *c)
 {
+    if (c == NULL)
+        return 0;
     /* Signals are main's (sigwait): these threads take none. */
     int err = thread_start(&c->thread, committer_main, c);
     if (err)
@@ -489,6 +524,8 @@ int committer_accept(struct committer *c, const struct shop_item *it,
                      const struct shop_order_key *key, shop_done_fn done,
                      void *arg)
 {
+    if (c == NULL)
+        return -EINVAL;
     pthread_mutex_lock(&c->lock);
     if (c->accepts_closed || c->acc_n == c->accept_cap) {
         pthread_mutex_unlock(&c->lock);
@@ -515,6 +552,8 @@ int committer_restock(struct committer *c, uint32_t product, int64_t qty,
                       const struct shop_order_key *key, const char *answer,
                       size_t answer_len, shop_restock_fn done, void *arg)
 {
+    if (c == NULL)
+        return -EINVAL;
     struct pending_restock *p = calloc(1, sizeof(*p));
     if (p == NULL)
         return -ENOMEM;
@@ -580,7 +619,7 @@ int committer_close_accepts(struct committer *c,
                             const struct timespec *deadline)
 {
     bool timedout = false;
-    if (!c->thread_started)
+    if (c == NULL || !c->thread_started)
         return 0; /* never started: nothing was accepted or fed */
     pthread_mutex_lock(&c->lock);
     c->accepts_closed = true;
@@ -599,7 +638,7 @@ int committer_close_accepts(struct committer *c,
 int committer_finish(struct committer *c, const struct timespec *deadline)
 {
     bool timedout = false;
-    if (!c->thread_started)
+    if (c == NULL || !c->thread_started)
         return 0;
     pthread_mutex_lock(&c->lock);
     c->accepts_closed = c->results_closed = true;
@@ -616,6 +655,8 @@ int committer_finish(struct committer *c, const struct timespec *deadline)
 
 size_t committer_unfinished(struct committer *c)
 {
+    if (c == NULL)
+        return 0;
     pthread_mutex_lock(&c->lock);
     size_t n = c->res_n + c->retained + c->acc_n;
     pthread_mutex_unlock(&c->lock);
@@ -653,6 +694,9 @@ void committer_destroy(struct committer *c)
 
 void committer_stats(struct committer *c, struct shop_store_stats *out)
 {
+    if (c == NULL)
+        return;
+    out->durable = true;
     out->commits = atomic_load_explicit(&c->commits, memory_order_relaxed);
     out->committed_orders =
         atomic_load_explicit(&c->committed_orders, memory_order_relaxed);
@@ -669,11 +713,15 @@ void committer_stats(struct committer *c, struct shop_store_stats *out)
 
 void committer_histogram(struct committer *c, struct shop_histogram *out)
 {
+    if (c == NULL)
+        return;
     latency_hist_export(c->latency, out);
 }
 
 uint64_t committer_accepted(struct committer *c)
 {
+    if (c == NULL)
+        return 0;
     return atomic_load_explicit(&c->accepted, memory_order_relaxed);
 }
 
@@ -684,5 +732,7 @@ uint64_t committer_refused(struct committer *c)
 
 bool committer_available(struct committer *c)
 {
+    if (c == NULL)
+        return true;
     return atomic_load_explicit(&c->available, memory_order_acquire);
 }

@@ -41,7 +41,7 @@
 
 struct floor {
     struct pool *pool; /* not owned; NULL when the mode has no pool */
-    size_t fixed;      /* workers at start (and always, with no pool) */
+    size_t fixed;      /* workers at start */
     unsigned start_work_ms;
     size_t quick_batch; /* the pool's batch without simulated work */
     _Atomic unsigned work_ms;
@@ -122,10 +122,9 @@ void shop_floor_get(struct shop *s, struct shop_floor *out)
     struct floor *f = shop_floor_of(s);
 
     memset(out, 0, sizeof(*out));
-    out->workers = f->pool != NULL ? pool_size(f->pool) : f->fixed;
+    out->workers = pool_size(f->pool);
     out->work_ms = floor_work_ms(f);
-    out->paused = f->pool != NULL && pool_paused(f->pool);
-    out->pool_controls = f->pool != NULL;
+    out->paused = pool_paused(f->pool);
     out->start_workers = f->fixed;
     out->start_work_ms = f->start_work_ms;
     pthread_mutex_lock(&f->mu);
@@ -169,10 +168,6 @@ int shop_floor_set(struct shop *s, const struct shop_floor_change *c)
     struct floor *f = shop_floor_of(s);
     int rc = 0;
 
-    /* A shared store's workers are not this pool (yet): their number,
-     * pause and work stay as started, rather than a floor that lies. */
-    if ((c->set_workers || c->set_paused || c->set_work_ms) && f->pool == NULL)
-        return -ENOTSUP;
     pthread_mutex_lock(&f->mu);
     if (shop_draining(s)) {
         rc = -EPIPE;
@@ -182,8 +177,8 @@ int shop_floor_set(struct shop *s, const struct shop_floor_change *c)
         goto out;
     if (c->set_work_ms) {
         atomic_store(&f->work_ms, c->work_ms);
-        if (f->pool != NULL) /* slow orders one by one, quick in batches */
-            pool_set_batch(f->pool, c->work_ms > 0 ? 1 : f->quick_batch);
+        /* slow orders one by one, quick in batches */
+        pool_set_batch(f->pool, c->work_ms > 0 ? 1 : f->quick_batch);
     }
     if (c->set_paused && (rc = pool_pause(f->pool, c->paused)) != 0)
         goto out;

@@ -13,7 +13,14 @@
  *                              a tiny throughput ring with its own mutex;
  *   latency_hist (stats.c)   - lock-free log-scale histogram.
  * None of them calls into another, so no two of these locks are ever held
- * at once.
+ * at once. Beside them, the store's parts of the floor, built only when
+ * the store needs them (NULL otherwise, and then every call does nothing):
+ *   committer  (committer.c) - the journal of a durable store: group
+ *                              commits of accepts, results and restocks;
+ *   shared     (shared.c)    - a shared store's feeder (stream -> this
+ *                              instance's belt) and reader.
+ * They call into the order book and the inventory, never holding their own
+ * lock meanwhile.
  *
  * Thread safety: every function here may be called from any thread between
  * its object's create and destroy.
@@ -190,6 +197,12 @@ struct committer;
 struct queue;
 
 /*
+ * Every committer_* function below but create accepts NULL, the journal of
+ * a shop whose store keeps nothing (memory): then it does nothing, refuses
+ * accepts and restocks with -EINVAL, and reports nothing pending.
+ */
+
+/*
  * The group committer of a durable store `st` (not owned), feeding `belt`
  * and recording in `book`. `held` is the shop's count of reserved belt
  * slots: the committer (and the restorer) release one per order put on the
@@ -215,8 +228,19 @@ int committer_accept(struct committer *c, const struct shop_item *it,
 int committer_restock(struct committer *c, uint32_t product, int64_t qty,
                       const struct shop_order_key *key, const char *answer,
                       size_t answer_len, shop_restock_fn done, void *arg);
-/* Hand a decided result over; blocks while result_cap results wait. */
+/* Hand a result over (decided, or ORDER_QUEUED for a store that decides);
+ * blocks while result_cap results wait. Not with NULL. */
 void committer_result(struct committer *c, const struct order *o);
+/*
+ * Called on the committer thread for each result of a successful commit,
+ * with the status the store kept (a store that decides fills it in), and
+ * whether this commit applied it (false: the order was final already, a
+ * second delivery). Must not block.
+ */
+typedef void (*committer_done_fn)(void *arg, const struct order *o,
+                                  bool applied);
+/* Set the hook of committed results; before committer_start(). */
+void committer_on_done(struct committer *c, committer_done_fn fn, void *arg);
 /* Refuse new accepts; wait until every accepted one and the whole backlog
  * is on the belt. 0 or -ETIMEDOUT past `deadline` (may be NULL). */
 int committer_close_accepts(struct committer *c,
@@ -234,29 +258,37 @@ uint64_t committer_accepted(struct committer *c);
 /* Accepts and restocks answered -EIO (503 store_unavailable) so far. */
 uint64_t committer_refused(struct committer *c);
 
-/* ---- shared.c: workers and reader over a shared belt (Redis) ---------- */
+/* ---- shared.c: feeder and reader of a shared store (Redis) ----------- */
 
 struct shared;
 
-/* Workers and a reader over shared store `st` (not owned); finished orders
- * go to `book` and `stats`. Stores it in `*out` and returns 0, or returns
- * -ENOMEM or the pthread error (and stores NULL); no thread yet. */
-int shared_create(struct store *st, struct orderbook *book,
-                  struct shop_stats *stats, size_t nproducts, size_t workers,
-                  unsigned work_ms, struct shared **out);
+/*
+ * The feeder of `belt` (not owned) from shared store `st` (not owned), and
+ * the reader of the shop's current state. At most as many orders are held
+ * as `workers` elves finish well within reclaim_ms (see shared.c). Stores
+ * it in `*out` and returns 0, or returns -ENOMEM or the pthread error (and
+ * stores NULL); no thread runs before shared_start().
+ *
+ * Every shared_* function below accepts NULL (a store that is not
+ * shared) and then does nothing: start 0, read -ENOTSUP, figures false,
+ * store_ok true.
+ */
+int shared_create(struct store *st, struct queue *belt, size_t nproducts,
+                  size_t workers, unsigned work_ms, struct shared **out);
+/* Start the reader and the feeder. 0 or a negative errno. */
 int shared_start(struct shared *sh);
-/* Workers take until the shared belt looks empty, then exit; past
- * `deadline` they stop after their batch. Returns 0 once they exited. */
-int shared_drain(struct shared *sh, const struct timespec *deadline);
-uint64_t shared_in_flight(struct shared *sh);
-bool shared_worker_busy(struct shared *sh, size_t i);
-uint64_t shared_worker_handled(struct shared *sh, size_t i);
+/* Stop taking orders from the store and join the feeder (it waits at most
+ * one take, ~100 ms). Controlling thread. */
+void shared_stop(struct shared *sh);
+/* An elf handed one fed order's result to the journal: room to feed. */
+void shared_handed(struct shared *sh);
 int shared_read(struct shared *sh, struct shop_read *r);
-/* Copy the cached shop-wide figures and stock (nproducts entries; either
- * may be NULL). Returns whether they were ever read. */
+/* Copy the cached shop-wide figures and stock (nproducts entries, copied
+ * only if valid; either may be NULL). Returns whether they were ever
+ * read. */
 bool shared_figures(struct shared *sh, struct store_shop *fig,
                     struct shop_stock *stock);
-/* Stops the reader (after answering queued reads) and frees. */
+/* Stops the feeder and the reader (after answering queued reads), frees. */
 void shared_destroy(struct shared *sh);
 
 /* --- floor.c: the live controls (SPEC §11) ------------------------------ */
@@ -264,9 +296,9 @@ void shared_destroy(struct shared *sh);
 struct floor;
 struct pool;
 
-/* The floor over `pool` (not owned; NULL in a mode without this
- * instance's pool, which then has `fixed_workers`); `quick_batch` is the
- * pool's batch when work_ms is 0. Returns 0, -ENOMEM or a pthread error. */
+/* The floor over this instance's `pool` (not owned; in every store mode),
+ * which started with `fixed_workers`; `quick_batch` is the pool's batch
+ * when work_ms is 0. Returns 0, -ENOMEM or a pthread error. */
 int floor_create(struct pool *pool, size_t fixed_workers, unsigned work_ms,
                  size_t quick_batch, struct floor **out);
 void floor_destroy(struct floor *f);

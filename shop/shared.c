@@ -1,22 +1,52 @@
 /*
- * shared.c - the workers and the reader of a shop whose belt lives in a
- * shared store (STORE_CAP_SHARED: Redis), so that any number of shopd
- * instances sell one shop.
+ * shared.c - what a shop whose orders live in a shared store
+ * (STORE_CAP_SHARED: Redis) adds to the one shop floor: the feeder that
+ * fills this instance's belt from the shared stream, and the reader that
+ * answers reads of the whole shop. The elves are the pool of worker/, as
+ * in every mode; their results go to the store through the group
+ * committer (committer.c), which the store decides (stock, status).
  *
- *   store_take ──▶ worker ──(work_ms)──▶ store_commit(results) ──▶ order
- *   (own pending,                         the store decides:        book,
- *    reclaimed,                           stock, status, ack        stats
- *    new orders)
+ *   store_take ──▶ feeder ──queue_send──▶ [ belt ] ──▶ elves (worker/)
+ *   (own pending,   (one thread,            local        │ work_ms
+ *    reclaimed,      at most `limit`                     ▼
+ *    new orders)     orders held)        committer_result ──▶ store_commit
+ *                        ▲                                  (batched), then
+ *                        └──── shared_handed(): room ◀──────  order book,
+ *                                                             stats
  *
- * Workers: each loops store_take() -> simulated work -> store_commit() of
- * the batch's results with status STORE_QUEUED; the store checks and takes
- * the stock atomically and fills in the status. A commit that fails on the
- * wire is retried (the store applies a result at most once, so a repeat is
- * harmless); an order whose result reports applied=false was finished by
- * another instance first and is not counted here. Each worker uses the
- * store from its own thread (the store gives each its own connection).
- * With work_ms > 0 a worker takes one order at a time, so an order is held
- * no longer than its own work (reclaim_ms must exceed that).
+ * Feeder: one thread loops store_take() (this instance's own pending
+ * orders first, then reclaimed ones, then new ones) and sends what it took
+ * onto the local belt (queue_send blocks while the belt is full: back-
+ * pressure). The shop-wide bound stays in Redis (queue_capacity, SPEC §7);
+ * the local belt only bounds what this instance holds.
+ *
+ * How much it takes, and reclaim: an order taken from the stream stays
+ * pending in Redis until the commit of its result; if it is held longer
+ * than reclaim_ms, another instance (or this one) claims it again, and one
+ * of the two results is then a wasted second delivery (applied once, never
+ * twice). So the feeder holds at most `limit` orders that the elves have
+ * not finished yet (on the belt or in an elf's hands, `held`), and takes
+ * again only once `held` fell to `limit / 2` or below:
+ *   - with work_ms > 0, `limit` is one order per elf: an order waits for
+ *     no elf's previous order, so it is held its own work_ms, one take
+ *     and one commit (as before the one floor: reclaim_ms must exceed
+ *     work_ms);
+ *   - without simulated work, SHARED_PER_ELF orders per elf (the elves
+ *     finish them in microseconds; batches keep Redis round trips per
+ *     order low), and never more than half the local belt, so that
+ *     accepts keep room on it (the shop reserves belt slots for them).
+ * An elf that hands an order's result over calls shared_handed(), which
+ * wakes the feeder when `held` falls to the low mark. Results then wait
+ * for at most a commit or two (the committer takes every pending result
+ * into each commit). Elves that stop taking (a paused or stalled pool)
+ * leave at most `limit` orders on this belt; past reclaim_ms other
+ * instances take those again, and whichever result commits first counts.
+ *
+ * Drain: shared_stop() stops the feeder and joins it (a take waits at
+ * most TAKE_WAIT_MS); the shop then drains the pool (the elves finish
+ * every order on the local belt) and the committer commits their results.
+ * Orders still in Redis are safe: other instances, or this one restarted,
+ * finish them.
  *
  * Reader: reads that must show the shop's current state (GET /orders/{id},
  * GET /products) are queued by HTTP threads with shop_read_async() and
@@ -24,156 +54,135 @@
  * FIGURES_MS it also refreshes a cached copy of the shop-wide figures and
  * stock for /stats, /metrics and the dashboard, which never wait either.
  *
- * Drain: workers keep taking until a take finds nothing (or, past the
- * deadline, at once), finish the batch in hand and exit; the drain then
- * succeeds. Orders still on the shared belt are safe in the store: other
- * instances, or this one restarted, finish them.
+ * Every function accepts NULL (a shop whose store is not shared): then it
+ * does nothing, and the shop calls it the same way in every mode.
  *
- * Locks: `mu` (drain wait), `rmu` (read queue), `fmu` (cached figures) are
- * leaves: never held together, never across store calls or callbacks.
+ * Locks: `mu` (the feeder's wait for room and for stop), `rmu` (read
+ * queue), `fmu` (cached figures) are leaves: never held together, never
+ * across store calls, queue calls or callbacks.
  */
 #include "shop/internal.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 
 #include "common/thread.h"
+#include "queue/queue.h"
 #include "store/store.h"
 
-#define SHARED_BATCH 64   /* orders per take when there is no work_ms */
-#define TAKE_WAIT_MS 100  /* a take waits so long for orders */
-#define RETRY_MS     100  /* pause before a failed commit is retried */
-#define BACKOFF_MIN  50   /* pause after a failed take, doubling ... */
-#define BACKOFF_MAX  1000 /* ... up to this (ms) */
-#define FIGURES_MS   250  /* shop-wide figures refresh */
-
-struct shared_worker {
-    struct shared *sh;
-    unsigned index;
-    pthread_t tid;
-    _Atomic bool busy;
-    _Atomic uint64_t handled;
-    _Atomic size_t holding; /* orders taken and not yet final */
-};
+#define SHARED_PER_ELF 64   /* orders held per elf without work_ms */
+#define TAKE_WAIT_MS   100  /* a take waits so long for orders */
+#define BACKOFF_MIN    50   /* pause after a failed take, doubling ... */
+#define BACKOFF_MAX    1000 /* ... up to this (ms) */
+#define FIGURES_MS     250  /* shop-wide figures refresh */
 
 struct shared {
     struct store *store;
-    struct orderbook *book;
-    struct shop_stats *stats;
+    struct queue *belt; /* not owned */
     size_t nproducts;
-    unsigned work_ms;
-    size_t nworkers;
-    struct shared_worker *w;
-    size_t started;
-    int sync_ready; /* mu, rmu, fmu, cv, rcv initialised so far (0-5) */
+    size_t limit, low; /* orders held at most; take again at <= low */
+    struct store_order *take_buf; /* limit entries, the feeder's */
+    _Atomic size_t held;          /* taken and not yet handed to the journal */
+    pthread_t feeder, reader;
+    struct shop_read *head, *tail; /* the read queue, under rmu */
+    struct shop_stock *fig_stock;  /* nproducts entries, under fmu */
 
-    _Atomic bool draining; /* workers exit once a take finds nothing */
-    _Atomic bool stop_now; /* workers exit after their current batch */
-    pthread_mutex_t mu;    /* guards running (the drain's wait) */
-    pthread_cond_t cv;     /* signalled when a worker exits */
-    size_t running;
-
-    pthread_t reader;
-    bool reader_started;
+    pthread_mutex_t mu;  /* guards stop (and the feeder's wait) */
     pthread_mutex_t rmu; /* guards head, tail, rclosing */
+    pthread_mutex_t fmu; /* guards fig, fig_valid and fig_stock */
+    pthread_cond_t cv;   /* room on the floor, or stop */
     pthread_cond_t rcv;  /* signalled when a read is queued or on close */
-    struct shop_read *head, *tail;
-    bool rclosing;
-
-    pthread_mutex_t fmu; /* guards the cached figures below */
-    bool fig_valid;
     struct store_shop fig;
-    struct shop_stock *fig_stock; /* nproducts entries */
+
+    int sync_ready;       /* mu, rmu, fmu, cv, rcv initialised (0-5) */
+    _Atomic bool waiting; /* the feeder waits on `cv` for room */
+    bool stop;            /* the feeder takes no more (under mu) */
+    bool feeder_started, reader_started; /* controlling thread */
+    bool rclosing;                       /* under rmu */
+    bool fig_valid;                      /* under fmu */
 };
 
-/* Process one batch of taken orders to the end (or until stop_now). */
-static void work_batch(struct shared_worker *w, struct store_order *o,
-                       struct store_result *res, size_t n)
-{
-    struct shared *sh = w->sh;
-    int64_t now = time_now_ns(CLOCK_REALTIME);
-    int64_t taken = time_now_ns(CLOCK_MONOTONIC);
+/* ---- the feeder ------------------------------------------------------ */
 
-    for (size_t i = 0; i < n; i++)
-        latency_hist_record(shop_stats_queue_wait(sh->stats),
-                            now - o[i].accepted_ns);
-    if (sh->work_ms > 0)
-        time_sleep_ms(sh->work_ms * (unsigned)n);
-    now = time_now_ns(CLOCK_REALTIME);
-    for (size_t i = 0; i < n; i++) {
-        memset(&res[i], 0, sizeof(res[i]));
-        res[i].id = o[i].id;
-        res[i].product = o[i].product;
-        res[i].quantity = o[i].quantity;
-        res[i].status = STORE_QUEUED; /* the store decides */
-        res[i].worker = (int32_t)w->index;
-        res[i].processed_ns = now;
+/*
+ * Wait until the elves hold no more than the low mark, or for `ms` (> 0:
+ * a pause after a failed take). Returns how many orders may be taken now,
+ * 0 once stopping.
+ */
+static size_t wait_room(struct shared *sh, unsigned ms)
+{
+    struct timespec until = time_deadline_ms(CLOCK_MONOTONIC, ms);
+    size_t room = 0;
+
+    pthread_mutex_lock(&sh->mu);
+    atomic_store(&sh->waiting, true);
+    for (;;) {
+        size_t held = atomic_load(&sh->held);
+        if (sh->stop)
+            break;
+        if (ms == 0 && held <= sh->low) {
+            room = sh->limit - held;
+            break;
+        }
+        if (ms == 0) {
+            pthread_cond_wait(&sh->cv, &sh->mu);
+        } else if (pthread_cond_timedwait(&sh->cv, &sh->mu, &until) ==
+                   ETIMEDOUT) {
+            ms = 0;
+        }
     }
-    struct store_batch b = {.results = res, .nresults = n};
-    while (store_commit(sh->store, &b) != 0) {
-        if (atomic_load(&sh->stop_now))
-            return; /* still pending in the store: finished later */
-        time_sleep_ms(RETRY_MS);
-    }
-    int64_t spent = time_now_ns(CLOCK_MONOTONIC) - taken;
+    atomic_store(&sh->waiting, false);
+    pthread_mutex_unlock(&sh->mu);
+    return room;
+}
+
+/* Put `n` taken orders on the local belt, oldest first. */
+static void feed(struct shared *sh, size_t n)
+{
+    int64_t now = time_now_ns(CLOCK_MONOTONIC);
+    int64_t wall = time_now_ns(CLOCK_REALTIME);
+
+    atomic_fetch_add(&sh->held, n);
     for (size_t i = 0; i < n; i++) {
-        if (!res[i].applied)
-            continue; /* another instance finished it first */
-        struct order done;
-        shop_order_from_store(&o[i], &done);
-        done.status = (enum order_status)res[i].status;
-        done.worker = (int32_t)w->index;
-        done.processed_ns = res[i].processed_ns;
-        orderbook_put(sh->book, &done);
-        latency_hist_record(shop_stats_processing(sh->stats), spent);
-        shop_stats_count_done(sh->stats, res[i].status == STORE_FULFILLED);
+        struct shop_item it;
+        shop_order_from_store(&sh->take_buf[i], &it.o);
+        it.o.status = ORDER_QUEUED;
+        it.o.worker = -1;
+        it.o.processed_ns = 0;
+        /* Queue wait counts from the accept (on whichever instance),
+         * as the order waited in the shared stream before this belt. */
+        int64_t waited = wall - it.o.accepted_ns;
+        it.enqueued_mono_ns = now - (waited > 0 ? waited : 0);
+        /* The belt is closed only after the feeder is joined, and it has
+         * room for `limit` orders: this never fails and seldom waits. */
+        if (queue_send(sh->belt, &it, NULL) != 0)
+            atomic_fetch_sub(&sh->held, 1);
     }
 }
 
-static void *worker_main(void *arg)
+static void *feeder_main(void *arg)
 {
-    struct shared_worker *w = arg;
-    struct shared *sh = w->sh;
-    size_t max = sh->work_ms > 0 ? 1 : SHARED_BATCH;
-    struct store_order *o = calloc(max, sizeof(*o));
-    struct store_result *res = calloc(max, sizeof(*res));
+    struct shared *sh = arg;
+    unsigned backoff = 0;
 
-    unsigned backoff = BACKOFF_MIN;
-
-    while (o && res && !atomic_load(&sh->stop_now)) {
-        int n = store_take(sh->store, w->index, o, max, TAKE_WAIT_MS);
+    for (;;) {
+        size_t room = wait_room(sh, backoff);
+        if (room == 0)
+            break; /* stopping */
+        int n = store_take(sh->store, 0, sh->take_buf, room, TAKE_WAIT_MS);
         if (n < 0) {
-            /* The store is away; a draining worker holds nothing, and
-             * the orders wait in the store for whoever runs next. */
-            if (atomic_load(&sh->draining))
-                break;
-            time_sleep_ms(backoff);
-            backoff = backoff * 2 > BACKOFF_MAX ? BACKOFF_MAX : backoff * 2;
+            /* The store is away: the orders wait in it for whoever runs
+             * next; look again after a pause that doubles. */
+            backoff = backoff == 0 ? BACKOFF_MIN : backoff * 2;
+            if (backoff > BACKOFF_MAX)
+                backoff = BACKOFF_MAX;
             continue;
         }
-        backoff = BACKOFF_MIN;
-        if (n == 0) {
-            if (atomic_load(&sh->draining))
-                break;
-            continue;
-        }
-        atomic_store(&w->holding, (size_t)n);
-        atomic_store(&w->busy, true);
-        work_batch(w, o, res, (size_t)n);
-        atomic_store(&w->busy, false);
-        atomic_store(&w->holding, 0);
-        atomic_fetch_add_explicit(&w->handled, (uint64_t)n,
-                                  memory_order_relaxed);
+        backoff = 0;
+        feed(sh, (size_t)n);
     }
-    free(res);
-    free(o);
-    pthread_mutex_lock(&sh->mu);
-    sh->running--;
-    pthread_cond_broadcast(&sh->cv);
-    pthread_mutex_unlock(&sh->mu);
     return NULL;
 }
 
@@ -262,38 +271,31 @@ static void *reader_main(void *arg)
 
 /* ---- public (to shop.c) ---------------------------------------------- */
 
-int shared_create(struct store *st, struct orderbook *book,
-                  struct shop_stats *stats, size_t nproducts, size_t workers,
-                  unsigned work_ms, struct shared **out)
+/* How many orders the feeder may hold (see the design note). */
+static size_t feed_limit(size_t belt_cap, size_t workers, unsigned work_ms)
 {
-    struct shared *sh = calloc(1, sizeof(*sh));
-    int err = -ENOMEM;
+    size_t limit = work_ms > 0 ? workers : workers * SHARED_PER_ELF;
+    size_t half = belt_cap / 2 > 0 ? belt_cap / 2 : 1;
 
-    if (sh == NULL)
-        goto fail;
-    sh->store = st;
-    sh->book = book;
-    sh->stats = stats;
-    sh->nproducts = nproducts;
-    sh->work_ms = work_ms;
-    sh->nworkers = workers;
-    sh->w = calloc(workers, sizeof(*sh->w));
-    sh->fig_stock = calloc(nproducts ? nproducts : 1, sizeof(*sh->fig_stock));
-    if (!sh->w || !sh->fig_stock)
-        goto fail;
-    /* Each sync object counts in sync_ready once made, so that
-     * shared_destroy() undoes exactly what was done. */
+    return limit < half ? limit : half;
+}
+
+/* Mutexes and condition variables, counted in sync_ready as made. */
+static int make_sync(struct shared *sh)
+{
     pthread_mutex_t *mutexes[] = {&sh->mu, &sh->rmu, &sh->fmu};
+    pthread_condattr_t ca;
+    int err;
+
     for (size_t i = 0; i < 3; i++) {
         err = -pthread_mutex_init(mutexes[i], NULL);
         if (err)
-            goto fail;
+            return err;
         sh->sync_ready++;
     }
-    pthread_condattr_t ca;
     err = -pthread_condattr_init(&ca);
     if (err)
-        goto fail;
+        return err;
     err = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     if (err == 0 && (err = -pthread_cond_init(&sh->cv, &ca)) == 0) {
         sh->sync_ready++;
@@ -301,6 +303,29 @@ int shared_create(struct store *st, struct orderbook *book,
             sh->sync_ready++;
     }
     pthread_condattr_destroy(&ca);
+    return err;
+}
+
+int shared_create(struct store *st, struct queue *belt, size_t nproducts,
+                  size_t workers, unsigned work_ms, struct shared **out)
+{
+    struct shared *sh = calloc(1, sizeof(*sh));
+    int err = -ENOMEM;
+
+    if (sh == NULL)
+        goto fail;
+    sh->store = st;
+    sh->belt = belt;
+    sh->nproducts = nproducts;
+    sh->limit = feed_limit(queue_cap(belt), workers, work_ms);
+    sh->low = sh->limit / 2;
+    atomic_init(&sh->held, 0);
+    atomic_init(&sh->waiting, false);
+    sh->take_buf = calloc(sh->limit, sizeof(*sh->take_buf));
+    sh->fig_stock = calloc(nproducts ? nproducts : 1, sizeof(*sh->fig_stock));
+    if (!sh->take_buf || !sh->fig_stock)
+        goto fail;
+    err = make_sync(sh);
     if (err)
         goto fail;
     *out = sh;
@@ -314,77 +339,58 @@ fail:
 
 int shared_start(struct shared *sh)
 {
+    if (sh == NULL)
+        return 0;
     /* Signals are main's (sigwait): these threads take none. */
     int err = thread_start(&sh->reader, reader_main, sh);
     if (err)
         return err;
     sh->reader_started = true;
-    for (size_t i = 0; i < sh->nworkers; i++) {
-        struct shared_worker *w = &sh->w[i];
-        w->sh = sh;
-        w->index = (unsigned)i;
-        pthread_mutex_lock(&sh->mu);
-        sh->running++;
-        pthread_mutex_unlock(&sh->mu);
-        err = thread_start(&w->tid, worker_main, w);
-        if (err) {
-            pthread_mutex_lock(&sh->mu);
-            sh->running--;
-            pthread_mutex_unlock(&sh->mu);
-            shared_drain(sh, NULL);
-            return err;
-        }
-        sh->started++;
-    }
+    err = thread_start(&sh->feeder, feeder_main, sh);
+    if (err)
+        return err; /* the reader stops in shared_destroy() */
+    sh->feeder_started = true;
     return 0;
 }
 
-int shared_drain(struct shared *sh, const struct timespec *deadline)
+void shared_stop(struct shared *sh)
 {
-    atomic_store(&sh->draining, true);
+    if (sh == NULL)
+        return;
     pthread_mutex_lock(&sh->mu);
-    while (sh->running > 0) {
-        if (deadline == NULL || atomic_load(&sh->stop_now)) {
-            pthread_cond_wait(&sh->cv, &sh->mu);
-        } else if (pthread_cond_timedwait(&sh->cv, &sh->mu, deadline) ==
-                   ETIMEDOUT) {
-            /* Other instances may keep the shared belt busy for ever.
-             * Orders still on it are safe in the store (another instance,
-             * or this one restarted, finishes them): stop taking, finish
-             * the batches in hand (one order each with --work-ms; a
-             * commit that cannot reach Redis gives up, its orders stay
-             * pending in the store and are claimed later). */
-            atomic_store(&sh->stop_now, true);
-        }
-    }
+    sh->stop = true;
+    pthread_cond_signal(&sh->cv);
     pthread_mutex_unlock(&sh->mu);
-    for (size_t i = 0; i < sh->started; i++)
-        pthread_join(sh->w[i].tid, NULL);
-    sh->started = 0;
-    return 0;
+    if (sh->feeder_started) {
+        pthread_join(sh->feeder, NULL);
+        sh->feeder_started = false;
+    }
 }
 
-uint64_t shared_in_flight(struct shared *sh)
+void shared_handed(struct shared *sh)
 {
-    uint64_t n = 0;
-
-    for (size_t i = 0; i < sh->nworkers; i++)
-        n += atomic_load(&sh->w[i].holding);
-    return n;
-}
-
-bool shared_worker_busy(struct shared *sh, size_t i)
-{
-    return i < sh->nworkers && atomic_load(&sh->w[i].busy);
-}
-
-uint64_t shared_worker_handled(struct shared *sh, size_t i)
-{
-    return i < sh->nworkers ? atomic_load(&sh->w[i].handled) : 0;
+    if (sh == NULL)
+        return;
+    /* Only fed orders count (never below 0, should an order reach the
+     * belt another way). Sequentially consistent with the feeder's
+     * `waiting` then `held`: either it sees this decrement, or this sees
+     * it waiting. */
+    size_t held = atomic_load(&sh->held);
+    do {
+        if (held == 0)
+            return;
+    } while (!atomic_compare_exchange_weak(&sh->held, &held, held - 1));
+    if (held - 1 <= sh->low && atomic_load(&sh->waiting)) {
+        pthread_mutex_lock(&sh->mu);
+        pthread_cond_signal(&sh->cv);
+        pthread_mutex_unlock(&sh->mu);
+    }
 }
 
 int shared_read(struct shared *sh, struct shop_read *r)
 {
+    if (sh == NULL)
+        return -ENOTSUP;
     r->next = NULL;
     pthread_mutex_lock(&sh->rmu);
     if (sh->rclosing || !sh->reader_started) {
@@ -404,11 +410,15 @@ int shared_read(struct shared *sh, struct shop_read *r)
 bool shared_figures(struct shared *sh, struct store_shop *fig,
                     struct shop_stock *stock)
 {
+    if (fig)
+        memset(fig, 0, sizeof(*fig));
+    if (sh == NULL)
+        return false;
     pthread_mutex_lock(&sh->fmu);
     bool valid = sh->fig_valid;
     if (fig)
         *fig = sh->fig;
-    if (stock)
+    if (stock && valid)
         memcpy(stock, sh->fig_stock, sh->nproducts * sizeof(*stock));
     pthread_mutex_unlock(&sh->fmu);
     return valid;
@@ -418,8 +428,8 @@ void shared_destroy(struct shared *sh)
 {
     if (sh == NULL)
         return;
-    if (sh->started > 0)
-        return; /* workers still running after a timed-out drain: leak */
+    if (sh->feeder_started)
+        shared_stop(sh);
     if (sh->reader_started) {
         pthread_mutex_lock(&sh->rmu);
         sh->rclosing = true;
@@ -438,6 +448,6 @@ void shared_destroy(struct shared *sh)
     if (sh->sync_ready > 0)
         pthread_mutex_destroy(&sh->mu);
     free(sh->fig_stock);
-    free(sh->w);
+    free(sh->take_buf);
     free(sh);
 }

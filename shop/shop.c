@@ -1,25 +1,48 @@
 /*
- * shop.c - the shop floor: takes orders onto the belt, and the worker
- * handler that fulfils them.
+ * shop.c - the shop floor, one in every store mode: takes orders onto the
+ * belt, and the elves' handler that finishes them.
  *
- *   shop_submit ──try_send──▶ [ belt: struct queue of shop_item ]
- *        │                          │ recv (worker pool)
- *        └─▶ order book (queued)    ▼
- *                             shop_handle ──lock──▶ inventory
- *                                   └──▶ order book (final), stats
+ *   memory:  shop_submit ──try_send──────────────────────┐
+ *   sqlite:  shop_submit_async ─▶ committer (journal) ───┤ send
+ *   redis:   shop_submit_async ─▶ committer ─▶ stream ─▶ feeder (shared.c)
+ *                                                        ▼
+ *                          [ belt: struct queue of shop_item ] (this instance)
+ *                                                        │ recv: the elves of
+ *                                                        ▼ worker/ (the pool)
+ *                   shop_handle ─▶ finish: inventory ─▶ order book, stats
+ *                                  (memory), or journal ─▶ store_commit ─▶
+ *                                  order book, stats (sqlite, redis)
  *
- * The order id is the belt's sequence number, so ids are gap-free, start at
- * 1 and grow in acceptance order, and the number of accepted orders is
- * queue_sent(). A submitter records its order as queued only after the send
- * succeeded; a fast worker may already have recorded it as final, so the
- * order book never moves an order from a final state back to queued.
+ * One floor: the belt (queue/) and the elves (worker/) are the same in
+ * every mode; the store is a journal behind them. What differs is chosen
+ * once, by the code that builds the shop (create()):
+ *   - the journal `com` (committer.c): none in memory (every committer_*
+ *     call then does nothing), SQLite's group commits, or Redis's;
+ *   - the feeder `shared` (shared.c): only with a shared store (Redis),
+ *     which fills the belt from the shared stream (this instance's own
+ *     pending orders, reclaimed ones, new ones); every shared_* call does
+ *     nothing otherwise;
+ *   - `finish`, how an elf ends an order: the inventory decides and the
+ *     order book shows it at once (memory); the inventory decides and the
+ *     journal records it (SQLite); or the store decides in the journal's
+ *     commit (Redis). A durable result is counted and shown only once its
+ *     commit returned (committer_on_done -> shop_committed).
  *
- * Invariants, exact whenever no call is in progress:
- *   accepted == processed + belt depth + in flight;
+ * Order ids: in memory an order's id is the belt's sequence number, so ids
+ * are gap-free, start at 1 and grow in acceptance order, and the number of
+ * accepted orders is queue_sent(). A durable store gives the id when it
+ * commits the accept, and the order travels on the belt with it. A
+ * submitter records its order as queued only after the send succeeded; a
+ * fast elf may already have recorded it as final, so the order book never
+ * moves an order from a final state back to queued.
+ *
+ * Invariants, exact in every snapshot (SPEC §1; shop_snapshot() reads the
+ * counters in an order that keeps them so):
+ *   accepted == processed + belt depth + in flight (memory and SQLite;
+ *   with Redis this instance's belt takes every instance's orders, so the
+ *   sum holds for the shop as a whole);
  *   processed == fulfilled + out_of_stock;
  *   per product, stock + sold == initial stock + restocked (safe mode).
- * Under load a snapshot reads each counter exactly but not all at one
- * instant, so these sums may be off by the orders in motion.
  *
  * Restocks (shop_restock) go through the inventory lock like a sale. The
  * idempotency key table (idem.c) sits beside the belt: the server asks it
@@ -28,11 +51,11 @@
  *
  * Lock order: the shop itself has no lock. Its parts each have their own
  * (belt, pool, inventory, order-book stripes, throughput ring, key-table
- * shards) and every
- * path here takes at most one of them at a time: the handler releases the
- * inventory lock before touching the order book, shop_submit() returns from
- * the belt before touching the order book. shop_snapshot() takes neither the
- * inventory lock nor any order-book stripe, so /stats stays cheap.
+ * shards, committer, feeder) and every path here takes at most one of them
+ * at a time: the handler releases the inventory lock before touching the
+ * order book or the journal, shop_submit() returns from the belt before
+ * touching the order book. shop_snapshot() takes neither the inventory lock
+ * nor any order-book stripe, so /stats stays cheap.
  */
 #include "shop/shop.h"
 
@@ -46,6 +69,12 @@
 #include "store/store.h"
 #include "worker/worker.h"
 
+struct shop;
+
+/* How an elf finishes an order once the clerk's work is done (chosen at
+ * create, see the design note). */
+typedef void (*shop_finish_fn)(struct shop *s, struct order *o);
+
 struct shop {
     struct shop_config cfg;  /* read-only after create */
     size_t nproducts;        /* read-only after create */
@@ -58,10 +87,15 @@ struct shop {
     struct inventory *inv;
     struct orderbook *book;
     struct shop_stats *stats;
-    struct committer *com; /* durable stores only, else NULL */
-    /* Shared stores (Redis) only, else NULL: workers over the store's
-     * belt instead of `pool` over `belt` (then unused). */
-    struct shared *shared;
+    /* The store: cfg.store, or a memory store of the shop's own
+     * (`own_store`) when the caller gave none. */
+    struct store *store;
+    struct store *own_store;
+    struct committer *com; /* the journal; NULL: none (memory) */
+    struct shared *shared; /* a shared store's feeder; NULL: none */
+    shop_finish_fn finish; /* read-only after create */
+    /* Results another instance finished first (a second delivery). */
+    _Atomic uint64_t superseded;
     /* Belt slots reserved by shop_submit_async() for orders not yet on the
      * belt (being committed, or the restart backlog). */
     _Atomic size_t held;
@@ -79,6 +113,46 @@ struct shop {
  * a batch is done in microseconds. */
 #define SHOP_WORKER_BATCH 16
 
+/* Memory: the inventory decides, the order book shows it at once. */
+static void finish_here(struct shop *s, struct order *o)
+{
+    bool ok = inventory_take(s->inv, o->product, (int64_t)o->quantity) == 0;
+
+    o->status = ok ? ORDER_FULFILLED : ORDER_OUT_OF_STOCK;
+    orderbook_put(s->book, o);
+    shop_stats_count_done(s->stats, ok);
+}
+
+/* SQLite: the inventory decides; the journal records it, and the result
+ * shows (and counts) once it is committed. */
+static void finish_journaled(struct shop *s, struct order *o)
+{
+    bool ok = inventory_take(s->inv, o->product, (int64_t)o->quantity) == 0;
+
+    o->status = ok ? ORDER_FULFILLED : ORDER_OUT_OF_STOCK;
+    committer_result(s->com, o);
+}
+
+/* Redis: the store takes the stock and decides in the journal's commit;
+ * the order leaves this elf's hands, so the feeder may take another. */
+static void finish_in_store(struct shop *s, struct order *o)
+{
+    o->status = ORDER_QUEUED;
+    committer_result(s->com, o);
+    shared_handed(s->shared);
+}
+
+/* The journal's hook: a result is committed (committer thread). */
+static void shop_committed(void *arg, const struct order *o, bool applied)
+{
+    struct shop *s = arg;
+
+    if (applied)
+        shop_stats_count_done(s->stats, o->status == ORDER_FULFILLED);
+    else
+        atomic_fetch_add_explicit(&s->superseded, 1, memory_order_relaxed);
+}
+
 /* The pool's handler: one order from the belt, start to finish. */
 static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
 {
@@ -86,7 +160,6 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
     struct shop_item *it = item;
     struct order *o = &it->o;
     int64_t taken = time_now_ns(CLOCK_MONOTONIC);
-    bool ok;
 
     latency_hist_record(shop_stats_queue_wait(s->stats),
                         taken - it->enqueued_mono_ns);
@@ -94,22 +167,14 @@ static void shop_handle(void *item, uint64_t seq, unsigned worker, void *arg)
     if (work_ms > 0) /* the clerk's work, outside every lock */
         time_sleep_ms(work_ms);
 
-    ok = inventory_take(s->inv, o->product, (int64_t)o->quantity) == 0;
-
-    if (s->com == NULL)
-        o->id = seq; /* in memory, the belt numbers the orders */
-    o->status = ok ? ORDER_FULFILLED : ORDER_OUT_OF_STOCK;
+    if (o->id == 0)
+        o->id = seq; /* memory: the belt numbers the orders */
     o->worker = (int32_t)worker;
     o->processed_ns = time_now_ns(CLOCK_REALTIME);
-    /* A durable store's result shows once it is committed. */
-    if (s->com != NULL)
-        committer_result(s->com, o);
-    else
-        orderbook_put(s->book, o);
+    s->finish(s, o);
 
     latency_hist_record(shop_stats_processing(s->stats),
                         time_now_ns(CLOCK_MONOTONIC) - taken);
-    shop_stats_count_done(s->stats, ok);
 }
 
 static int check_config(const struct shop_config *cfg,
@@ -146,6 +211,76 @@ static int sku_order(const void *a, const void *b)
     return strcmp((*pa)->sku, (*pb)->sku);
 }
 
+/*
+ * The store's parts of the floor, chosen here once (see the design note):
+ * the store (a memory one of the shop's own if the caller gave none), a
+ * durable store's journal, a shared store's feeder, and how an elf
+ * finishes an order. Every other function calls them the same way in
+ * every mode.
+ */
+static int build_journal(struct shop *s, const struct order *backlog,
+                         size_t nbacklog)
+{
+    const struct shop_config *cfg = &s->cfg;
+    struct store_options mem = {.kind = STORE_MEMORY};
+    char msg[128];
+    int err;
+
+    s->finish = finish_here;
+    s->store = cfg->store;
+    if (s->store == NULL) {
+        err = store_open(&mem, &s->own_store, msg, sizeof(msg));
+        if (err)
+            return err;
+        s->store = s->own_store;
+    }
+    if (!store_durable(s->store))
+        return 0;
+    for (size_t i = 0; i < nbacklog; i++)
+        orderbook_put(s->book, &backlog[i]);
+    /* Results may wait for a slow commit: room for four belts' worth
+     * before workers block (memory is only touched when used). */
+    err = committer_create(
+        s->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
+        4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog, &s->com);
+    if (err)
+        return err;
+    committer_on_done(s->com, shop_committed, s);
+    s->finish = finish_journaled;
+    if (store_caps(s->store) & STORE_CAP_DECIDES)
+        s->finish = finish_in_store;
+    if (!(store_caps(s->store) & STORE_CAP_SHARED))
+        return 0;
+    return shared_create(s->store, s->belt, s->nproducts, cfg->workers,
+                         cfg->work_ms, &s->shared);
+}
+
+/* The catalog's copy and its SKU index (one SKU, one product). */
+static int build_catalog(struct shop *s, const struct product *catalog,
+                         size_t n)
+{
+    s->catalog = calloc(n, sizeof(*s->catalog));
+    if (!s->catalog)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        s->catalog[i] = catalog[i];
+        s->catalog[i].sku[SHOP_SKU_MAX] = '\0';
+        s->catalog[i].name[SHOP_NAME_MAX] = '\0';
+    }
+    /* An array of pointers: the element size is a pointer's, on purpose. */
+    const size_t entry = sizeof(const struct product *);
+    s->by_sku = calloc(n, entry);
+    if (!s->by_sku)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        s->by_sku[i] = &s->catalog[i];
+    qsort(s->by_sku, n, entry, sku_order);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(s->by_sku[i - 1]->sku, s->by_sku[i]->sku) == 0)
+            return -EINVAL;
+    return 0;
+}
+
 static int create(const struct shop_config *cfg, const struct product *catalog,
                   size_t n, const struct shop_stock *start,
                   const struct order *backlog, size_t nbacklog,
@@ -163,26 +298,10 @@ static int create(const struct shop_config *cfg, const struct product *catalog,
     s->cfg = *cfg;
     s->nproducts = n;
     atomic_init(&s->draining, false);
-    s->catalog = calloc(n, sizeof(*s->catalog));
-    if (!s->catalog)
+    atomic_init(&s->superseded, 0);
+    err = build_catalog(s, catalog, n);
+    if (err)
         goto fail;
-    for (size_t i = 0; i < n; i++) {
-        s->catalog[i] = catalog[i];
-        s->catalog[i].sku[SHOP_SKU_MAX] = '\0';
-        s->catalog[i].name[SHOP_NAME_MAX] = '\0';
-    }
-    /* An array of pointers: the element size is a pointer's, on purpose. */
-    const size_t entry = sizeof(const struct product *);
-    s->by_sku = calloc(n, entry);
-    if (!s->by_sku)
-        goto fail;
-    for (size_t i = 0; i < n; i++)
-        s->by_sku[i] = &s->catalog[i];
-    qsort(s->by_sku, n, entry, sku_order);
-    err = -EINVAL; /* one SKU, one product */
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(s->by_sku[i - 1]->sku, s->by_sku[i]->sku) == 0)
-            goto fail;
     err = shop_stats_create(time_now_ns(CLOCK_MONOTONIC), &s->stats);
     if (err)
         goto fail;
@@ -206,27 +325,12 @@ static int create(const struct shop_config *cfg, const struct product *catalog,
         goto fail;
     if (cfg->work_ms > 0)
         pool_set_batch(s->pool, 1);
-    if (store_durable(cfg->store)) {
-        for (size_t i = 0; i < nbacklog; i++)
-            orderbook_put(s->book, &backlog[i]);
-        /* Results may wait for a slow commit: room for four belts' worth
-         * before workers block (memory is only touched when used). */
-        err = committer_create(
-            cfg->store, s->belt, s->book, s->inv, &s->held, cfg->queue_capacity,
-            4 * cfg->queue_capacity + cfg->workers, backlog, nbacklog, &s->com);
-        if (err)
-            goto fail;
-        if (store_caps(cfg->store) & STORE_CAP_SHARED) {
-            err = shared_create(cfg->store, s->book, s->stats, n, cfg->workers,
-                                cfg->work_ms, &s->shared);
-            if (err)
-                goto fail;
-        }
-    }
-    /* The floor's controls act on this instance's pool; a shared store's
-     * workers are its own (not resizable here yet). */
-    err = floor_create(s->shared ? NULL : s->pool, cfg->workers, cfg->work_ms,
-                       SHOP_WORKER_BATCH, &s->floor);
+    err = build_journal(s, backlog, nbacklog);
+    if (err)
+        goto fail;
+    /* The floor's controls act on this instance's pool, in every mode. */
+    err = floor_create(s->pool, cfg->workers, cfg->work_ms, SHOP_WORKER_BATCH,
+                       &s->floor);
     if (err)
         goto fail;
     err = idem_create(idem_capacity(cfg),
@@ -300,15 +404,16 @@ bool shop_durable(const struct shop *s)
 
 int shop_start(struct shop *s)
 {
-    int ret = s->shared ? shared_start(s->shared) : pool_start(s->pool);
+    int ret = pool_start(s->pool);
 
-    if (ret == 0 && s->com != NULL) {
+    if (ret == 0) {
         ret = committer_start(s->com);
+        if (ret == 0)
+            ret = shared_start(s->shared);
         if (ret != 0) {
-            if (s->shared)
-                shared_drain(s->shared, NULL);
-            else
-                pool_drain(s->pool, NULL);
+            shared_stop(s->shared);
+            pool_drain(s->pool, NULL);
+            committer_finish(s->com, NULL);
             s->drained = true;
         }
     }
@@ -333,16 +438,17 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
 
     shop_stop_accepting(s);
     floor_end(s->floor); /* faults end; the pool's drain un-pauses */
-    /* A durable shop: every committed accept and the restart backlog go
-     * on the belt first; after the workers, their results commit. */
-    if (s->com != NULL) {
-        ret = committer_close_accepts(s->com, deadline);
-        if (ret)
-            return ret;
-    }
-    ret = s->shared ? shared_drain(s->shared, deadline)
-                    : pool_drain(s->pool, deadline);
-    if (ret == 0 && s->com != NULL)
+    /* Every committed accept and the restart backlog go on the belt
+     * first, and a shared store's feeder stops taking (orders still in
+     * the store are safe: other instances, or a restart, finish them);
+     * then the elves finish every order on the belt; then their results
+     * commit. Without a journal or a feeder those steps return at once. */
+    ret = committer_close_accepts(s->com, deadline);
+    if (ret)
+        return ret;
+    shared_stop(s->shared);
+    ret = pool_drain(s->pool, deadline);
+    if (ret == 0)
         ret = committer_finish(s->com, deadline);
     if (ret == 0)
         s->drained = true;
@@ -351,12 +457,8 @@ int shop_drain(struct shop *s, const struct timespec *deadline)
 
 uint64_t shop_left(struct shop *s)
 {
-    uint64_t n = s->shared
-                     ? shared_in_flight(s->shared)
-                     : (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool);
-    if (s->com != NULL)
-        n += committer_unfinished(s->com);
-    return n;
+    return (uint64_t)queue_len(s->belt) + pool_in_flight(s->pool) +
+           committer_unfinished(s->com);
 }
 
 void shop_destroy(struct shop *s)
@@ -379,6 +481,7 @@ void shop_destroy(struct shop *s)
     shop_stats_destroy(s->stats);
     idem_destroy(s->idem);
     floor_destroy(s->floor);
+    store_close(s->own_store);
     free(s->by_sku);
     free(s->catalog);
     free(s);
@@ -454,8 +557,6 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
 {
     struct shop_item it;
 
-    if (s->com == NULL)
-        return -EINVAL;
     if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
                         key->fp_len == 0 || key->fp_len > SHOP_IDEM_FP_MAX))
         return -EINVAL;
@@ -476,14 +577,10 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
 
 bool shop_store_ok(struct shop *s)
 {
-    if (s->com == NULL)
-        return true;
     /* The store's own flag also drops (and recovers) while nobody buys: a
-     * shared store's workers poll it all the time, SQLite looks whether
-     * its file is still at its path. */
-    if (!store_available(s->cfg.store))
-        return false;
-    return committer_available(s->com);
+     * shared store's feeder polls it all the time, SQLite looks whether
+     * its file is still at its path; memory's is always up. */
+    return store_available(s->store) && committer_available(s->com);
 }
 
 void shop_store_health(struct shop *s, struct shop_store_health *out)
@@ -493,7 +590,7 @@ void shop_store_health(struct shop *s, struct shop_store_health *out)
     if (s->com == NULL)
         return;
     struct store_stats st;
-    store_stats(s->cfg.store, &st);
+    store_stats(s->store, &st);
     out->vanished = st.vanished;
     if (!out->ok)
         snprintf(out->reason, sizeof(out->reason), "%s", st.reason);
@@ -509,32 +606,26 @@ bool shop_shared(const struct shop *s)
 
 int shop_read_async(struct shop *s, struct shop_read *r)
 {
-    return s->shared ? shared_read(s->shared, r) : -ENOTSUP;
+    return shared_read(s->shared, r);
 }
 
 bool shop_shared_figures(struct shop *s, struct store_shop *out)
 {
-    memset(out, 0, sizeof(*out));
-    return s->shared ? shared_figures(s->shared, out, NULL) : false;
+    return shared_figures(s->shared, out, NULL);
 }
 
 void shop_store_stats(struct shop *s, struct shop_store_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->available = shop_store_ok(s);
-    if (s->cfg.store != NULL)
-        store_stats(s->cfg.store, &out->store);
-    if (s->com == NULL)
-        return;
-    out->durable = true;
+    store_stats(s->store, &out->store);
     committer_stats(s->com, out);
 }
 
 void shop_commit_histogram(struct shop *s, struct shop_histogram *out)
 {
     memset(out, 0, sizeof(*out));
-    if (s->com != NULL)
-        committer_histogram(s->com, out);
+    committer_histogram(s->com, out);
 }
 
 void shop_count_invalid(struct shop *s)
@@ -545,10 +636,11 @@ void shop_count_invalid(struct shop *s)
 int shop_order(struct shop *s, uint64_t id, struct order *out)
 {
     int ret = orderbook_get(s->book, id, out);
-    if (ret == 0 || s->com == NULL)
+    if (ret == 0)
         return ret;
+    /* Not kept here: the store may know it (memory's keeps none). */
     struct store_order so;
-    ret = store_order_get(s->cfg.store, id, &so);
+    ret = store_order_get(s->store, id, &so);
     if (ret == 0)
         shop_order_from_store(&so, out);
     else if (ret == -EIO)
@@ -592,13 +684,10 @@ int shop_find_product(const struct shop *s, const char *sku, size_t len)
 
 void shop_stock_all(struct shop *s, struct shop_stock *out)
 {
-    /* A shared shop's stock is the whole shop's, as last read. */
-    if (s->shared) {
-        memset(out, 0, s->nproducts * sizeof(*out));
-        shared_figures(s->shared, NULL, out);
-        return;
-    }
-    inventory_read_all(s->inv, out);
+    /* A shared shop's stock is the whole shop's, as last read (the
+     * inventory loaded at start until the first read). */
+    if (!shared_figures(s->shared, NULL, out))
+        inventory_read_all(s->inv, out);
 }
 
 void shop_snapshot(struct shop *s, struct shop_snapshot *out)
@@ -615,32 +704,18 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     memset(out, 0, sizeof(*out));
     shop_stats_read(s->stats, out);
     out->processed = out->fulfilled + out->out_of_stock;
+    uint64_t superseded =
+        atomic_load_explicit(&s->superseded, memory_order_relaxed);
     idem_counts(s->idem, out);
-    if (s->shared) {
-        /* This instance's accepted and processed orders; the belt is the
-         * shop's (every instance's orders not taken yet), so the local
-         * invariant of SPEC §1 holds only for the shop as a whole. */
-        struct store_shop fig;
-        shared_figures(s->shared, &fig, NULL);
-        out->accepted = committer_accepted(s->com);
-        out->queue_depth =
-            (size_t)(fig.belt > fig.pending ? fig.belt - fig.pending : 0);
-        out->in_flight = shared_in_flight(s->shared);
-        out->queue_high_water = 0;
-        out->queue_capacity = s->cfg.queue_capacity;
-        out->workers = shop_worker_count(s);
-        out->draining = shop_draining(s);
-        shop_stats_rate(s->stats, out->accepted, out->processed,
-                        &out->accepted_per_s, &out->processed_per_s);
-        return;
-    }
     uint64_t sent;
     size_t len;
     queue_counts(s->belt, &sent, &len);
-    out->accepted = sent;
+    /* With a shared store the belt also carries other instances' orders:
+     * this instance's accepted orders are the ones its journal took. */
+    out->accepted = s->shared ? committer_accepted(s->com) : sent;
     out->queue_depth = len;
-    uint64_t received = sent - len;
-    out->in_flight = received > out->processed ? received - out->processed : 0;
+    uint64_t received = sent - len, done = out->processed + superseded;
+    out->in_flight = received > done ? received - done : 0;
     out->queue_high_water = queue_high_water(s->belt);
     out->queue_capacity = queue_cap(s->belt);
     out->workers = shop_worker_count(s);
@@ -660,7 +735,7 @@ void shop_histograms(struct shop *s, struct shop_histogram *queue_wait,
 
 size_t shop_worker_count(const struct shop *s)
 {
-    return s->shared ? s->cfg.workers : pool_size(s->pool);
+    return pool_size(s->pool);
 }
 
 struct floor *shop_floor_of(struct shop *s)
@@ -670,15 +745,11 @@ struct floor *shop_floor_of(struct shop *s)
 
 bool shop_worker_busy(struct shop *s, size_t i)
 {
-    if (s->shared)
-        return shared_worker_busy(s->shared, i);
     return pool_worker_busy(s->pool, i); /* any index: slots are kept */
 }
 
 uint64_t shop_worker_processed(struct shop *s, size_t i)
 {
-    if (s->shared)
-        return shared_worker_handled(s->shared, i);
     return pool_worker_handled(s->pool, i);
 }
 
@@ -702,8 +773,6 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
                        const struct shop_order_key *key, const char *answer,
                        size_t answer_len, shop_restock_fn done, void *arg)
 {
-    if (s->com == NULL)
-        return -EINVAL;
     if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
                         key->fp_len == 0 || key->fp_len > SHOP_IDEM_FP_MAX ||
                         answer == NULL || answer_len > STORE_ANSWER_MAX))
@@ -722,12 +791,11 @@ int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
                      const char *key, size_t len, struct shop_idem_answer *ans,
                      char *fp, size_t *fp_len)
 {
-    if (s->com == NULL)
-        return -ENOENT;
+    /* Memory's store keeps no keys: -ENOENT. */
     struct store_answer sa;
-    int rc = store_idem_get(s->cfg.store,
-                            scope == SHOP_IDEM_RESTOCK ? "restock" : "buy", key,
-                            len, &sa);
+    int rc =
+        store_idem_get(s->store, scope == SHOP_IDEM_RESTOCK ? "restock" : "buy",
+                       key, len, &sa);
     if (rc == -ENOENT)
         return -ENOENT;
     if (rc != 0) {

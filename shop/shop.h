@@ -1,10 +1,15 @@
 /*
  * shop.h - the shop floor: catalog, inventory, order book, statistics, and
- * the belt (a channel) with its worker pool.
+ * the belt (a channel) with its worker pool, one floor in every store mode.
  *
  *   shop_submit ──try_send──▶ [ channel ] ──recv──▶ workers ──lock──▶ inventory
- *                                                          └──▶ order book,
- * stats
+ *   (memory)                      ▲                        └──▶ order book,
+ *   shop_submit_async ─▶ journal ─┘ (sqlite; redis: via the      stats
+ *   (durable stores)                shared stream and a feeder)
+ *
+ * Every order this instance processes, in every store mode, comes off this
+ * instance's belt and is handled by the pool of worker/. A durable store
+ * is a journal behind the belt (shop.c's design note says how).
  *
  * The shop knows nothing of HTTP or JSON: the server validates requests and
  * formats answers; the shop takes orders and reports numbers.
@@ -116,7 +121,10 @@ struct shop_stock {
  * A snapshot of every counter. The counters are read in an order that keeps
  * the invariants of SPEC §1 exact in every snapshot, even under load:
  * accepted == processed + queue_depth + in_flight and
- * processed == fulfilled + out_of_stock.
+ * processed == fulfilled + out_of_stock. With a shared store (Redis),
+ * queue_depth is this instance's own belt (which carries every instance's
+ * orders), accepted and processed are this instance's, so the first sum
+ * holds for the shop as a whole, not per instance.
  */
 struct shop_snapshot {
     double uptime_s;
@@ -188,18 +196,22 @@ int shop_create_stored(const struct shop_config *cfg,
 /* Whether the shop's orders go through a durable store. */
 bool shop_durable(const struct shop *s);
 
-/* Start the workers (and a durable shop's committer and restorer).
- * Returns 0 or a negative errno. */
+/* Start the workers (and a durable shop's committer and restorer, a
+ * shared shop's feeder and reader). Returns 0 or a negative errno. */
 int shop_start(struct shop *s);
 
 /*
  * Stop taking orders, let the workers finish every accepted order, join
- * them. Returns 0, or -ETIMEDOUT if `deadline` (CLOCK_MONOTONIC, may be
- * NULL) passed first; then shop_left() tells how many orders were left.
+ * them, and commit their results. A shared shop stops taking orders from
+ * the shared store and finishes the ones on its own belt; orders still in
+ * the store are left to other instances (or a restart). Returns 0, or
+ * -ETIMEDOUT if `deadline` (CLOCK_MONOTONIC, may be NULL) passed first;
+ * then shop_left() tells how many orders were left.
  */
 int shop_drain(struct shop *s, const struct timespec *deadline);
 
-/* Orders accepted but not yet processed (on the belt or in a worker). */
+/* Orders accepted but not yet processed (on the belt or in a worker), and
+ * results not yet committed. */
 uint64_t shop_left(struct shop *s);
 
 /* Free the shop. Accepts NULL. It must be drained or never started. */
@@ -283,7 +295,8 @@ void shop_commit_histogram(struct shop *s, struct shop_histogram *out);
 /*
  * Shared stores (STORE_CAP_SHARED: Redis) - reads that show the whole
  * shop's current state, answered on the shop's reader thread so that no
- * HTTP thread waits on the store.
+ * HTTP thread waits on the store. (The orders themselves come onto this
+ * instance's belt from the shared stream, through the shop's feeder.)
  */
 #define SHOP_INSTANCE_MAX 128
 enum shop_read_kind {
@@ -340,7 +353,8 @@ int shop_find_product(const struct shop *s, const char *sku, size_t len);
 /*
  * Copy the stock of every product into `out` (room for
  * shop_product_count() entries) under one short hold of the inventory lock,
- * so the copy is consistent.
+ * so the copy is consistent. A shared shop copies the whole shop's stock
+ * as last read (every ~250 ms; the stock loaded at start until then).
  */
 void shop_stock_all(struct shop *s, struct shop_stock *out);
 
@@ -384,7 +398,6 @@ struct shop_floor {
     size_t workers; /* the pool's size now */
     unsigned work_ms;
     bool paused;
-    bool pool_controls;     /* workers and paused can change in this mode */
     size_t start_workers;   /* as configured at start */
     unsigned start_work_ms; /* as configured at start */
     struct shop_faults faults;
@@ -420,10 +433,9 @@ struct shop_fault_draw {
 void shop_floor_get(struct shop *s, struct shop_floor *out);
 
 /*
- * Apply `c` in one piece (changes take turns). Returns 0; -ENOTSUP if it
- * sets workers, work_ms or paused in a mode without this instance's pool (a
- * shared store, for now); -EPIPE while draining; or the pool's error from
- * growing (nothing is applied then). Thread-safe; never waits for an order.
+ * Apply `c` in one piece (changes take turns). Returns 0; -EPIPE while
+ * draining; or the pool's error from growing (nothing is applied then).
+ * Thread-safe; never waits for an order.
  */
 int shop_floor_set(struct shop *s, const struct shop_floor_change *c);
 

@@ -364,6 +364,39 @@ START_TEST(test_queue_send_wakes_blocked_receiver)
 }
 END_TEST
 
+/* One item at a time to many blocked receivers: with at most one of them
+ * spinning and no wake for a spinner, every item still reaches one. */
+#define MANY_RECEIVERS 6
+START_TEST(test_queue_each_send_reaches_a_waiting_receiver)
+{
+    struct queue *q = new_int_queue(1);
+    pthread_barrier_t ready;
+    struct blocker b[MANY_RECEIVERS];
+    pthread_t t[MANY_RECEIVERS];
+    int seen = 0;
+
+    ck_assert_int_eq(pthread_barrier_init(&ready, NULL, MANY_RECEIVERS + 1), 0);
+    for (int i = 0; i < MANY_RECEIVERS; i++) {
+        b[i] = (struct blocker){.q = q, .ready = &ready, .value = -1, .rc = 1};
+        ck_assert_int_eq(pthread_create(&t[i], NULL, recv_thread, &b[i]), 0);
+    }
+    pthread_barrier_wait(&ready);
+    for (int v = 0; v < MANY_RECEIVERS; v++)
+        ck_assert_int_eq(queue_send(q, &v, NULL), 0); /* waits for room */
+    for (int i = 0; i < MANY_RECEIVERS; i++) {
+        ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        ck_assert_int_eq(b[i].rc, 0);
+        ck_assert_int_ge(b[i].value, 0);
+        ck_assert_int_lt(b[i].value, MANY_RECEIVERS);
+        seen |= 1 << b[i].value;
+    }
+    ck_assert_int_eq(seen, (1 << MANY_RECEIVERS) - 1);
+    ck_assert_uint_eq(queue_len(q), 0);
+    pthread_barrier_destroy(&ready);
+    queue_destroy(q);
+}
+END_TEST
+
 START_TEST(test_queue_recv_wakes_blocked_sender)
 {
     struct queue *q = new_int_queue(1);
@@ -722,6 +755,8 @@ Suite *queue_suite(void)
     tcase_add_loop_test(tc_close, test_queue_send_wakes_blocked_receiver, 0,
                         20);
     tcase_add_loop_test(tc_close, test_queue_recv_wakes_blocked_sender, 0, 20);
+    tcase_add_loop_test(tc_close,
+                        test_queue_each_send_reaches_a_waiting_receiver, 0, 20);
     tcase_add_test(tc_close, test_queue_recv_many_takes_oldest_up_to_max);
     tcase_add_loop_test(tc_close, test_queue_recv_many_blocks_until_an_item, 0,
                         20);

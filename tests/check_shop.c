@@ -12,12 +12,16 @@
 #include "tests/suites.h"
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "shop/internal.h"
+#include "store/store.h"
+#include "tests/lib/redis_harness.h"
 
 static const struct product test_catalog[] = {
     {"apple", "Apple", 50, 100},
@@ -1202,6 +1206,205 @@ START_TEST(test_shop_idem_one_winner_among_racers)
 }
 END_TEST
 
+/* ---- one floor over a shared store (Redis) ------------------------------ */
+
+/* The verdicts of accepts (committer thread): ok and failed counts. */
+struct accepts {
+    _Atomic unsigned ok, failed;
+};
+
+static void count_accept(void *arg, int rc, uint64_t id)
+{
+    struct accepts *a = arg;
+    (void)id;
+    if (rc == 0)
+        atomic_fetch_add(&a->ok, 1);
+    else
+        atomic_fetch_add(&a->failed, 1);
+}
+
+/* A short pause of a wait loop on a condition only a poll can see. */
+static void short_nap(void)
+{
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+}
+
+static struct redis_server shop_redis;
+
+/* Open and load the Redis store of `shop_redis` as `instance`. */
+static struct store *redis_store_for(const char *instance,
+                                     struct store_state *state)
+{
+    struct store_options opt = {
+        .kind = STORE_REDIS,
+        .path = shop_redis.sock,
+        .instance = instance,
+        .reclaim_ms = 5000,
+        .idempotency_ttl = 60,
+        .queue_capacity = 1000,
+    };
+    struct store_product cat[TEST_NPRODUCTS];
+    char err[256] = "";
+    struct store *st = NULL;
+
+    memset(cat, 0, sizeof(cat));
+    for (size_t i = 0; i < TEST_NPRODUCTS; i++) {
+        _Static_assert(sizeof(cat[i].sku) == sizeof(test_catalog[i].sku) &&
+                           sizeof(cat[i].name) == sizeof(test_catalog[i].name),
+                       "catalog field sizes");
+        memcpy(cat[i].sku, test_catalog[i].sku, sizeof(cat[i].sku));
+        memcpy(cat[i].name, test_catalog[i].name, sizeof(cat[i].name));
+        cat[i].price_cents = test_catalog[i].price_cents;
+        cat[i].initial = cat[i].stock = test_catalog[i].stock;
+    }
+    int rc = store_open(&opt, &st, err, sizeof(err));
+    ck_assert_msg(rc == 0, "open: %s", err);
+    rc = store_load(st, cat, TEST_NPRODUCTS, state, err, sizeof(err));
+    ck_assert_msg(rc == 0, "load: %s", err);
+    return st;
+}
+
+static struct shop *redis_shop(struct store *st, const struct store_state *s,
+                               size_t workers, unsigned work_ms)
+{
+    struct shop_config cfg = {
+        .workers = workers,
+        .queue_capacity = 64,
+        .order_history = 1024,
+        .work_ms = work_ms,
+        .store = st,
+    };
+    struct shop *shop = NULL;
+    ck_assert_int_eq(shop_create_stored(&cfg, s, &shop), 0);
+    ck_assert(shop_shared(shop));
+    ck_assert_int_eq(shop_start(shop), 0);
+    return shop;
+}
+
+/* Submit `n` orders of `qty` units of `product`, each once it may (the
+ * local reservation refuses while the floor is full), and wait for every
+ * verdict. */
+static void submit_stored(struct shop *shop, size_t n, uint32_t product,
+                          struct accepts *a)
+{
+    struct order o = make_order(product, 1);
+    unsigned want = atomic_load(&a->ok) + atomic_load(&a->failed);
+
+    for (size_t i = 0; i < n; i++) {
+        int rc;
+        while ((rc = shop_submit_async(shop, &o, count_accept, a)) == -EAGAIN)
+            short_nap();
+        ck_assert_int_eq(rc, 0);
+    }
+    want += (unsigned)n;
+    while (atomic_load(&a->ok) + atomic_load(&a->failed) < want)
+        short_nap();
+    ck_assert_uint_eq(atomic_load(&a->failed), 0);
+}
+
+/* Wait until this instance has processed `n` orders (results committed). */
+static void wait_processed(struct shop *shop, uint64_t n)
+{
+    struct shop_snapshot snap;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        shop_snapshot(shop, &snap);
+        if (snap.processed >= n)
+            return;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ck_assert_msg(now.tv_sec - start.tv_sec < 20, "processed %llu of %llu",
+                      (unsigned long long)snap.processed,
+                      (unsigned long long)n);
+        short_nap();
+    }
+}
+
+START_TEST(test_shop_redis_elves_take_from_the_local_belt)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int rc = redis_server_start(&shop_redis, false);
+    ck_assert_msg(rc == 0, "redis-server did not start: %s", strerror(-rc));
+    struct store_state state;
+    struct store *st = redis_store_for("solo", &state);
+    struct shop *shop = redis_shop(st, &state, 2, 0);
+    store_state_free(&state);
+
+    /* 90 apples (stock 100) and 20 cherries (stock 5). */
+    struct accepts a = {0};
+    submit_stored(shop, 90, 0, &a);
+    submit_stored(shop, 20, 2, &a);
+    wait_processed(shop, 110);
+
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    ck_assert_uint_eq(snap.accepted, 110);
+    ck_assert_uint_eq(snap.processed, 110);
+    ck_assert_uint_eq(snap.fulfilled, 95); /* the store decided */
+    ck_assert_uint_eq(snap.out_of_stock, 15);
+    ck_assert_uint_eq(snap.queue_depth, 0);
+    ck_assert_uint_eq(snap.in_flight, 0);
+    /* Every order went over this instance's own belt to the pool's elves. */
+    ck_assert_uint_ge(snap.queue_high_water, 1);
+    ck_assert_uint_le(snap.queue_high_water, snap.queue_capacity);
+    uint64_t by_elves = 0;
+    for (size_t i = 0; i < shop_worker_count(shop); i++)
+        by_elves += shop_worker_processed(shop, i);
+    ck_assert_uint_eq(by_elves, 110);
+    struct order got;
+    ck_assert_int_eq(shop_order(shop, 1, &got), 0);
+    ck_assert_int_eq(got.status, ORDER_FULFILLED);
+    ck_assert_int_ge(got.worker, 0);
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    ck_assert_uint_eq(shop_left(shop), 0);
+    shop_destroy(shop);
+    store_close(st);
+    redis_server_destroy(&shop_redis);
+}
+END_TEST
+
+START_TEST(test_shop_redis_drain_leaves_the_rest_to_others)
+{
+    signal(SIGPIPE, SIG_IGN);
+    int rc = redis_server_start(&shop_redis, false);
+    ck_assert_msg(rc == 0, "redis-server did not start: %s", strerror(-rc));
+    struct store_state state;
+    struct store *st = redis_store_for("first", &state);
+    /* One elf, 20 ms per order: 30 orders take 600 ms at least. */
+    struct shop *shop = redis_shop(st, &state, 1, 20);
+    store_state_free(&state);
+    struct accepts a = {0};
+    submit_stored(shop, 30, 0, &a);
+    wait_processed(shop, 1);
+
+    /* Drain: the feeder stops, the elf finishes what this instance holds
+     * (at most one order per elf with work_ms), results commit. */
+    ck_assert_int_eq(shop_drain(shop, NULL), 0);
+    ck_assert_uint_eq(shop_left(shop), 0);
+    struct shop_snapshot snap;
+    shop_snapshot(shop, &snap);
+    uint64_t first = snap.processed;
+    ck_assert_uint_lt(first, 30);
+    ck_assert_uint_eq(snap.queue_depth, 0);
+    shop_destroy(shop);
+
+    /* The rest waited in Redis: another instance finishes them. */
+    struct store *st2 = redis_store_for("second", &state);
+    struct shop *other = redis_shop(st2, &state, 2, 0);
+    store_state_free(&state);
+    wait_processed(other, 30 - first);
+    ck_assert_int_eq(shop_drain(other, NULL), 0);
+    shop_snapshot(other, &snap);
+    ck_assert_uint_eq(snap.processed, 30 - first);
+    shop_destroy(other);
+    store_close(st2);
+    store_close(st);
+    redis_server_destroy(&shop_redis);
+}
+END_TEST
+
 Suite *shop_suite(void)
 {
     Suite *suite = suite_create("shop");
@@ -1251,5 +1454,12 @@ Suite *shop_suite(void)
     tcase_add_test(idem, test_shop_idem_keys_and_fingerprints_compared_in_full);
     tcase_add_test(idem, test_shop_fingerprints_are_the_canonical_request);
     suite_add_tcase(suite, idem);
+
+    /* A real redis-server per test (tests/lib/redis_harness.c). */
+    TCase *shared = tcase_create("shared_store");
+    tcase_set_timeout(shared, 60);
+    tcase_add_test(shared, test_shop_redis_elves_take_from_the_local_belt);
+    tcase_add_test(shared, test_shop_redis_drain_leaves_the_rest_to_others);
+    suite_add_tcase(suite, shared);
     return suite;
 }

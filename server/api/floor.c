@@ -394,12 +394,6 @@ static void floor_patch(const struct app *app, const struct http_request *req,
     shop_floor_get(app->shop, &before);
     patch_change(&p, &before, &c);
     rc = shop_floor_set(app->shop, &c);
-    if (rc == -ENOTSUP) {
-        http_fail(res, HTTP_ERR_INVALID_FIELD,
-                  "fields 'workers', 'work_ms' and 'paused' cannot change "
-                  "with a shared (Redis) store in this version");
-        return;
-    }
     if (rc == -EPIPE) {
         http_fail(res, HTTP_ERR_SHUTTING_DOWN,
                   "the shop is closing: the floor is as the drain left it");

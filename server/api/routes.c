@@ -294,9 +294,9 @@ static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
     return true;
 }
 
-/* A keyed request's start: the memory table first, then (a new key in a
- * durable shop) the store. Returns true to go on processing with `tk`,
- * false when `res` already holds the answer. */
+/* A keyed request's start: the memory table first, then (a new key) the
+ * store, which in memory keeps none. Returns true to go on processing with
+ * `tk`, false when `res` already holds the answer. */
 static bool key_begin(const struct app *app, enum shop_idem_scope scope,
                       const char *key, size_t key_len, const char *fp,
                       size_t fp_len, struct shop_idem_ticket *tk,
@@ -304,8 +304,7 @@ static bool key_begin(const struct app *app, enum shop_idem_scope scope,
 {
     if (!idem_start(app, scope, key, key_len, fp, fp_len, tk, res))
         return false;
-    return !(shop_durable(app->shop) &&
-             idem_from_store(app, scope, key, key_len, fp, fp_len, tk, res));
+    return !idem_from_store(app, scope, key, key_len, fp, fp_len, tk, res);
 }
 
 static void handle_buy(const struct app *app, const struct http_request *req,

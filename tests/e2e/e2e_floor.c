@@ -323,10 +323,9 @@ START_TEST(test_e2e_floor_drop_rate_sqlite)
 }
 END_TEST
 
-/* With a shared (Redis) store the elves are the store's workers, not this
- * instance's pool (yet): workers, work_ms and paused are refused as such,
- * and nothing changes; the faults work, and a dropped keyed order replays
- * from the store. */
+/* With a shared (Redis) store the elves are this instance's pool too:
+ * workers and paused change it, the faults work, and a dropped keyed order
+ * replays from the store. */
 START_TEST(test_e2e_floor_redis)
 {
     struct redis_server rs;
@@ -335,14 +334,13 @@ START_TEST(test_e2e_floor_redis)
     const char *const args[] = {"--store", rs.url, "--workers", "2", NULL};
     struct shopd *s = start_floor(args);
     unsigned port = shopd_port(s);
-    struct http_resp r;
-    patch(port, AUTH, "{\"workers\":4,\"faults\":null}", &r);
-    const char *msg = expect_error(&r, 400, "invalid_field");
-    ck_assert_ptr_nonnull(strstr(msg, "Redis"));
-    http_resp_free(&r);
+    cJSON_Delete(patch_ok(port, "{\"workers\":4,\"faults\":null}"));
     cJSON *f = floor_get(port);
-    ck_assert_int_eq((int)jnum(f, "workers"), 2);
+    ck_assert_int_eq((int)jnum(f, "workers"), 4);
     cJSON_Delete(f);
+    cJSON *st = get_json_ok(port, "/stats");
+    ck_assert_int_eq((int)jnum(st, "workers"), 4);
+    cJSON_Delete(st);
     drop_then_replay(port);
     shopd_destroy(s);
     redis_server_destroy(&rs);
@@ -761,6 +759,24 @@ START_TEST(test_e2e_floor_resize_under_load_sqlite)
 }
 END_TEST
 
+/* The same over Redis: this instance's belt is fed from the shared
+ * stream and the same pool's elves take from it while it is resized. */
+START_TEST(test_e2e_floor_resize_under_load_redis)
+{
+    struct redis_server rs;
+    int rc = redis_server_start(&rs, false);
+    ck_assert_msg(rc == 0, "redis-server did not start: %s", strerror(-rc));
+    const char *const args[] = {
+        "--workers", "2",       "--work-ms", "1", "--queue-capacity",
+        "64",        "--store", rs.url,      NULL};
+    struct shopd *s = start_floor(args);
+    static struct buyer b[4];
+    resize_under_load(shopd_port(s), b);
+    shopd_destroy(s);
+    redis_server_destroy(&rs);
+}
+END_TEST
+
 Suite *e2e_floor_suite(void)
 {
     Suite *s = suite_create("e2e_floor");
@@ -796,6 +812,7 @@ Suite *e2e_floor_suite(void)
     tcase_add_test(load, test_e2e_floor_hostile_patch_flood);
     tcase_add_test(load, test_e2e_floor_resize_under_load);
     tcase_add_test(load, test_e2e_floor_resize_under_load_sqlite);
+    tcase_add_test(load, test_e2e_floor_resize_under_load_redis);
     suite_add_tcase(s, load);
     return s;
 }
