@@ -4,7 +4,8 @@
 #   make fuzz [FUZZ_SECONDS=60]   libFuzzer + ASan + UBSan over the request path
 #   make fuzz-ci                  replay seeds + regressions, then a short run
 #   make hostile                  hostile clients against $(SHOPD)
-#   make drain                    no accepted order lost on SIGTERM
+#   make drain                    no accepted order lost on SIGTERM (also
+#                                 under GNU timeout: scripts/drain-timeout.sh)
 #   make soak [SOAK_ORDERS=N]     1,000,000 orders, then leaks and invariants
 #
 # The three test programs are built like the e2e suite (same CC, CFLAGS,
@@ -109,6 +110,7 @@ hostile: $(SHOPD) $(HOSTILE_BIN)
 
 drain: $(SHOPD) $(DRAIN_BIN)
 	SHOPD_BIN=$(SHOPD) $(DRAIN_BIN)
+	scripts/drain-timeout.sh $(SHOPD)
 
 soak: $(SHOPD) $(SOAK_BIN)
 	SHOPD_BIN=$(SHOPD) SOAK_ORDERS=$(SOAK_ORDERS) $(SOAK_BIN)
