@@ -624,7 +624,7 @@ START_TEST(test_redis_started_together_seed_once)
     char err[256];
     ck_assert_int_eq(pthread_barrier_init(&go, NULL, N), 0);
     for (int i = 0; i < N; i++) {
-        char name[8];
+        char name[16];
         int rc;
         snprintf(name, sizeof(name), "s%d", i);
         memset(&s[i], 0, sizeof(s[i]));
