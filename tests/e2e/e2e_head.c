@@ -38,18 +38,15 @@ static void head_then_get(struct http_conn *c, const char *path, int status,
                       "HEAD %s: Content-Type %s, want %s", path,
                       ct ? ct : "(none)", type);
     }
-    ck_assert_msg(!http_says_close(&r), "HEAD %s: closed the connection",
-                  path);
+    ck_assert_msg(!http_says_close(&r), "HEAD %s: closed the connection", path);
     http_resp_free(&r);
 
     e = http_roundtrip(c, "GET", "/healthz", NULL, NULL, 0, &r);
     ck_assert_msg(e == 0, "GET /healthz after HEAD %s: unreadable (%d)", path,
                   e);
     ck_assert_msg(r.status == 200 && strstr(r.body, "\"ok\"") != NULL,
-                  "GET /healthz after HEAD %s: %d %s", path, r.status,
-                  r.body);
-    ck_assert_msg(c->len == 0, "after HEAD %s: %zu stray bytes", path,
-                  c->len);
+                  "GET /healthz after HEAD %s: %d %s", path, r.status, r.body);
+    ck_assert_msg(c->len == 0, "after HEAD %s: %zu stray bytes", path, c->len);
     http_resp_free(&r);
 }
 
