@@ -329,8 +329,8 @@ outside() {
     direct 404 GET /no-such-path
     grep -q '"error":"not_found"' "$WORK/b" || fail "GET /no-such-path: not not_found"
     local p
-    for p in /stats /metrics /healthz /readyz / /openapi.json /products \
-        /products/apple /orders/1; do
+    for p in /stats /metrics /healthz /readyz / /events /openapi.json \
+        /products /products/apple /orders/1; do
         direct 200 HEAD "$p"
     done
     direct 404 HEAD /orders/999999

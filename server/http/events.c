@@ -442,6 +442,27 @@ struct MHD_Response *events_response(struct events *ev,
     return r;
 }
 
+/*
+ * HEAD /events. A stream's response has no known size, so libmicrohttpd
+ * 0.9.75 frames it with chunked encoding, and for a HEAD request it skips
+ * the body but still writes the chunked terminator "0\r\n\r\n" after
+ * the headers (connection.c: CHUNKED_BODY_UNREADY -> BODY_SENT builds the
+ * footer whatever the method): bytes the client reads as the start of the
+ * next answer. No response flag of 0.9.75 leaves the terminator out, so
+ * HEAD gets an empty response instead: no stream, no viewer counted.
+ * libmicrohttpd gives it Content-Length: 0 (it adds that header to every
+ * sized response and drops one set by the application).
+ */
+struct MHD_Response *events_head_response(struct events *ev)
+{
+    pthread_mutex_lock(&ev->lock);
+    bool stopped = ev->stopped;
+    pthread_mutex_unlock(&ev->lock);
+    if (stopped)
+        return NULL;
+    return MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+}
+
 void events_stop(struct events *ev)
 {
     if (ev == NULL)

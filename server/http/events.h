@@ -8,8 +8,9 @@
  * small, bounded send buffer and is dropped once it falls 5 s of ticks
  * behind (counted in app->http, SPEC §10).
  *
- * Thread safety: events_response() is called from HTTP threads at once;
- * events_create/events_stop/events_destroy from the controlling thread.
+ * Thread safety: events_response() and events_head_response() are called from
+ * HTTP threads at once; events_create/events_stop/events_destroy from the
+ * controlling thread.
  */
 #ifndef SHOPD_HTTP_EVENTS_H
 #define SHOPD_HTTP_EVENTS_H
@@ -35,6 +36,14 @@ int events_create(const struct app *app, struct events **out);
  */
 struct MHD_Response *events_response(struct events *ev,
                                      struct MHD_Connection *c);
+
+/*
+ * Build the answer to HEAD /events: the stream's headers with no body and
+ * no stream (an empty response, so libmicrohttpd frames it with
+ * Content-Length: 0 and keeps the connection), or NULL when streams are
+ * ended or memory ran out (the caller then answers 503, as for GET).
+ */
+struct MHD_Response *events_head_response(struct events *ev);
 
 /*
  * End every stream (each gets its end of stream and closes) and refuse new

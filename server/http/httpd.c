@@ -324,9 +324,14 @@ static void append_body(struct httpd *h, struct req_state *st, const char *data,
     st->body[st->len] = '\0';
 }
 
-static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c)
+/* The /events answer: a stream, or for HEAD its headers only (events.c). */
+static enum MHD_Result queue_events(struct httpd *h, struct MHD_Connection *c,
+                                    bool head)
 {
-    struct MHD_Response *r = h->events ? events_response(h->events, c) : NULL;
+    struct MHD_Response *r = NULL;
+    if (h->events != NULL)
+        r = head ? events_head_response(h->events)
+                 : events_response(h->events, c);
     if (r == NULL) {
         struct http_response res = {0};
         http_fail(&res, HTTP_ERR_SHUTTING_DOWN, "the event stream has ended");
@@ -696,7 +701,7 @@ static enum MHD_Result dispatch(struct httpd *h, struct MHD_Connection *c,
     st->answered = true;
     if (res.stream_events) {
         http_response_release(&res);
-        return queue_events(h, c);
+        return queue_events(h, c, strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
     }
     if (res.deferred != NULL)
         return defer_answer(c, st, res.deferred);

@@ -40,6 +40,7 @@ int main(void)
     srunner_add_suite(sr, e2e_retry_suite());
     srunner_add_suite(sr, e2e_outage_suite());
     srunner_add_suite(sr, e2e_floor_suite());
+    srunner_add_suite(sr, e2e_head_suite());
     srunner_add_suite(sr, e2e_redis_suite());
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);

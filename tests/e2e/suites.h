@@ -22,5 +22,6 @@ Suite *e2e_store_suite(void);
 Suite *e2e_retry_suite(void);
 Suite *e2e_outage_suite(void);
 Suite *e2e_floor_suite(void);
+Suite *e2e_head_suite(void);
 
 #endif /* SHOPD_TESTS_E2E_SUITES_H */
