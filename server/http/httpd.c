@@ -35,6 +35,7 @@
 #include "server/http/events.h"
 #include "server/http/httpd.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "common/time.h"
 
 #include <arpa/inet.h>
@@ -60,7 +61,7 @@ struct httpd {
     struct events *events;
     struct conns *conns; /* admission and request deadlines */
     int listen_fd;
-    int sync_ready; /* mu, idle initialised so far (0-2) */
+    bool sync_ready; /* mu and idle exist */
     unsigned port;
     /* Requests between their first call and their completion callback:
      * stopping waits for these, so no answered 202 is cut off. */
@@ -876,22 +877,12 @@ int httpd_start(const struct httpd_options *opt, const struct app *app,
         goto fail;
     h->app = app;
     h->listen_fd = -1;
-    what = "cannot create a mutex";
-    rc = -pthread_mutex_init(&h->mu, NULL);
+    what = "cannot create a mutex or condition variable";
+    pthread_cond_t *const conds[] = {&h->idle};
+    rc = thread_sync_init(&h->mu, conds, 1);
     if (rc)
         goto fail;
-    h->sync_ready = 1;
-    what = "cannot create a condition variable";
-    pthread_condattr_t ca;
-    rc = -pthread_condattr_init(&ca);
-    if (rc)
-        goto fail;
-    rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0 && (rc = -pthread_cond_init(&h->idle, &ca)) == 0)
-        h->sync_ready = 2;
-    pthread_condattr_destroy(&ca);
-    if (rc)
-        goto fail;
+    h->sync_ready = true;
 
     bool ipv6 = false;
     rc = listen_on(opt->bind, opt->port, &ipv6, &h->port);
@@ -1007,9 +998,9 @@ void httpd_stop(struct httpd *h)
     }
     events_destroy(h->events);
     conns_destroy(h->conns);
-    if (h->sync_ready > 1)
-        pthread_cond_destroy(&h->idle);
-    if (h->sync_ready > 0)
-        pthread_mutex_destroy(&h->mu);
+    if (h->sync_ready) {
+        pthread_cond_t *const conds[] = {&h->idle};
+        thread_sync_destroy(&h->mu, conds, 1);
+    }
     free(h);
 }
