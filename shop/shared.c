@@ -285,26 +285,27 @@ static size_t feed_limit(size_t belt_cap, size_t workers, unsigned work_ms)
 static int make_sync(struct shared *sh)
 {
     pthread_cond_t *const feed[] = {&sh->cv};
-    pthread_cond_t *const read[] = {&sh->rcv};
+    pthread_cond_t *const reads[] = {&sh->rcv};
     int err = thread_sync_init(&sh->mu, feed, 1);
 
     if (err)
         return err;
-    err = thread_sync_init(&sh->rmu, read, 1);
+    err = thread_sync_init(&sh->rmu, reads, 1);
     if (err == 0 && (err = thread_sync_init(&sh->fmu, NULL, 0)) != 0)
-        thread_sync_destroy(&sh->rmu, read, 1);
+        thread_sync_destroy(&sh->rmu, reads, 1);
     if (err)
         thread_sync_destroy(&sh->mu, feed, 1);
     return err;
 }
 
+/* Undo make_sync(). */
 static void free_sync(struct shared *sh)
 {
     pthread_cond_t *const feed[] = {&sh->cv};
-    pthread_cond_t *const read[] = {&sh->rcv};
+    pthread_cond_t *const reads[] = {&sh->rcv};
 
     thread_sync_destroy(&sh->fmu, NULL, 0);
-    thread_sync_destroy(&sh->rmu, read, 1);
+    thread_sync_destroy(&sh->rmu, reads, 1);
     thread_sync_destroy(&sh->mu, feed, 1);
 }
 
