@@ -579,6 +579,138 @@ static bool host_valid(const char *h)
     return true;
 }
 
+/* sqlite:PATH, given what follows "sqlite:". */
+static bool parse_sqlite(const char *path, struct config_store *out, char *why,
+                         size_t whylen)
+{
+    out->kind = CONFIG_STORE_SQLITE;
+    if (path[0] == '\0') {
+        snprintf(why, whylen, "sqlite: needs a file path (sqlite:PATH)");
+        return false;
+    }
+    if (!copy_part(out->path, sizeof out->path, path, strlen(path))) {
+        snprintf(why, whylen, "the sqlite path is too long");
+        return false;
+    }
+    return true;
+}
+
+/* unix://PATH[?db=N], given what follows "unix://". */
+static bool parse_unix(const char *path, struct config_store *out, char *why,
+                       size_t whylen)
+{
+    const char *q = strchr(path, '?');
+    size_t plen = q != NULL ? (size_t)(q - path) : strlen(path);
+
+    out->kind = CONFIG_STORE_REDIS;
+    if (plen == 0) {
+        snprintf(why, whylen, "unix:// needs a socket path");
+        return false;
+    }
+    if (!copy_part(out->path, sizeof out->path, path, plen)) {
+        snprintf(why, whylen, "the socket path is too long");
+        return false;
+    }
+    if (q != NULL && (strncmp(q, "?db=", 4) != 0 ||
+                      !parse_decimal(q + 4, strlen(q + 4), 65535, &out->db))) {
+        snprintf(why, whylen,
+                 "after the socket path only ?db=N (0..65535) may "
+                 "follow");
+        return false;
+    }
+    return true;
+}
+
+/* The ":PASSWORD@" of a redis:// URL, if any: *p is moved past it. */
+static bool parse_redis_password(const char **p, struct config_store *out,
+                                 char *why, size_t whylen)
+{
+    const char *at = strrchr(*p, '@');
+
+    if (at == NULL)
+        return true;
+    if ((*p)[0] != ':') {
+        snprintf(why, whylen,
+                 "a password is written redis://:PASSWORD@HOST "
+                 "(user names are not supported)");
+        return false;
+    }
+    if (at == *p + 1 || !copy_part(out->password, sizeof out->password, *p + 1,
+                                   (size_t)(at - *p - 1))) {
+        snprintf(why, whylen, "the password is empty or too long");
+        return false;
+    }
+    *p = at + 1;
+    return true;
+}
+
+/* The HOST or [IPv6] of a redis:// URL: *end is set just past it. */
+static bool parse_redis_host(const char *p, struct config_store *out,
+                             const char **end, char *why, size_t whylen)
+{
+    if (p[0] == '[') {
+        const char *close = strchr(p, ']');
+
+        if (close == NULL || !copy_part(out->host, sizeof out->host, p + 1,
+                                        (size_t)(close - p - 1))) {
+            snprintf(why, whylen, "bad [IPv6] host");
+            return false;
+        }
+        *end = close + 1;
+    } else {
+        *end = p + strcspn(p, ":/");
+        if (!copy_part(out->host, sizeof out->host, p, (size_t)(*end - p))) {
+            snprintf(why, whylen, "the host name is too long");
+            return false;
+        }
+    }
+    if (!host_valid(out->host)) {
+        snprintf(why, whylen, "the host is empty or not a host name");
+        return false;
+    }
+    return true;
+}
+
+/* The [:PORT][/DB] that ends a redis:// URL. */
+static bool parse_redis_port_db(const char *end, struct config_store *out,
+                                char *why, size_t whylen)
+{
+    if (*end == ':') {
+        size_t n = strcspn(end + 1, "/");
+
+        if (!parse_decimal(end + 1, n, 65535, &out->port) || out->port == 0) {
+            snprintf(why, whylen, "the port must be 1..65535");
+            return false;
+        }
+        end += 1 + n;
+    }
+    if (*end == '/' && end[1] != '\0') {
+        if (!parse_decimal(end + 1, strlen(end + 1), 65535, &out->db)) {
+            snprintf(why, whylen,
+                     "the database must be a number "
+                     "0..65535");
+            return false;
+        }
+    } else if (*end != '\0' && strcmp(end, "/") != 0) {
+        snprintf(why, whylen, "unexpected text after the host");
+        return false;
+    }
+    return true;
+}
+
+/* redis://[:PASSWORD@]HOST[:PORT][/DB], given what follows "redis://". */
+static bool parse_redis_url(const char *p, struct config_store *out, char *why,
+                            size_t whylen)
+{
+    const char *end;
+
+    out->kind = CONFIG_STORE_REDIS;
+    out->port = 6379;
+    return parse_redis_password(&p, out, why, whylen) &&
+           parse_redis_host(p, out, &end, why, whylen) &&
+           parse_redis_port_db(end, out, why, whylen);
+}
+
 /*
  * Parse a --store value into *out. On failure writes the reason (no value
  * quoted: a URL may hold a password) into why and returns false.
@@ -595,108 +727,12 @@ static bool parse_store(const char *val, struct config_store *out, char *why,
         out->kind = CONFIG_STORE_MEMORY;
         return true;
     }
-    if (strncmp(val, sqlite, sizeof sqlite - 1) == 0) {
-        const char *path = val + sizeof sqlite - 1;
-
-        out->kind = CONFIG_STORE_SQLITE;
-        if (path[0] == '\0') {
-            snprintf(why, whylen, "sqlite: needs a file path (sqlite:PATH)");
-            return false;
-        }
-        if (!copy_part(out->path, sizeof out->path, path, strlen(path))) {
-            snprintf(why, whylen, "the sqlite path is too long");
-            return false;
-        }
-        return true;
-    }
-    if (strncmp(val, unix_, sizeof unix_ - 1) == 0) {
-        const char *path = val + sizeof unix_ - 1;
-        const char *q = strchr(path, '?');
-        size_t plen = q != NULL ? (size_t)(q - path) : strlen(path);
-
-        out->kind = CONFIG_STORE_REDIS;
-        if (plen == 0) {
-            snprintf(why, whylen, "unix:// needs a socket path");
-            return false;
-        }
-        if (!copy_part(out->path, sizeof out->path, path, plen)) {
-            snprintf(why, whylen, "the socket path is too long");
-            return false;
-        }
-        if (q != NULL &&
-            (strncmp(q, "?db=", 4) != 0 ||
-             !parse_decimal(q + 4, strlen(q + 4), 65535, &out->db))) {
-            snprintf(why, whylen,
-                     "after the socket path only ?db=N (0..65535) may "
-                     "follow");
-            return false;
-        }
-        return true;
-    }
-    if (strncmp(val, redis, sizeof redis - 1) == 0) {
-        const char *p = val + sizeof redis - 1;
-        const char *at = strrchr(p, '@');
-        const char *end;
-
-        out->kind = CONFIG_STORE_REDIS;
-        out->port = 6379;
-        if (at != NULL) {
-            if (p[0] != ':') {
-                snprintf(why, whylen,
-                         "a password is written redis://:PASSWORD@HOST "
-                         "(user names are not supported)");
-                return false;
-            }
-            if (at == p + 1 || !copy_part(out->password, sizeof out->password,
-                                          p + 1, (size_t)(at - p - 1))) {
-                snprintf(why, whylen, "the password is empty or too long");
-                return false;
-            }
-            p = at + 1;
-        }
-        if (p[0] == '[') {
-            const char *close = strchr(p, ']');
-
-            if (close == NULL || !copy_part(out->host, sizeof out->host, p + 1,
-                                            (size_t)(close - p - 1))) {
-                snprintf(why, whylen, "bad [IPv6] host");
-                return false;
-            }
-            end = close + 1;
-        } else {
-            end = p + strcspn(p, ":/");
-            if (!copy_part(out->host, sizeof out->host, p, (size_t)(end - p))) {
-                snprintf(why, whylen, "the host name is too long");
-                return false;
-            }
-        }
-        if (!host_valid(out->host)) {
-            snprintf(why, whylen, "the host is empty or not a host name");
-            return false;
-        }
-        if (*end == ':') {
-            size_t n = strcspn(end + 1, "/");
-
-            if (!parse_decimal(end + 1, n, 65535, &out->port) ||
-                out->port == 0) {
-                snprintf(why, whylen, "the port must be 1..65535");
-                return false;
-            }
-            end += 1 + n;
-        }
-        if (*end == '/' && end[1] != '\0') {
-            if (!parse_decimal(end + 1, strlen(end + 1), 65535, &out->db)) {
-                snprintf(why, whylen,
-                         "the database must be a number "
-                         "0..65535");
-                return false;
-            }
-        } else if (*end != '\0' && strcmp(end, "/") != 0) {
-            snprintf(why, whylen, "unexpected text after the host");
-            return false;
-        }
-        return true;
-    }
+    if (strncmp(val, sqlite, sizeof sqlite - 1) == 0)
+        return parse_sqlite(val + sizeof sqlite - 1, out, why, whylen);
+    if (strncmp(val, unix_, sizeof unix_ - 1) == 0)
+        return parse_unix(val + sizeof unix_ - 1, out, why, whylen);
+    if (strncmp(val, redis, sizeof redis - 1) == 0)
+        return parse_redis_url(val + sizeof redis - 1, out, why, whylen);
     if (strncmp(val, "rediss://", 9) == 0)
         snprintf(why, whylen, "rediss:// (TLS) is not supported");
     else
@@ -1062,6 +1098,64 @@ static int read_file(const char *flag, const char *path, char **out,
     return 0;
 }
 
+/* Parse a settings file's text into one JSON object, *out (the caller
+ * deletes it). `from` names the file in the message. */
+static int parse_object(const char *text, size_t len, const char *from,
+                        cJSON **out, char *err, size_t errlen)
+{
+    const char *end = NULL;
+    cJSON *root;
+
+    *out = NULL;
+    if (len == 0)
+        return errorf(err, errlen, "%s: is empty", from);
+    if (strlen(text) != len)
+        return errorf(err, errlen, "%s: contains a NUL byte", from);
+    /*
+     * Count the NUL in the length and require it: cJSON then rejects
+     * trailing garbage, and any read past the end lands on the NUL.
+     */
+    root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
+    if (root == NULL) {
+        size_t line, col;
+
+        text_line_col(text, len, end, &line, &col);
+        return errorf(err, errlen, "%s: invalid JSON at line %zu, column %zu",
+                      from, line, col);
+    }
+    if (!cJSON_IsObject(root)) {
+        int rc = errorf(err, errlen, "%s: expected one JSON object, got %s",
+                        from, json_kind(root));
+        cJSON_Delete(root);
+        return rc;
+    }
+    *out = root;
+    return 0;
+}
+
+/* The error for a key no setting has, with a hint where one fits. */
+static int unknown_key(const char *key, const char *from, char *err,
+                       size_t errlen)
+{
+    char q[QUOTE_BUF];
+    char alt[64];
+    size_t i;
+
+    /* Help the user who wrote the flag's spelling, "max-body". */
+    for (i = 0; key[i] != '\0' && i + 1 < sizeof alt; i++)
+        alt[i] = (char)(key[i] == '-' ? '_' : key[i]);
+    alt[i] = '\0';
+    if (key[i] == '\0' && strcmp(alt, key) != 0 && find_key(alt) != NULL)
+        return errorf(err, errlen,
+                      "%s: unknown key %s (write \"%s\": \"_\" for \"-\")",
+                      from, quote(q, key), alt);
+    if (strcmp(key, "config") == 0)
+        return errorf(err, errlen,
+                      "%s: key \"config\" is not allowed in a config file",
+                      from);
+    return errorf(err, errlen, "%s: unknown key %s", from, quote(q, key));
+}
+
 /* Apply every key of the file at path to c. */
 static int load_file(struct config *c, const char *path, char *err,
                      size_t errlen)
@@ -1072,7 +1166,6 @@ static int load_file(struct config *c, const char *path, char *err,
     bool seen[NSETTINGS] = {false};
     char *text = NULL;
     size_t len = 0;
-    const char *end = NULL;
     cJSON *root = NULL;
     const cJSON *item;
     int rc;
@@ -1082,33 +1175,9 @@ static int load_file(struct config *c, const char *path, char *err,
         goto out;
     quote(qpath, path);
     snprintf(from, sizeof from, "config file %s", qpath);
-
-    if (len == 0) {
-        rc = errorf(err, errlen, "%s: is empty", from);
+    rc = parse_object(text, len, from, &root, err, errlen);
+    if (rc < 0)
         goto out;
-    }
-    if (strlen(text) != len) {
-        rc = errorf(err, errlen, "%s: contains a NUL byte", from);
-        goto out;
-    }
-    /*
-     * Count the NUL in the length and require it: cJSON then rejects
-     * trailing garbage, and any read past the end lands on the NUL.
-     */
-    root = cJSON_ParseWithLengthOpts(text, len + 1, &end, 1);
-    if (root == NULL) {
-        size_t line, col;
-
-        text_line_col(text, len, end, &line, &col);
-        rc = errorf(err, errlen, "%s: invalid JSON at line %zu, column %zu",
-                    from, line, col);
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
-        rc = errorf(err, errlen, "%s: expected one JSON object, got %s", from,
-                    json_kind(root));
-        goto out;
-    }
 
     cJSON_ArrayForEach(item, root)
     {
@@ -1117,27 +1186,7 @@ static int load_file(struct config *c, const char *path, char *err,
         size_t idx;
 
         if (s == NULL) {
-            char alt[64];
-            size_t i;
-
-            /* Help the user who wrote the flag's spelling, "max-body". */
-            for (i = 0; key[i] != '\0' && i + 1 < sizeof alt; i++)
-                alt[i] = (char)(key[i] == '-' ? '_' : key[i]);
-            alt[i] = '\0';
-            if (key[i] == '\0' && strcmp(alt, key) != 0 &&
-                find_key(alt) != NULL) {
-                rc =
-                    errorf(err, errlen,
-                           "%s: unknown key %s (write \"%s\": \"_\" for \"-\")",
-                           from, quote(q, key), alt);
-            } else if (strcmp(key, "config") == 0) {
-                rc = errorf(
-                    err, errlen,
-                    "%s: key \"config\" is not allowed in a config file", from);
-            } else {
-                rc = errorf(err, errlen, "%s: unknown key %s", from,
-                            quote(q, key));
-            }
+            rc = unknown_key(key, from, err, errlen);
             goto out;
         }
         idx = (size_t)(s - settings);
@@ -1286,6 +1335,53 @@ void config_defaults(struct config *c)
     c->max_connections_per_ip = per_ip_default(c->max_connections);
 }
 
+/* Apply the environment to c, in table order; the first NAME= entry of a
+ * name counts. The config file's own variable is skipped (already read). */
+static int load_env(struct config *c, char *const envp[],
+                    const struct setting *config_setting, char *err,
+                    size_t errlen)
+{
+    for (size_t k = 0; k < NSETTINGS; k++) {
+        const struct setting *s = &settings[k];
+        const char *val;
+        int rc;
+
+        if (s->env == NULL || s == config_setting)
+            continue;
+        val = env_get(envp, s->env);
+        if (val == NULL)
+            continue;
+        if (s->type == SET_TOKEN)
+            rc = set_token_value(c, s, val, strlen(val), s->env, err, errlen);
+        else
+            rc = set_text(c, s, val, s->env, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* Apply the command line's flags to c, left to right (--help and
+ * --version were taken out before). */
+static int load_flags(struct config *c, int argc, char *const argv[], char *err,
+                      size_t errlen)
+{
+    struct cli_arg a;
+
+    for (int i = 1; i < argc;) {
+        int rc = next_cli_arg(argc, argv, &i, &a, err, errlen);
+        if (rc < 0)
+            return rc;
+        assert(a.s != NULL && a.s->type != SET_ACTION);
+        rc = set_text(c, a.s, a.value, "command line", err, errlen);
+        if (rc < 0)
+            return rc;
+        if (a.s->type == SET_STORE && c->store.password[0] != '\0')
+            c->store_password_in_argv = true;
+    }
+    return 0;
+}
+
 int config_load(struct config *c, int argc, char *const argv[],
                 char *const envp[], enum config_action *action, char *err,
                 size_t errlen)
@@ -1338,37 +1434,13 @@ int config_load(struct config *c, int argc, char *const argv[],
             return rc;
     }
 
-    /* 3. The environment, in table order; the first NAME= entry counts. */
-    for (size_t k = 0; k < NSETTINGS; k++) {
-        const struct setting *s = &settings[k];
-        const char *val;
-
-        if (s->env == NULL || s == config_setting)
-            continue;
-        val = env_get(envp, s->env);
-        if (val == NULL)
-            continue;
-        if (s->type == SET_TOKEN)
-            rc =
-                set_token_value(&tmp, s, val, strlen(val), s->env, err, errlen);
-        else
-            rc = set_text(&tmp, s, val, s->env, err, errlen);
-        if (rc < 0)
-            return rc;
-    }
-
-    /* 4. The flags, left to right. */
-    for (i = 1; i < argc;) {
-        rc = next_cli_arg(argc, argv, &i, &a, err, errlen);
-        if (rc < 0)
-            return rc;
-        assert(a.s != NULL && a.s->type != SET_ACTION);
-        rc = set_text(&tmp, a.s, a.value, "command line", err, errlen);
-        if (rc < 0)
-            return rc;
-        if (a.s->type == SET_STORE && tmp.store.password[0] != '\0')
-            tmp.store_password_in_argv = true;
-    }
+    /* 3. The environment; 4. the flags, left to right. */
+    rc = load_env(&tmp, envp, config_setting, err, errlen);
+    if (rc < 0)
+        return rc;
+    rc = load_flags(&tmp, argc, argv, err, errlen);
+    if (rc < 0)
+        return rc;
     /* --redis-password-file wins over a password in --store; one copy of
      * the secret is kept. */
     if (tmp.redis_password[0] != '\0') {

@@ -53,6 +53,8 @@
  */
 #include "queue/queue.h"
 
+#include "common/thread.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -88,7 +90,7 @@ struct queue {
     _Atomic size_t avail;
     /* Which of mu, not_empty, not_full exist, so that queue_destroy() can
      * undo a queue_create() that failed half-way. Set once, at creation. */
-    bool have_mu, have_not_empty, have_not_full;
+    bool sync_ready; /* mu, not_empty and not_full exist */
 };
 
 int queue_create(size_t capacity, size_t elem_size, struct queue **out)
@@ -112,18 +114,11 @@ int queue_create(size_t capacity, size_t elem_size, struct queue **out)
     q->seqs = malloc(capacity * sizeof(uint64_t));
     if (q->buf == NULL || q->seqs == NULL)
         goto fail;
-    rc = -pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_t *const conds[] = {&q->not_empty, &q->not_full};
+    rc = thread_sync_init(&q->mu, conds, 2);
     if (rc != 0)
         goto fail;
-    q->have_mu = true;
-    rc = -pthread_cond_init(&q->not_empty, NULL);
-    if (rc != 0)
-        goto fail;
-    q->have_not_empty = true;
-    rc = -pthread_cond_init(&q->not_full, NULL);
-    if (rc != 0)
-        goto fail;
-    q->have_not_full = true;
+    q->sync_ready = true;
     *out = q;
     return 0;
 
@@ -136,12 +131,10 @@ void queue_destroy(struct queue *q)
 {
     if (q == NULL)
         return;
-    if (q->have_not_full)
-        pthread_cond_destroy(&q->not_full);
-    if (q->have_not_empty)
-        pthread_cond_destroy(&q->not_empty);
-    if (q->have_mu)
-        pthread_mutex_destroy(&q->mu);
+    if (q->sync_ready) {
+        pthread_cond_t *const conds[] = {&q->not_empty, &q->not_full};
+        thread_sync_destroy(&q->mu, conds, 2);
+    }
     free(q->seqs);
     free(q->buf);
     free(q);

@@ -141,7 +141,7 @@ struct committer {
 
     pthread_t thread, feeder;
     bool thread_started, feeder_started;
-    int sync_ready; /* lock, wake, room initialised so far (0-3) */
+    bool sync_ready; /* lock, wake and room exist */
 
     struct latency_hist *latency;
     _Atomic uint64_t commits, committed_orders, failed_commits;
@@ -466,23 +466,11 @@ int committer_create(struct store *st, struct queue *belt,
         c->backlog[i].o.processed_ns = 0;
     }
     c->nbacklog = nbacklog;
-    err = -pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_t *const conds[] = {&c->wake, &c->room};
+    err = thread_sync_init(&c->lock, conds, 2);
     if (err)
         goto fail;
-    c->sync_ready = 1;
-    pthread_condattr_t ca;
-    err = -pthread_condattr_init(&ca);
-    if (err)
-        goto fail;
-    err = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (err == 0 && (err = -pthread_cond_init(&c->wake, &ca)) == 0) {
-        c->sync_ready = 2;
-        if ((err = -pthread_cond_init(&c->room, &ca)) == 0)
-            c->sync_ready = 3;
-    }
-    pthread_condattr_destroy(&ca);
-    if (err)
-        goto fail;
+    c->sync_ready = true;
     *out = c;
     return 0;
 
@@ -675,12 +663,10 @@ void committer_destroy(struct committer *c)
         c->rs_head = p->next;
         free(p);
     }
-    if (c->sync_ready > 2)
-        pthread_cond_destroy(&c->room);
-    if (c->sync_ready > 1)
-        pthread_cond_destroy(&c->wake);
-    if (c->sync_ready > 0)
-        pthread_mutex_destroy(&c->lock);
+    if (c->sync_ready) {
+        pthread_cond_t *const conds[] = {&c->wake, &c->room};
+        thread_sync_destroy(&c->lock, conds, 2);
+    }
     free(c->acc);
     free(c->acc_fly);
     free(c->sacc);

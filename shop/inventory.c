@@ -29,7 +29,7 @@
 struct inventory {
     /* guards stock[], sold[] and restocked[] (they must agree) */
     pthread_mutex_t lock;
-    bool lock_ready; /* lock was initialised (for destroy after a failure) */
+    bool sync_ready; /* lock exists (for destroy after a failure) */
     bool unsafe;     /* demo mode: take without the lock */
     size_t n;
     int64_t *initial;           /* read-only after create */
@@ -55,7 +55,7 @@ int inventory_create(const struct product *catalog, size_t n, bool unsafe,
     err = -pthread_mutex_init(&inv->lock, NULL);
     if (err)
         goto fail;
-    inv->lock_ready = true;
+    inv->sync_ready = true;
     inv->unsafe = unsafe;
     inv->n = n;
     for (size_t i = 0; i < n; i++) {
@@ -77,7 +77,7 @@ void inventory_destroy(struct inventory *inv)
 {
     if (!inv)
         return;
-    if (inv->lock_ready)
+    if (inv->sync_ready)
         pthread_mutex_destroy(&inv->lock);
     free(inv->initial);
     free(inv->stock);

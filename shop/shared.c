@@ -96,7 +96,7 @@ struct shared {
     pthread_cond_t rcv;  /* signalled when a read is queued or on close */
     struct store_shop fig;
 
-    int sync_ready;       /* mu, rmu, fmu, cv, rcv initialised (0-5) */
+    bool sync_ready;      /* mu, rmu, fmu, cv and rcv exist */
     _Atomic bool waiting; /* the feeder waits on `cv` for room */
     bool stop;            /* the feeder takes no more (under mu) */
     bool feeder_started, reader_started; /* controlling thread */
@@ -280,30 +280,33 @@ static size_t feed_limit(size_t belt_cap, size_t workers, unsigned work_ms)
     return limit < half ? limit : half;
 }
 
-/* Mutexes and condition variables, counted in sync_ready as made. */
+/* Mutexes and condition variables, all or none: `cv` waits under `mu`,
+ * `rcv` under `rmu`, and `fmu` has none. */
 static int make_sync(struct shared *sh)
 {
-    pthread_mutex_t *mutexes[] = {&sh->mu, &sh->rmu, &sh->fmu};
-    pthread_condattr_t ca;
-    int err;
+    pthread_cond_t *const feed[] = {&sh->cv};
+    pthread_cond_t *const reads[] = {&sh->rcv};
+    int err = thread_sync_init(&sh->mu, feed, 1);
 
-    for (size_t i = 0; i < 3; i++) {
-        err = -pthread_mutex_init(mutexes[i], NULL);
-        if (err)
-            return err;
-        sh->sync_ready++;
-    }
-    err = -pthread_condattr_init(&ca);
     if (err)
         return err;
-    err = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (err == 0 && (err = -pthread_cond_init(&sh->cv, &ca)) == 0) {
-        sh->sync_ready++;
-        if ((err = -pthread_cond_init(&sh->rcv, &ca)) == 0)
-            sh->sync_ready++;
-    }
-    pthread_condattr_destroy(&ca);
+    err = thread_sync_init(&sh->rmu, reads, 1);
+    if (err == 0 && (err = thread_sync_init(&sh->fmu, NULL, 0)) != 0)
+        thread_sync_destroy(&sh->rmu, reads, 1);
+    if (err)
+        thread_sync_destroy(&sh->mu, feed, 1);
     return err;
+}
+
+/* Undo make_sync(). */
+static void free_sync(struct shared *sh)
+{
+    pthread_cond_t *const feed[] = {&sh->cv};
+    pthread_cond_t *const reads[] = {&sh->rcv};
+
+    thread_sync_destroy(&sh->fmu, NULL, 0);
+    thread_sync_destroy(&sh->rmu, reads, 1);
+    thread_sync_destroy(&sh->mu, feed, 1);
 }
 
 int shared_create(struct store *st, struct queue *belt, size_t nproducts,
@@ -328,6 +331,7 @@ int shared_create(struct store *st, struct queue *belt, size_t nproducts,
     err = make_sync(sh);
     if (err)
         goto fail;
+    sh->sync_ready = true;
     *out = sh;
     return 0;
 
@@ -437,16 +441,8 @@ void shared_destroy(struct shared *sh)
         pthread_mutex_unlock(&sh->rmu);
         pthread_join(sh->reader, NULL);
     }
-    if (sh->sync_ready > 4)
-        pthread_cond_destroy(&sh->rcv);
-    if (sh->sync_ready > 3)
-        pthread_cond_destroy(&sh->cv);
-    if (sh->sync_ready > 2)
-        pthread_mutex_destroy(&sh->fmu);
-    if (sh->sync_ready > 1)
-        pthread_mutex_destroy(&sh->rmu);
-    if (sh->sync_ready > 0)
-        pthread_mutex_destroy(&sh->mu);
+    if (sh->sync_ready)
+        free_sync(sh);
     free(sh->fig_stock);
     free(sh->take_buf);
     free(sh);

@@ -1,7 +1,8 @@
 /*
  * sqlite.c - the SQLite store: one database file in WAL mode.
  *
- * Schema (stable; users may read it with the sqlite3 CLI, see README):
+ * Schema (stable; users may read it with the sqlite3 CLI, see
+ * docs/durability.md, "The schema"):
  *   meta(key, value)             schema_version = 1, unfinished_from
  *                                (every order below it is final),
  *                                last_probe

@@ -131,9 +131,10 @@ struct pool {
     /* Under resize_mu. */
     bool started;
     bool joined;
-    /* Which locks and conditions exist, so that pool_destroy() can undo a
-     * pool_create() that failed half-way. Set once, at creation. */
-    bool have_resize_mu, have_mu, have_gate_cv, have_pause_cv, have_exit_cv;
+    /* resize_mu, mu and the three conditions exist (all or none), so that
+     * pool_destroy() can undo a pool_create() that failed half-way. Set
+     * once, at creation. */
+    bool sync_ready;
 };
 
 /* The receive's stop condition: read under the channel's lock. */
@@ -218,12 +219,21 @@ static void *worker_main(void *opaque)
     return NULL;
 }
 
+/* The pool's locks and conditions, all or none. */
+static int make_sync(struct pool *p)
+{
+    pthread_cond_t *const conds[] = {&p->gate_cv, &p->pause_cv, &p->exit_cv};
+    int rc = thread_sync_init(&p->mu, conds, 3);
+
+    if (rc == 0 && (rc = thread_sync_init(&p->resize_mu, NULL, 0)) != 0)
+        thread_sync_destroy(&p->mu, conds, 3);
+    return rc;
+}
+
 int pool_create(struct queue *q, size_t nthreads, size_t batch, pool_handler fn,
                 void *arg, struct pool **out)
 {
     struct pool *p = NULL;
-    pthread_condattr_t ca;
-    bool have_ca = false;
     size_t elem_size;
     int rc;
 
@@ -264,33 +274,13 @@ int pool_create(struct queue *q, size_t nthreads, size_t batch, pool_handler fn,
         w->pool = p;
         w->index = (unsigned)i;
     }
-    if ((rc = -pthread_mutex_init(&p->resize_mu, NULL)) != 0)
+    if ((rc = make_sync(p)) != 0)
         goto fail;
-    p->have_resize_mu = true;
-    if ((rc = -pthread_mutex_init(&p->mu, NULL)) != 0)
-        goto fail;
-    p->have_mu = true;
-    if ((rc = -pthread_cond_init(&p->gate_cv, NULL)) != 0)
-        goto fail;
-    p->have_gate_cv = true;
-    if ((rc = -pthread_cond_init(&p->pause_cv, NULL)) != 0)
-        goto fail;
-    p->have_pause_cv = true;
-    if ((rc = -pthread_condattr_init(&ca)) != 0)
-        goto fail;
-    have_ca = true;
-    if ((rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC)) != 0)
-        goto fail;
-    if ((rc = -pthread_cond_init(&p->exit_cv, &ca)) != 0)
-        goto fail;
-    p->have_exit_cv = true;
-    pthread_condattr_destroy(&ca);
+    p->sync_ready = true;
     *out = p;
     return 0;
 
 fail:
-    if (have_ca)
-        pthread_condattr_destroy(&ca);
     pool_destroy(p);
     return rc;
 }
@@ -300,16 +290,12 @@ void pool_destroy(struct pool *p)
     if (p == NULL)
         return;
     assert(!p->started || p->joined);
-    if (p->have_exit_cv)
-        pthread_cond_destroy(&p->exit_cv);
-    if (p->have_pause_cv)
-        pthread_cond_destroy(&p->pause_cv);
-    if (p->have_gate_cv)
-        pthread_cond_destroy(&p->gate_cv);
-    if (p->have_mu)
-        pthread_mutex_destroy(&p->mu);
-    if (p->have_resize_mu)
-        pthread_mutex_destroy(&p->resize_mu);
+    if (p->sync_ready) {
+        pthread_cond_t *const conds[] = {&p->gate_cv, &p->pause_cv,
+                                         &p->exit_cv};
+        thread_sync_destroy(&p->mu, conds, 3);
+        thread_sync_destroy(&p->resize_mu, NULL, 0);
+    }
     if (p->workers != NULL)
         for (size_t i = 0; i < POOL_MAX; i++) {
             free(p->workers[i].items);

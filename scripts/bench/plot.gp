@@ -7,7 +7,8 @@
 #
 # Reads dir/summary.tsv (run.sh's write_summary: one row per server and wrk
 # setting, median / lowest / highest round) and writes, each as .svg (for
-# the README) and .png (a quick look):
+# docs/performance.md, which shows docs/bench/*.svg) and .png (a quick
+# look):
 #   bench-ok-rps  POST /buy answered 2xx per second against the wrk setting
 #   bench-p99     wrk's p99 latency against the wrk setting (log scale)
 # One line per server (and per store: sqlite_*, redis*), the point at the

@@ -62,6 +62,55 @@ static bool get_u64(const cJSON *obj, const char *key, uint64_t *out)
     return true;
 }
 
+/* Check every product of /stats' inventory (stock + sold == initial +
+ * restocked, when the initial stock is known); the first problem goes into
+ * why if it is still empty. Returns how many products there are. */
+static size_t check_inventory(const cJSON *inv, bool have_initial,
+                              uint64_t initial, char *why, size_t whylen)
+{
+    size_t products = 0;
+    const cJSON *p;
+    cJSON_ArrayForEach(p, inv)
+    {
+        uint64_t stock, sold;
+        products++;
+        if (!get_u64(p, "stock", &stock) || !get_u64(p, "sold", &sold)) {
+            if (why[0] == '\0')
+                snprintf(why, whylen, "%s: no stock/sold", p->string);
+            continue;
+        }
+        /* Restocks add to the left side's expectation (0 if absent). */
+        uint64_t restocked = 0;
+        get_u64(p, "restocked", &restocked);
+        if (have_initial && stock + sold != initial + restocked &&
+            why[0] == '\0')
+            snprintf(why, whylen,
+                     "%s: stock %" PRIu64 " + sold %" PRIu64 " != %" PRIu64
+                     " + restocked %" PRIu64,
+                     p->string, stock, sold, initial, restocked);
+    }
+    return products;
+}
+
+/* A durable store's own cost, orders per commit and commit latency, as
+ * " key=value" fields (empty for the memory store). */
+static void store_cost(const cJSON *root, char *cost, size_t costlen)
+{
+    const cJSON *store = cJSON_GetObjectItemCaseSensitive(root, "store");
+    const cJSON *opc =
+        cJSON_GetObjectItemCaseSensitive(store, "orders_per_commit");
+    const cJSON *cl =
+        cJSON_GetObjectItemCaseSensitive(store, "commit_latency_ms");
+    const cJSON *c50 = cJSON_GetObjectItemCaseSensitive(cl, "p50");
+    const cJSON *c99 = cJSON_GetObjectItemCaseSensitive(cl, "p99");
+    cost[0] = '\0';
+    if (cJSON_IsNumber(opc) && cJSON_IsNumber(c50) && cJSON_IsNumber(c99))
+        snprintf(cost, costlen,
+                 " orders_per_commit=%.1f commit_p50_ms=%.3f"
+                 " commit_p99_ms=%.3f",
+                 opc->valuedouble, c50->valuedouble, c99->valuedouble);
+}
+
 int main(int argc, char **argv)
 {
     uint64_t initial = 0;
@@ -116,43 +165,12 @@ int main(int argc, char **argv)
         snprintf(why, sizeof(why),
                  "processed %" PRIu64 " != fulfilled + out_of_stock %" PRIu64,
                  processed, fulfilled + oos);
-    const cJSON *p;
-    cJSON_ArrayForEach(p, inv)
-    {
-        uint64_t stock, sold;
-        products++;
-        if (!get_u64(p, "stock", &stock) || !get_u64(p, "sold", &sold)) {
-            if (why[0] == '\0')
-                snprintf(why, sizeof(why), "%s: no stock/sold", p->string);
-            continue;
-        }
-        /* Restocks add to the left side's expectation (0 if absent). */
-        uint64_t restocked = 0;
-        get_u64(p, "restocked", &restocked);
-        if (have_initial && stock + sold != initial + restocked &&
-            why[0] == '\0')
-            snprintf(why, sizeof(why),
-                     "%s: stock %" PRIu64 " + sold %" PRIu64 " != %" PRIu64
-                     " + restocked %" PRIu64,
-                     p->string, stock, sold, initial, restocked);
-    }
+    products = check_inventory(inv, have_initial, initial, why, sizeof(why));
     if (products == 0 && why[0] == '\0')
         snprintf(why, sizeof(why), "no products in inventory");
 
-    /* A durable store's own cost: orders per commit, commit latency. */
-    const cJSON *store = cJSON_GetObjectItemCaseSensitive(root, "store");
-    const cJSON *opc =
-        cJSON_GetObjectItemCaseSensitive(store, "orders_per_commit");
-    const cJSON *cl =
-        cJSON_GetObjectItemCaseSensitive(store, "commit_latency_ms");
-    const cJSON *c50 = cJSON_GetObjectItemCaseSensitive(cl, "p50");
-    const cJSON *c99 = cJSON_GetObjectItemCaseSensitive(cl, "p99");
-    char cost[128] = "";
-    if (cJSON_IsNumber(opc) && cJSON_IsNumber(c50) && cJSON_IsNumber(c99))
-        snprintf(cost, sizeof(cost),
-                 " orders_per_commit=%.1f commit_p50_ms=%.3f"
-                 " commit_p99_ms=%.3f",
-                 opc->valuedouble, c50->valuedouble, c99->valuedouble);
+    char cost[128];
+    store_cost(root, cost, sizeof(cost));
 
     printf("depth=%" PRIu64 " in_flight=%" PRIu64 " accepted=%" PRIu64
            " processed=%" PRIu64 " fulfilled=%" PRIu64 " out_of_stock=%" PRIu64

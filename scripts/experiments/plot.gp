@@ -6,7 +6,8 @@
 #           scripts/experiments/plot.gp
 #
 # Reads dir/{sweep,http,belt,fill}.tsv (columns: see run.sh's header line)
-# and writes, each as .svg (for the README) and .png (a quick look):
+# and writes, each as .svg (for docs/experiment.md, which shows
+# docs/experiment/*.svg) and .png (a quick look):
 #   throughput  fulfilled orders/s against Little's-law ceiling
 #   queue_wait  mean queue wait against mean belt depth, with L = lambda W
 #   rejections  503 share and belt depth against the offered load

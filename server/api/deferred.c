@@ -250,38 +250,25 @@ static void *timer_main(void *arg)
 int api_timer_create(struct shop *shop, struct api_timer **out)
 {
     struct api_timer *t = calloc(1, sizeof(*t));
-    pthread_condattr_t ca;
-    int rc = -ENOMEM;
 
     *out = NULL;
     if (t == NULL)
-        return rc;
+        return -ENOMEM;
     t->shop = shop;
-    if ((rc = -pthread_mutex_init(&t->mu, NULL)) != 0) {
-        free(t);
-        return rc;
+    /* All or nothing here: api_timer_destroy() only sees a whole timer. */
+    pthread_cond_t *const conds[] = {&t->cv};
+    int rc = thread_sync_init(&t->mu, conds, 1);
+    if (rc == 0) {
+        rc = thread_start(&t->thread, timer_main, t);
+        if (rc == 0) {
+            t->have_thread = true;
+            *out = t;
+            return 0;
+        }
+        thread_sync_destroy(&t->mu, conds, 1);
     }
-    if ((rc = -pthread_condattr_init(&ca)) == 0) {
-        rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        if (rc == 0)
-            rc = -pthread_cond_init(&t->cv, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    if (rc != 0) {
-        pthread_mutex_destroy(&t->mu);
-        free(t);
-        return rc;
-    }
-    rc = thread_start(&t->thread, timer_main, t);
-    if (rc != 0) {
-        pthread_cond_destroy(&t->cv);
-        pthread_mutex_destroy(&t->mu);
-        free(t);
-        return rc;
-    }
-    t->have_thread = true;
-    *out = t;
-    return 0;
+    free(t);
+    return rc;
 }
 
 int api_timer_hold(struct api_timer *t, struct http_deferred *d, unsigned ms)
@@ -343,7 +330,7 @@ void api_timer_destroy(struct api_timer *t)
     if (t == NULL)
         return;
     api_timer_close(t);
-    pthread_cond_destroy(&t->cv);
-    pthread_mutex_destroy(&t->mu);
+    pthread_cond_t *const conds[] = {&t->cv};
+    thread_sync_destroy(&t->mu, conds, 1);
     free(t);
 }

@@ -17,7 +17,7 @@
 
 /* Parse and validate a POST /buy body (cJSON lives in parse.c only). */
 struct buy_order {
-    const char *sku; /* points into `storage` */
+    const char *sku; /* points into the caller's `sku_buf` (see below) */
     size_t sku_len;
     unsigned quantity;
     bool has_customer;

@@ -32,6 +32,7 @@
 #include "server/http/httpd.h"
 #include "shop/shop.h"
 #include "store/store.h"
+#include "common/thread.h"
 #include "common/time.h"
 
 #include <errno.h>
@@ -357,7 +358,7 @@ static int open_store(const struct config *cfg, const struct product *catalog,
 struct store_watch {
     struct shop *shop;
     char name[CONFIG_PATH_MAX + 64]; /* the store, password masked */
-    pthread_mutex_t mu;              /* guards stop */
+    pthread_mutex_t mu;              /* guards stop; exists while started */
     pthread_cond_t wake;             /* stop was set */
     bool stop;
     bool started; /* main's thread only */
@@ -443,22 +444,16 @@ static void store_watch_start(struct store_watch *w, struct shop *shop,
         return;
     w->shop = shop;
     config_store_describe(&cfg->store, w->name, sizeof(w->name));
-    pthread_condattr_t ca;
-    int rc = pthread_condattr_init(&ca);
+    pthread_cond_t *const conds[] = {&w->wake};
+    int rc = thread_sync_init(&w->mu, conds, 1);
     if (rc == 0) {
-        rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        if (rc == 0)
-            rc = pthread_cond_init(&w->wake, &ca);
-        pthread_condattr_destroy(&ca);
-    }
-    if (rc == 0) {
-        rc = pthread_create(&w->thread, NULL, store_watch_main, w);
+        rc = -pthread_create(&w->thread, NULL, store_watch_main, w);
         if (rc != 0)
-            pthread_cond_destroy(&w->wake);
+            thread_sync_destroy(&w->mu, conds, 1);
     }
     if (rc != 0) {
         char why[128];
-        strerror_r(rc, why, sizeof(why));
+        strerror_r(-rc, why, sizeof(why));
         log_msg(LOG_WARN,
                 "cannot watch the store (%s): its outages will "
                 "not be logged",
@@ -477,7 +472,8 @@ static void store_watch_stop(struct store_watch *w)
     pthread_cond_signal(&w->wake);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->thread, NULL);
-    pthread_cond_destroy(&w->wake);
+    pthread_cond_t *const conds[] = {&w->wake};
+    thread_sync_destroy(&w->mu, conds, 1);
     w->started = false;
 }
 
@@ -734,8 +730,7 @@ int main(int argc, char **argv)
 
     /* Static: the config holds large buffers, and the watch's mutex is
      * used by the second-signal thread until the process ends. */
-    static struct program p = {.watch.mu = PTHREAD_MUTEX_INITIALIZER,
-                               .store_watch.mu = PTHREAD_MUTEX_INITIALIZER};
+    static struct program p = {.watch.mu = PTHREAD_MUTEX_INITIALIZER};
     take_signals(&p.sigs);
     p.watch.set = &p.sigs;
     int status = configure(&p, argc, argv);

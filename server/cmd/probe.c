@@ -82,6 +82,60 @@ static int parse_port(const char *s, size_t n, unsigned *port)
     return 0;
 }
 
+/* The request path: bounded, and without bytes that would let it rewrite
+ * the request line. */
+static int set_path(struct target *t, const char *path, char *err,
+                    size_t errlen)
+{
+    t->path = path;
+    t->path_len = strlen(path);
+    if (t->path_len > PROBE_PATH_MAX) {
+        set_err(err, errlen, "path longer than %d bytes", PROBE_PATH_MAX);
+        return -EINVAL;
+    }
+    /* Spaces or control bytes would let the path rewrite the request. */
+    for (size_t i = 0; i < t->path_len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c <= ' ' || c == 0x7f) {
+            set_err(err, errlen, "path contains a space or control byte");
+            return -EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* The address to connect to, from an IP literal (no name is resolved),
+ * and the Host header's value. */
+static int set_addr(struct target *t, const char *hostbuf, bool v6,
+                    unsigned port, char *err, size_t errlen)
+{
+    memset(&t->addr, 0, sizeof(t->addr));
+    if (v6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&t->addr;
+        if (inet_pton(AF_INET6, hostbuf, &a->sin6_addr) != 1) {
+            set_err(err, errlen, "'%s' is not an IPv6 address", hostbuf);
+            return -EINVAL;
+        }
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        t->addrlen = sizeof(*a);
+        snprintf(t->host, sizeof(t->host), "[%s]:%u", hostbuf, port);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&t->addr;
+        if (inet_pton(AF_INET, hostbuf, &a->sin_addr) != 1) {
+            set_err(err, errlen,
+                    "'%s' is not an IP address (names are not resolved)",
+                    hostbuf);
+            return -EINVAL;
+        }
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        t->addrlen = sizeof(*a);
+        snprintf(t->host, sizeof(t->host), "%s:%u", hostbuf, port);
+    }
+    return 0;
+}
+
 /*
  * Split "http://HOST[:PORT][/PATH]" where HOST is an IPv4 literal or a
  * bracketed IPv6 literal. The port defaults to 80 and the path to "/".
@@ -133,46 +187,10 @@ static int parse_url(const char *url, struct target *t, char *err,
         set_err(err, errlen, "unexpected '%c' after the host", *p);
         return -EINVAL;
     }
-    t->path = *p == '\0' ? "/" : p;
-    t->path_len = strlen(t->path);
-    if (t->path_len > PROBE_PATH_MAX) {
-        set_err(err, errlen, "path longer than %d bytes", PROBE_PATH_MAX);
-        return -EINVAL;
-    }
-    /* Spaces or control bytes would let the path rewrite the request. */
-    for (size_t i = 0; i < t->path_len; i++) {
-        unsigned char c = (unsigned char)t->path[i];
-        if (c <= ' ' || c == 0x7f) {
-            set_err(err, errlen, "path contains a space or control byte");
-            return -EINVAL;
-        }
-    }
-
-    memset(&t->addr, 0, sizeof(t->addr));
-    if (v6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&t->addr;
-        if (inet_pton(AF_INET6, hostbuf, &a->sin6_addr) != 1) {
-            set_err(err, errlen, "'%s' is not an IPv6 address", hostbuf);
-            return -EINVAL;
-        }
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        t->addrlen = sizeof(*a);
-        snprintf(t->host, sizeof(t->host), "[%s]:%u", hostbuf, port);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&t->addr;
-        if (inet_pton(AF_INET, hostbuf, &a->sin_addr) != 1) {
-            set_err(err, errlen,
-                    "'%s' is not an IP address (names are not resolved)",
-                    hostbuf);
-            return -EINVAL;
-        }
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        t->addrlen = sizeof(*a);
-        snprintf(t->host, sizeof(t->host), "%s:%u", hostbuf, port);
-    }
-    return 0;
+    int rc = set_path(t, *p == '\0' ? "/" : p, err, errlen);
+    if (rc < 0)
+        return rc;
+    return set_addr(t, hostbuf, v6, port, err, errlen);
 }
 
 static long long now_ms(void)

@@ -80,7 +80,7 @@ struct conns {
     uint64_t seed;
     pthread_t reaper;
     bool reaper_started;  /* set once by conns_create() */
-    int sync_ready;       /* lock, wake initialised so far (0-2) */
+    bool sync_ready;      /* lock and wake exist */
     pthread_mutex_t lock; /* guards everything below */
     pthread_cond_t wake;  /* the reaper waits for a connection or stop */
     bool stop;
@@ -212,22 +212,11 @@ int conns_create(const struct conns_limits *lim, struct http_counters *counters,
             goto fail;
         cs->mask = n - 1;
     }
-    /* Each sync object counts in sync_ready once made, so that
-     * conns_destroy() undoes exactly what was done. */
-    err = -pthread_mutex_init(&cs->lock, NULL);
+    pthread_cond_t *const conds[] = {&cs->wake};
+    err = thread_sync_init(&cs->lock, conds, 1);
     if (err)
         goto fail;
-    cs->sync_ready = 1;
-    pthread_condattr_t attr;
-    err = -pthread_condattr_init(&attr);
-    if (err)
-        goto fail;
-    err = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (err == 0 && (err = -pthread_cond_init(&cs->wake, &attr)) == 0)
-        cs->sync_ready = 2;
-    pthread_condattr_destroy(&attr);
-    if (err)
-        goto fail;
+    cs->sync_ready = true;
     /* Signals are main's (sigwait): the reaper takes none. */
     err = thread_start(&cs->reaper, reaper_main, cs);
     if (err)
@@ -253,10 +242,10 @@ void conns_destroy(struct conns *cs)
         pthread_mutex_unlock(&cs->lock);
         pthread_join(cs->reaper, NULL);
     }
-    if (cs->sync_ready > 1)
-        pthread_cond_destroy(&cs->wake);
-    if (cs->sync_ready > 0)
-        pthread_mutex_destroy(&cs->lock);
+    if (cs->sync_ready) {
+        pthread_cond_t *const conds[] = {&cs->wake};
+        thread_sync_destroy(&cs->lock, conds, 1);
+    }
     free(cs->slots);
     free(cs);
 }

@@ -116,7 +116,7 @@ struct events {
     const struct app *app;
     pthread_t ticker;
     bool ticker_started;   /* set once by events_create() */
-    int sync_ready;        /* lock, wake, idle initialised so far (0-3) */
+    bool sync_ready;       /* lock, wake and idle exist */
     pthread_mutex_t lock;  /* guards everything below */
     pthread_cond_t wake;   /* ticker sleeps on it: stop, or a first stream */
     pthread_cond_t idle;   /* events_stop waits on it: streams settled */
@@ -365,25 +365,11 @@ int events_create(const struct app *app, struct events **out)
     if (ev == NULL)
         goto fail;
     ev->app = app;
-    /* Each sync object counts in sync_ready once made, so that
-     * events_destroy() undoes exactly what was done. */
-    err = -pthread_mutex_init(&ev->lock, NULL);
+    pthread_cond_t *const conds[] = {&ev->wake, &ev->idle};
+    err = thread_sync_init(&ev->lock, conds, 2);
     if (err)
         goto fail;
-    ev->sync_ready = 1;
-    pthread_condattr_t attr;
-    err = -pthread_condattr_init(&attr);
-    if (err)
-        goto fail;
-    err = -pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (err == 0 && (err = -pthread_cond_init(&ev->wake, &attr)) == 0) {
-        ev->sync_ready = 2;
-        if ((err = -pthread_cond_init(&ev->idle, &attr)) == 0)
-            ev->sync_ready = 3;
-    }
-    pthread_condattr_destroy(&attr);
-    if (err)
-        goto fail;
+    ev->sync_ready = true;
     /* Signals are main's (sigwait): the ticker takes none. */
     err = thread_start(&ev->ticker, ticker_main, ev);
     if (err)
@@ -510,11 +496,9 @@ void events_destroy(struct events *ev)
     }
     /* Every response was freed by MHD_stop_daemon() before this call. */
     assert(ev->nstreams == 0);
-    if (ev->sync_ready > 2)
-        pthread_cond_destroy(&ev->idle);
-    if (ev->sync_ready > 1)
-        pthread_cond_destroy(&ev->wake);
-    if (ev->sync_ready > 0)
-        pthread_mutex_destroy(&ev->lock);
+    if (ev->sync_ready) {
+        pthread_cond_t *const conds[] = {&ev->wake, &ev->idle};
+        thread_sync_destroy(&ev->lock, conds, 2);
+    }
     free(ev);
 }

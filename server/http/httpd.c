@@ -35,6 +35,7 @@
 #include "server/http/events.h"
 #include "server/http/httpd.h"
 #include "common/log.h"
+#include "common/thread.h"
 #include "common/time.h"
 
 #include <arpa/inet.h>
@@ -60,7 +61,7 @@ struct httpd {
     struct events *events;
     struct conns *conns; /* admission and request deadlines */
     int listen_fd;
-    int sync_ready; /* mu, idle initialised so far (0-2) */
+    bool sync_ready; /* mu and idle exist */
     unsigned port;
     /* Requests between their first call and their completion callback:
      * stopping waits for these, so no answered 202 is cut off. */
@@ -108,7 +109,6 @@ struct httpd {
 /* Bodies up to this size (every order is) need no allocation of their own. */
 #define REQ_INLINE_BODY 256
 
-/* Per-request state, owned by libmicrohttpd's *con_cls slot. */
 /* The request headers the handlers read, noted in the one walk over the
  * headers that also checks the framing. The values point into
  * libmicrohttpd's pool and live as long as the request. */
@@ -121,6 +121,7 @@ struct req_headers {
     bool chunked;               /* Transfer-Encoding: chunked */
 };
 
+/* Per-request state, owned by libmicrohttpd's *con_cls slot. */
 struct req_state {
     struct req_headers hdr;
     char *body; /* NUL-terminated, grows up to max_body; `small` or heap */
@@ -870,6 +871,31 @@ static int listen_on(const char *bind_addr, unsigned port, bool *ipv6,
     return fd;
 }
 
+/* Start libmicrohttpd on h's listen socket (NULL if it would not). */
+static struct MHD_Daemon *
+start_daemon(struct httpd *h, const struct httpd_options *opt, bool ipv6)
+{
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    if (ipv6)
+        flags |= MHD_USE_IPv6;
+    /* THREAD_POOL_SIZE 0 or 1 only draws a warning in 0.9.75: pass it
+     * only when it means a pool. */
+    unsigned pool = opt->threads >= 2 ? opt->threads : 0;
+    return MHD_start_daemon(
+        flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
+        MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h,
+        MHD_OPTION_URI_LOG_CALLBACK, request_line, h,
+        MHD_OPTION_CONNECTION_LIMIT,
+        mhd_connection_limit(opt->max_connections, pool),
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
+        pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned int)pool,
+        MHD_OPTION_END);
+}
+
 int httpd_start(const struct httpd_options *opt, const struct app *app,
                 struct httpd **out, char *err, size_t errlen)
 {
@@ -881,22 +907,12 @@ int httpd_start(const struct httpd_options *opt, const struct app *app,
         goto fail;
     h->app = app;
     h->listen_fd = -1;
-    what = "cannot create a mutex";
-    rc = -pthread_mutex_init(&h->mu, NULL);
+    what = "cannot create a mutex or condition variable";
+    pthread_cond_t *const conds[] = {&h->idle};
+    rc = thread_sync_init(&h->mu, conds, 1);
     if (rc)
         goto fail;
-    h->sync_ready = 1;
-    what = "cannot create a condition variable";
-    pthread_condattr_t ca;
-    rc = -pthread_condattr_init(&ca);
-    if (rc)
-        goto fail;
-    rc = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    if (rc == 0 && (rc = -pthread_cond_init(&h->idle, &ca)) == 0)
-        h->sync_ready = 2;
-    pthread_condattr_destroy(&ca);
-    if (rc)
-        goto fail;
+    h->sync_ready = true;
 
     bool ipv6 = false;
     rc = listen_on(opt->bind, opt->port, &ipv6, &h->port);
@@ -925,25 +941,7 @@ int httpd_start(const struct httpd_options *opt, const struct app *app,
     if (rc)
         goto fail;
 
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
-    if (ipv6)
-        flags |= MHD_USE_IPv6;
-    /* THREAD_POOL_SIZE 0 or 1 only draws a warning in 0.9.75: pass it
-     * only when it means a pool. */
-    unsigned pool = opt->threads >= 2 ? opt->threads : 0;
-    h->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, access_handler, h, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, h, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)h->listen_fd,
-        MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
-        MHD_OPTION_NOTIFY_CONNECTION, connection_notify, h,
-        MHD_OPTION_URI_LOG_CALLBACK, request_line, h,
-        MHD_OPTION_CONNECTION_LIMIT,
-        mhd_connection_limit(opt->max_connections, pool),
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)opt->conn_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY,
-        pool ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (unsigned int)pool,
-        MHD_OPTION_END);
+    h->daemon = start_daemon(h, opt, ipv6);
     if (h->daemon == NULL) {
         snprintf(err, errlen, "libmicrohttpd failed to start on %s:%u",
                  opt->bind, h->port);
@@ -1012,9 +1010,9 @@ void httpd_stop(struct httpd *h)
     }
     events_destroy(h->events);
     conns_destroy(h->conns);
-    if (h->sync_ready > 1)
-        pthread_cond_destroy(&h->idle);
-    if (h->sync_ready > 0)
-        pthread_mutex_destroy(&h->mu);
+    if (h->sync_ready) {
+        pthread_cond_t *const conds[] = {&h->idle};
+        thread_sync_destroy(&h->mu, conds, 1);
+    }
     free(h);
 }

@@ -330,8 +330,9 @@ static void expect_numbers(const cJSON *obj, const char *what)
 START_TEST(test_e2e_api_stats_shape)
 {
     /* The SPEC's keys (§7 adds instance and store) plus the documented
-     * additions for the dashboard, the race demo and retries (README:
-     * unsafe_inventory, worker_state, oversold, idempotency) and for
+     * additions for the dashboard, the race demo and retries
+     * (docs/api.md: unsafe_inventory, worker_state, oversold,
+     * idempotency) and for
      * hostile clients (SPEC §10: events, connections), the bounded
      * inventory of a large catalog (SPEC §4: inventory_total,
      * inventory_truncated) and the floor (SPEC §11). */

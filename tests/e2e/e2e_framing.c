@@ -275,7 +275,7 @@ START_TEST(test_e2e_framing_many_headers)
     struct shopd *s = shopd_start(NULL, NULL);
     unsigned port = shopd_port(s);
     /* The issue's 300 short headers (3 KB), then 8 KiB of 25-byte headers
-     * (README: what the 32 KiB per connection holds). */
+     * (docs/hardening.md: what the 32 KiB per connection holds). */
     static const struct {
         bool long_lines;
         size_t bytes;

@@ -93,7 +93,7 @@ struct smuggle_case {
     const char *rest;
     int status;   /* expected first status */
     bool one_ans; /* exactly one response head (false: the library's own
-                     double answer, see the README) */
+                     double answer, see docs/hardening.md) */
 };
 
 static const struct smuggle_case smuggles[] = {
@@ -130,7 +130,8 @@ static const struct smuggle_case smuggles[] = {
      " chunked\r\nContent-Length: %zu\r\n\r\n",
      "0\r\n\r\n" SMUGGLED, 400, true},
     /* libmicrohttpd answers these itself, before shopd's handler runs, and
-     * 0.9.75 writes its 400 head twice (README); what matters here is that
+     * 0.9.75 writes its 400 head twice (docs/hardening.md, "What
+     * libmicrohttpd answers by itself"); what matters here is that
      * the smuggled order is never read. */
     {"CL -1", "POST /buy HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
      SMUGGLED, 400, false},
@@ -508,8 +509,8 @@ START_TEST(test_hostile_stalled_viewers)
     int64_t t0 = now_ms();
     long worst_total = 0, worst_one = 0;
     double dropped = 0;
-    /* README: a viewer advertising a small window is dropped within 15 s
-     * (its buffers fill in a few seconds, then 5 s of ticks). */
+    /* docs/hardening.md: a viewer advertising a small window is dropped
+     * within 15 s (its buffers fill in a few seconds, then 5 s of ticks). */
     int64_t deadline = t0 + e2e_slow_ms(15000);
     while (now_ms() < deadline) {
         long one = 0;
