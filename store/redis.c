@@ -641,9 +641,10 @@ static int reach(struct redis_store *rs, const struct store_options *opt,
             return -EIO;
         if (!told && opt->on_wait != NULL) {
             char line[512];
-            snprintf(line, sizeof(line),
-                     "store %s: %s; waiting up to %u s for Redis to answer",
-                     rs->describe, why, (wait + 999) / 1000);
+            snprintf(
+                line, sizeof(line),
+                "store %.200s: %.200s; waiting up to %u s for Redis to answer",
+                rs->describe, why, (wait + 999) / 1000);
             opt->on_wait(opt->on_wait_arg, line);
             told = true;
         }
