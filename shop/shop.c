@@ -94,6 +94,11 @@ struct shop {
     struct committer *com; /* the journal; NULL: none (memory) */
     struct shared *shared; /* a shared store's feeder; NULL: none */
     shop_finish_fn finish; /* read-only after create */
+    /* This instance's accepted orders, given the belt's sent count (chosen
+     * at create): the belt's count, or the journal's when the belt also
+     * carries other instances' orders. */
+    uint64_t (*accepted)(const struct shop *s, uint64_t sent);
+    bool shared_store; /* a shared store's figures exist; after create */
     /* Results another instance finished first (a second delivery). */
     _Atomic uint64_t superseded;
     /* Belt slots reserved by shop_submit_async() for orders not yet on the
@@ -140,6 +145,21 @@ static void finish_in_store(struct shop *s, struct order *o)
     o->status = ORDER_QUEUED;
     committer_result(s->com, o);
     shared_handed(s->shared);
+}
+
+/* This instance's accepts: every order it put on its own belt. */
+static uint64_t accepted_on_belt(const struct shop *s, uint64_t sent)
+{
+    (void)s;
+    return sent;
+}
+
+/* A shared store's belt also carries other instances' orders: this
+ * instance's accepted orders are the ones its journal took. */
+static uint64_t accepted_by_journal(const struct shop *s, uint64_t sent)
+{
+    (void)sent;
+    return committer_accepted(s->com);
 }
 
 /* The journal's hook: a result is committed (committer thread). */
@@ -227,6 +247,7 @@ static int build_journal(struct shop *s, const struct order *backlog,
     int err;
 
     s->finish = finish_here;
+    s->accepted = accepted_on_belt;
     s->store = cfg->store;
     if (s->store == NULL) {
         err = store_open(&mem, &s->own_store, msg, sizeof(msg));
@@ -251,6 +272,8 @@ static int build_journal(struct shop *s, const struct order *backlog,
         s->finish = finish_in_store;
     if (!(store_caps(s->store) & STORE_CAP_SHARED))
         return 0;
+    s->accepted = accepted_by_journal;
+    s->shared_store = true;
     return shared_create(s->store, s->belt, s->nproducts, cfg->workers,
                          cfg->work_ms, &s->shared);
 }
@@ -587,8 +610,8 @@ void shop_store_health(struct shop *s, struct shop_store_health *out)
 {
     memset(out, 0, sizeof(*out));
     out->ok = shop_store_ok(s);
-    if (s->com == NULL)
-        return;
+    /* The same in every mode: memory's store never vanishes, and its
+     * empty journal refused nothing. */
     struct store_stats st;
     store_stats(s->store, &st);
     out->vanished = st.vanished;
@@ -710,9 +733,9 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     uint64_t sent;
     size_t len;
     queue_counts(s->belt, &sent, &len);
-    /* With a shared store the belt also carries other instances' orders:
-     * this instance's accepted orders are the ones its journal took. */
-    out->accepted = s->shared ? committer_accepted(s->com) : sent;
+    /* With a shared store the belt also carries other instances' orders
+     * (see accepted_by_journal). */
+    out->accepted = s->accepted(s, sent);
     out->queue_depth = len;
     uint64_t received = sent - len, done = out->processed + superseded;
     out->in_flight = received > done ? received - done : 0;
@@ -756,6 +779,65 @@ uint64_t shop_worker_processed(struct shop *s, size_t i)
 bool shop_unsafe(const struct shop *s)
 {
     return s->cfg.unsafe_inventory;
+}
+
+/* The report's per-elf states. The pool may resize meanwhile: its size is
+ * read once, and a slot past it reads as idle (slots are kept). */
+static int report_workers(struct shop *s, struct shop_report *out)
+{
+    out->nworkers = shop_worker_count(s);
+    out->worker =
+        calloc(out->nworkers ? out->nworkers : 1, sizeof(*out->worker));
+    if (out->worker == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < out->nworkers; i++) {
+        out->worker[i].busy = pool_worker_busy(s->pool, i);
+        out->worker[i].processed = pool_worker_handled(s->pool, i);
+    }
+    return 0;
+}
+
+/* The report's inventory: every product's numbers, and their oversold. */
+static int report_stock(struct shop *s, struct shop_report *out)
+{
+    size_t n = s->nproducts;
+
+    out->stock = calloc(n, sizeof(*out->stock));
+    if (out->stock == NULL)
+        return -ENOMEM;
+    shop_stock_all(s, out->stock);
+    out->nproducts = n;
+    out->shown = n < SHOP_REPORT_PRODUCTS ? n : SHOP_REPORT_PRODUCTS;
+    for (size_t i = 0; i < n; i++)
+        out->oversold += out->stock[i].oversold;
+    return 0;
+}
+
+int shop_report(struct shop *s, struct shop_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (report_workers(s, out) != 0 || report_stock(s, out) != 0) {
+        shop_report_release(out);
+        return -ENOMEM;
+    }
+    shop_snapshot(s, &out->snap);
+    out->unsafe_inventory = s->cfg.unsafe_inventory;
+    shop_floor_get(s, &out->floor);
+    shop_histograms(s, &out->queue_wait, &out->processing);
+    committer_histogram(s->com, &out->commit);
+    shop_store_stats(s, &out->store);
+    out->store_kind = store_kind_name(out->store.store.kind);
+    out->shared = s->shared_store;
+    out->shop_valid = shared_figures(s->shared, &out->shop, NULL);
+    return 0;
+}
+
+void shop_report_release(struct shop_report *r)
+{
+    free(r->worker);
+    free(r->stock);
+    r->worker = NULL;
+    r->stock = NULL;
 }
 
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)

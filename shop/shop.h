@@ -446,6 +446,53 @@ void shop_floor_draw(struct shop *s, struct shop_fault_draw *out);
 /* Count one injected fault of `kind`. Thread-safe. */
 void shop_floor_injected(struct shop *s, enum shop_fault_kind kind);
 
+/* --- the one report of /stats, /metrics and /events --------------------- */
+
+/* Products shown one by one in a report's views at most (the oversold
+ * sum and the product count cover the whole catalog). */
+#define SHOP_REPORT_PRODUCTS 1000
+
+/* One elf now, for the dashboard. */
+struct shop_worker_state {
+    bool busy;
+    uint64_t processed;
+};
+
+/*
+ * Every number /stats, /metrics and /events show, read once per request:
+ * plain data the server renders three ways. The same fields are filled in
+ * every store mode; `store.durable` says the journal's figures mean
+ * something, `shared` that the shop-wide figures (`shop`, `shop_valid`:
+ * read at least once) and the shared store's own cost do.
+ */
+struct shop_report {
+    struct shop_snapshot snap; /* counters, belt, latency, throughput */
+    bool unsafe_inventory;
+    struct shop_floor floor; /* SPEC §11 */
+    size_t nworkers;
+    struct shop_worker_state *worker; /* nworkers entries */
+    size_t nproducts;                 /* the whole catalog */
+    size_t shown;                     /* min(nproducts, SHOP_REPORT_PRODUCTS) */
+    struct shop_stock *stock;         /* nproducts entries, catalog order */
+    int64_t oversold;                 /* every product's */
+    struct shop_histogram queue_wait, processing, commit;
+    const char *store_kind; /* "memory", "sqlite", "redis" (static) */
+    struct shop_store_stats store;
+    bool shared;
+    bool shop_valid;
+    struct store_shop shop; /* the whole shop, as of the last refresh */
+};
+
+/*
+ * Fill `out` (its arrays malloc'd: free them with shop_report_release()).
+ * Takes each part's lock once, briefly, as shop_snapshot() and
+ * shop_stock_all() do; never blocks for long. Returns 0 or -ENOMEM (then
+ * `out` holds nothing to release).
+ */
+int shop_report(struct shop *s, struct shop_report *out);
+/* Free a report's arrays. Accepts a zeroed report. */
+void shop_report_release(struct shop_report *r);
+
 /* Largest quantity one restock may add (SPEC §9). */
 #define SHOP_RESTOCK_MAX 1000000000
 
