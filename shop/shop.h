@@ -255,6 +255,30 @@ struct shop_order_key {
     size_t fp_len;  /* 1..SHOP_IDEM_FP_MAX bytes */
 };
 
+/* What shop_buy() and shop_restock_any() return when the answer comes
+ * later, through their callback. */
+#define SHOP_LATER 1
+
+/*
+ * Whether shop_buy() and shop_restock_any() answer later, through their
+ * callback (a durable store: the answer waits for the commit), rather
+ * than at once. Fixed at create; lets a caller prepare for a later
+ * answer only when one comes.
+ */
+bool shop_answers_later(const struct shop *s);
+
+/*
+ * POST /buy's one call, the same in every mode: take order `o`, with its
+ * Idempotency-Key `key` (may be NULL; a durable store commits it with the
+ * order). Returns 0 with the order id in `*id` when it was taken at once
+ * (`done` never runs); SHOP_LATER when `done(arg, ...)` runs later, as
+ * for shop_submit_async_key(); or, at once, -EAGAIN (the belt is full),
+ * -EPIPE (draining), -EINVAL (a bad order or key), -ENOMEM. Never blocks.
+ */
+int shop_buy(struct shop *s, const struct order *o,
+             const struct shop_order_key *key, shop_done_fn done, void *arg,
+             uint64_t *id);
+
 /*
  * As shop_submit_async(), with the order's key (may be NULL). If the store
  * already holds the key, the order is not created and `done` gets -EEXIST.
@@ -317,6 +341,7 @@ struct shop_read {
     char accepted_by[SHOP_INSTANCE_MAX + 1];
     char processed_by[SHOP_INSTANCE_MAX + 1]; /* "" until processed */
     struct shop_stock *stock;                 /* caller's array */
+    bool named; /* accepted_by and processed_by were filled */
 };
 
 /* Whether the shop's belt and stock live in a shared store. */
@@ -327,6 +352,17 @@ bool shop_shared(const struct shop *s);
  * (not a shared shop) or -EPIPE (the shop is closing). Never blocks.
  */
 int shop_read_async(struct shop *s, struct shop_read *r);
+
+/*
+ * The one way to read an order or the stock, the same in every mode: a
+ * shared shop queues `r` for its reader (as shop_read_async()); any other
+ * answers it on the calling thread, calling `done` before it returns
+ * (an order from the order book, then the store; the stock from the
+ * inventory). `r->named` tells whether accepted_by and processed_by were
+ * filled (a shared store names the instances). Returns 0 (`done` runs,
+ * now or later) or -EPIPE (not handed over; `done` never runs).
+ */
+int shop_read(struct shop *s, struct shop_read *r);
 
 /* The shop-wide figures of a shared store, as of the last refresh (every
  * ~250 ms; all zero before the first). Returns whether there was one. */
@@ -531,6 +567,18 @@ typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,
                        const struct shop_order_key *key, const char *answer,
                        size_t answer_len, shop_restock_fn done, void *arg);
+
+/*
+ * A restock's one call, the same in every mode: as shop_restock() (0 and
+ * the numbers after it in `out`, done never runs) where the inventory
+ * answers at once, or as shop_restock_async() (SHOP_LATER: `done` runs
+ * once it is committed) where a durable store commits it first. Negative
+ * errors at once as either of them.
+ */
+int shop_restock_any(struct shop *s, size_t i, int64_t qty,
+                     const struct shop_order_key *key, const char *answer,
+                     size_t answer_len, shop_restock_fn done, void *arg,
+                     struct shop_stock *out);
 
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *
