@@ -26,7 +26,16 @@
  *     order book shows it at once (memory); the inventory decides and the
  *     journal records it (SQLite); or the store decides in the journal's
  *     commit (Redis). A durable result is counted and shown only once its
- *     commit returned (committer_on_done -> shop_committed).
+ *     commit returned (committer_on_done -> shop_committed);
+ *   - `take`, `restock` and `read`, how the server's one call per action
+ *     (shop_buy, shop_restock_any, shop_read) is done: at once on the
+ *     caller's thread (memory; reads in SQLite too), through the journal
+ *     with the answer later (durable stores), or by the shared store's
+ *     reader; and `accepted`, which count is this instance's accepts (the
+ *     belt's, or the journal's when the belt also carries other
+ *     instances' orders).
+ * Past create, nothing here asks which store is in use: shop_report()
+ * fills the same struct in every mode from whatever parts exist.
  *
  * Order ids: in memory an order's id is the belt's sequence number, so ids
  * are gap-free, start at 1 and grow in acceptance order, and the number of

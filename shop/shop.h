@@ -12,7 +12,11 @@
  * is a journal behind the belt (shop.c's design note says how).
  *
  * The shop knows nothing of HTTP or JSON: the server validates requests and
- * formats answers; the shop takes orders and reports numbers.
+ * formats answers; the shop takes orders and reports numbers. The server
+ * makes one call per action, the same in every mode (shop_buy,
+ * shop_restock_any, shop_read: answered at once or later, as
+ * shop_answers_later() says), and reads every number it shows with one
+ * shop_report() per request.
  *
  * Thread safety: from shop_create() until shop_destroy(), every function
  * except shop_create/shop_start/shop_drain/shop_destroy may be called from

@@ -4,6 +4,16 @@
  * text of /metrics. Routes (routes.c) decide what to show; this file
  * decides how it looks, so a number added to the shop is added here once.
  *
+ * One read per view: shop_report() fills one plain struct (counters, belt,
+ * latency, throughput, elves, the bounded inventory, the floor, the
+ * store's figures and the shop-wide ones), and view_read() adds the HTTP
+ * layer's counts; /stats, /events and /metrics only render that struct.
+ * /metrics is the `metrics` table below (name, kind, help, labels, where
+ * the value lies in the struct, and which part of the shop it needs),
+ * walked by one loop. Rows and /stats sections that need a part the shop
+ * lacks (a durable store's journal, a shared store's figures, the HTTP
+ * counters) are left out by shown(), the one place here that asks.
+ *
  * /metrics is the Prometheus text exposition, format 0.0.4.
  * Every family gets its # HELP and # TYPE lines; counters end in _total;
  * histograms give cumulative _bucket{le} series ending in +Inf, then _sum
@@ -74,15 +84,6 @@ void view_product(const struct product *p, const struct shop_stock *s,
     snprintf(sold, sizeof(sold), "%lld", (long long)s->sold);
     snprintf(restocked, sizeof(restocked), "%lld", (long long)s->restocked);
     view_product_as(p, stock, sold, restocked, b);
-}
-
-struct shop_stock *stock_copy(const struct app *app, size_t *n)
-{
-    *n = shop_product_count(app->shop);
-    struct shop_stock *s = calloc(*n, sizeof(*s));
-    if (s != NULL)
-        shop_stock_all(app->shop, s);
-    return s;
 }
 
 /* --- the report, as the views read it ---------------------------------- */
