@@ -196,21 +196,12 @@ tidy:
 	clang-tidy $(LIB_SRC) server/cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
 
 # As CI runs it: any bugprone or concurrency finding fails, and so does a
-# function over 80 lines (.clang-tidy). TIDY_SIZE_PENDING: files whose long
-# functions another branch is splitting (issue 17); they get every check
-# but the size one until it is merged, then this list is emptied.
-TIDY_SIZE_PENDING := server/api/views.c server/api/routes.c shop/shop.c \
-                     shop/stats.c
+# function over 80 lines (.clang-tidy).
 tidy-check:
 	@scripts/deps.sh clang-tidy:clang-tidy
 	clang-tidy --quiet \
 	    --warnings-as-errors='bugprone-*,concurrency-*,readability-function-size' \
-	    $(filter-out $(TIDY_SIZE_PENDING),$(LIB_SRC)) server/cmd/main.c \
-	    -- $(REQ_CFLAGS) $(PKG_CFLAGS)
-	if [ -n '$(strip $(TIDY_SIZE_PENDING))' ]; then clang-tidy --quiet \
-	    --checks='-readability-function-size' \
-	    --warnings-as-errors='bugprone-*,concurrency-*' \
-	    $(TIDY_SIZE_PENDING) -- $(REQ_CFLAGS) $(PKG_CFLAGS); fi
+	    $(LIB_SRC) server/cmd/main.c -- $(REQ_CFLAGS) $(PKG_CFLAGS)
 
 help:
 	@echo 'shopd make targets:'

@@ -26,7 +26,16 @@
  *     order book shows it at once (memory); the inventory decides and the
  *     journal records it (SQLite); or the store decides in the journal's
  *     commit (Redis). A durable result is counted and shown only once its
- *     commit returned (committer_on_done -> shop_committed).
+ *     commit returned (committer_on_done -> shop_committed);
+ *   - `take`, `restock` and `read`, how the server's one call per action
+ *     (shop_buy, shop_restock_any, shop_read) is done: at once on the
+ *     caller's thread (memory; reads in SQLite too), through the journal
+ *     with the answer later (durable stores), or by the shared store's
+ *     reader; and `accepted`, which count is this instance's accepts (the
+ *     belt's, or the journal's when the belt also carries other
+ *     instances' orders).
+ * Past create, nothing here asks which store is in use: shop_report()
+ * fills the same struct in every mode from whatever parts exist.
  *
  * Order ids: in memory an order's id is the belt's sequence number, so ids
  * are gap-free, start at 1 and grow in acceptance order, and the number of
@@ -94,6 +103,22 @@ struct shop {
     struct committer *com; /* the journal; NULL: none (memory) */
     struct shared *shared; /* a shared store's feeder; NULL: none */
     shop_finish_fn finish; /* read-only after create */
+    /* This instance's accepted orders, given the belt's sent count (chosen
+     * at create): the belt's count, or the journal's when the belt also
+     * carries other instances' orders. */
+    uint64_t (*accepted)(const struct shop *s, uint64_t sent);
+    /* How a buy, a restock and a read are done (chosen at create): at once
+     * (memory), through the journal, answered later (durable stores), or
+     * by the shared store's reader. */
+    int (*take)(struct shop *s, const struct order *o,
+                const struct shop_order_key *key, shop_done_fn done, void *arg,
+                uint64_t *id);
+    int (*restock)(struct shop *s, size_t i, int64_t qty,
+                   const struct shop_order_key *key, const char *answer,
+                   size_t answer_len, shop_restock_fn done, void *arg,
+                   struct shop_stock *out);
+    int (*read)(struct shop *s, struct shop_read *r);
+    bool shared_store; /* a shared store's figures exist; after create */
     /* Results another instance finished first (a second delivery). */
     _Atomic uint64_t superseded;
     /* Belt slots reserved by shop_submit_async() for orders not yet on the
@@ -140,6 +165,21 @@ static void finish_in_store(struct shop *s, struct order *o)
     o->status = ORDER_QUEUED;
     committer_result(s->com, o);
     shared_handed(s->shared);
+}
+
+/* This instance's accepts: every order it put on its own belt. */
+static uint64_t accepted_on_belt(const struct shop *s, uint64_t sent)
+{
+    (void)s;
+    return sent;
+}
+
+/* A shared store's belt also carries other instances' orders: this
+ * instance's accepted orders are the ones its journal took. */
+static uint64_t accepted_by_journal(const struct shop *s, uint64_t sent)
+{
+    (void)sent;
+    return committer_accepted(s->com);
 }
 
 /* The journal's hook: a result is committed (committer thread). */
@@ -211,6 +251,24 @@ static int sku_order(const void *a, const void *b)
     return strcmp((*pa)->sku, (*pb)->sku);
 }
 
+static int take_now(struct shop *s, const struct order *o,
+                    const struct shop_order_key *key, shop_done_fn done,
+                    void *arg, uint64_t *id);
+static int take_journaled(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg, uint64_t *id);
+static int restock_now(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg,
+                       struct shop_stock *out);
+static int restock_journaled(struct shop *s, size_t i, int64_t qty,
+                             const struct shop_order_key *key,
+                             const char *answer, size_t answer_len,
+                             shop_restock_fn done, void *arg,
+                             struct shop_stock *out);
+static int read_here(struct shop *s, struct shop_read *r);
+static int read_shared(struct shop *s, struct shop_read *r);
+
 /*
  * The store's parts of the floor, chosen here once (see the design note):
  * the store (a memory one of the shop's own if the caller gave none), a
@@ -227,6 +285,10 @@ static int build_journal(struct shop *s, const struct order *backlog,
     int err;
 
     s->finish = finish_here;
+    s->accepted = accepted_on_belt;
+    s->take = take_now;
+    s->restock = restock_now;
+    s->read = read_here;
     s->store = cfg->store;
     if (s->store == NULL) {
         err = store_open(&mem, &s->own_store, msg, sizeof(msg));
@@ -247,10 +309,15 @@ static int build_journal(struct shop *s, const struct order *backlog,
         return err;
     committer_on_done(s->com, shop_committed, s);
     s->finish = finish_journaled;
+    s->take = take_journaled;
+    s->restock = restock_journaled;
     if (store_caps(s->store) & STORE_CAP_DECIDES)
         s->finish = finish_in_store;
     if (!(store_caps(s->store) & STORE_CAP_SHARED))
         return 0;
+    s->accepted = accepted_by_journal;
+    s->read = read_shared;
+    s->shared_store = true;
     return shared_create(s->store, s->belt, s->nproducts, cfg->workers,
                          cfg->work_ms, &s->shared);
 }
@@ -281,6 +348,38 @@ static int build_catalog(struct shop *s, const struct product *catalog,
     return 0;
 }
 
+/* The floor's own parts: counters, stock, order book, belt and elves. */
+static int build_floor(struct shop *s, const struct shop_stock *start,
+                       size_t nbacklog)
+{
+    const struct shop_config *cfg = &s->cfg;
+    int err = shop_stats_create(time_now_ns(CLOCK_MONOTONIC), &s->stats);
+
+    if (err)
+        return err;
+    atomic_init(&s->held, nbacklog);
+    err = inventory_create(s->catalog, s->nproducts, cfg->unsafe_inventory,
+                           start, &s->inv);
+    if (err)
+        return err;
+    err = orderbook_create(cfg->order_history, &s->book);
+    if (err)
+        return err;
+    err = queue_create(cfg->queue_capacity, sizeof(struct shop_item), &s->belt);
+    if (err)
+        return err;
+    /* Quick orders are taken off the belt in batches (one lock round trip
+     * each); slow ones (simulated work) one by one, so that no order waits
+     * in one worker's batch while another worker is idle. */
+    err = pool_create(s->belt, cfg->workers, SHOP_WORKER_BATCH, shop_handle, s,
+                      &s->pool);
+    if (err)
+        return err;
+    if (cfg->work_ms > 0)
+        pool_set_batch(s->pool, 1);
+    return 0;
+}
+
 static int create(const struct shop_config *cfg, const struct product *catalog,
                   size_t n, const struct shop_stock *start,
                   const struct order *backlog, size_t nbacklog,
@@ -302,29 +401,9 @@ static int create(const struct shop_config *cfg, const struct product *catalog,
     err = build_catalog(s, catalog, n);
     if (err)
         goto fail;
-    err = shop_stats_create(time_now_ns(CLOCK_MONOTONIC), &s->stats);
+    err = build_floor(s, start, nbacklog);
     if (err)
         goto fail;
-    atomic_init(&s->held, nbacklog);
-    err =
-        inventory_create(s->catalog, n, cfg->unsafe_inventory, start, &s->inv);
-    if (err)
-        goto fail;
-    err = orderbook_create(cfg->order_history, &s->book);
-    if (err)
-        goto fail;
-    err = queue_create(cfg->queue_capacity, sizeof(struct shop_item), &s->belt);
-    if (err)
-        goto fail;
-    /* Quick orders are taken off the belt in batches (one lock round trip
-     * each); slow ones (simulated work) one by one, so that no order waits
-     * in one worker's batch while another worker is idle. */
-    err = pool_create(s->belt, cfg->workers, SHOP_WORKER_BATCH, shop_handle, s,
-                      &s->pool);
-    if (err)
-        goto fail;
-    if (cfg->work_ms > 0)
-        pool_set_batch(s->pool, 1);
     err = build_journal(s, backlog, nbacklog);
     if (err)
         goto fail;
@@ -575,6 +654,66 @@ int shop_submit_async_key(struct shop *s, const struct order *o,
     return ret;
 }
 
+/* Memory: onto the belt at once (the key is the caller's table's). */
+static int take_now(struct shop *s, const struct order *o,
+                    const struct shop_order_key *key, shop_done_fn done,
+                    void *arg, uint64_t *id)
+{
+    (void)key;
+    (void)done;
+    (void)arg;
+    return shop_submit(s, o, id);
+}
+
+/* A durable store: journaled first, answered later through `done`. */
+static int take_journaled(struct shop *s, const struct order *o,
+                          const struct shop_order_key *key, shop_done_fn done,
+                          void *arg, uint64_t *id)
+{
+    (void)id;
+    int rc = shop_submit_async_key(s, o, key, done, arg);
+    return rc == 0 ? SHOP_LATER : rc;
+}
+
+bool shop_answers_later(const struct shop *s)
+{
+    return s->take != take_now;
+}
+
+int shop_buy(struct shop *s, const struct order *o,
+             const struct shop_order_key *key, shop_done_fn done, void *arg,
+             uint64_t *id)
+{
+    return s->take(s, o, key, done, arg, id);
+}
+
+/* Memory and SQLite: answered on the caller's thread, from the order book
+ * (then the store) or the inventory. */
+static int read_here(struct shop *s, struct shop_read *r)
+{
+    r->named = false;
+    if (r->kind == SHOP_READ_ORDER) {
+        r->rc = shop_order(s, r->id, &r->order);
+    } else {
+        shop_stock_all(s, r->stock);
+        r->rc = 0;
+    }
+    r->done(r); /* may free r */
+    return 0;
+}
+
+/* A shared store: its reader answers, naming the instances. */
+static int read_shared(struct shop *s, struct shop_read *r)
+{
+    r->named = true;
+    return shared_read(s->shared, r);
+}
+
+int shop_read(struct shop *s, struct shop_read *r)
+{
+    return s->read(s, r);
+}
+
 bool shop_store_ok(struct shop *s)
 {
     /* The store's own flag also drops (and recovers) while nobody buys: a
@@ -587,8 +726,8 @@ void shop_store_health(struct shop *s, struct shop_store_health *out)
 {
     memset(out, 0, sizeof(*out));
     out->ok = shop_store_ok(s);
-    if (s->com == NULL)
-        return;
+    /* The same in every mode: memory's store never vanishes, and its
+     * empty journal refused nothing. */
     struct store_stats st;
     store_stats(s->store, &st);
     out->vanished = st.vanished;
@@ -710,9 +849,9 @@ void shop_snapshot(struct shop *s, struct shop_snapshot *out)
     uint64_t sent;
     size_t len;
     queue_counts(s->belt, &sent, &len);
-    /* With a shared store the belt also carries other instances' orders:
-     * this instance's accepted orders are the ones its journal took. */
-    out->accepted = s->shared ? committer_accepted(s->com) : sent;
+    /* With a shared store the belt also carries other instances' orders
+     * (see accepted_by_journal). */
+    out->accepted = s->accepted(s, sent);
     out->queue_depth = len;
     uint64_t received = sent - len, done = out->processed + superseded;
     out->in_flight = received > done ? received - done : 0;
@@ -758,15 +897,110 @@ bool shop_unsafe(const struct shop *s)
     return s->cfg.unsafe_inventory;
 }
 
-int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
+/* The report's per-elf states. The pool may resize meanwhile: its size is
+ * read once, and a slot past it reads as idle (slots are kept). */
+static int report_workers(struct shop *s, struct shop_report *out)
 {
-    if (s->com != NULL)
-        return -EINVAL; /* a durable store's restock: shop_restock_async() */
+    out->nworkers = shop_worker_count(s);
+    out->worker =
+        calloc(out->nworkers ? out->nworkers : 1, sizeof(*out->worker));
+    if (out->worker == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < out->nworkers; i++) {
+        out->worker[i].busy = pool_worker_busy(s->pool, i);
+        out->worker[i].processed = pool_worker_handled(s->pool, i);
+    }
+    return 0;
+}
+
+/* The report's inventory: every product's numbers, and their oversold. */
+static int report_stock(struct shop *s, struct shop_report *out)
+{
+    size_t n = s->nproducts;
+
+    out->stock = calloc(n, sizeof(*out->stock));
+    if (out->stock == NULL)
+        return -ENOMEM;
+    shop_stock_all(s, out->stock);
+    out->nproducts = n;
+    out->shown = n < SHOP_REPORT_PRODUCTS ? n : SHOP_REPORT_PRODUCTS;
+    for (size_t i = 0; i < n; i++)
+        out->oversold += out->stock[i].oversold;
+    return 0;
+}
+
+int shop_report(struct shop *s, struct shop_report *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (report_workers(s, out) != 0 || report_stock(s, out) != 0) {
+        shop_report_release(out);
+        return -ENOMEM;
+    }
+    shop_snapshot(s, &out->snap);
+    out->unsafe_inventory = s->cfg.unsafe_inventory;
+    shop_floor_get(s, &out->floor);
+    shop_histograms(s, &out->queue_wait, &out->processing);
+    committer_histogram(s->com, &out->commit);
+    shop_store_stats(s, &out->store);
+    out->store_kind = store_kind_name(out->store.store.kind);
+    out->shared = s->shared_store;
+    out->shop_valid = shared_figures(s->shared, &out->shop, NULL);
+    return 0;
+}
+
+void shop_report_release(struct shop_report *r)
+{
+    free(r->worker);
+    free(r->stock);
+    r->worker = NULL;
+    r->stock = NULL;
+}
+
+/* Memory: the inventory answers at once (a key is the caller's table's
+ * business, and there is nothing to call back). */
+static int restock_now(struct shop *s, size_t i, int64_t qty,
+                       const struct shop_order_key *key, const char *answer,
+                       size_t answer_len, shop_restock_fn done, void *arg,
+                       struct shop_stock *out)
+{
+    (void)key;
+    (void)answer;
+    (void)answer_len;
+    (void)done;
+    (void)arg;
     if (i >= s->nproducts)
         return -ENOENT;
     if (qty < 1 || qty > SHOP_RESTOCK_MAX)
         return -EINVAL;
     return inventory_restock(s->inv, i, qty, out);
+}
+
+/* A durable store: committed first, answered later through `done` (which
+ * it needs: without one, -EINVAL). */
+static int restock_journaled(struct shop *s, size_t i, int64_t qty,
+                             const struct shop_order_key *key,
+                             const char *answer, size_t answer_len,
+                             shop_restock_fn done, void *arg,
+                             struct shop_stock *out)
+{
+    (void)out;
+    if (done == NULL)
+        return -EINVAL; /* shop_restock() on a durable store */
+    int rc = shop_restock_async(s, i, qty, key, answer, answer_len, done, arg);
+    return rc == 0 ? SHOP_LATER : rc;
+}
+
+int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
+{
+    return s->restock(s, i, qty, NULL, NULL, 0, NULL, NULL, out);
+}
+
+int shop_restock_any(struct shop *s, size_t i, int64_t qty,
+                     const struct shop_order_key *key, const char *answer,
+                     size_t answer_len, shop_restock_fn done, void *arg,
+                     struct shop_stock *out)
+{
+    return s->restock(s, i, qty, key, answer, answer_len, done, arg, out);
 }
 
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,

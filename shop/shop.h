@@ -12,7 +12,11 @@
  * is a journal behind the belt (shop.c's design note says how).
  *
  * The shop knows nothing of HTTP or JSON: the server validates requests and
- * formats answers; the shop takes orders and reports numbers.
+ * formats answers; the shop takes orders and reports numbers. The server
+ * makes one call per action, the same in every mode (shop_buy,
+ * shop_restock_any, shop_read: answered at once or later, as
+ * shop_answers_later() says), and reads every number it shows with one
+ * shop_report() per request.
  *
  * Thread safety: from shop_create() until shop_destroy(), every function
  * except shop_create/shop_start/shop_drain/shop_destroy may be called from
@@ -255,6 +259,30 @@ struct shop_order_key {
     size_t fp_len;  /* 1..SHOP_IDEM_FP_MAX bytes */
 };
 
+/* What shop_buy() and shop_restock_any() return when the answer comes
+ * later, through their callback. */
+#define SHOP_LATER 1
+
+/*
+ * Whether shop_buy() and shop_restock_any() answer later, through their
+ * callback (a durable store: the answer waits for the commit), rather
+ * than at once. Fixed at create; lets a caller prepare for a later
+ * answer only when one comes.
+ */
+bool shop_answers_later(const struct shop *s);
+
+/*
+ * POST /buy's one call, the same in every mode: take order `o`, with its
+ * Idempotency-Key `key` (may be NULL; a durable store commits it with the
+ * order). Returns 0 with the order id in `*id` when it was taken at once
+ * (`done` never runs); SHOP_LATER when `done(arg, ...)` runs later, as
+ * for shop_submit_async_key(); or, at once, -EAGAIN (the belt is full),
+ * -EPIPE (draining), -EINVAL (a bad order or key), -ENOMEM. Never blocks.
+ */
+int shop_buy(struct shop *s, const struct order *o,
+             const struct shop_order_key *key, shop_done_fn done, void *arg,
+             uint64_t *id);
+
 /*
  * As shop_submit_async(), with the order's key (may be NULL). If the store
  * already holds the key, the order is not created and `done` gets -EEXIST.
@@ -317,6 +345,7 @@ struct shop_read {
     char accepted_by[SHOP_INSTANCE_MAX + 1];
     char processed_by[SHOP_INSTANCE_MAX + 1]; /* "" until processed */
     struct shop_stock *stock;                 /* caller's array */
+    bool named; /* accepted_by and processed_by were filled */
 };
 
 /* Whether the shop's belt and stock live in a shared store. */
@@ -327,6 +356,17 @@ bool shop_shared(const struct shop *s);
  * (not a shared shop) or -EPIPE (the shop is closing). Never blocks.
  */
 int shop_read_async(struct shop *s, struct shop_read *r);
+
+/*
+ * The one way to read an order or the stock, the same in every mode: a
+ * shared shop queues `r` for its reader (as shop_read_async()); any other
+ * answers it on the calling thread, calling `done` before it returns
+ * (an order from the order book, then the store; the stock from the
+ * inventory). `r->named` tells whether accepted_by and processed_by were
+ * filled (a shared store names the instances). Returns 0 (`done` runs,
+ * now or later) or -EPIPE (not handed over; `done` never runs).
+ */
+int shop_read(struct shop *s, struct shop_read *r);
 
 /* The shop-wide figures of a shared store, as of the last refresh (every
  * ~250 ms; all zero before the first). Returns whether there was one. */
@@ -446,6 +486,53 @@ void shop_floor_draw(struct shop *s, struct shop_fault_draw *out);
 /* Count one injected fault of `kind`. Thread-safe. */
 void shop_floor_injected(struct shop *s, enum shop_fault_kind kind);
 
+/* --- the one report of /stats, /metrics and /events --------------------- */
+
+/* Products shown one by one in a report's views at most (the oversold
+ * sum and the product count cover the whole catalog). */
+#define SHOP_REPORT_PRODUCTS 1000
+
+/* One elf now, for the dashboard. */
+struct shop_worker_state {
+    bool busy;
+    uint64_t processed;
+};
+
+/*
+ * Every number /stats, /metrics and /events show, read once per request:
+ * plain data the server renders three ways. The same fields are filled in
+ * every store mode; `store.durable` says the journal's figures mean
+ * something, `shared` that the shop-wide figures (`shop`, `shop_valid`:
+ * read at least once) and the shared store's own cost do.
+ */
+struct shop_report {
+    struct shop_snapshot snap; /* counters, belt, latency, throughput */
+    bool unsafe_inventory;
+    struct shop_floor floor; /* SPEC §11 */
+    size_t nworkers;
+    struct shop_worker_state *worker; /* nworkers entries */
+    size_t nproducts;                 /* the whole catalog */
+    size_t shown;                     /* min(nproducts, SHOP_REPORT_PRODUCTS) */
+    struct shop_stock *stock;         /* nproducts entries, catalog order */
+    int64_t oversold;                 /* every product's */
+    struct shop_histogram queue_wait, processing, commit;
+    const char *store_kind; /* "memory", "sqlite", "redis" (static) */
+    struct shop_store_stats store;
+    bool shared;
+    bool shop_valid;
+    struct store_shop shop; /* the whole shop, as of the last refresh */
+};
+
+/*
+ * Fill `out` (its arrays malloc'd: free them with shop_report_release()).
+ * Takes each part's lock once, briefly, as shop_snapshot() and
+ * shop_stock_all() do; never blocks for long. Returns 0 or -ENOMEM (then
+ * `out` holds nothing to release).
+ */
+int shop_report(struct shop *s, struct shop_report *out);
+/* Free a report's arrays. Accepts a zeroed report. */
+void shop_report_release(struct shop_report *r);
+
 /* Largest quantity one restock may add (SPEC §9). */
 #define SHOP_RESTOCK_MAX 1000000000
 
@@ -484,6 +571,18 @@ typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,
                        const struct shop_order_key *key, const char *answer,
                        size_t answer_len, shop_restock_fn done, void *arg);
+
+/*
+ * A restock's one call, the same in every mode: as shop_restock() (0 and
+ * the numbers after it in `out`, done never runs) where the inventory
+ * answers at once, or as shop_restock_async() (SHOP_LATER: `done` runs
+ * once it is committed) where a durable store commits it first. Negative
+ * errors at once as either of them.
+ */
+int shop_restock_any(struct shop *s, size_t i, int64_t qty,
+                     const struct shop_order_key *key, const char *answer,
+                     size_t answer_len, shop_restock_fn done, void *arg,
+                     struct shop_stock *out);
 
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *

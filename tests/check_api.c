@@ -486,6 +486,72 @@ START_TEST(test_server_metrics_text)
 }
 END_TEST
 
+/* Every sample of /metrics belongs to the family declared just above it,
+ * each family is declared once (HELP then TYPE), and the HTTP layer's
+ * families show only when the app has its counters. */
+static void assert_families(const char *body)
+{
+    char family[96] = "";
+    char seen[64][96];
+    size_t nseen = 0;
+    for (const char *l = body; *l != '\0'; l = strchr(l, '\n') + 1) {
+        size_t len = strcspn(l, "\n");
+        char name[96];
+        if (strncmp(l, "# HELP ", 7) == 0) {
+            size_t n = strcspn(l + 7, " ");
+            ck_assert_uint_lt(n, sizeof(family));
+            snprintf(family, sizeof(family), "%.*s", (int)n, l + 7);
+            for (size_t k = 0; k < nseen; k++)
+                ck_assert_str_ne(seen[k], family);
+            ck_assert_uint_lt(nseen, 64);
+            snprintf(seen[nseen++], sizeof(seen[0]), "%s", family);
+            const char *t = l + len + 1;
+            ck_assert_int_eq(strncmp(t, "# TYPE ", 7), 0);
+            ck_assert_int_eq(strncmp(t + 7, family, strlen(family)), 0);
+            l = t;
+            continue;
+        }
+        size_t n = strcspn(l, "{ ");
+        snprintf(name, sizeof(name), "%.*s", (int)n, l);
+        ck_assert_msg(strncmp(name, family, strlen(family)) == 0,
+                      "%s outside its family %s", name, family);
+        if (l[len] == '\0')
+            break;
+    }
+    ck_assert_uint_gt(nseen, 30);
+}
+
+START_TEST(test_server_metrics_families_from_the_table)
+{
+    struct http_response res;
+    call("GET", "/metrics", NULL, &res);
+    ck_assert_uint_eq(res.status, 200);
+    assert_families(res.body);
+    ck_assert_ptr_null(strstr(res.body, "shopd_events_viewers"));
+    ck_assert_ptr_null(strstr(res.body, "shopd_shop_belt")); /* no Redis */
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_store_info{kind=\"memory\"} 1\n"));
+    ck_assert_ptr_nonnull(strstr(
+        res.body, "\nshopd_orders_rejected_total{reason=\"invalid\"} 0\n"));
+    http_response_release(&res);
+
+    struct http_counters hc = {0};
+    atomic_store(&hc.viewers, 3);
+    atomic_store(&hc.conns_refused, 7);
+    app.http = &hc;
+    call("GET", "/metrics", NULL, &res);
+    assert_families(res.body);
+    ck_assert_ptr_nonnull(strstr(res.body, "\nshopd_events_viewers 3\n"));
+    ck_assert_ptr_nonnull(
+        strstr(res.body, "\nshopd_connections_refused_total 7\n"));
+    http_response_release(&res);
+    call("GET", "/stats", NULL, &res);
+    ck_assert_ptr_nonnull(strstr(res.body, "\"events\":{\"viewers\":3,"));
+    http_response_release(&res);
+    app.http = NULL;
+}
+END_TEST
+
 START_TEST(test_server_dashboard_served)
 {
     struct http_response res;
@@ -1206,6 +1272,7 @@ Suite *api_suite(void)
     tcase_add_test(tc, test_server_products);
     tcase_add_test(tc, test_server_stats_shape);
     tcase_add_test(tc, test_server_metrics_text);
+    tcase_add_test(tc, test_server_metrics_families_from_the_table);
     tcase_add_test(tc, test_server_dashboard_served);
     tcase_add_test(tc, test_server_deferred_completed_before_suspend);
     tcase_add_test(tc, test_server_deferred_completed_after_suspend);

@@ -103,6 +103,83 @@ static void assert_latency_sane(const struct shop_latency *l)
 
 /* ---- single-threaded behaviour ---------------------------------------- */
 
+/* A read answered by shop_read(): its outcome, once `done` ran. */
+struct read_seen {
+    struct shop_read r;
+    _Atomic bool done;
+};
+
+static void note_read(struct shop_read *r)
+{
+    atomic_store(&((struct read_seen *)r)->done, true);
+}
+
+/* Memory: one call per action, answered at once; the report holds every
+ * part, its inventory bounded to SHOP_REPORT_PRODUCTS products. */
+START_TEST(test_shop_report_and_one_call_per_action_in_memory)
+{
+    enum { N = SHOP_REPORT_PRODUCTS + 200 };
+    struct product *cat = calloc(N, sizeof(*cat));
+    ck_assert_ptr_nonnull(cat);
+    for (size_t i = 0; i < N; i++) {
+        snprintf(cat[i].sku, sizeof(cat[i].sku), "p%zu", i);
+        snprintf(cat[i].name, sizeof(cat[i].name), "P %zu", i);
+        cat[i].stock = 10;
+    }
+    struct shop *s = make_shop_over(2, 64, 64, 0, false, cat, N);
+    free(cat);
+    ck_assert(!shop_answers_later(s));
+    ck_assert_int_eq(shop_start(s), 0);
+
+    struct order o = make_order(0, 3);
+    uint64_t id = 0;
+    ck_assert_int_eq(shop_buy(s, &o, NULL, NULL, NULL, &id), 0);
+    ck_assert_uint_eq(id, 1);
+    o.product = N - 1; /* past the shown products */
+    ck_assert_int_eq(shop_buy(s, &o, NULL, NULL, NULL, &id), 0);
+    struct shop_stock after;
+    ck_assert_int_eq(
+        shop_restock_any(s, 0, 5, NULL, NULL, 0, NULL, NULL, &after), 0);
+    ck_assert_int_eq(after.restocked, 5);
+    ck_assert_int_eq(shop_drain(s, NULL), 0);
+
+    /* A read is answered on this thread, before shop_read() returns. */
+    struct read_seen rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.r.kind = SHOP_READ_ORDER;
+    rs.r.id = 1;
+    rs.r.done = note_read;
+    ck_assert_int_eq(shop_read(s, &rs.r), 0);
+    ck_assert(atomic_load(&rs.done));
+    ck_assert_int_eq(rs.r.rc, 0);
+    ck_assert(!rs.r.named);
+    ck_assert_int_eq(rs.r.order.status, ORDER_FULFILLED);
+
+    struct shop_report r;
+    ck_assert_int_eq(shop_report(s, &r), 0);
+    ck_assert_uint_eq(r.snap.accepted, 2);
+    ck_assert_uint_eq(r.snap.processed, 2);
+    ck_assert_uint_eq(r.nworkers, 2);
+    ck_assert_uint_eq(r.worker[0].processed + r.worker[1].processed, 2);
+    ck_assert_uint_eq(r.nproducts, N);
+    ck_assert_uint_eq(r.shown, SHOP_REPORT_PRODUCTS);
+    ck_assert_int_eq(r.stock[0].stock, 12);
+    ck_assert_int_eq(r.stock[N - 1].sold, 3);
+    ck_assert_int_eq(r.oversold, 0);
+    ck_assert_uint_eq(r.queue_wait.count, 2);
+    ck_assert_uint_eq(r.commit.count, 0);
+    ck_assert_str_eq(r.store_kind, "memory");
+    ck_assert(!r.store.durable);
+    ck_assert(r.store.available);
+    ck_assert(!r.shared);
+    ck_assert(!r.shop_valid);
+    ck_assert_uint_eq(r.floor.workers, 2);
+    shop_report_release(&r);
+    shop_report_release(&r); /* released twice: harmless */
+    shop_destroy(s);
+}
+END_TEST
+
 START_TEST(test_shop_ids_start_at_one_and_increase)
 {
     struct shop *s = make_shop(1, 16, 64);
@@ -1357,6 +1434,31 @@ START_TEST(test_shop_redis_elves_take_from_the_local_belt)
     ck_assert_int_eq(shop_order(shop, 1, &got), 0);
     ck_assert_int_eq(got.status, ORDER_FULFILLED);
     ck_assert_int_ge(got.worker, 0);
+
+    /* The same calls as in memory: the reader answers later, naming the
+     * instances; the report shows the shared store's parts. */
+    ck_assert(shop_answers_later(shop));
+    struct read_seen rs;
+    memset(&rs, 0, sizeof(rs));
+    rs.r.kind = SHOP_READ_ORDER;
+    rs.r.id = 1;
+    rs.r.done = note_read;
+    ck_assert_int_eq(shop_read(shop, &rs.r), 0);
+    while (!atomic_load(&rs.done))
+        short_nap();
+    ck_assert_int_eq(rs.r.rc, 0);
+    ck_assert(rs.r.named);
+    ck_assert_str_eq(rs.r.accepted_by, "solo");
+    struct shop_report r;
+    ck_assert_int_eq(shop_report(shop, &r), 0);
+    ck_assert_uint_eq(r.snap.accepted, 110);
+    ck_assert_str_eq(r.store_kind, "redis");
+    ck_assert(r.store.durable);
+    ck_assert(r.shared);
+    ck_assert_uint_ge(r.store.commits, 1);
+    ck_assert_uint_ge(r.commit.count, 1);
+    shop_report_release(&r);
+
     ck_assert_int_eq(shop_drain(shop, NULL), 0);
     ck_assert_uint_eq(shop_left(shop), 0);
     shop_destroy(shop);
@@ -1414,6 +1516,7 @@ Suite *shop_suite(void)
 
     tcase_set_timeout(core, 30);
     tcase_add_test(core, test_shop_ids_start_at_one_and_increase);
+    tcase_add_test(core, test_shop_report_and_one_call_per_action_in_memory);
     tcase_add_test(core, test_shop_order_goes_queued_to_fulfilled);
     tcase_add_test(core, test_shop_out_of_stock_leaves_stock_unchanged);
     tcase_add_test(core, test_shop_full_belt_rejects_with_eagain);

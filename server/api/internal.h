@@ -17,7 +17,7 @@
 
 /* Parse and validate a POST /buy body (cJSON lives in parse.c only). */
 struct buy_order {
-    const char *sku; /* points into the caller's `sku_buf` (see below) */
+    const char *sku; /* points into the caller's `sku_buf` */
     size_t sku_len;
     unsigned quantity;
     bool has_customer;
@@ -109,15 +109,9 @@ void view_product(const struct product *p, const struct shop_stock *s,
 void view_product_as(const struct product *p, const char *stock,
                      const char *sold, const char *restocked, struct jbuf *b);
 
-/*
- * Copy every product's live stock (one short hold of the inventory lock)
- * into a malloc'd array the caller frees; stores its length in `*n`.
- * Returns NULL on allocation failure.
- */
-struct shop_stock *stock_copy(const struct app *app, size_t *n);
-
 /* Append the Prometheus exposition of the shop's numbers to `b` (sets
- * b->oom on allocation failure). Takes the inventory lock once, briefly. */
+ * b->oom on allocation failure): one shop_report(), rendered by the
+ * metrics table. Takes the inventory lock once, briefly. */
 void metrics_write(const struct app *app, struct jbuf *b);
 
 /* The dashboard page, compiled into the binary (dashboard_blob.S). */

@@ -199,10 +199,6 @@ static void pending_answer(const struct app *app, bool keyed,
     http_deferred_complete(d, res);
 }
 
-/* A durable store's verdict on one order (committer thread): the deferred
- * answer is 202, 409 when the store turned out to hold its key already
- * (the retry is then answered from the store), or 503 store_unavailable
- * when the commit failed. */
 /*
  * Every answer of a POST /buy past validation, in one place: `rc` is the
  * outcome (0: accepted as order `id`), `stored` says it came from a durable
@@ -238,6 +234,10 @@ static void buy_answer(struct http_response *res, int rc, uint64_t id,
     }
 }
 
+/* A durable store's verdict on one order (committer thread): the deferred
+ * answer is 202, 409 when the store turned out to hold its key already
+ * (the retry is then answered from the store), 504 when the outcome is
+ * unknown, or 503 store_unavailable when the commit failed. */
 static void buy_committed(void *arg, int rc, uint64_t id)
 {
     struct buy_pending *p = arg;
@@ -307,112 +307,129 @@ static bool key_begin(const struct app *app, enum shop_idem_scope scope,
     return !idem_from_store(app, scope, key, key_len, fp, fp_len, tk, res);
 }
 
-static void handle_buy(const struct app *app, const struct http_request *req,
-                       const char *arg, struct http_response *res)
-{
-    (void)arg;
-    char msg[160];
-    char sku[SHOP_SKU_MAX + 1];
+/* A POST /buy on its way: the request, once valid, and its key. */
+struct buy_req {
+    struct order o;
     struct buy_order bo;
+    char sku[SHOP_SKU_MAX + 1];
+    enum key_check kc;
+    const char *key;
+    size_t key_len;
+    char fp[SHOP_IDEM_FP_MAX];
+    size_t fp_len;
+    struct shop_idem_ticket tk;
+    struct shop_fault_draw draw;
+};
 
+/* Validate a POST /buy: its size, its key, its body and its product.
+ * Returns true with the order in `br`, or false with the 4xx in `res`
+ * (counted as an invalid order). */
+static bool buy_read(const struct app *app, const struct http_request *req,
+                     struct buy_req *br, struct http_response *res)
+{
+    char msg[160];
+    int prc;
     if (req->body_too_large) {
         snprintf(msg, sizeof(msg), "request body is larger than %zu bytes",
                  app->limits.max_body);
         http_fail(res, HTTP_ERR_BODY_TOO_LARGE, msg);
-        shop_count_invalid(app->shop);
-        return;
-    }
-    const char *key = NULL;
-    size_t key_len = 0;
-    enum key_check kc = request_key(req, &key, &key_len);
-    if (kc == KEY_BAD) {
+    } else if ((br->kc = request_key(req, &br->key, &br->key_len)) == KEY_BAD) {
         bad_key(res);
-        shop_count_invalid(app->shop);
-        return;
-    }
-    int prc = buy_parse(req->body, req->body_len, app->limits.max_quantity, &bo,
-                        sku, msg, sizeof(msg));
-    if (prc < 0) {
+    } else if ((prc = buy_parse(req->body, req->body_len,
+                                app->limits.max_quantity, &br->bo, br->sku, msg,
+                                sizeof(msg))) < 0) {
         http_fail(res, parse_error(prc), msg);
-        shop_count_invalid(app->shop);
-        return;
-    }
-
-    int idx = shop_find_product(app->shop, bo.sku, bo.sku_len);
-    if (idx < 0) {
+    } else {
+        int idx = shop_find_product(app->shop, br->bo.sku, br->bo.sku_len);
+        if (idx >= 0) {
+            br->o.product = (uint32_t)idx;
+            br->o.quantity = br->bo.quantity;
+            br->o.has_customer = br->bo.has_customer;
+            if (br->bo.has_customer)
+                memcpy(br->o.customer, br->bo.customer, sizeof(br->o.customer));
+            return true;
+        }
         snprintf(msg, sizeof(msg), "product '%s' is not in the catalog",
-                 bo.sku);
+                 br->bo.sku);
         http_fail(res, HTTP_ERR_UNKNOWN_PRODUCT, msg);
-        shop_count_invalid(app->shop);
-        return;
     }
+    shop_count_invalid(app->shop);
+    return false;
+}
 
-    struct order o;
-    memset(&o, 0, sizeof(o));
-    o.product = (uint32_t)idx;
-    o.quantity = bo.quantity;
-    o.has_customer = bo.has_customer;
-    if (bo.has_customer)
-        memcpy(o.customer, bo.customer, sizeof(o.customer));
+/* Hand the order to a shop that answers later (a durable store: the 202
+ * waits for the commit). Returns 0 when `res` is deferred, else a
+ * negative errno (nothing handed over). */
+static int buy_later(const struct app *app, const struct buy_req *br,
+                     struct http_response *res)
+{
+    struct buy_pending *p = calloc(1, sizeof(*p));
+    struct http_deferred *d = p ? http_deferred_create() : NULL;
+    int rc = -ENOMEM;
+    if (d != NULL) {
+        p->d = d;
+        p->app = app;
+        p->keyed = br->kc == KEY_OK;
+        if (p->keyed)
+            p->tk = br->tk;
+        p->drop = br->draw.drop;
+        /* Held before the commit can answer: its 202 waits for both. */
+        bool held = br->draw.latency_ms > 0 &&
+                    api_timer_hold(app->timer, d, br->draw.latency_ms) == 0;
+        struct shop_order_key ok = {br->key, br->key_len, br->fp, br->fp_len};
+        rc = shop_buy(app->shop, &br->o, p->keyed ? &ok : NULL, buy_committed,
+                      p, NULL);
+        /* (Not handed over: the timer drops its own reference.) */
+        if (held && rc == SHOP_LATER)
+            shop_floor_injected(app->shop, SHOP_FAULT_LATENCY);
+    }
+    if (rc == SHOP_LATER) {
+        res->deferred = d;
+        return 0;
+    }
+    /* Never handed over: drop both references. */
+    http_deferred_release(d);
+    http_deferred_release(d);
+    free(p);
+    return rc;
+}
 
+static void handle_buy(const struct app *app, const struct http_request *req,
+                       const char *arg, struct http_response *res)
+{
+    (void)arg;
+    struct buy_req br;
+    memset(&br, 0, sizeof(br));
+    if (!buy_read(app, req, &br, res))
+        return;
     /* SPEC §11's faults: an injected error takes no order (and no key). */
-    struct shop_fault_draw draw;
-    shop_floor_draw(app->shop, &draw);
-    if (draw.error) {
+    shop_floor_draw(app->shop, &br.draw);
+    if (br.draw.error) {
         shop_floor_injected(app->shop, SHOP_FAULT_ERROR);
         http_fail(res, HTTP_ERR_INJECTED_FAULT, NULL);
         return;
     }
-
-    struct shop_idem_ticket tk;
-    char fp[SHOP_IDEM_FP_MAX];
-    size_t fp_len = 0;
-    if (kc == KEY_OK) {
-        fp_len = shop_buy_fingerprint(bo.sku, bo.quantity,
-                                      bo.has_customer ? bo.customer : NULL, fp);
-        if (!key_begin(app, SHOP_IDEM_BUY, key, key_len, fp, fp_len, &tk, res))
+    if (br.kc == KEY_OK) {
+        br.fp_len = shop_buy_fingerprint(
+            br.bo.sku, br.bo.quantity,
+            br.bo.has_customer ? br.bo.customer : NULL, br.fp);
+        if (!key_begin(app, SHOP_IDEM_BUY, br.key, br.key_len, br.fp, br.fp_len,
+                       &br.tk, res))
             return;
     }
-
     uint64_t id = 0;
     int rc;
-    if (shop_durable(app->shop)) {
-        /* 202 only once the order is committed: answer later. */
-        struct buy_pending *p = calloc(1, sizeof(*p));
-        struct http_deferred *d = p ? http_deferred_create() : NULL;
-        rc = -ENOMEM;
-        if (d != NULL) {
-            p->d = d;
-            p->app = app;
-            p->keyed = kc == KEY_OK;
-            if (p->keyed)
-                p->tk = tk;
-            p->drop = draw.drop;
-            /* Held before the commit can answer: its 202 waits for both. */
-            bool held = draw.latency_ms > 0 &&
-                        api_timer_hold(app->timer, d, draw.latency_ms) == 0;
-            struct shop_order_key ok = {key, key_len, fp, fp_len};
-            rc = shop_submit_async_key(app->shop, &o, p->keyed ? &ok : NULL,
-                                       buy_committed, p);
-            /* (Not handed over: the timer drops its own reference.) */
-            if (held && rc == 0)
-                shop_floor_injected(app->shop, SHOP_FAULT_LATENCY);
-        }
-        if (rc == 0) {
-            res->deferred = d;
+    if (shop_answers_later(app->shop)) {
+        rc = buy_later(app, &br, res);
+        if (rc == 0)
             return;
-        }
-        /* Never handed over: drop both references. */
-        http_deferred_release(d);
-        http_deferred_release(d);
-        free(p);
     } else {
-        rc = shop_submit(app->shop, &o, &id);
+        rc = shop_buy(app->shop, &br.o, NULL, NULL, NULL, &id);
     }
     buy_answer(res, rc, id, false);
-    if (kc == KEY_OK)
-        idem_finish(app, &tk, res);
-    floor_buy_answer(app, &draw, rc == 0, res);
+    if (br.kc == KEY_OK)
+        idem_finish(app, &br.tk, res);
+    floor_buy_answer(app, &br.draw, rc == 0, res);
 }
 
 /* --- GET /orders/{id} ------------------------------------------------ */
@@ -434,7 +451,7 @@ static int parse_id(const char *s, uint64_t *out)
     return 0;
 }
 
-/* --- shared stores: reads answered on the shop's reader thread -------- */
+/* --- reads: answered at once, or on a shared shop's reader thread ----- */
 
 /* A read in flight, with what its answer needs. */
 struct deferred_read {
@@ -466,7 +483,8 @@ static void read_done(struct shop_read *r)
         store_unavailable(&res);
     } else if (r->kind == SHOP_READ_ORDER) {
         jb_init(&b, 400);
-        view_order(app, &r->order, r->accepted_by, r->processed_by, &b);
+        view_order(app, &r->order, r->named ? r->accepted_by : NULL,
+                   r->named ? r->processed_by : NULL, &b);
         http_set_body(&res, 200, CT_JSON, &b);
     } else if (dr->product >= 0) {
         jb_init(&b, 160);
@@ -491,11 +509,12 @@ static void read_done(struct shop_read *r)
 }
 
 /*
- * Hand a read to a shared shop's reader and defer the answer. Returns
- * false (and answers 503 itself) if it could not.
+ * Hand a read to the shop and answer it: at once when the shop answered
+ * on this thread (memory, SQLite), or later (a shared store's reader).
+ * Answers 503 itself if it could not hand the read over.
  */
-static bool defer_read(const struct app *app, enum shop_read_kind kind,
-                       uint64_t id, int product, struct http_response *res)
+static void read_answer(const struct app *app, enum shop_read_kind kind,
+                        uint64_t id, int product, struct http_response *res)
 {
     struct deferred_read *dr = calloc(1, sizeof(*dr));
     size_t n = shop_product_count(app->shop);
@@ -515,20 +534,23 @@ static bool defer_read(const struct app *app, enum shop_read_kind kind,
     /* Once handed over, the read may be answered (and `dr` freed) at any
      * moment: keep what is still needed here. */
     struct http_deferred *d = dr->d;
-    if (shop_read_async(app->shop, &dr->r) != 0) {
+    if (shop_read(app->shop, &dr->r) != 0) {
         /* Never handed over: drop both references. */
         http_deferred_release(d);
         http_deferred_release(d);
         goto fail;
     }
-    res->deferred = d;
-    return true;
+    /* Answered already: take the answer, drop the request's reference. */
+    if (http_deferred_take(d, res))
+        http_deferred_release(d);
+    else
+        res->deferred = d;
+    return;
 fail:
     if (dr)
         free(dr->r.stock);
     free(dr);
     store_unavailable(res);
-    return false;
 }
 
 static void handle_order(const struct app *app, const struct http_request *req,
@@ -541,26 +563,12 @@ static void handle_order(const struct app *app, const struct http_request *req,
                   "order id must be a positive decimal integer");
         return;
     }
-    if (id != 0 && shop_shared(app->shop)) {
-        defer_read(app, SHOP_READ_ORDER, id, -1, res);
-        return;
-    }
-    struct order o;
-    int rc = id == 0 ? -ENOENT : shop_order(app->shop, id, &o);
-    if (rc == -EIO) {
-        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
-                  "the store cannot be read now; retry in a second");
-        return;
-    }
-    if (rc < 0) {
+    if (id == 0) {
         http_fail(res, HTTP_ERR_UNKNOWN_ORDER,
                   "no such order (never issued, or no longer kept)");
         return;
     }
-    struct jbuf b;
-    jb_init(&b, 320);
-    view_order(app, &o, NULL, NULL, &b);
-    http_set_body(res, 200, CT_JSON, &b);
+    read_answer(app, SHOP_READ_ORDER, id, -1, res);
 }
 
 /* --- GET /products, /products/{sku} ---------------------------------- */
@@ -571,25 +579,7 @@ static void handle_products(const struct app *app,
 {
     (void)req;
     (void)arg;
-    if (shop_shared(app->shop)) {
-        defer_read(app, SHOP_READ_PRODUCTS, 0, -1, res);
-        return;
-    }
-    size_t n;
-    struct shop_stock *st = stock_copy(app, &n);
-    struct jbuf b;
-    jb_init(&b, 128 * n + 8);
-    if (st == NULL)
-        b.oom = true;
-    jb_cstr(&b, "[");
-    for (size_t i = 0; st != NULL && i < n; i++) {
-        if (i)
-            jb_cstr(&b, ",");
-        view_product(shop_product(app->shop, i), &st[i], &b);
-    }
-    jb_cstr(&b, "]");
-    free(st);
-    http_set_body(res, 200, CT_JSON, &b);
+    read_answer(app, SHOP_READ_PRODUCTS, 0, -1, res);
 }
 
 static void handle_product(const struct app *app,
@@ -603,20 +593,7 @@ static void handle_product(const struct app *app,
                   "no product with that sku in the catalog");
         return;
     }
-    if (shop_shared(app->shop)) {
-        defer_read(app, SHOP_READ_PRODUCTS, 0, idx, res);
-        return;
-    }
-    size_t n;
-    struct shop_stock *st = stock_copy(app, &n);
-    struct jbuf b;
-    jb_init(&b, 160);
-    if (st == NULL)
-        b.oom = true;
-    else
-        view_product(shop_product(app->shop, (size_t)idx), &st[idx], &b);
-    free(st);
-    http_set_body(res, 200, CT_JSON, &b);
+    read_answer(app, SHOP_READ_PRODUCTS, 0, idx, res);
 }
 
 /* --- POST /products/{sku}/restock ------------------------------------ */
@@ -706,8 +683,6 @@ static void restock_done(struct http_response *res, const struct product *p,
     http_set_body(res, 200, CT_JSON, &b);
 }
 
-/* A durable store's verdict on one restock (committer thread): 200 with
- * the product once committed, or 503 store_unavailable. */
 /* Every answer of a restock past validation, as buy_answer() for /buy:
  * `rc` is the outcome (0: done, the numbers after it in `st`). */
 static void restock_answer(struct http_response *res, int rc,
@@ -738,6 +713,8 @@ static void restock_answer(struct http_response *res, int rc,
     }
 }
 
+/* A durable store's verdict on one restock (committer thread): 200 with
+ * the product once committed, or 409, 504 or 503 as for an order. */
 static void restock_committed(void *arg, int rc, const struct shop_stock *st)
 {
     struct restock_pending *p = arg;
@@ -748,14 +725,15 @@ static void restock_committed(void *arg, int rc, const struct shop_stock *st)
     free(p);
 }
 
-/* Hand a restock to the durable store's committer: answer later. With a
+/* Hand a restock to a shop that answers later (a durable store's
+ * committer). With a
  * key, the key commits with the restock, remembering the 200 whose
  * numbers the store fills in (the same ones this answer shows). Returns 0
  * when `res` is deferred, else a negative errno (nothing handed over). */
-static int restock_durable(const struct app *app, int idx, unsigned qty,
-                           const struct shop_idem_ticket *tk,
-                           const struct shop_order_key *key,
-                           struct http_response *res)
+static int restock_later(const struct app *app, int idx, unsigned qty,
+                         const struct shop_idem_ticket *tk,
+                         const struct shop_order_key *key,
+                         struct http_response *res)
 {
     struct jbuf tpl;
     jb_init(&tpl, 256);
@@ -777,11 +755,11 @@ static int restock_durable(const struct app *app, int idx, unsigned qty,
         p->keyed = tk != NULL;
         if (tk != NULL)
             p->tk = *tk;
-        rc = shop_restock_async(app->shop, (size_t)idx, (int64_t)qty, key,
-                                tpl.p, tpl.len, restock_committed, p);
+        rc = shop_restock_any(app->shop, (size_t)idx, (int64_t)qty, key, tpl.p,
+                              tpl.len, restock_committed, p, NULL);
     }
     jb_free(&tpl);
-    if (rc == 0) {
+    if (rc == SHOP_LATER) {
         res->deferred = d;
         return 0;
     }
@@ -845,15 +823,16 @@ static void handle_restock(const struct app *app,
     }
     struct shop_stock st;
     int rc;
-    if (shop_durable(app->shop)) {
+    if (shop_answers_later(app->shop)) {
         /* Committed first, then applied and answered (deferred). */
         struct shop_order_key ok = {key, key_len, fp, fp_len};
-        rc = restock_durable(app, idx, qty, kc == KEY_OK ? &tk : NULL,
-                             kc == KEY_OK ? &ok : NULL, res);
+        rc = restock_later(app, idx, qty, kc == KEY_OK ? &tk : NULL,
+                           kc == KEY_OK ? &ok : NULL, res);
         if (rc == 0)
             return;
     } else {
-        rc = shop_restock(app->shop, (size_t)idx, (int64_t)qty, &st);
+        rc = shop_restock_any(app->shop, (size_t)idx, (int64_t)qty, NULL, NULL,
+                              0, NULL, NULL, &st);
     }
     restock_answer(res, rc, p, &st, false);
     if (kc == KEY_OK)
