@@ -865,6 +865,27 @@ static int set_token_value(struct config *c, const struct setting *s,
     return 0;
 }
 
+/* A secret's file: its first line (without CR/LF) is text[0..*len); the
+ * caller validates it, then wipes and frees the buffer with wipe_free(). */
+static int read_first_line(const struct setting *s, const char *path,
+                           char **text, size_t *len, char *err, size_t errlen)
+{
+    size_t n = 0;
+    int rc = read_file(s->flag, path, text, &n, err, errlen);
+
+    if (rc < 0)
+        return rc;
+    *len = strcspn(*text, "\r\n");
+    return 0;
+}
+
+/* The buffer held a secret: wipe it before it goes back. */
+static void wipe_free(char *text)
+{
+    memset(text, 0, strlen(text));
+    free(text);
+}
+
 /* Set the admin token from the first line of the file at path. */
 static int set_token_file(struct config *c, const struct setting *s,
                           const char *path, const char *from, char *err,
@@ -872,11 +893,10 @@ static int set_token_file(struct config *c, const struct setting *s,
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = read_file(s->flag, path, &text, &len, err, errlen);
+    int rc = read_first_line(s, path, &text, &len, err, errlen);
 
     if (rc < 0)
         return rc;
-    len = strcspn(text, "\r\n");
     if (len == 0)
         rc = errorf(err, errlen,
                     "%s: the first line of the file is empty "
@@ -884,9 +904,7 @@ static int set_token_file(struct config *c, const struct setting *s,
                     s->flag, from);
     else
         rc = set_token_value(c, s, text, len, from, err, errlen);
-    /* The buffer held the secret: wipe it before it goes back. */
-    memset(text, 0, strlen(text));
-    free(text);
+    wipe_free(text);
     return rc;
 }
 
@@ -898,11 +916,10 @@ static int set_secret_file(struct config *c, const struct setting *s,
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = read_file(s->flag, path, &text, &len, err, errlen);
+    int rc = read_first_line(s, path, &text, &len, err, errlen);
 
     if (rc < 0)
         return rc;
-    len = strcspn(text, "\r\n");
     if (len == 0 || len >= s->size || memchr(text, '\0', len) != NULL)
         rc = errorf(err, errlen,
                     "%s: the first line of the file must hold the secret, "
@@ -912,9 +929,7 @@ static int set_secret_file(struct config *c, const struct setting *s,
         memcpy(field_of(c, s), text, len);
     if (rc == 0)
         ((char *)field_of(c, s))[len] = '\0';
-    /* The buffer held the secret: wipe it before it goes back. */
-    memset(text, 0, strlen(text));
-    free(text);
+    wipe_free(text);
     return rc;
 }
 
