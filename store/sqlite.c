@@ -25,7 +25,7 @@
  *                                <restocked>" (restock). A row written
  *                                before holds its HTTP status (202, 200)
  *                                and JSON answer: its outcome is read from
- *                                order_id, or from the body's numbers
+ *                                order_id, or from the body's numbers.
  *
  * Two connections. The writer belongs to the shop's committer thread (and
  * to store_load() before it starts): each store_commit() is one
