@@ -75,11 +75,10 @@ struct pending_restock {
     bool keyed;
     struct store_idem idem; /* points into the fields below */
     struct store_answer existing;
-    size_t key_len, answer_len;
+    size_t key_len;
     char key[SHOP_IDEM_KEY_MAX];
     size_t fp_len;
     char fp[STORE_FINGERPRINT_MAX];
-    char answer[STORE_ANSWER_MAX];
 };
 
 /* One accept handed over by shop_submit_async(), with its key if any. */
@@ -97,10 +96,6 @@ struct pending_accept {
 
 _Static_assert(STORE_FINGERPRINT_MAX == SHOP_IDEM_FP_MAX, "fingerprint sizes");
 _Static_assert(STORE_IDEM_KEY_MAX == SHOP_IDEM_KEY_MAX, "key sizes");
-
-/* The 202 a key remembers; the store puts the order's id in. */
-static const char buy_answer[] =
-    "{\"order_id\":" STORE_ID_PLACEHOLDER ",\"status\":\"queued\"}";
 
 struct committer {
     struct store *store;
@@ -200,11 +195,8 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
                 .endpoint = "restock",
                 .key = p->key,
                 .key_len = p->key_len,
-                .status = 200,
                 .fingerprint = p->fp,
                 .fingerprint_len = p->fp_len,
-                .body = p->answer,
-                .body_len = p->answer_len,
             };
             c->srs[i].idem = &p->idem;
             c->srs[i].existing = &p->existing;
@@ -220,11 +212,8 @@ static int commit_batch(struct committer *c, size_t na, size_t nr, size_t nk)
                 .endpoint = "buy",
                 .key = p->key,
                 .key_len = p->key_len,
-                .status = 202,
                 .fingerprint = p->fp,
                 .fingerprint_len = p->fp_len,
-                .body = buy_answer,
-                .body_len = sizeof(buy_answer) - 1,
             };
             a->idem = &p->idem;
         }
@@ -537,8 +526,8 @@ int committer_accept(struct committer *c, const struct shop_item *it,
 }
 
 int committer_restock(struct committer *c, uint32_t product, int64_t qty,
-                      const struct shop_order_key *key, const char *answer,
-                      size_t answer_len, shop_restock_fn done, void *arg)
+                      const struct shop_order_key *key, shop_restock_fn done,
+                      void *arg)
 {
     if (c == NULL)
         return -EINVAL;
@@ -555,8 +544,6 @@ int committer_restock(struct committer *c, uint32_t product, int64_t qty,
         memcpy(p->key, key->key, key->len);
         p->fp_len = key->fp_len;
         memcpy(p->fp, key->fp, key->fp_len);
-        p->answer_len = answer_len;
-        memcpy(p->answer, answer, answer_len);
     }
     pthread_mutex_lock(&c->lock);
     if (c->accepts_closed) {

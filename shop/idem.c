@@ -1,7 +1,9 @@
 /*
  * idem.c - the memory store's idempotency keys (SPEC §8): a bounded table
  * that remembers, per (endpoint, key), the fingerprint of the first request
- * and, once it succeeded, its answer.
+ * and, once it succeeded, its outcome: the order id, or the product's
+ * numbers after a restock (data, not an HTTP answer: the server renders
+ * the replay from it).
  *
  * Layout: the table is split into `nshards` shards (up to IDEM_SHARDS, each
  * of at least IDEM_SHARD_MIN keys), a key's shard chosen by its hash, so
@@ -16,10 +18,7 @@
  * 2 * IDEM_SHARD_MIN keys). Nothing is allocated per request: the table is
  * mapped once (all shards' entries in one mapping, their chain heads in
  * another, with huge pages requested; pages are only made resident as keys
- * arrive), and an answer body of up to IDEM_INLINE_BODY bytes (every
- * POST /buy answer) lives inside its entry. Larger bodies (restock answers,
- * which carry a product) get a heap copy, allocated before the lock is
- * taken and freed after it is released.
+ * arrive), and the outcome lives inside its entry.
  *
  * Each entry keeps the full key (up to 255 bytes) and the full fingerprint
  * (the canonical request, up to SHOP_IDEM_FP_MAX bytes), and a lookup
@@ -56,9 +55,7 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 
-/* Answer bodies up to this size are kept inside the entry. */
-#define IDEM_INLINE_BODY 64
-#define IDEM_NONE        UINT32_MAX
+#define IDEM_NONE UINT32_MAX
 
 enum idem_state { IDEM_FREE = 0, IDEM_PENDING, IDEM_DONE };
 
@@ -71,12 +68,9 @@ struct idem_entry {
     uint8_t scope;      /* enum shop_idem_scope */
     uint8_t key_len;    /* 1..SHOP_IDEM_KEY_MAX */
     uint16_t fp_len;    /* 1..SHOP_IDEM_FP_MAX */
-    uint16_t status;
-    uint16_t body_len;
     char key[SHOP_IDEM_KEY_MAX];
-    char fp[SHOP_IDEM_FP_MAX]; /* the canonical request */
-    char body[IDEM_INLINE_BODY];
-    char location[SHOP_IDEM_LOCATION_MAX];
+    char fp[SHOP_IDEM_FP_MAX];       /* the canonical request */
+    struct shop_idem_answer outcome; /* once DONE */
 };
 _Static_assert(SHOP_IDEM_KEY_MAX <= UINT8_MAX, "key_len is a uint8_t");
 _Static_assert(SHOP_IDEM_FP_MAX <= UINT16_MAX, "fp_len is a uint16_t");
@@ -85,17 +79,11 @@ _Static_assert(SHOP_IDEM_FP_MAX <= UINT16_MAX, "fp_len is a uint16_t");
 #define IDEM_SHARD_MIN 64 /* keys per shard, at least */
 #define IDEM_SLOT_BITS 24 /* a ticket's slot: shard << 24 | index */
 
-/*
- * A body longer than IDEM_INLINE_BODY lives on the heap, its pointer in the
- * shard's `heap` array (index = the entry's), which is ordinary heap memory:
- * leak checkers scan that, not the table's own mapping.
- */
 struct idem_shard {
     /* guards every field below up to `cap`; each shard on its own lines */
     _Alignas(SHOP_CACHE_LINE) pthread_mutex_t lock;
     struct idem_entry *e; /* cap entries */
     uint32_t *bucket;     /* nbuckets chain heads */
-    char **heap;          /* cap heap bodies (or NULL), by entry */
     size_t head;          /* the ring slot the next new key takes */
     uint64_t gen;         /* last generation stamped */
     size_t cap, nbuckets; /* read-only after create */
@@ -107,7 +95,6 @@ struct idem_table {
     size_t shards_ready;        /* shards whose lock exists (create/destroy) */
     size_t shard_buckets;       /* chain heads per shard */
     struct idem_entry *entries; /* all shards' entries, one mapping */
-    char **heap;                /* all shards' heap bodies, by entry */
     uint32_t *buckets;          /* all shards' chain heads, one mapping */
     size_t entries_size, buckets_size; /* bytes mapped */
     int64_t ttl_ns;                    /* read-only after create */
@@ -172,11 +159,10 @@ static void table_free(void *p, size_t size)
 
 /* Set up shard `sh` over `cap` entries at `e` and `nbuckets` heads at
  * `bucket` (parts of the table's two allocations). */
-static int shard_init(struct idem_shard *sh, struct idem_entry *e, char **heap,
-                      size_t cap, uint32_t *bucket, size_t nbuckets)
+static int shard_init(struct idem_shard *sh, struct idem_entry *e, size_t cap,
+                      uint32_t *bucket, size_t nbuckets)
 {
     sh->e = e;
-    sh->heap = heap;
     sh->cap = cap;
     sh->bucket = bucket;
     sh->nbuckets = nbuckets;
@@ -211,13 +197,12 @@ int idem_create(size_t cap, unsigned ttl_s, struct idem_table **out)
     t->buckets_size = t->nshards * t->shard_buckets * sizeof(uint32_t);
     t->entries = table_alloc(t->entries_size);
     t->buckets = table_alloc(t->buckets_size);
-    t->heap = calloc(cap, sizeof(*t->heap));
-    if (!t->shard || !t->entries || !t->buckets || !t->heap)
+    if (!t->shard || !t->entries || !t->buckets)
         goto fail;
     size_t first = 0;
     for (size_t i = 0; i < t->nshards; i++) {
         size_t n = cap / t->nshards + (i < cap % t->nshards ? 1 : 0);
-        err = -shard_init(&t->shard[i], t->entries + first, t->heap + first, n,
+        err = -shard_init(&t->shard[i], t->entries + first, n,
                           t->buckets + i * t->shard_buckets, t->shard_buckets);
         if (err)
             goto fail;
@@ -240,9 +225,6 @@ void idem_destroy(struct idem_table *t)
         return;
     for (size_t i = 0; i < t->shards_ready; i++)
         pthread_mutex_destroy(&t->shard[i].lock);
-    for (size_t i = 0; t->heap && i < t->cap; i++)
-        free(t->heap[i]);
-    free(t->heap);
     table_free(t->entries, t->entries_size);
     table_free(t->buckets, t->buckets_size);
     free(t->shard);
@@ -268,12 +250,8 @@ static bool same_key(const struct idem_entry *e, uint64_t h,
            memcmp(e->key, key, len) == 0;
 }
 
-/*
- * Unlink entry `i` from its chain and mark it free; returns its heap body
- * (for the caller to free once the lock is released). Lock held.
- */
-static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
-                         uint32_t i)
+/* Unlink entry `i` from its chain and mark it free. Lock held. */
+static void drop_locked(struct idem_table *t, struct idem_shard *sh, uint32_t i)
 {
     struct idem_entry *e = &sh->e[i];
     uint32_t *link = &sh->bucket[bucket_of(sh, e->hash)];
@@ -281,23 +259,9 @@ static char *drop_locked(struct idem_table *t, struct idem_shard *sh,
         link = &sh->e[*link].next;
     if (*link == i)
         *link = e->next;
-    char *heap = sh->heap[i];
-    sh->heap[i] = NULL;
     e->state = IDEM_FREE;
     e->next = IDEM_NONE;
     atomic_fetch_sub_explicit(&t->used, 1, memory_order_relaxed);
-    return heap;
-}
-
-static void copy_answer(const struct idem_shard *sh, uint32_t i,
-                        struct shop_idem_answer *a)
-{
-    const struct idem_entry *e = &sh->e[i];
-    a->status = e->status;
-    a->body_len = e->body_len;
-    memcpy(a->body, sh->heap[i] ? sh->heap[i] : e->body, e->body_len);
-    a->body[e->body_len] = '\0';
-    memcpy(a->location, e->location, sizeof(a->location));
 }
 
 enum shop_idem_result idem_begin(struct idem_table *t,
@@ -313,7 +277,6 @@ enum shop_idem_result idem_begin(struct idem_table *t,
         fp_len = SHOP_IDEM_FP_MAX;
     uint64_t h = key_hash(t->seed, scope, key, len);
 
-    char *garbage[2] = {NULL, NULL};
     enum shop_idem_result res = SHOP_IDEM_NEW;
     size_t si = shard_of(t, h);
     struct idem_shard *sh = &t->shard[si];
@@ -329,7 +292,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
     while (i != IDEM_NONE && !same_key(&sh->e[i], h, scope, key, len))
         i = sh->e[i].next;
     if (i != IDEM_NONE && now_ns >= sh->e[i].expires_ns) {
-        garbage[0] = drop_locked(t, sh, i);
+        drop_locked(t, sh, i);
         i = IDEM_NONE;
     }
     if (i != IDEM_NONE) {
@@ -340,7 +303,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
             res = SHOP_IDEM_MISMATCH;
         else {
             res = SHOP_IDEM_REPLAY;
-            copy_answer(sh, i, ans);
+            *ans = e->outcome;
         }
     } else {
         /* A new key takes the ring's head; a key still there is the oldest
@@ -348,7 +311,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
         i = (uint32_t)sh->head;
         sh->head = (sh->head + 1) % sh->cap;
         if (sh->e[i].state != IDEM_FREE)
-            garbage[1] = drop_locked(t, sh, i);
+            drop_locked(t, sh, i);
         struct idem_entry *e = &sh->e[i];
         e->hash = h;
         e->scope = (uint8_t)scope;
@@ -359,9 +322,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
         e->expires_ns = now_ns + t->ttl_ns;
         e->gen = ++sh->gen;
         e->state = IDEM_PENDING;
-        e->status = 0;
-        e->body_len = 0;
-        e->location[0] = '\0';
+        memset(&e->outcome, 0, sizeof(e->outcome));
         e->next = sh->bucket[b];
         sh->bucket[b] = i;
         atomic_fetch_add_explicit(&t->used, 1, memory_order_relaxed);
@@ -370,8 +331,6 @@ enum shop_idem_result idem_begin(struct idem_table *t,
     }
     pthread_mutex_unlock(&sh->lock);
 
-    free(garbage[0]);
-    free(garbage[1]);
     if (res == SHOP_IDEM_IN_PROGRESS)
         atomic_fetch_add_explicit(&t->in_use, 1, memory_order_relaxed);
     else if (res == SHOP_IDEM_MISMATCH)
@@ -399,63 +358,33 @@ static struct idem_entry *ticket_entry(struct idem_shard *sh,
 }
 
 int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
-                  unsigned status, const char *body, size_t len,
-                  const char *location)
+                  const struct shop_idem_answer *outcome)
 {
-    size_t loclen = location ? strlen(location) : 0;
-    if (len > SHOP_IDEM_BODY_MAX || loclen >= SHOP_IDEM_LOCATION_MAX ||
-        status > UINT16_MAX) {
-        idem_abort(t, tk);
-        return -E2BIG;
-    }
-    char *heap = NULL;
-    if (len > IDEM_INLINE_BODY) {
-        heap = malloc(len);
-        if (!heap) {
-            idem_abort(t, tk);
-            return -ENOMEM;
-        }
-        memcpy(heap, body, len);
-    }
-
     int ret = -ENOENT;
     struct idem_shard *sh = ticket_shard(t, tk);
-    if (!sh) {
-        free(heap);
+    if (!sh)
         return ret;
-    }
     pthread_mutex_lock(&sh->lock);
     struct idem_entry *e = ticket_entry(sh, tk);
     if (e) {
         e->state = IDEM_DONE;
-        e->status = (uint16_t)status;
-        e->body_len = (uint16_t)len;
-        if (heap) {
-            sh->heap[e - sh->e] = heap;
-            heap = NULL;
-        } else if (len > 0) {
-            memcpy(e->body, body, len);
-        }
-        memcpy(e->location, location ? location : "", loclen + 1);
+        e->outcome = *outcome;
         ret = 0;
     }
     pthread_mutex_unlock(&sh->lock);
-    free(heap); /* only if the entry was dropped meanwhile */
     return ret;
 }
 
 void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk)
 {
-    char *heap = NULL;
     struct idem_shard *sh = ticket_shard(t, tk);
     if (!sh)
         return;
     pthread_mutex_lock(&sh->lock);
     struct idem_entry *e = ticket_entry(sh, tk);
     if (e)
-        heap = drop_locked(t, sh, (uint32_t)(e - sh->e));
+        drop_locked(t, sh, (uint32_t)(e - sh->e));
     pthread_mutex_unlock(&sh->lock);
-    free(heap);
 }
 
 void idem_counts(struct idem_table *t, struct shop_snapshot *out)

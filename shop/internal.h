@@ -120,8 +120,7 @@ enum shop_idem_result idem_begin(struct idem_table *t,
                                  struct shop_idem_answer *ans);
 /* shop_idem_complete() and shop_idem_abort(). */
 int idem_complete(struct idem_table *t, const struct shop_idem_ticket *tk,
-                  unsigned status, const char *body, size_t len,
-                  const char *location);
+                  const struct shop_idem_answer *outcome);
 void idem_abort(struct idem_table *t, const struct shop_idem_ticket *tk);
 
 /* Fill the idem_* fields of `out`. */
@@ -226,8 +225,8 @@ int committer_accept(struct committer *c, const struct shop_item *it,
  * inventory and answered through `done` on the committer thread. 0,
  * -EPIPE once accepts are closed, -ENOMEM. Never blocks for long. */
 int committer_restock(struct committer *c, uint32_t product, int64_t qty,
-                      const struct shop_order_key *key, const char *answer,
-                      size_t answer_len, shop_restock_fn done, void *arg);
+                      const struct shop_order_key *key, shop_restock_fn done,
+                      void *arg);
 /* Hand a result over (decided, or ORDER_QUEUED for a store that decides);
  * blocks while result_cap results wait. Not with NULL. */
 void committer_result(struct committer *c, const struct order *o);

@@ -55,7 +55,7 @@
  *
  * Restocks (shop_restock) go through the inventory lock like a sale. The
  * idempotency key table (idem.c) sits beside the belt: the server asks it
- * about a key before shop_submit() and tells it the answer after, so the
+ * about a key before shop_submit() and tells it the outcome after, so the
  * shop never holds a key's lock while it touches the belt.
  *
  * Lock order: the shop itself has no lock. Its parts each have their own
@@ -114,9 +114,8 @@ struct shop {
                 const struct shop_order_key *key, shop_done_fn done, void *arg,
                 uint64_t *id);
     int (*restock)(struct shop *s, size_t i, int64_t qty,
-                   const struct shop_order_key *key, const char *answer,
-                   size_t answer_len, shop_restock_fn done, void *arg,
-                   struct shop_stock *out);
+                   const struct shop_order_key *key, shop_restock_fn done,
+                   void *arg, struct shop_stock *out);
     int (*read)(struct shop *s, struct shop_read *r);
     bool shared_store; /* a shared store's figures exist; after create */
     /* Results another instance finished first (a second delivery). */
@@ -258,12 +257,10 @@ static int take_journaled(struct shop *s, const struct order *o,
                           const struct shop_order_key *key, shop_done_fn done,
                           void *arg, uint64_t *id);
 static int restock_now(struct shop *s, size_t i, int64_t qty,
-                       const struct shop_order_key *key, const char *answer,
-                       size_t answer_len, shop_restock_fn done, void *arg,
-                       struct shop_stock *out);
+                       const struct shop_order_key *key, shop_restock_fn done,
+                       void *arg, struct shop_stock *out);
 static int restock_journaled(struct shop *s, size_t i, int64_t qty,
                              const struct shop_order_key *key,
-                             const char *answer, size_t answer_len,
                              shop_restock_fn done, void *arg,
                              struct shop_stock *out);
 static int read_here(struct shop *s, struct shop_read *r);
@@ -959,13 +956,10 @@ void shop_report_release(struct shop_report *r)
 /* Memory: the inventory answers at once (a key is the caller's table's
  * business, and there is nothing to call back). */
 static int restock_now(struct shop *s, size_t i, int64_t qty,
-                       const struct shop_order_key *key, const char *answer,
-                       size_t answer_len, shop_restock_fn done, void *arg,
-                       struct shop_stock *out)
+                       const struct shop_order_key *key, shop_restock_fn done,
+                       void *arg, struct shop_stock *out)
 {
     (void)key;
-    (void)answer;
-    (void)answer_len;
     (void)done;
     (void)arg;
     if (i >= s->nproducts)
@@ -979,37 +973,34 @@ static int restock_now(struct shop *s, size_t i, int64_t qty,
  * it needs: without one, -EINVAL). */
 static int restock_journaled(struct shop *s, size_t i, int64_t qty,
                              const struct shop_order_key *key,
-                             const char *answer, size_t answer_len,
                              shop_restock_fn done, void *arg,
                              struct shop_stock *out)
 {
     (void)out;
     if (done == NULL)
         return -EINVAL; /* shop_restock() on a durable store */
-    int rc = shop_restock_async(s, i, qty, key, answer, answer_len, done, arg);
+    int rc = shop_restock_async(s, i, qty, key, done, arg);
     return rc == 0 ? SHOP_LATER : rc;
 }
 
 int shop_restock(struct shop *s, size_t i, int64_t qty, struct shop_stock *out)
 {
-    return s->restock(s, i, qty, NULL, NULL, 0, NULL, NULL, out);
+    return s->restock(s, i, qty, NULL, NULL, NULL, out);
 }
 
 int shop_restock_any(struct shop *s, size_t i, int64_t qty,
-                     const struct shop_order_key *key, const char *answer,
-                     size_t answer_len, shop_restock_fn done, void *arg,
-                     struct shop_stock *out)
+                     const struct shop_order_key *key, shop_restock_fn done,
+                     void *arg, struct shop_stock *out)
 {
-    return s->restock(s, i, qty, key, answer, answer_len, done, arg, out);
+    return s->restock(s, i, qty, key, done, arg, out);
 }
 
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,
-                       const struct shop_order_key *key, const char *answer,
-                       size_t answer_len, shop_restock_fn done, void *arg)
+                       const struct shop_order_key *key, shop_restock_fn done,
+                       void *arg)
 {
     if (key != NULL && (key->len == 0 || key->len > SHOP_IDEM_KEY_MAX ||
-                        key->fp_len == 0 || key->fp_len > SHOP_IDEM_FP_MAX ||
-                        answer == NULL || answer_len > STORE_ANSWER_MAX))
+                        key->fp_len == 0 || key->fp_len > SHOP_IDEM_FP_MAX))
         return -EINVAL;
     if (i >= s->nproducts)
         return -ENOENT;
@@ -1017,8 +1008,7 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
         return -EINVAL;
     if (shop_draining(s))
         return -EPIPE;
-    return committer_restock(s->com, (uint32_t)i, qty, key, answer, answer_len,
-                             done, arg);
+    return committer_restock(s->com, (uint32_t)i, qty, key, done, arg);
 }
 
 int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
@@ -1037,14 +1027,10 @@ int shop_idem_stored(struct shop *s, enum shop_idem_scope scope,
         return -EIO;
     }
     memset(ans, 0, sizeof(*ans));
-    ans->status = sa.status;
-    ans->body_len =
-        sa.body_len < SHOP_IDEM_BODY_MAX ? sa.body_len : SHOP_IDEM_BODY_MAX;
-    memcpy(ans->body, sa.body, ans->body_len);
-    ans->body[ans->body_len] = '\0';
-    if (sa.order_id != 0)
-        snprintf(ans->location, sizeof(ans->location), "/orders/%llu",
-                 (unsigned long long)sa.order_id);
+    ans->order_id = sa.order_id;
+    ans->stock.stock = sa.stock;
+    ans->stock.sold = sa.sold;
+    ans->stock.restocked = sa.restocked;
     *fp_len = sa.fingerprint_len < SHOP_IDEM_FP_MAX ? sa.fingerprint_len
                                                     : SHOP_IDEM_FP_MAX;
     memcpy(fp, sa.fingerprint, *fp_len);
@@ -1087,10 +1073,9 @@ int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
 }
 
 int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
-                       unsigned status, const char *body, size_t len,
-                       const char *location)
+                       const struct shop_idem_answer *outcome)
 {
-    return idem_complete(s->idem, tk, status, body, len, location);
+    return idem_complete(s->idem, tk, outcome);
 }
 
 void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk)

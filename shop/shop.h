@@ -563,14 +563,12 @@ typedef void (*shop_restock_fn)(void *arg, int rc, const struct shop_stock *st);
  * blocks.
  *
  * With a `key` (may be NULL), the key is committed with the restock, its
- * answer being `answer` (`answer_len` bytes, copied) with the store's
- * STORE_STOCK/SOLD/RESTOCKED placeholders filled in from those numbers; if
- * the store already holds the key, nothing changes and `done` gets
- * -EEXIST.
+ * record's outcome being those numbers; if the store already holds the
+ * key, nothing changes and `done` gets -EEXIST.
  */
 int shop_restock_async(struct shop *s, size_t i, int64_t qty,
-                       const struct shop_order_key *key, const char *answer,
-                       size_t answer_len, shop_restock_fn done, void *arg);
+                       const struct shop_order_key *key, shop_restock_fn done,
+                       void *arg);
 
 /*
  * A restock's one call, the same in every mode: as shop_restock() (0 and
@@ -580,9 +578,8 @@ int shop_restock_async(struct shop *s, size_t i, int64_t qty,
  * errors at once as either of them.
  */
 int shop_restock_any(struct shop *s, size_t i, int64_t qty,
-                     const struct shop_order_key *key, const char *answer,
-                     size_t answer_len, shop_restock_fn done, void *arg,
-                     struct shop_stock *out);
+                     const struct shop_order_key *key, shop_restock_fn done,
+                     void *arg, struct shop_stock *out);
 
 /* --- idempotency keys (SPEC §8) ------------------------------------------
  *
@@ -595,23 +592,26 @@ int shop_restock_any(struct shop *s, size_t i, int64_t qty,
  *
  *   begin(scope, key, fingerprint) ->
  *     NEW          the caller processes the request, then calls complete()
- *                  with the answer if it succeeded, abort() otherwise;
+ *                  with its outcome if it succeeded, abort() otherwise;
  *     IN_PROGRESS  the first request with this key is still being answered;
  *     REPLAY       the key answered the same request before: `ans` holds
- *                  that answer;
+ *                  that request's outcome, which the caller renders as
+ *                  it rendered the first answer;
  *     MISMATCH     the key answered a different request.
+ *
+ * A key's record is {endpoint (scope), key, fingerprint, outcome}: data,
+ * not an HTTP answer. The outcome is the order id (POST /buy) or the
+ * product's numbers right after the restock.
  *
  * The memory store keeps at most shop_config.idempotency_keys keys, the
  * oldest dropped first, each for idempotency_ttl seconds after its first
  * use. A durable store implements the same four calls, committing the key
  * with the order it answered.
  */
-#define SHOP_IDEM_KEY_MAX      255     /* longest key, in bytes */
-#define SHOP_IDEM_BODY_MAX     2048    /* longest answer body kept */
-#define SHOP_IDEM_LOCATION_MAX 40      /* room for a Location value */
-#define SHOP_IDEM_TTL_DEFAULT  86400   /* seconds */
-#define SHOP_IDEM_KEYS_MAX     262144u /* most keys the memory store keeps */
-#define SHOP_IDEM_FP_MAX       256     /* longest fingerprint, in bytes */
+#define SHOP_IDEM_KEY_MAX     255     /* longest key, in bytes */
+#define SHOP_IDEM_TTL_DEFAULT 86400   /* seconds */
+#define SHOP_IDEM_KEYS_MAX    262144u /* most keys the memory store keeps */
+#define SHOP_IDEM_FP_MAX      256     /* longest fingerprint, in bytes */
 
 /* Keys are per endpoint: the same key in two scopes is two keys. */
 enum shop_idem_scope {
@@ -632,12 +632,10 @@ struct shop_idem_ticket {
     uint64_t gen;
 };
 
-/* A remembered answer. */
+/* A key's remembered outcome: what the request it answered did. */
 struct shop_idem_answer {
-    unsigned status;
-    char location[SHOP_IDEM_LOCATION_MAX]; /* "" if the answer had none */
-    size_t body_len;
-    char body[SHOP_IDEM_BODY_MAX + 1]; /* NUL-terminated */
+    uint64_t order_id;       /* POST /buy: the order it created */
+    struct shop_stock stock; /* a restock: the numbers right after it */
 };
 
 /*
@@ -667,23 +665,19 @@ int shop_idem_begin(struct shop *s, enum shop_idem_scope scope, const char *key,
                     struct shop_idem_ticket *tk, struct shop_idem_answer *ans);
 
 /*
- * Remember the answer to the request of a NEW key (success answers only):
- * `status`, `body` (`len` bytes, at most SHOP_IDEM_BODY_MAX) and `location`
- * (NULL or a Location value). Returns 0, or a negative errno when it could
- * not be kept (-E2BIG, -ENOMEM, -ENOENT if the key was dropped meanwhile);
- * then the key is forgotten, as after abort().
+ * Remember the outcome of the request of a NEW key (successes only).
+ * Returns 0, or -ENOENT if the key was dropped meanwhile. Never allocates.
  */
 int shop_idem_complete(struct shop *s, const struct shop_idem_ticket *tk,
-                       unsigned status, const char *body, size_t len,
-                       const char *location);
+                       const struct shop_idem_answer *outcome);
 
 /* Forget the key of a NEW request that did not succeed: it may be reused. */
 void shop_idem_abort(struct shop *s, const struct shop_idem_ticket *tk);
 
 /*
- * A durable store's remembered answer to `key` in `scope`, for a key the
+ * A durable store's record of `key` in `scope`, for a key the
  * memory table does not know (after a restart, or dropped from the table):
- * fills `ans` (an order's with Location /orders/N), `fp` (SHOP_IDEM_FP_MAX
+ * fills `ans` (the outcome), `fp` (SHOP_IDEM_FP_MAX
  * bytes: the first request's fingerprint) and `*fp_len`, and returns 0; -ENOENT
  * if the store has no such unexpired key (or the shop is not durable); -EIO if
  * the store cannot be read. Blocks on a read of the store (brief in WAL mode).

@@ -46,18 +46,4 @@ extern const struct store_backend store_memory_backend;
 extern const struct store_backend store_sqlite_backend;
 extern const struct store_backend store_redis_backend;
 
-/*
- * Replace the first STORE_ID_PLACEHOLDER in `body` (`len` bytes) with `id`
- * into `out` (room for STORE_ANSWER_MAX + 1). Returns the new length, or
- * -EINVAL if it would not fit.
- */
-int store_render_answer(const char *body, size_t len, uint64_t id, char *out);
-
-/*
- * As store_render_answer() for a restock's answer: replace the stock, sold
- * and restocked placeholders with `stock`, `sold` and `restocked`.
- */
-int store_render_restock(const char *body, size_t len, int64_t stock,
-                         int64_t sold, int64_t restocked, char *out);
-
 #endif /* SHOPD_STORE_INTERNAL_H */

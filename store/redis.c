@@ -256,19 +256,20 @@ static int hex_val(char c)
 }
 
 /*
- * Parse a remembered answer, "<fingerprint hex>\n<status>\n<id>\n<body>"
- * (the fingerprint is the canonical request, hex-encoded by the library so
- * that any byte is safe in the framing). Returns 0 or -EIO when it is not
- * in that form.
+ * Parse a key's record, "<fingerprint hex>\n<outcome>" (the fingerprint is
+ * the canonical request, hex-encoded by the library so that any byte is
+ * safe in the framing; the outcome is an order id, or a restock's
+ * "<stock> <sold> <restocked>"). Returns 0 or -EIO when it is not in that
+ * form.
  */
 static int parse_answer(const char *v, size_t len, struct store_answer *out)
 {
-    const char *end = v + len;
-    const char *nl1 = memchr(v, '\n', len);
-    if (nl1 == NULL || (nl1 - v) % 2 != 0 ||
-        nl1 - v > (ptrdiff_t)2 * STORE_FINGERPRINT_MAX)
+    const char *nl = memchr(v, '\n', len);
+    if (nl == NULL || (nl - v) % 2 != 0 ||
+        nl - v > (ptrdiff_t)2 * STORE_FINGERPRINT_MAX)
         return -EIO;
-    size_t n = (size_t)(nl1 - v) / 2;
+    memset(out, 0, sizeof(*out));
+    size_t n = (size_t)(nl - v) / 2;
     for (size_t i = 0; i < n; i++) {
         int hi = hex_val(v[2 * i]), lo = hex_val(v[2 * i + 1]);
         if (hi < 0 || lo < 0)
@@ -276,19 +277,24 @@ static int parse_answer(const char *v, size_t len, struct store_answer *out)
         out->fingerprint[i] = (char)(hi << 4 | lo);
     }
     out->fingerprint_len = n;
-    const char *nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
-    const char *nl3 =
-        nl2 ? memchr(nl2 + 1, '\n', (size_t)(end - nl2 - 1)) : NULL;
-    if (nl3 == NULL)
+    char num[80];
+    size_t rest = len - n * 2 - 1;
+    if (rest == 0 || rest >= sizeof(num))
         return -EIO;
-    out->status = (unsigned)strtoul(nl1 + 1, NULL, 10);
-    out->order_id = strtoull(nl2 + 1, NULL, 10);
-    size_t blen = (size_t)(end - nl3 - 1);
-    if (blen > STORE_ANSWER_MAX)
+    memcpy(num, nl + 1, rest);
+    num[rest] = '\0';
+    int64_t x[3];
+    int got =
+        sscanf(num, "%" SCNd64 " %" SCNd64 " %" SCNd64, &x[0], &x[1], &x[2]);
+    if (got == 1 && x[0] > 0) {
+        out->order_id = (uint64_t)x[0];
+    } else if (got == 3) {
+        out->stock = x[0];
+        out->sold = x[1];
+        out->restocked = x[2];
+    } else {
         return -EIO;
-    memcpy(out->body, nl3 + 1, blen);
-    out->body[blen] = '\0';
-    out->body_len = blen;
+    }
     return 0;
 }
 
@@ -1014,7 +1020,7 @@ static void args_free(struct args *a)
 }
 
 /* Append the arguments of one idempotency key (endpoint, key,
- * fingerprint, status, body). */
+ * fingerprint). */
 static void arg_idem(struct args *a, const struct store_idem *idem,
                      const char *dflt_ep)
 {
@@ -1022,15 +1028,11 @@ static void arg_idem(struct args *a, const struct store_idem *idem,
         arg_s(a, dflt_ep);
         arg_s(a, "");
         arg_s(a, "");
-        arg_s(a, "0");
-        arg_s(a, "");
         return;
     }
     arg_s(a, idem->endpoint);
     arg(a, idem->key, idem->key_len);
     arg(a, idem->fingerprint, idem->fingerprint_len);
-    arg_fmt(a, "%u", idem->status);
-    arg(a, idem->body ? idem->body : "", idem->body ? idem->body_len : 0);
 }
 
 /* ---- lanes: one commit at a time each, a growing sequence ------------ */
@@ -1323,7 +1325,7 @@ static int rd_commit(struct store *st, struct store_batch *b)
         return ret;
     if (nr + na + nk == 0)
         return probe(rs);
-    ret = args_init(&a, 16 + 4 * nr + 7 * na + 7 * nk, 16 + 5 * (nr + na + nk));
+    ret = args_init(&a, 16 + 4 * nr + 5 * na + 5 * nk, 16 + 5 * (nr + na + nk));
     char(*pk)[PACKED_MAX] = calloc(na ? na : 1, sizeof(*pk));
     if (ret < 0 || pk == NULL) {
         ret = -ENOMEM;

@@ -42,8 +42,10 @@
 --                   of being applied twice (Kafka's idempotent producer);
 --                   an older commit arriving late is refused (STALE).
 --   P:idem:<ep>:<k> idempotency key <k> of endpoint <ep> (buy, restock):
---                   "<fingerprint hex>\n<status>\n<order id>\n<body>",
---                   expiring after the TTL
+--                   "<fingerprint hex>\n<outcome>", the outcome being the
+--                   order id (buy) or "<stock> <sold> <restocked>", the
+--                   product's numbers right after the restock; expiring
+--                   after the TTL. No answer is kept: the server renders it
 --
 -- Invariants (every function is atomic): stock never goes below zero;
 -- stock + sold == initial + restocked per product; an order becomes final
@@ -173,26 +175,16 @@ local function seed(keys, args)
     return out
 end
 
--- Replace the first `ph` in `body` with `v` (plain text, no patterns).
-local function put(body, ph, v)
-    local at = string.find(body, ph, 1, true)
-    if not at then
-        return body
-    end
-    return string.sub(body, 1, at - 1) .. v .. string.sub(body, at + #ph)
-end
-
 local function hex(s)
     return (string.gsub(s, '.', function(c)
         return string.format('%02x', string.byte(c))
     end))
 end
 
--- The value remembered with an idempotency key: the first answer, with
--- the order id put in for the placeholder.
-local function idem_value(fp, status, id, body)
-    return hex(fp) .. '\n' .. status .. '\n' .. id .. '\n' ..
-               put(body, '{order_id}', id)
+-- The value remembered with an idempotency key: the request's
+-- fingerprint and what became of it (no HTTP answer).
+local function idem_value(fp, outcome)
+    return hex(fp) .. '\n' .. outcome
 end
 
 -- The first bucket of records still kept when `last` ids were given.
@@ -337,8 +329,7 @@ local function process(p, args, at, n, c, ino, hist, out)
 end
 
 -- Accepts: n times (the order packed as its entry's field o, keyed (""
--- none, or "1" followed by endpoint, idempotency key, fingerprint, answer
--- status, answer body)). Appends per order {0, id} accepted, {1, 0} the
+-- none, or "1" followed by endpoint, idempotency key, fingerprint)). Appends per order {0, id} accepted, {1, 0} the
 -- shop-wide belt is full, {2, value} the key exists (its value).
 local function accept(p, args, at, n, c, ino, cap, ttl, hist, out)
     local belt = p .. ':belt'
@@ -365,15 +356,14 @@ local function accept(p, args, at, n, c, ino, cap, ttl, hist, out)
             local id = int(last + k)
             redis.call('XADD', belt, id .. '-0', 'o', args[b])
             if kkey then
-                redis.call('SET', kkey,
-                           idem_value(args[b + 4], args[b + 5], id,
-                                      args[b + 6]), 'EX', ttl)
+                redis.call('SET', kkey, idem_value(args[b + 4], id), 'EX',
+                           ttl)
             end
             depth = depth + 1
             out[#out + 1] = 0
             out[#out + 1] = last + k
         end
-        b = b + (keyed and 7 or 2)
+        b = b + (keyed and 5 or 2)
     end
     if k > 0 then
         c.last_id = last + k
@@ -390,11 +380,11 @@ local function accept(p, args, at, n, c, ino, cap, ttl, hist, out)
 end
 
 -- Restocks: n times (sku, quantity, endpoint, idempotency key ("" none),
--- fingerprint, answer status, answer body). Appends per restock {0, stock,
+-- fingerprint). Appends per restock {0, stock,
 -- sold, restocked} done, or {2, value, 0, 0} the key exists.
 local function restock(p, args, at, n, c, ttl, out)
     for i = 0, n - 1 do
-        local b = at + i * 7
+        local b = at + i * 5
         local sku, qty = args[b], tonumber(args[b + 1])
         local kkey, old = nil, nil
         if args[b + 3] ~= '' then
@@ -414,12 +404,10 @@ local function restock(p, args, at, n, c, ttl, out)
                                       '0')
             c.restocked = c.restocked + qty
             if kkey then
-                -- The answer with the numbers of this very restock.
-                local body = put(put(put(args[b + 6], '{stock}', stock),
-                                     '{sold}', sold), '{restocked}', rs)
+                -- The numbers of this very restock.
                 redis.call('SET', kkey,
-                           idem_value(args[b + 4], args[b + 5], 0, body), 'EX',
-                           ttl)
+                           idem_value(args[b + 4], stock .. ' ' .. sold ..
+                                          ' ' .. rs), 'EX', ttl)
             end
             out[#out + 1] = 0
             out[#out + 1] = stock

@@ -17,7 +17,15 @@
  *                                TEXT ("apple|2|null"); a file written
  *                                before held 32-byte SHA-256 BLOBs there:
  *                                those keys are dropped once at open
- *                                (meta fingerprint = 'canonical' marks it)
+ *                                (meta fingerprint = 'canonical' marks it).
+ *                                A key's record is {endpoint, key,
+ *                                fingerprint, outcome}: status 0 marks a
+ *                                row of this form, its outcome order_id
+ *                                (buy) or body "<stock> <sold>
+ *                                <restocked>" (restock). A row written
+ *                                before holds its HTTP status (202, 200)
+ *                                and JSON answer: its outcome is read from
+ *                                order_id, or from the body's numbers.
  *
  * Two connections. The writer belongs to the shop's committer thread (and
  * to store_load() before it starts): each store_commit() is one
@@ -69,6 +77,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <cJSON.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -953,7 +962,31 @@ static int sq_load(struct store *st, const struct store_product *catalog,
     return 0;
 }
 
-/* A row of R_KEY (fingerprint, status, body, order_id) into `out`. */
+/* The numbers of a restock row's body into `out`: "<stock> <sold>
+ * <restocked>", or (a row written by a build before) the JSON answer that
+ * showed the product. */
+static void read_numbers(const char *body, bool old, struct store_answer *out)
+{
+    if (!old) {
+        if (sscanf(body, "%" SCNd64 " %" SCNd64 " %" SCNd64, &out->stock,
+                   &out->sold, &out->restocked) != 3)
+            out->stock = out->sold = out->restocked = 0;
+        return;
+    }
+    cJSON *j = cJSON_Parse(body);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stock");
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(j, "sold");
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(j, "restocked");
+    if (cJSON_IsNumber(st) && cJSON_IsNumber(so) && cJSON_IsNumber(re)) {
+        out->stock = (int64_t)st->valuedouble;
+        out->sold = (int64_t)so->valuedouble;
+        out->restocked = (int64_t)re->valuedouble;
+    }
+    cJSON_Delete(j);
+}
+
+/* A row of R_KEY (fingerprint, status, body, order_id) into `out`: its
+ * outcome, from a row of either form (see the schema above). */
 static void read_answer(sqlite3_stmt *q, struct store_answer *out)
 {
     memset(out, 0, sizeof(*out));
@@ -963,33 +996,31 @@ static void read_answer(sqlite3_stmt *q, struct store_answer *out)
         memcpy(out->fingerprint, fp, (size_t)n);
         out->fingerprint_len = (size_t)n;
     }
-    out->status = (unsigned)sqlite3_column_int(q, 1);
-    const unsigned char *body = sqlite3_column_text(q, 2);
-    out->body_len = (size_t)snprintf(out->body, sizeof(out->body), "%s",
-                                     body ? (const char *)body : "");
+    bool old = sqlite3_column_int(q, 1) != 0;
     out->order_id = (uint64_t)sqlite3_column_int64(q, 3);
+    const unsigned char *body = sqlite3_column_text(q, 2);
+    if (out->order_id == 0 && body != NULL)
+        read_numbers((const char *)body, old, out);
 }
 
-/* Store the key of an accept or restock; `existing` gets the stored answer
- * when the key is taken. Returns an SQLite code; `*taken` tells. */
+/* Store the key of an accept (order `id`) or restock (`r`, its numbers
+ * after it); `existing` gets the stored record when the key is taken.
+ * Returns an SQLite code; `*taken` tells. */
 static int put_key(struct sqlite_store *s, const struct store_idem *k,
                    uint64_t id, const struct store_restock *r, int64_t now,
                    bool *taken, struct store_answer *existing)
 {
-    char body[STORE_ANSWER_MAX + 1];
-    const char *tpl = k->body ? k->body : "";
-    int len = r != NULL ? store_render_restock(tpl, k->body_len, r->stock,
-                                               r->sold, r->restocked, body)
-                        : store_render_answer(tpl, k->body_len, id, body);
-    if (len < 0)
-        return SQLITE_TOOBIG;
+    char body[80] = "";
+    if (r != NULL)
+        snprintf(body, sizeof(body), "%" PRId64 " %" PRId64 " %" PRId64,
+                 r->stock, r->sold, r->restocked);
     sqlite3_stmt *st = s->ws[W_INSERT_KEY];
     sqlite3_bind_text(st, 1, k->endpoint, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, k->key, (int)k->key_len, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, k->fingerprint, (int)k->fingerprint_len,
                       SQLITE_STATIC);
-    sqlite3_bind_int(st, 4, (int)k->status);
-    sqlite3_bind_text(st, 5, body, len, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, 0); /* a record of this form (see the schema) */
+    sqlite3_bind_text(st, 5, body, -1, SQLITE_TRANSIENT);
     if (id)
         sqlite3_bind_int64(st, 6, (int64_t)id);
     sqlite3_bind_int64(st, 7, now);

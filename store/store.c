@@ -8,7 +8,6 @@
 #include "store/store.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,51 +150,4 @@ void store_stats(struct store *st, struct store_stats *out)
     memset(out, 0, sizeof(*out));
     out->kind = st->be->kind;
     st->be->stats(st, out);
-}
-
-/* Copy `body` into `out` (room for STORE_ANSWER_MAX + 1), replacing each
- * of the `n` placeholders `ph[i]` with the decimal `val[i]`. Returns the
- * length, or -EINVAL if the result would not fit. */
-static int render(const char *body, size_t len, const char *const *ph,
-                  const char *const *val, size_t n, char *out)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t k = 0;
-        while (k < n && (strlen(ph[k]) > len - i ||
-                         memcmp(body + i, ph[k], strlen(ph[k])) != 0))
-            k++;
-        const char *piece = k < n ? val[k] : body + i;
-        size_t plen = k < n ? strlen(val[k]) : 1;
-        if (o + plen > STORE_ANSWER_MAX)
-            return -EINVAL;
-        memcpy(out + o, piece, plen);
-        o += plen;
-        i += k < n ? strlen(ph[k]) : 1;
-    }
-    out[o] = '\0';
-    return (int)o;
-}
-
-int store_render_answer(const char *body, size_t len, uint64_t id, char *out)
-{
-    static const char *const ph[] = {STORE_ID_PLACEHOLDER};
-    char num[24];
-    snprintf(num, sizeof(num), "%" PRIu64, id);
-    const char *const val[] = {num};
-    return render(body, len, ph, val, 1, out);
-}
-
-int store_render_restock(const char *body, size_t len, int64_t stock,
-                         int64_t sold, int64_t restocked, char *out)
-{
-    static const char *const ph[] = {STORE_STOCK_PLACEHOLDER,
-                                     STORE_SOLD_PLACEHOLDER,
-                                     STORE_RESTOCKED_PLACEHOLDER};
-    char a[24], b[24], c[24];
-    snprintf(a, sizeof(a), "%" PRId64, stock);
-    snprintf(b, sizeof(b), "%" PRId64, sold);
-    snprintf(c, sizeof(c), "%" PRId64, restocked);
-    const char *const val[] = {a, b, c};
-    return render(body, len, ph, val, 3, out);
 }

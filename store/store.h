@@ -57,13 +57,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SKU_MAX         64   /* as SHOP_SKU_MAX */
-#define STORE_NAME_MAX        128  /* as SHOP_NAME_MAX */
-#define STORE_CUSTOMER_MAX    128  /* as SHOP_CUSTOMER_MAX */
-#define STORE_INSTANCE_MAX    128  /* longest instance name */
-#define STORE_IDEM_KEY_MAX    255  /* longest Idempotency-Key (SPEC §8) */
-#define STORE_FINGERPRINT_MAX 256  /* longest request fingerprint */
-#define STORE_ANSWER_MAX      1024 /* longest remembered answer body */
+#define STORE_SKU_MAX         64  /* as SHOP_SKU_MAX */
+#define STORE_NAME_MAX        128 /* as SHOP_NAME_MAX */
+#define STORE_CUSTOMER_MAX    128 /* as SHOP_CUSTOMER_MAX */
+#define STORE_INSTANCE_MAX    128 /* longest instance name */
+#define STORE_IDEM_KEY_MAX    255 /* longest Idempotency-Key (SPEC §8) */
+#define STORE_FINGERPRINT_MAX 256 /* longest request fingerprint */
 
 enum store_kind {
     STORE_MEMORY = 0,
@@ -175,37 +174,27 @@ struct store_state {
  * committed in the same step as what it answered, so a replay works after
  * kill -9. `endpoint` names the key space ("buy", "restock").
  *
- * The remembered answer is `status` and `body`. A body may contain the
- * placeholder STORE_ID_PLACEHOLDER once: the store replaces it with the id
- * it assigned in the same step (an order's id is only known at commit).
- * A restock's body may contain each of STORE_STOCK_PLACEHOLDER,
- * STORE_SOLD_PLACEHOLDER and STORE_RESTOCKED_PLACEHOLDER once: the store
- * replaces them with the product's numbers right after the restock, in the
- * same step (the numbers store_restock returns), in plain decimal.
+ * The key's record is {endpoint, key, fingerprint, outcome}; the outcome
+ * is what the same step decided, not an HTTP answer: the id the store
+ * assigned to the order (an order's id is only known at commit), or the
+ * product's numbers right after the restock (the ones store_restock
+ * returns). The server renders every answer, first or replayed, from it.
  */
-#define STORE_ID_PLACEHOLDER        "{order_id}"
-#define STORE_STOCK_PLACEHOLDER     "{stock}"
-#define STORE_SOLD_PLACEHOLDER      "{sold}"
-#define STORE_RESTOCKED_PLACEHOLDER "{restocked}"
 struct store_idem {
     const char *endpoint; /* static string */
     const char *key;      /* 1..STORE_IDEM_KEY_MAX bytes, not terminated */
     size_t key_len;
     const char *fingerprint; /* the canonical request, not terminated */
     size_t fingerprint_len;  /* 1..STORE_FINGERPRINT_MAX bytes */
-    unsigned status;         /* answer status to remember */
-    const char *body;        /* answer body to remember (<= STORE_ANSWER_MAX) */
-    size_t body_len;
 };
 
-/* A remembered answer, as store_idem_get() and a refused accept give it. */
+/* A key's record, as store_idem_get() and a refused accept give it. */
 struct store_answer {
     char fingerprint[STORE_FINGERPRINT_MAX]; /* not terminated */
     size_t fingerprint_len;
-    unsigned status;
-    uint64_t order_id; /* the order it created, 0 for a restock */
-    size_t body_len;
-    char body[STORE_ANSWER_MAX + 1]; /* placeholder already replaced */
+    uint64_t order_id; /* the order it created (buy), 0 for a restock */
+    /* a restock: the product's numbers right after it (0 for a buy) */
+    int64_t stock, sold, restocked;
 };
 
 /* What became of one accept in store_commit(). */

@@ -138,8 +138,7 @@ START_TEST(test_shop_report_and_one_call_per_action_in_memory)
     o.product = N - 1; /* past the shown products */
     ck_assert_int_eq(shop_buy(s, &o, NULL, NULL, NULL, &id), 0);
     struct shop_stock after;
-    ck_assert_int_eq(
-        shop_restock_any(s, 0, 5, NULL, NULL, 0, NULL, NULL, &after), 0);
+    ck_assert_int_eq(shop_restock_any(s, 0, 5, NULL, NULL, NULL, &after), 0);
     ck_assert_int_eq(after.restocked, 5);
     ck_assert_int_eq(shop_drain(s, NULL), 0);
 
@@ -948,18 +947,13 @@ START_TEST(test_shop_idem_new_in_use_replay_mismatch)
     ck_assert_int_eq(
         shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fb, strlen(fb), &tk2, &ans),
         SHOP_IDEM_IN_PROGRESS);
-    const char body[] = "{\"order_id\":7,\"status\":\"queued\"}";
-    ck_assert_int_eq(
-        shop_idem_complete(s, &tk, 202, body, sizeof(body) - 1, "/orders/7"),
-        0);
+    const struct shop_idem_answer seven = {.order_id = 7};
+    ck_assert_int_eq(shop_idem_complete(s, &tk, &seven), 0);
     memset(&ans, 0, sizeof(ans));
     ck_assert_int_eq(
         shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fa, strlen(fa), &tk2, &ans),
         SHOP_IDEM_REPLAY);
-    ck_assert_uint_eq(ans.status, 202);
-    ck_assert_uint_eq(ans.body_len, sizeof(body) - 1);
-    ck_assert_str_eq(ans.body, body);
-    ck_assert_str_eq(ans.location, "/orders/7");
+    ck_assert_uint_eq(ans.order_id, 7);
     ck_assert_int_eq(
         shop_idem_begin(s, SHOP_IDEM_BUY, "k1", 2, fb, strlen(fb), &tk2, &ans),
         SHOP_IDEM_MISMATCH);
@@ -1009,27 +1003,22 @@ START_TEST(test_shop_idem_abort_frees_the_key)
         SHOP_IDEM_NEW);
     /* A stale ticket does nothing to the entry that replaced it. */
     shop_idem_abort(s, &old);
-    ck_assert_int_eq(shop_idem_complete(s, &old, 202, "x", 1, NULL), -ENOENT);
+    const struct shop_idem_answer one = {.order_id = 1};
+    ck_assert_int_eq(shop_idem_complete(s, &old, &one), -ENOENT);
     ck_assert_int_eq(
         shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fb, strlen(fb), &old, &ans),
         SHOP_IDEM_IN_PROGRESS);
-    /* An answer too large to keep is refused, and the key forgotten. */
-    static char huge[SHOP_IDEM_BODY_MAX + 1];
-    memset(huge, 'x', sizeof(huge));
-    ck_assert_int_eq(shop_idem_complete(s, &tk, 200, huge, sizeof(huge), NULL),
-                     -E2BIG);
+    /* A restock's numbers come back whole. */
+    const struct shop_idem_answer nums = {
+        .stock = {.stock = INT64_C(1) << 40, .sold = 3, .restocked = -1}};
+    ck_assert_int_eq(shop_idem_complete(s, &tk, &nums), 0);
     ck_assert_int_eq(
-        shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fa, strlen(fa), &tk, &ans),
-        SHOP_IDEM_NEW);
-    /* A body past the inline size comes back whole. */
-    ck_assert_int_eq(
-        shop_idem_complete(s, &tk, 200, huge, SHOP_IDEM_BODY_MAX, NULL), 0);
-    ck_assert_int_eq(
-        shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fa, strlen(fa), &old, &ans),
+        shop_idem_begin(s, SHOP_IDEM_BUY, "k", 1, fb, strlen(fb), &old, &ans),
         SHOP_IDEM_REPLAY);
-    ck_assert_uint_eq(ans.body_len, SHOP_IDEM_BODY_MAX);
-    ck_assert_int_eq(memcmp(ans.body, huge, SHOP_IDEM_BODY_MAX), 0);
-    ck_assert_str_eq(ans.location, "");
+    ck_assert_uint_eq(ans.order_id, 0);
+    ck_assert_int_eq(ans.stock.stock, INT64_C(1) << 40);
+    ck_assert_int_eq(ans.stock.sold, 3);
+    ck_assert_int_eq(ans.stock.restocked, -1);
     shop_destroy(s);
 }
 END_TEST
@@ -1049,7 +1038,9 @@ START_TEST(test_shop_idem_bounded_oldest_dropped_first)
         ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, key, strlen(key), fp,
                                     strlen(fp), 0, &tk, &ans),
                          SHOP_IDEM_NEW);
-        ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+        ck_assert_int_eq(
+            idem_complete(t, &tk, &(struct shop_idem_answer){.order_id = 1}),
+            0);
     }
     struct shop_snapshot snap;
     idem_counts(t, &snap);
@@ -1092,7 +1083,9 @@ START_TEST(test_shop_idem_sharded_table_keeps_the_newest)
         ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, key, (size_t)n, fp,
                                     strlen(fp), 0, &tk, &ans),
                          SHOP_IDEM_NEW);
-        ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+        ck_assert_int_eq(
+            idem_complete(t, &tk, &(struct shop_idem_answer){.order_id = 1}),
+            0);
     }
     struct shop_snapshot snap;
     idem_counts(t, &snap);
@@ -1127,7 +1120,8 @@ START_TEST(test_shop_idem_keys_expire_after_ttl)
     ck_assert_int_eq(
         idem_begin(t, SHOP_IDEM_BUY, "k", 1, fa, strlen(fa), t0, &tk, &ans),
         SHOP_IDEM_NEW);
-    ck_assert_int_eq(idem_complete(t, &tk, 202, "{}", 2, NULL), 0);
+    ck_assert_int_eq(
+        idem_complete(t, &tk, &(struct shop_idem_answer){.order_id = 1}), 0);
     /* Kept for 10 s after its first use, replays included. */
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, "k", 1, fa, strlen(fa),
                                 t0 + 10 * NS_PER_S - 1, &tk, &ans),
@@ -1168,11 +1162,13 @@ START_TEST(test_shop_idem_keys_and_fingerprints_compared_in_full)
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, ka, sizeof(ka), fp,
                                 strlen(fp), 0, &tk, &ans),
                      SHOP_IDEM_NEW);
-    ck_assert_int_eq(idem_complete(t, &tk, 202, "{\"a\":1}", 7, NULL), 0);
+    ck_assert_int_eq(
+        idem_complete(t, &tk, &(struct shop_idem_answer){.order_id = 1}), 0);
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, kb, sizeof(kb), fp,
                                 strlen(fp), 0, &tk, &ans),
                      SHOP_IDEM_NEW);
-    ck_assert_int_eq(idem_complete(t, &tk, 202, "{\"b\":2}", 7, NULL), 0);
+    ck_assert_int_eq(
+        idem_complete(t, &tk, &(struct shop_idem_answer){.order_id = 2}), 0);
     /* A key that is a prefix of a kept one is another key too. */
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, ka, sizeof(ka) - 1, fp,
                                 strlen(fp), 0, &tk, &ans),
@@ -1181,11 +1177,11 @@ START_TEST(test_shop_idem_keys_and_fingerprints_compared_in_full)
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, ka, sizeof(ka), fp,
                                 strlen(fp), 0, &tk, &ans),
                      SHOP_IDEM_REPLAY);
-    ck_assert_str_eq(ans.body, "{\"a\":1}");
+    ck_assert_uint_eq(ans.order_id, 1);
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, kb, sizeof(kb), fp,
                                 strlen(fp), 0, &tk, &ans),
                      SHOP_IDEM_REPLAY);
-    ck_assert_str_eq(ans.body, "{\"b\":2}");
+    ck_assert_uint_eq(ans.order_id, 2);
     /* "apple|2|null" against its prefix "apple|2|nul" and a longer one. */
     ck_assert_int_eq(idem_begin(t, SHOP_IDEM_BUY, ka, sizeof(ka), fp,
                                 strlen(fp) - 1, 0, &tk, &ans),
@@ -1234,7 +1230,7 @@ struct idem_racer {
     struct shop *s;
     pthread_barrier_t *go;
     int result;
-    unsigned status;
+    uint64_t order_id;
 };
 
 static void *idem_racer_main(void *arg)
@@ -1248,9 +1244,10 @@ static void *idem_racer_main(void *arg)
     r->result = shop_idem_begin(r->s, SHOP_IDEM_BUY, "race", 4, fp, strlen(fp),
                                 &tk, &ans);
     if (r->result == SHOP_IDEM_NEW)
-        shop_idem_complete(r->s, &tk, 202, "{\"order_id\":1}", 14, NULL);
+        shop_idem_complete(r->s, &tk,
+                           &(struct shop_idem_answer){.order_id = 1});
     else if (r->result == SHOP_IDEM_REPLAY)
-        r->status = ans.status;
+        r->order_id = ans.order_id;
     return NULL;
 }
 
@@ -1273,7 +1270,7 @@ START_TEST(test_shop_idem_one_winner_among_racers)
         if (r[i].result == SHOP_IDEM_NEW)
             news++;
         else if (r[i].result == SHOP_IDEM_IN_PROGRESS ||
-                 (r[i].result == SHOP_IDEM_REPLAY && r[i].status == 202))
+                 (r[i].result == SHOP_IDEM_REPLAY && r[i].order_id == 1))
             others++;
     }
     ck_assert_int_eq(news, 1);

@@ -8,6 +8,7 @@
  * locks are SQLite's own.
  */
 #include "store/store.h"
+#include "common/time.h"
 
 #include <check.h>
 
@@ -487,8 +488,6 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
     struct store_state s;
     struct store *st = open_loaded(catalog, NCAT, &s);
     store_state_free(&s);
-    static const char body[] =
-        "{\"order_id\":" STORE_ID_PLACEHOLDER ",\"status\":\"queued\"}";
     struct store_idem k = {
         .endpoint = "buy",
         .key = "key-1",
@@ -496,9 +495,6 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
         /* The canonical request; any byte is kept as is. */
         .fingerprint = "apple|1|\"a\x01|\"",
         .fingerprint_len = 13,
-        .status = 202,
-        .body = body,
-        .body_len = sizeof(body) - 1,
     };
     struct store_answer existing;
     struct store_accept a = accept_of(0, 1, NULL);
@@ -511,14 +507,12 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
 
     struct store_answer ans;
     ck_assert_int_eq(store_idem_get(st, "buy", "key-1", 5, &ans), 0);
-    ck_assert_uint_eq(ans.status, 202);
     ck_assert_uint_eq(ans.order_id, 1);
     ck_assert_uint_eq(ans.fingerprint_len, 13);
     ck_assert_mem_eq(ans.fingerprint, "apple|1|\"a\x01|\"", 13);
-    ck_assert_str_eq(ans.body, "{\"order_id\":1,\"status\":\"queued\"}");
     ck_assert_int_eq(store_idem_get(st, "restock", "key-1", 5, &ans), -ENOENT);
 
-    /* The same key again: no order, the first answer. */
+    /* The same key again: no order, the first outcome. */
     struct store_accept again = accept_of(0, 1, NULL);
     again.idem = &k;
     again.existing = &existing;
@@ -526,7 +520,7 @@ START_TEST(test_store_sqlite_idempotency_key_commits_with_its_order)
     ck_assert_int_eq(store_commit(st, &b2), 0);
     ck_assert_int_eq(again.result, STORE_KEY_EXISTS);
     ck_assert_uint_eq(existing.order_id, 1);
-    ck_assert_str_eq(existing.body, ans.body);
+    ck_assert_mem_eq(existing.fingerprint, ans.fingerprint, 13);
     struct store_order o;
     ck_assert_int_eq(store_order_get(st, 2, &o), -ENOENT);
     store_close(st);
@@ -547,9 +541,6 @@ START_TEST(test_store_sqlite_drops_digest_keys_of_an_older_file_once)
         .key_len = 3,
         .fingerprint = "apple|1|null",
         .fingerprint_len = 12,
-        .status = 202,
-        .body = "{}",
-        .body_len = 2,
     };
     struct store_accept a = accept_of(0, 1, NULL);
     a.idem = &k;
@@ -581,19 +572,12 @@ START_TEST(test_store_sqlite_restock_key_remembers_the_numbers)
     struct store_state s;
     struct store *st = open_loaded(catalog, NCAT, &s);
     store_state_free(&s);
-    static const char body[] =
-        "{\"stock\":" STORE_STOCK_PLACEHOLDER
-        ",\"sold\":" STORE_SOLD_PLACEHOLDER
-        ",\"restocked\":" STORE_RESTOCKED_PLACEHOLDER "}";
     struct store_idem k = {
         .endpoint = "restock",
         .key = "r-1",
         .key_len = 3,
         .fingerprint = "pear|4",
         .fingerprint_len = 6,
-        .status = 200,
-        .body = body,
-        .body_len = sizeof(body) - 1,
     };
     struct store_answer existing;
     struct store_restock r = {
@@ -605,20 +589,78 @@ START_TEST(test_store_sqlite_restock_key_remembers_the_numbers)
     ck_assert_int_eq(r.restocked, 4);
     struct store_answer ans;
     ck_assert_int_eq(store_idem_get(st, "restock", "r-1", 3, &ans), 0);
-    ck_assert_str_eq(ans.body, "{\"stock\":9,\"sold\":0,\"restocked\":4}");
+    ck_assert_uint_eq(ans.order_id, 0);
+    ck_assert_int_eq(ans.stock, 9);
+    ck_assert_int_eq(ans.sold, 0);
+    ck_assert_int_eq(ans.restocked, 4);
 
-    /* The same key again: no second restock, the kept answer. */
+    /* The same key again: no second restock, the kept numbers. */
     struct store_restock again = {
         .product = 1, .quantity = 4, .idem = &k, .existing = &existing};
     struct store_batch b2 = {.restocks = &again, .nrestocks = 1};
     ck_assert_int_eq(store_commit(st, &b2), 0);
     ck_assert_int_eq(again.result, STORE_KEY_EXISTS);
-    ck_assert_str_eq(existing.body, ans.body);
+    ck_assert_int_eq(existing.stock, 9);
+    ck_assert_int_eq(existing.restocked, 4);
     store_close(st);
     st = open_loaded(catalog, NCAT, &s);
     ck_assert_int_eq(s.products[1].stock, 9);
     ck_assert_int_eq(s.products[1].restocked, 4);
     store_state_free(&s);
+    store_close(st);
+}
+END_TEST
+
+START_TEST(test_store_sqlite_reads_keys_of_the_previous_build)
+{
+    /* A file from the build before kept the HTTP answer of each key
+     * (status and JSON body); its keys still give their outcome. */
+    struct store_state s;
+    struct store *st = open_loaded(catalog, NCAT, &s);
+    store_state_free(&s);
+    store_close(st);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO idempotency_keys VALUES ('buy', 'old-buy',"
+             " 'apple|2|null', 202, '{\"order_id\":7,\"status\":\"queued\"}',"
+             " 7, %lld);"
+             "INSERT INTO idempotency_keys VALUES ('restock', 'old-rs',"
+             " 'pear|4', 200, '{\"sku\":\"pear\",\"name\":\"\\\"stock\\\":1\","
+             "\"price_cents\":50,\"stock\":9,\"sold\":2,\"restocked\":4}',"
+             " NULL, %lld);",
+             (long long)time_now_ns(CLOCK_REALTIME),
+             (long long)time_now_ns(CLOCK_REALTIME));
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    st = open_loaded(catalog, NCAT, &s);
+    store_state_free(&s);
+    struct store_answer ans;
+    ck_assert_int_eq(store_idem_get(st, "buy", "old-buy", 7, &ans), 0);
+    ck_assert_uint_eq(ans.order_id, 7);
+    ck_assert_uint_eq(ans.fingerprint_len, 12);
+    ck_assert_mem_eq(ans.fingerprint, "apple|2|null", 12);
+    ck_assert_int_eq(store_idem_get(st, "restock", "old-rs", 6, &ans), 0);
+    ck_assert_uint_eq(ans.order_id, 0);
+    ck_assert_int_eq(ans.stock, 9);
+    ck_assert_int_eq(ans.sold, 2);
+    ck_assert_int_eq(ans.restocked, 4);
+    /* And a commit that meets an old key refuses it with its outcome. */
+    struct store_idem k = {.endpoint = "buy",
+                           .key = "old-buy",
+                           .key_len = 7,
+                           .fingerprint = "apple|2|null",
+                           .fingerprint_len = 12};
+    struct store_answer existing;
+    struct store_accept a = accept_of(0, 2, NULL);
+    a.idem = &k;
+    a.existing = &existing;
+    struct store_batch b = {.accepts = &a, .naccepts = 1};
+    ck_assert_int_eq(store_commit(st, &b), 0);
+    ck_assert_int_eq(a.result, STORE_KEY_EXISTS);
+    ck_assert_uint_eq(existing.order_id, 7);
     store_close(st);
 }
 END_TEST
@@ -849,8 +891,8 @@ START_TEST(test_store_shop_restock_commits_before_it_counts)
     /* A failing disk: the restock is refused and changes nothing. */
     atomic_store(&fail_writes, true);
     struct restock_verdict v = {0};
-    ck_assert_int_eq(
-        shop_restock_async(shop, 1, 10, NULL, NULL, 0, note_restock, &v), 0);
+    ck_assert_int_eq(shop_restock_async(shop, 1, 10, NULL, note_restock, &v),
+                     0);
     while (atomic_load(&v.calls) == 0)
         nap();
     ck_assert_int_eq(v.rc, -EIO);
@@ -861,8 +903,8 @@ START_TEST(test_store_shop_restock_commits_before_it_counts)
 
     atomic_store(&fail_writes, false);
     struct restock_verdict ok = {0};
-    ck_assert_int_eq(
-        shop_restock_async(shop, 1, 10, NULL, NULL, 0, note_restock, &ok), 0);
+    ck_assert_int_eq(shop_restock_async(shop, 1, 10, NULL, note_restock, &ok),
+                     0);
     while (atomic_load(&ok.calls) == 0)
         nap();
     ck_assert_int_eq(ok.rc, 0);
@@ -897,6 +939,7 @@ Suite *store_suite(void)
     tcase_add_test(tc,
                    test_store_sqlite_idempotency_key_commits_with_its_order);
     tcase_add_test(tc, test_store_sqlite_restock_key_remembers_the_numbers);
+    tcase_add_test(tc, test_store_sqlite_reads_keys_of_the_previous_build);
     tcase_add_test(tc,
                    test_store_sqlite_drops_digest_keys_of_an_older_file_once);
     tcase_add_test(tc, test_store_sqlite_refuses_a_file_that_is_not_a_database);

@@ -104,11 +104,6 @@ void view_order(const struct app *app, const struct order *o,
 void view_product(const struct product *p, const struct shop_stock *s,
                   struct jbuf *b);
 
-/* The same, its numbers given as text: decimals, or a durable store's
- * placeholders (for a restock's key). */
-void view_product_as(const struct product *p, const char *stock,
-                     const char *sold, const char *restocked, struct jbuf *b);
-
 /* Append the Prometheus exposition of the shop's numbers to `b` (sets
  * b->oom on allocation failure): one shop_report(), rendered by the
  * metrics table. Takes the inventory lock once, briefly. */

@@ -16,8 +16,11 @@
  * quantity, "apple|500" - never the raw bytes, so field order, spacing and
  * unknown fields do not matter), and asks the shop's key table
  * whether the key is new, in use, answered for this request (replay) or
- * for another one. Only a success answer is handed back to the table;
- * every other outcome forgets the key so it may be retried.
+ * for another one. Only a success's outcome (the order id, or the
+ * restocked product's numbers) is handed back to the table; every other
+ * outcome forgets the key so it may be retried. Every answer, first or
+ * replayed (from the table or from a durable store's record), is rendered
+ * by buy_answer() or restock_answer().
  *
  * Admin (SPEC §9): POST /products/{sku}/restock checks, in this order,
  * the method, that an admin token is configured, the Bearer token
@@ -57,6 +60,25 @@ static enum http_err parse_error(int rc)
 }
 
 /* --- Idempotency-Key ------------------------------------------------- */
+
+/* Every answer of a POST /buy and of a restock, first or replayed: below. */
+static void buy_answer(struct http_response *res, int rc, uint64_t id,
+                       bool stored);
+static void restock_answer(struct http_response *res, int rc,
+                           const struct product *p, const struct shop_stock *st,
+                           bool stored);
+
+/* A key's replay: the first request's outcome `ans`, rendered by the one
+ * place that rendered its first answer (`p` the restocked product, NULL
+ * for a POST /buy), marked as a replay. */
+static void replay_answer(struct http_response *res, const struct product *p,
+                          const struct shop_idem_answer *ans)
+{
+    if (p == NULL)
+        buy_answer(res, 0, ans->order_id, false);
+    else
+        restock_answer(res, 0, p, &ans->stock, false);
+}
 
 enum key_check { KEY_NONE = 0, KEY_OK, KEY_BAD };
 
@@ -107,9 +129,9 @@ static void bad_key(struct http_response *res)
  * answer: the replay, a 409 or a 422.
  */
 static bool idem_start(const struct app *app, enum shop_idem_scope scope,
-                       const char *key, size_t len, const char *fp,
-                       size_t fp_len, struct shop_idem_ticket *tk,
-                       struct http_response *res)
+                       const struct product *p, const char *key, size_t len,
+                       const char *fp, size_t fp_len,
+                       struct shop_idem_ticket *tk, struct http_response *res)
 {
     struct shop_idem_answer ans;
     int r = shop_idem_begin(app->shop, scope, key, len, fp, fp_len, tk, &ans);
@@ -125,40 +147,23 @@ static bool idem_start(const struct app *app, enum shop_idem_scope scope,
         http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_REUSED,
                   "this Idempotency-Key was used for a different request");
         return false;
-    case SHOP_IDEM_REPLAY: {
-        struct jbuf b;
-        jb_init(&b, ans.body_len + 1);
-        jb_raw(&b, ans.body, ans.body_len);
-        http_set_body(res, ans.status, CT_JSON, &b);
-        if (ans.location[0] != '\0')
-            http_add_header(res, "Location", ans.location);
+    case SHOP_IDEM_REPLAY:
+        replay_answer(res, p, &ans);
         http_add_header(res, "Idempotent-Replayed", "true");
         return false;
-    }
     default:
         bad_key(res);
         return false;
     }
 }
 
-/* The value of header `name` that `res` carries, or "". */
-static const char *response_header(const struct http_response *res,
-                                   const char *name)
-{
-    for (size_t i = 0; i < res->nheaders; i++)
-        if (strcmp(res->headers[i].name, name) == 0)
-            return res->headers[i].value;
-    return "";
-}
-
-/* Hand a success answer to the key table (or forget the key). */
+/* Hand a success's outcome to the key table (`rc` 0), or forget the key. */
 static void idem_finish(const struct app *app,
-                        const struct shop_idem_ticket *tk,
-                        const struct http_response *res)
+                        const struct shop_idem_ticket *tk, int rc,
+                        const struct shop_idem_answer *outcome)
 {
-    if (res->status >= 200 && res->status < 300 && !res->body_static)
-        shop_idem_complete(app->shop, tk, res->status, res->body, res->body_len,
-                           response_header(res, "Location"));
+    if (rc == 0)
+        shop_idem_complete(app->shop, tk, outcome);
     else
         shop_idem_abort(app->shop, tk);
 }
@@ -191,11 +196,12 @@ struct buy_pending {
  * thread): its key remembers a success or is forgotten, then the suspended
  * connection is resumed with the answer. */
 static void pending_answer(const struct app *app, bool keyed,
-                           const struct shop_idem_ticket *tk,
+                           const struct shop_idem_ticket *tk, int rc,
+                           const struct shop_idem_answer *outcome,
                            struct http_deferred *d, struct http_response *res)
 {
     if (keyed)
-        idem_finish(app, tk, res);
+        idem_finish(app, tk, rc, outcome);
     http_deferred_complete(d, res);
 }
 
@@ -244,8 +250,10 @@ static void buy_committed(void *arg, int rc, uint64_t id)
     struct http_response res;
     memset(&res, 0, sizeof(res));
     buy_answer(&res, rc, id, true);
-    if (p->keyed)
-        idem_finish(p->app, &p->tk, &res);
+    if (p->keyed) {
+        struct shop_idem_answer outcome = {.order_id = id};
+        idem_finish(p->app, &p->tk, rc, &outcome);
+    }
     /* The key is committed and remembered: now the answer may be lost. */
     struct shop_fault_draw draw = {.drop = p->drop};
     floor_buy_answer(p->app, &draw, rc == 0, &res);
@@ -260,8 +268,9 @@ static void buy_committed(void *arg, int rc, uint64_t id)
  * is the answer (the ticket is then finished), false to go on.
  */
 static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
-                            const char *key, size_t len, const char *fp,
-                            size_t fp_len, const struct shop_idem_ticket *tk,
+                            const struct product *p, const char *key,
+                            size_t len, const char *fp, size_t fp_len,
+                            const struct shop_idem_ticket *tk,
                             struct http_response *res)
 {
     struct shop_idem_answer ans;
@@ -283,28 +292,24 @@ static bool idem_from_store(const struct app *app, enum shop_idem_scope scope,
         shop_idem_abort(app->shop, tk);
         return true;
     }
-    struct jbuf b;
-    jb_init(&b, ans.body_len + 1);
-    jb_raw(&b, ans.body, ans.body_len);
-    http_set_body(res, ans.status, CT_JSON, &b);
-    if (ans.location[0] != '\0')
-        http_add_header(res, "Location", ans.location);
-    idem_finish(app, tk, res); /* later replays come from memory */
+    replay_answer(res, p, &ans);
+    idem_finish(app, tk, 0, &ans); /* later replays come from memory */
     http_add_header(res, "Idempotent-Replayed", "true");
     return true;
 }
 
 /* A keyed request's start: the memory table first, then (a new key) the
- * store, which in memory keeps none. Returns true to go on processing with
- * `tk`, false when `res` already holds the answer. */
+ * store, which in memory keeps none. `p` is the restocked product (NULL
+ * for a POST /buy): a replay shows it. Returns true to go on processing
+ * with `tk`, false when `res` already holds the answer. */
 static bool key_begin(const struct app *app, enum shop_idem_scope scope,
-                      const char *key, size_t key_len, const char *fp,
-                      size_t fp_len, struct shop_idem_ticket *tk,
-                      struct http_response *res)
+                      const struct product *p, const char *key, size_t key_len,
+                      const char *fp, size_t fp_len,
+                      struct shop_idem_ticket *tk, struct http_response *res)
 {
-    if (!idem_start(app, scope, key, key_len, fp, fp_len, tk, res))
+    if (!idem_start(app, scope, p, key, key_len, fp, fp_len, tk, res))
         return false;
-    return !idem_from_store(app, scope, key, key_len, fp, fp_len, tk, res);
+    return !idem_from_store(app, scope, p, key, key_len, fp, fp_len, tk, res);
 }
 
 /* A POST /buy on its way: the request, once valid, and its key. */
@@ -413,8 +418,8 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         br.fp_len = shop_buy_fingerprint(
             br.bo.sku, br.bo.quantity,
             br.bo.has_customer ? br.bo.customer : NULL, br.fp);
-        if (!key_begin(app, SHOP_IDEM_BUY, br.key, br.key_len, br.fp, br.fp_len,
-                       &br.tk, res))
+        if (!key_begin(app, SHOP_IDEM_BUY, NULL, br.key, br.key_len, br.fp,
+                       br.fp_len, &br.tk, res))
             return;
     }
     uint64_t id = 0;
@@ -427,8 +432,10 @@ static void handle_buy(const struct app *app, const struct http_request *req,
         rc = shop_buy(app->shop, &br.o, NULL, NULL, NULL, &id);
     }
     buy_answer(res, rc, id, false);
-    if (br.kc == KEY_OK)
-        idem_finish(app, &br.tk, res);
+    if (br.kc == KEY_OK) {
+        struct shop_idem_answer outcome = {.order_id = id};
+        idem_finish(app, &br.tk, rc, &outcome);
+    }
     floor_buy_answer(app, &br.draw, rc == 0, res);
 }
 
@@ -721,30 +728,22 @@ static void restock_committed(void *arg, int rc, const struct shop_stock *st)
     struct http_response res;
     memset(&res, 0, sizeof(res));
     restock_answer(&res, rc, p->p, st, true);
-    pending_answer(p->app, p->keyed, &p->tk, p->d, &res);
+    struct shop_idem_answer outcome = {0};
+    if (st != NULL)
+        outcome.stock = *st;
+    pending_answer(p->app, p->keyed, &p->tk, rc, &outcome, p->d, &res);
     free(p);
 }
 
 /* Hand a restock to a shop that answers later (a durable store's
- * committer). With a
- * key, the key commits with the restock, remembering the 200 whose
- * numbers the store fills in (the same ones this answer shows). Returns 0
+ * committer). With a key, the key commits with the restock, remembering
+ * the product's numbers after it (the ones this answer shows). Returns 0
  * when `res` is deferred, else a negative errno (nothing handed over). */
 static int restock_later(const struct app *app, int idx, unsigned qty,
                          const struct shop_idem_ticket *tk,
                          const struct shop_order_key *key,
                          struct http_response *res)
 {
-    struct jbuf tpl;
-    jb_init(&tpl, 256);
-    if (key != NULL)
-        view_product_as(shop_product(app->shop, (size_t)idx),
-                        STORE_STOCK_PLACEHOLDER, STORE_SOLD_PLACEHOLDER,
-                        STORE_RESTOCKED_PLACEHOLDER, &tpl);
-    if (tpl.oom) {
-        jb_free(&tpl);
-        return -ENOMEM;
-    }
     struct restock_pending *p = calloc(1, sizeof(*p));
     struct http_deferred *d = p ? http_deferred_create() : NULL;
     int rc = -ENOMEM;
@@ -755,10 +754,9 @@ static int restock_later(const struct app *app, int idx, unsigned qty,
         p->keyed = tk != NULL;
         if (tk != NULL)
             p->tk = *tk;
-        rc = shop_restock_any(app->shop, (size_t)idx, (int64_t)qty, key, tpl.p,
-                              tpl.len, restock_committed, p, NULL);
+        rc = shop_restock_any(app->shop, (size_t)idx, (int64_t)qty, key,
+                              restock_committed, p, NULL);
     }
-    jb_free(&tpl);
     if (rc == SHOP_LATER) {
         res->deferred = d;
         return 0;
@@ -817,11 +815,11 @@ static void handle_restock(const struct app *app,
     size_t fp_len = 0;
     if (kc == KEY_OK) {
         fp_len = shop_restock_fingerprint(p->sku, qty, fp);
-        if (!key_begin(app, SHOP_IDEM_RESTOCK, key, key_len, fp, fp_len, &tk,
+        if (!key_begin(app, SHOP_IDEM_RESTOCK, p, key, key_len, fp, fp_len, &tk,
                        res))
             return;
     }
-    struct shop_stock st;
+    struct shop_stock st = {0};
     int rc;
     if (shop_answers_later(app->shop)) {
         /* Committed first, then applied and answered (deferred). */
@@ -832,11 +830,13 @@ static void handle_restock(const struct app *app,
             return;
     } else {
         rc = shop_restock_any(app->shop, (size_t)idx, (int64_t)qty, NULL, NULL,
-                              0, NULL, NULL, &st);
+                              NULL, &st);
     }
     restock_answer(res, rc, p, &st, false);
-    if (kc == KEY_OK)
-        idem_finish(app, &tk, res);
+    if (kc == KEY_OK) {
+        struct shop_idem_answer outcome = {.stock = st};
+        idem_finish(app, &tk, rc, &outcome);
+    }
 }
 
 /* --- GET /stats, /metrics -------------------------------------------- */

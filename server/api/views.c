@@ -63,27 +63,18 @@ void view_order(const struct app *app, const struct order *o,
     jb_cstr(b, "}");
 }
 
-void view_product_as(const struct product *p, const char *stock,
-                     const char *sold, const char *restocked, struct jbuf *b)
+void view_product(const struct product *p, const struct shop_stock *s,
+                  struct jbuf *b)
 {
     jb_cstr(b, "{\"sku\":");
     jb_str(b, p->sku, strlen(p->sku));
     jb_cstr(b, ",\"name\":");
     jb_str(b, p->name, strlen(p->name));
     jb_printf(b,
-              ",\"price_cents\":%lld,\"stock\":%s,\"sold\":%s,"
-              "\"restocked\":%s}",
-              (long long)p->price_cents, stock, sold, restocked);
-}
-
-void view_product(const struct product *p, const struct shop_stock *s,
-                  struct jbuf *b)
-{
-    char stock[24], sold[24], restocked[24];
-    snprintf(stock, sizeof(stock), "%lld", (long long)s->stock);
-    snprintf(sold, sizeof(sold), "%lld", (long long)s->sold);
-    snprintf(restocked, sizeof(restocked), "%lld", (long long)s->restocked);
-    view_product_as(p, stock, sold, restocked, b);
+              ",\"price_cents\":%lld,\"stock\":%lld,\"sold\":%lld,"
+              "\"restocked\":%lld}",
+              (long long)p->price_cents, (long long)s->stock,
+              (long long)s->sold, (long long)s->restocked);
 }
 
 /* --- the report, as the views read it ---------------------------------- */

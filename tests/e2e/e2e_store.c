@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/time.h"
 #include "tests/lib/clock.h"
 #include "tests/lib/http.h"
 #include "tests/lib/json.h"
@@ -602,6 +604,81 @@ START_TEST(test_e2e_store_idempotency_key_survives_kill9)
 }
 END_TEST
 
+/* Write key rows as the build before this one kept them (the HTTP answer:
+ * status and JSON body) into the store file at `db`. */
+static void write_old_keys(const char *db)
+{
+    sqlite3 *h = NULL;
+    ck_assert_int_eq(sqlite3_open(db, &h), SQLITE_OK);
+    long long now = (long long)time_now_ns(CLOCK_REALTIME);
+    char sql[1024];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO idempotency_keys VALUES ('buy', 'before-1',"
+             " 'ore|2|null', 202, '{\"order_id\":7,\"status\":\"queued\"}',"
+             " 7, %lld);"
+             "INSERT INTO idempotency_keys VALUES ('restock', 'before-2',"
+             " 'gem|5', 200, '{\"sku\":\"gem\",\"name\":\"Gem\","
+             "\"price_cents\":100,\"stock\":405,\"sold\":0,"
+             "\"restocked\":5}', NULL, %lld);",
+             now, now);
+    ck_assert_int_eq(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+}
+
+START_TEST(test_e2e_store_keys_of_the_previous_build_replay)
+{
+    /* A file from the build that kept HTTP answers: after the upgrade its
+     * keys replay the same bytes, rendered from their outcomes. */
+    char *cat = write_tmp(store_catalog);
+    char *db = db_path();
+    char store[600];
+    snprintf(store, sizeof(store), "sqlite:%s", db);
+    const char *const args[] = {"--catalog", cat, "--store", store, NULL};
+    const char *const env[] = {"SHOPD_ADMIN_TOKEN=e2e-store-admin-token-0123",
+                               NULL};
+    struct shopd *s = shopd_start(args, env);
+    shopd_signal(s, SIGTERM);
+    ck_assert_int_eq(shopd_wait_exit(s, 20000), 0);
+    shopd_destroy(s);
+    write_old_keys(db);
+
+    s = shopd_start(args, env);
+    unsigned port = shopd_port(s);
+    struct http_resp r;
+    buy_keyed(port, "before-1", "{\"product\":\"ore\",\"quantity\":2}", &r);
+    ck_assert_int_eq(r.status, 202);
+    ck_assert_str_eq(r.body, "{\"order_id\":7,\"status\":\"queued\"}");
+    ck_assert_str_eq(http_header(&r, "Location"), "/orders/7");
+    const char *rep = http_header(&r, "Idempotent-Replayed");
+    ck_assert_msg(rep != NULL && strcmp(rep, "true") == 0,
+                  "no Idempotent-Replayed");
+    http_resp_free(&r);
+    static const char five[] = "{\"quantity\":5}";
+    const char *hdr = "Authorization: Bearer e2e-store-admin-token-0123\r\n"
+                      "Idempotency-Key: before-2\r\n";
+    ck_assert_int_eq(http_do(port, "POST", "/products/gem/restock", hdr, five,
+                             sizeof(five) - 1, &r),
+                     0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"sku\":\"gem\",\"name\":\"Gem\","
+                             "\"price_cents\":100,\"stock\":405,\"sold\":0,"
+                             "\"restocked\":5}");
+    rep = http_header(&r, "Idempotent-Replayed");
+    ck_assert_msg(rep != NULL && strcmp(rep, "true") == 0,
+                  "no Idempotent-Replayed");
+    http_resp_free(&r);
+    cJSON *gem = get_json_ok(port, "/products/gem");
+    ck_assert_int_eq((int)jnum(gem, "restocked"), 0); /* replayed, not run */
+    cJSON_Delete(gem);
+    shopd_signal(s, SIGTERM);
+    ck_assert_int_eq(shopd_wait_exit(s, 20000), 0);
+    shopd_destroy(s);
+    db_remove(db);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
 START_TEST(test_e2e_store_bad_values_exit_2)
 {
     static const char *const bad[][3] = {
@@ -778,6 +855,7 @@ Suite *e2e_store_suite(void)
     tcase_add_test(tc, test_e2e_store_stock_survives_restart_and_catalog_adds);
     tcase_add_test(tc, test_e2e_store_restock_is_durable);
     tcase_add_test(tc, test_e2e_store_idempotency_key_survives_kill9);
+    tcase_add_test(tc, test_e2e_store_keys_of_the_previous_build_replay);
     tcase_add_test(tc, test_e2e_store_bad_values_exit_2);
     suite_add_tcase(s, tc);
     TCase *full = tcase_create("full_disk");
