@@ -587,6 +587,31 @@ static int remember_file(struct sqlite_store *s, char *err, size_t errlen)
     return 0;
 }
 
+/* Open the database file itself (creating it) and hold its lock: a second
+ * shopd on the same file, even by another path to it, is refused. */
+static int lock_file(struct sqlite_store *s, char *err, size_t errlen)
+{
+    s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (s->lock_fd < 0) {
+        int rc = -errno;
+        open_failed(s->path, errno, err, errlen);
+        return rc;
+    }
+    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) == 0)
+        return 0;
+    int rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
+    char why[128];
+    strerror_r(errno, why, sizeof(why));
+    if (rc == -EBUSY)
+        snprintf(err, errlen,
+                 "store sqlite:%s: the file is in use by another shopd "
+                 "(it holds the lock); one shopd per file",
+                 s->path);
+    else
+        snprintf(err, errlen, "store sqlite:%s: cannot lock: %s", s->path, why);
+    return rc;
+}
+
 static int sq_open(const struct store_options *opt, struct store **out,
                    char *err, size_t errlen)
 {
@@ -626,26 +651,9 @@ static int sq_open(const struct store_options *opt, struct store **out,
     rc = lock_path(s, err, errlen);
     if (rc)
         goto fail;
-    s->lock_fd = open(s->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (s->lock_fd < 0) {
-        rc = -errno;
-        open_failed(s->path, errno, err, errlen);
+    rc = lock_file(s, err, errlen);
+    if (rc)
         goto fail;
-    }
-    if (flock(s->lock_fd, LOCK_EX | LOCK_NB) != 0) {
-        rc = errno == EWOULDBLOCK ? -EBUSY : -errno;
-        char why[128];
-        strerror_r(errno, why, sizeof(why));
-        if (rc == -EBUSY)
-            snprintf(err, errlen,
-                     "store sqlite:%s: the file is in use by another shopd "
-                     "(it holds the lock); one shopd per file",
-                     s->path);
-        else
-            snprintf(err, errlen, "store sqlite:%s: cannot lock: %s", s->path,
-                     why);
-        goto fail;
-    }
     rc = remember_file(s, err, errlen);
     if (rc)
         goto fail;
