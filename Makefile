@@ -172,7 +172,8 @@ load: $(SHOPD)
 # fail it).
 valgrind: deps all $(E2E_BIN)
 	scripts/deps.sh valgrind:valgrind
-	CK_TIMEOUT_MULTIPLIER=8 E2E_SLOW=8 SHOPD_BIN=scripts/valgrind-shopd.sh \
+	CK_TIMEOUT_MULTIPLIER=8 E2E_SLOW=8 E2E_VALGRIND=1 \
+	    SHOPD_BIN=scripts/valgrind-shopd.sh \
 	    $(E2E_BIN)
 
 install: $(BIN)

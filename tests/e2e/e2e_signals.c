@@ -98,10 +98,16 @@ START_TEST(test_e2e_signals_drain)
 }
 END_TEST
 
-/* The real-time signals (their numbers are known at run time only). */
+/* The real-time signals (their numbers are known at run time only).
+ * Under valgrind (`make valgrind` sets E2E_VALGRIND) the top one is
+ * valgrind's own (VG_SIGVGKILL, the highest signal): the kernel may hand
+ * it to a valgrind thread that swallows it, so that run sends the one
+ * below it instead. */
 START_TEST(test_e2e_signals_drain_realtime)
 {
-    int offs[] = {0, SIGRTMAX - SIGRTMIN};
+    const char *vg = getenv("E2E_VALGRIND");
+    int top = SIGRTMAX - SIGRTMIN - (vg != NULL && *vg != '\0' ? 1 : 0);
+    int offs[] = {0, top};
     char name[32];
     snprintf(name, sizeof(name), "SIGRTMIN+%d", offs[_i]);
     expect_drain(SIGRTMIN + offs[_i], name);
