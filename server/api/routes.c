@@ -205,6 +205,55 @@ static void pending_answer(const struct app *app, bool keyed,
     http_deferred_complete(d, res);
 }
 
+/* The words of the failures a buy and a restock share, per endpoint. */
+struct failure_words {
+    const char *closing;  /* -EPIPE before a store saw it: draining */
+    const char *in_use;   /* -EEXIST from the store: its key just stored */
+    const char *unknown;  /* -ETIMEDOUT from the store: outcome unknown */
+    const char *unstored; /* any other failure of the store */
+    const char *internal; /* any other failure before the store */
+};
+
+static const struct failure_words buy_words = {
+    .closing = "the shop is closing and takes no new orders",
+    .in_use = "a request with this Idempotency-Key was just stored; "
+              "retry in a second",
+    .unknown = "the order may have been taken: retry with the same "
+               "Idempotency-Key, or look it up",
+    .unstored = "the order could not be stored; retry in a second",
+    .internal = "the order could not be queued",
+};
+
+static const struct failure_words restock_words = {
+    .closing = "the shop is closing and takes no restocks",
+    .in_use = "a restock with this Idempotency-Key was just stored; "
+              "retry in a second",
+    .unknown = "the restock may have been applied: retry with the same "
+               "Idempotency-Key, or look the product up",
+    .unstored = "the restock could not be stored; retry in a second",
+    .internal = "the restock failed",
+};
+
+/* The failures a buy and a restock answer alike: `rc` (not 0) is the
+ * outcome, `stored` says it came from a durable store's commit rather
+ * than from handing the request over. */
+static void shared_failure(struct http_response *res, int rc, bool stored,
+                           const struct failure_words *w)
+{
+    if (rc == -EPIPE && !stored)
+        http_fail(res, HTTP_ERR_SHUTTING_DOWN, w->closing);
+    else if (rc == -EEXIST && stored)
+        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE, w->in_use);
+    else if (rc == -ETIMEDOUT && stored)
+        /* The store stopped answering mid-commit (SPEC §7): never a 503,
+         * which would tell a keyless client that a retry is safe. */
+        http_fail(res, HTTP_ERR_OUTCOME_UNKNOWN, w->unknown);
+    else if (stored)
+        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE, w->unstored);
+    else
+        http_fail(res, HTTP_ERR_INTERNAL, w->internal);
+}
+
 /*
  * Every answer of a POST /buy past validation, in one place: `rc` is the
  * outcome (0: accepted as order `id`), `stored` says it came from a durable
@@ -213,31 +262,14 @@ static void pending_answer(const struct app *app, bool keyed,
 static void buy_answer(struct http_response *res, int rc, uint64_t id,
                        bool stored)
 {
-    if (rc == 0) {
+    if (rc == 0)
         buy_accepted(res, id);
-    } else if (rc == -EAGAIN) {
+    else if (rc == -EAGAIN)
         /* The belt is full (with a shared store, every instance's). */
         http_fail(res, HTTP_ERR_QUEUE_FULL,
                   "the order belt is full; retry in a second");
-    } else if (rc == -EPIPE && !stored) {
-        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
-                  "the shop is closing and takes no new orders");
-    } else if (rc == -EEXIST && stored) {
-        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
-                  "a request with this Idempotency-Key was just stored; "
-                  "retry in a second");
-    } else if (rc == -ETIMEDOUT && stored) {
-        /* The store stopped answering mid-commit (SPEC §7): never a 503,
-         * which would tell a keyless client that a retry is safe. */
-        http_fail(res, HTTP_ERR_OUTCOME_UNKNOWN,
-                  "the order may have been taken: retry with the same "
-                  "Idempotency-Key, or look it up");
-    } else if (stored) {
-        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
-                  "the order could not be stored; retry in a second");
-    } else {
-        http_fail(res, HTTP_ERR_INTERNAL, "the order could not be queued");
-    }
+    else
+        shared_failure(res, rc, stored, &buy_words);
 }
 
 /* A durable store's verdict on one order (committer thread): the deferred
@@ -696,28 +728,13 @@ static void restock_answer(struct http_response *res, int rc,
                            const struct product *p, const struct shop_stock *st,
                            bool stored)
 {
-    if (rc == 0) {
+    if (rc == 0)
         restock_done(res, p, st);
-    } else if (rc == -EPIPE && !stored) {
-        http_fail(res, HTTP_ERR_SHUTTING_DOWN,
-                  "the shop is closing and takes no restocks");
-    } else if (rc == -EOVERFLOW && !stored) {
+    else if (rc == -EOVERFLOW && !stored)
         http_fail(res, HTTP_ERR_INVALID_FIELD,
                   "field 'quantity' would take the stock past its limit");
-    } else if (rc == -EEXIST && stored) {
-        http_fail(res, HTTP_ERR_IDEMPOTENCY_KEY_IN_USE,
-                  "a restock with this Idempotency-Key was just stored; "
-                  "retry in a second");
-    } else if (rc == -ETIMEDOUT && stored) {
-        http_fail(res, HTTP_ERR_OUTCOME_UNKNOWN,
-                  "the restock may have been applied: retry with the same "
-                  "Idempotency-Key, or look the product up");
-    } else if (stored) {
-        http_fail(res, HTTP_ERR_STORE_UNAVAILABLE,
-                  "the restock could not be stored; retry in a second");
-    } else {
-        http_fail(res, HTTP_ERR_INTERNAL, "the restock failed");
-    }
+    else
+        shared_failure(res, rc, stored, &restock_words);
 }
 
 /* A durable store's verdict on one restock (committer thread): 200 with
