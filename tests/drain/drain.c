@@ -285,7 +285,7 @@ static void drain_under_load(const char *const *args, bool belt_full,
         http_resp_free(&r);
     }
 
-    int st = shopd_wait_exit(s, 60000 * slow);
+    int st = shopd_wait_exit(s, 60000);
     atomic_store(&l.stop, true);
     for (int i = 0; i < CLIENTS; i++)
         pthread_join(clients[i].thread, NULL);
@@ -413,7 +413,7 @@ START_TEST(test_drain_timeout)
 
     int64_t t0 = now_ms();
     shopd_signal(s, SIGTERM);
-    int st = shopd_wait_exit(s, 30000 * e2e_slow());
+    int st = shopd_wait_exit(s, 30000);
     int64_t took = now_ms() - t0;
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
@@ -458,13 +458,13 @@ START_TEST(test_drain_second_signal)
         buy_ok(&c, "{\"product\":\"apple\",\"quantity\":1}");
     http_close(&c);
     shopd_signal(s, SIGINT);
-    ck_assert_msg(shopd_wait_output(s, "draining", 10000 * e2e_slow()),
+    ck_assert_msg(shopd_wait_output(s, "draining", 10000),
                   "no 'draining' line after SIGINT");
     /* The same signal within 100 ms of the first would be the same
      * request: a person's second Ctrl-C comes later than that. */
     backoff_ms(150);
     shopd_signal(s, SIGINT);
-    int st = shopd_wait_exit(s, 10000 * e2e_slow());
+    int st = shopd_wait_exit(s, 10000);
     char *err = shopd_stderr(s);
     ck_assert_msg(!rel_sanitizer_report(err), "sanitizer report: %s", err);
     expect_exit_code(st, 128 + SIGINT, "second SIGINT", err);

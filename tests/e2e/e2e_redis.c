@@ -971,7 +971,7 @@ END_TEST
  * otherwise the failure shows what it said. */
 static void exits_cleanly(struct shopd *s)
 {
-    int st = shopd_wait_exit(s, 10000 * e2e_slow());
+    int st = shopd_wait_exit(s, 10000);
     if (st != 0) {
         char *err = shopd_stderr(s);
         ck_abort_msg("exit status %d; stderr: %.1500s", st, err);

@@ -456,14 +456,15 @@ void shopd_signal(struct shopd *s, int sig)
 
 bool shopd_wait_output(struct shopd *s, const char *needle, int timeout_ms)
 {
-    return wait_output_until(s, now_ms() + timeout_ms, needle_logged, needle);
+    return wait_output_until(s, now_ms() + e2e_slow_ms(timeout_ms),
+                             needle_logged, needle);
 }
 
 int shopd_wait_exit(struct shopd *s, int timeout_ms)
 {
     if (!s->reaped) {
         int st = 0;
-        if (reap_until(s->pid, now_ms() + timeout_ms, &st) != 0)
+        if (reap_until(s->pid, now_ms() + e2e_slow_ms(timeout_ms), &st) != 0)
             return -1;
         s->reaped = true;
         s->status = st;

@@ -54,13 +54,14 @@ void shopd_signal(struct shopd *s, int sig);
 
 /*
  * Wait until the captured stdout+stderr contain `needle` or the pipes are
- * closed or `timeout_ms` passed. Returns whether the needle was seen.
+ * closed or `timeout_ms` passed (times E2E_SLOW, as every wait here).
+ * Returns whether the needle was seen.
  */
 bool shopd_wait_output(struct shopd *s, const char *needle, int timeout_ms);
 
 /*
- * Wait up to `timeout_ms` for the process to exit and reap it. Returns the
- * wait status, or -1 if it is still running.
+ * Wait up to `timeout_ms` (times E2E_SLOW) for the process to exit and
+ * reap it. Returns the wait status, or -1 if it is still running.
  */
 int shopd_wait_exit(struct shopd *s, int timeout_ms);
 

@@ -163,7 +163,7 @@ void rel_expect_clean_exit(struct shopd *s, int timeout_ms,
                            struct rel_final *out)
 {
     shopd_signal(s, SIGTERM);
-    int st = shopd_wait_exit(s, e2e_slow_ms(timeout_ms));
+    int st = shopd_wait_exit(s, timeout_ms);
     char *err = shopd_stderr(s);
     size_t n = strlen(err);
     const char *tail = n > 1500 ? err + n - 1500 : err;
