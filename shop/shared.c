@@ -49,10 +49,13 @@
  * finish them.
  *
  * Reader: reads that must show the shop's current state (GET /orders/{id},
- * GET /products) are queued by HTTP threads with shop_read_async() and
- * answered on this thread, so no HTTP thread waits on the store. Every
- * FIGURES_MS it also refreshes a cached copy of the shop-wide figures and
- * stock for /stats, /metrics and the dashboard, which never wait either.
+ * GET /products, GET /stats) are queued by HTTP threads with
+ * shop_read_async() and answered on this thread, so no HTTP thread waits
+ * on the store. It keeps a cached copy of the shop-wide figures and stock:
+ * refreshed for each round of reads that holds a /stats (one refresh for
+ * all of them, so /stats shows every order answered before it was asked),
+ * and every FIGURES_MS anyway for /metrics and the dashboard's /events,
+ * which use the copy as it is and never wait.
  *
  * Every function accepts NULL (a shop whose store is not shared): then it
  * does nothing, and the shop calls it the same way in every mode.
@@ -188,14 +191,16 @@ static void *feeder_main(void *arg)
 
 /* ---- the reader ------------------------------------------------------ */
 
-static void refresh_figures(struct shared *sh, struct store_product *scratch)
+/* Read the shop-wide figures and stock into the cached copy; on a failure
+ * the last copy stays. Returns 0 or the store's -errno. */
+static int refresh_figures(struct shared *sh, struct store_product *scratch)
 {
     struct store_shop fig;
     int rc = store_shop_get(sh->store, &fig);
     if (rc == 0)
         rc = store_products_get(sh->store, scratch, sh->nproducts);
     if (rc != 0)
-        return; /* keep the last figures */
+        return rc; /* keep the last figures */
     pthread_mutex_lock(&sh->fmu);
     sh->fig = fig;
     for (size_t i = 0; i < sh->nproducts; i++) {
@@ -205,10 +210,13 @@ static void refresh_figures(struct shared *sh, struct store_product *scratch)
     }
     sh->fig_valid = true;
     pthread_mutex_unlock(&sh->fmu);
+    return 0;
 }
 
+/* Answer one read. Every SHOP_READ_FIGURES read of one round shares one
+ * refresh: `*fig_rc` is 1 until it ran, then its result. */
 static void serve(struct shared *sh, struct shop_read *r,
-                  struct store_product *scratch)
+                  struct store_product *scratch, int *fig_rc)
 {
     if (r->kind == SHOP_READ_ORDER) {
         struct store_order so;
@@ -218,6 +226,13 @@ static void serve(struct shared *sh, struct shop_read *r,
             memcpy(r->accepted_by, so.accepted_by, sizeof(r->accepted_by));
             memcpy(r->processed_by, so.processed_by, sizeof(r->processed_by));
         }
+    } else if (r->kind == SHOP_READ_FIGURES) {
+        /* A store known to be down is not asked: /stats answers at once
+         * with the last figures (and says the store is down). */
+        if (*fig_rc > 0)
+            *fig_rc = store_available(sh->store) ? refresh_figures(sh, scratch)
+                                                 : -EIO;
+        r->rc = *fig_rc;
     } else {
         r->rc = store_products_get(sh->store, scratch, sh->nproducts);
         for (size_t i = 0; r->rc == 0 && i < sh->nproducts; i++) {
@@ -246,6 +261,7 @@ static void *reader_main(void *arg)
         bool closing = sh->rclosing;
         sh->head = sh->tail = NULL;
         pthread_mutex_unlock(&sh->rmu);
+        int fig_rc = 1; /* this round has not refreshed the figures */
         while (list) {
             struct shop_read *r = list;
             list = r->next;
@@ -253,13 +269,16 @@ static void *reader_main(void *arg)
                 r->rc = -ENOMEM;
                 r->done(r);
             } else {
-                serve(sh, r, scratch);
+                serve(sh, r, scratch, &fig_rc);
             }
         }
         if (closing)
             break;
-        if (scratch && time_now_ns(CLOCK_MONOTONIC) >= next) {
-            refresh_figures(sh, scratch);
+        /* Refresh every FIGURES_MS, counted from the last refresh (one
+         * for a /stats read counts). */
+        if (fig_rc == 0 || (scratch && time_now_ns(CLOCK_MONOTONIC) >= next)) {
+            if (fig_rc != 0)
+                refresh_figures(sh, scratch);
             next =
                 time_now_ns(CLOCK_MONOTONIC) + (int64_t)FIGURES_MS * NS_PER_MS;
         }

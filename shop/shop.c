@@ -689,12 +689,12 @@ int shop_buy(struct shop *s, const struct order *o,
 static int read_here(struct shop *s, struct shop_read *r)
 {
     r->named = false;
-    if (r->kind == SHOP_READ_ORDER) {
+    r->rc = 0;
+    if (r->kind == SHOP_READ_ORDER)
         r->rc = shop_order(s, r->id, &r->order);
-    } else {
+    else if (r->kind == SHOP_READ_PRODUCTS)
         shop_stock_all(s, r->stock);
-        r->rc = 0;
-    }
+    /* SHOP_READ_FIGURES: this process's figures are live already. */
     r->done(r); /* may free r */
     return 0;
 }

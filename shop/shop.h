@@ -330,6 +330,9 @@ void shop_commit_histogram(struct shop *s, struct shop_histogram *out);
 enum shop_read_kind {
     SHOP_READ_ORDER,    /* `id` in; `order`, accepted_by, processed_by out */
     SHOP_READ_PRODUCTS, /* `stock` (shop_product_count() entries) out */
+    SHOP_READ_FIGURES,  /* nothing out: the shop-wide figures are fresh
+                         * (shop_shared_figures()) once `done` runs with
+                         * rc 0; a shop not shared has them live */
 };
 struct shop_read {
     struct shop_read *next; /* the shop's, while queued */
@@ -369,7 +372,8 @@ int shop_read_async(struct shop *s, struct shop_read *r);
 int shop_read(struct shop *s, struct shop_read *r);
 
 /* The shop-wide figures of a shared store, as of the last refresh (every
- * ~250 ms; all zero before the first). Returns whether there was one. */
+ * ~250 ms, and for each SHOP_READ_FIGURES read; all zero before the
+ * first). Returns whether there was one. */
 bool shop_shared_figures(struct shop *s, struct store_shop *out);
 
 /* Count one rejected invalid order (bad request, unknown product, ...). */

@@ -506,6 +506,18 @@ static void store_unavailable(struct http_response *res)
               "the store cannot be read now; retry in a second");
 }
 
+/* The /stats snapshot, from the shop-wide figures as they are now. */
+static void stats_answer(const struct app *app, struct http_response *res)
+{
+    http_response_release(res);
+    res->status = 200;
+    res->content_type = CT_JSON;
+    res->body = api_stats_json(app, &res->body_len);
+    res->body_static = false;
+    if (res->body == NULL)
+        http_fail(res, HTTP_ERR_INTERNAL, "out of memory");
+}
+
 /* Reader thread: the answer of a read is in. */
 static void read_done(struct shop_read *r)
 {
@@ -515,7 +527,11 @@ static void read_done(struct shop_read *r)
     struct jbuf b;
 
     memset(&res, 0, sizeof(res));
-    if (r->rc == -ENOENT) {
+    if (r->kind == SHOP_READ_FIGURES) {
+        /* Refreshed, or the store cannot be read: /stats answers 200
+         * either way, with the last figures and the store's state. */
+        stats_answer(app, &res);
+    } else if (r->rc == -ENOENT) {
         http_fail(&res, HTTP_ERR_UNKNOWN_ORDER,
                   "no such order (never issued, or no longer kept)");
     } else if (r->rc < 0) {
@@ -589,7 +605,10 @@ fail:
     if (dr)
         free(dr->r.stock);
     free(dr);
-    store_unavailable(res);
+    if (kind == SHOP_READ_FIGURES)
+        stats_answer(app, res); /* the figures as they are */
+    else
+        store_unavailable(res);
 }
 
 static void handle_order(const struct app *app, const struct http_request *req,
@@ -863,13 +882,10 @@ static void handle_stats(const struct app *app, const struct http_request *req,
 {
     (void)req;
     (void)arg;
-    http_response_release(res);
-    res->status = 200;
-    res->content_type = CT_JSON;
-    res->body = api_stats_json(app, &res->body_len);
-    res->body_static = false;
-    if (res->body == NULL)
-        http_fail(res, HTTP_ERR_INTERNAL, "out of memory");
+    /* A shared shop refreshes its shop-wide figures first (on its reader,
+     * no HTTP thread waits), so /stats shows every order answered before
+     * it was asked; any other shop's figures are live. */
+    read_answer(app, SHOP_READ_FIGURES, 0, -1, res);
 }
 
 static void handle_metrics(const struct app *app,

@@ -1022,6 +1022,43 @@ START_TEST(test_redis_restart_of_every_instance_keeps_the_shop)
 }
 END_TEST
 
+/* /stats on any instance shows every order answered before it was asked:
+ * the shop-wide figures are read afresh for it, not from a copy up to
+ * 250 ms old (a client that just got its 202s, or saw its orders final,
+ * reads them back at once). */
+START_TEST(test_redis_stats_show_every_answered_order)
+{
+    start_redis(false);
+    char *cat = write_tmp(hot_catalog);
+    struct shopd *a = start_instance("sa", cat, NULL);
+    struct shopd *b = start_instance("sb", cat, NULL);
+    unsigned pa = shopd_port(a), pb = shopd_port(b);
+    /* Rounds, so that some land right after a periodic refresh. */
+    for (int round = 1; round <= 5; round++) {
+        uint64_t id = 0;
+        for (int i = 0; i < 4; i++)
+            id = buy_one_ok(pa, "{\"product\":\"hot\",\"quantity\":1}");
+        cJSON *st = get_json_ok(pb, "/stats");
+        ck_assert_int_eq((int)jnum(st, "shop.accepted"), 4 * round);
+        ck_assert_int_eq((int)jnum(st, "shop.last_order_id"), (int)id);
+        cJSON_Delete(st);
+        for (uint64_t k = id - 3; k <= id; k++)
+            cJSON_Delete(wait_order_final_ok(pa, k, 5000));
+        st = get_json_ok(pb, "/stats");
+        ck_assert_int_eq((int)jnum(st, "shop.processed"), 4 * round);
+        ck_assert_int_eq((int)jnum(st, "shop.belt"), 0);
+        ck_assert_int_eq((int)jnum(st, "inventory.hot.sold"), 4 * round);
+        ck_assert_int_eq((int)jnum(st, "inventory.hot.stock"),
+                         HOT_STOCK - 4 * round);
+        cJSON_Delete(st);
+    }
+    shopd_destroy(a);
+    shopd_destroy(b);
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
 /* An Idempotency-Key lives in Redis: every instance sees it. */
 START_TEST(test_redis_idempotency_key_on_every_instance)
 {
@@ -1137,6 +1174,7 @@ Suite *e2e_redis_suite(void)
     tcase_add_test(tc, test_redis_outage_then_recovery_loses_no_202);
     tcase_add_test(tc, test_redis_restart_of_every_instance_keeps_the_shop);
     tcase_add_test(tc, test_redis_idempotency_key_on_every_instance);
+    tcase_add_test(tc, test_redis_stats_show_every_answered_order);
     tcase_add_test(tc, test_redis_bad_store_exits_2);
     tcase_add_test(tc, test_redis_flushall_under_load_is_never_a_new_shop);
     tcase_add_test(tc, test_redis_restarted_empty_then_back_under_load);
