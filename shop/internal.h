@@ -282,9 +282,9 @@ void shared_stop(struct shared *sh);
 /* An elf handed one fed order's result to the journal: room to feed. */
 void shared_handed(struct shared *sh);
 int shared_read(struct shared *sh, struct shop_read *r);
-/* Copy the cached shop-wide figures and stock (nproducts entries, copied
- * only if valid; either may be NULL). Returns whether they were ever
- * read. */
+/* Copy the cached shop-wide figures, and the stock, sold and restocked of
+ * the first SHOP_REPORT_PRODUCTS products over `stock`'s (only if valid;
+ * either may be NULL). Returns whether they were ever read. */
 bool shared_figures(struct shared *sh, struct store_shop *fig,
                     struct shop_stock *stock);
 /* Stops the feeder and the reader (after answering queued reads), frees. */

@@ -820,10 +820,11 @@ int shop_find_product(const struct shop *s, const char *sku, size_t len)
 
 void shop_stock_all(struct shop *s, struct shop_stock *out)
 {
-    /* A shared shop's stock is the whole shop's, as last read (the
-     * inventory loaded at start until the first read). */
-    if (!shared_figures(s->shared, NULL, out))
-        inventory_read_all(s->inv, out);
+    /* A shared shop's stock is the whole shop's, as last read, for the
+     * products a report shows; the inventory loaded at start for the
+     * others, and for all until the first read. */
+    inventory_read_all(s->inv, out);
+    shared_figures(s->shared, NULL, out);
 }
 
 void shop_snapshot(struct shop *s, struct shop_snapshot *out)

@@ -577,15 +577,17 @@ local function order(keys, args)
     return {}
 end
 
--- Every product: {sku, name, price_cents, initial, stock, sold, restocked,
--- ...} in insertion order. ARGV: epoch.
+-- The products: {sku, name, price_cents, initial, stock, sold, restocked,
+-- ...} in insertion order. ARGV: epoch, then how many (the first n; 0 or
+-- none: every product).
 local function products(keys, args)
     local p = keys[1]
     if redis.call('HGET', p .. ':counters', 'shop') ~= args[1] then
         return noshop()
     end
     local out = {}
-    local skus = redis.call('ZRANGE', p .. ':skus', 0, -1)
+    local n = tonumber(args[2] or '0') or 0
+    local skus = redis.call('ZRANGE', p .. ':skus', 0, n > 0 and n - 1 or -1)
     if #skus == 0 then
         return out
     end

@@ -373,8 +373,9 @@ struct store_shop {
 
 /*
  * Shared stores only (others return -ENOTSUP): the live stock, sold and
- * restocked of the `n` products of the last store_load(), by index, into
- * `out` (name and price are left alone); and the shop-wide figures.
+ * restocked of the first `n` products of the last store_load() (all of
+ * them, or fewer: only those are read), by index, into `out` (name and
+ * price are left alone); and the shop-wide figures.
  * Return 0 or -EIO. Block (one round trip). Thread-safe.
  */
 int store_products_get(struct store *st, struct store_product *out, size_t n);

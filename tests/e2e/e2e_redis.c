@@ -1059,6 +1059,67 @@ START_TEST(test_redis_stats_show_every_answered_order)
 }
 END_TEST
 
+/* A catalog of 100,000 products on Redis: seeded, then loaded again by a
+ * restart, in seconds (matching the seeded SKUs to the catalog was
+ * O(n^2): 30 s), and /stats stays quick and small (it reads the first
+ * 1000 products' numbers, not 100,000). A slow run (valgrind,
+ * sanitizers) uses 20,000 products, bounds times E2E_SLOW. */
+START_TEST(test_redis_large_catalog)
+{
+    start_redis(false);
+    int slow = e2e_slow();
+    size_t n = slow > 1 ? 20000 : 100000;
+    size_t cap = 64 + n * 80, len = 0;
+    char *json = malloc(cap);
+    ck_assert_ptr_nonnull(json);
+    len += (size_t)snprintf(json, cap, "{\"products\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(json + len, cap - len,
+                                "%s{\"sku\":\"p%06zu\",\"name\":\"P %zu\","
+                                "\"price_cents\":5,\"stock\":10}",
+                                i ? "," : "", i, i);
+    snprintf(json + len, cap - len, "]}");
+    char *cat = write_tmp(json);
+    free(json);
+    for (int life = 0; life < 2; life++) {
+        int64_t t0 = now_ms();
+        struct shopd *s = start_instance("big", cat, NULL);
+        int64_t took = now_ms() - t0;
+        printf("e2e_redis: %zu products: listening after %lld ms (%s)\n", n,
+               (long long)took, life ? "loaded" : "seeded");
+        ck_assert_msg(took < 10000 * slow, "%zu products took %lld ms", n,
+                      (long long)took);
+        unsigned port = shopd_port(s);
+        char last[80];
+        snprintf(last, sizeof(last), "{\"product\":\"p%06zu\",\"quantity\":1}",
+                 n - 1);
+        uint64_t id = buy_one_ok(port, last);
+        cJSON_Delete(wait_order_final_ok(port, id, 5000));
+        snprintf(last, sizeof(last), "/products/p%06zu", n - 1);
+        cJSON *p = get_json_ok(port, last);
+        ck_assert_int_eq((int)jnum(p, "sold"), life + 1);
+        cJSON_Delete(p);
+        struct http_resp r;
+        t0 = now_ms();
+        ck_assert_int_eq(http_do(port, "GET", "/stats", NULL, NULL, 0, &r), 0);
+        took = now_ms() - t0;
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(took < 1000 * slow, "/stats took %lld ms",
+                      (long long)took);
+        ck_assert_msg(r.body_len < 256 * 1024, "/stats is %zu bytes",
+                      r.body_len);
+        cJSON *st = resp_json(&r);
+        ck_assert(jnum(st, "inventory_total") == (double)n);
+        ck_assert_int_eq((int)jnum(st, "shop.fulfilled"), life + 1);
+        cJSON_Delete(st);
+        http_resp_free(&r);
+        shopd_destroy(s);
+    }
+    unlink(cat);
+    free(cat);
+}
+END_TEST
+
 /* An Idempotency-Key lives in Redis: every instance sees it. */
 START_TEST(test_redis_idempotency_key_on_every_instance)
 {
@@ -1175,6 +1236,7 @@ Suite *e2e_redis_suite(void)
     tcase_add_test(tc, test_redis_restart_of_every_instance_keeps_the_shop);
     tcase_add_test(tc, test_redis_idempotency_key_on_every_instance);
     tcase_add_test(tc, test_redis_stats_show_every_answered_order);
+    tcase_add_test(tc, test_redis_large_catalog);
     tcase_add_test(tc, test_redis_bad_store_exits_2);
     tcase_add_test(tc, test_redis_flushall_under_load_is_never_a_new_shop);
     tcase_add_test(tc, test_redis_restarted_empty_then_back_under_load);
