@@ -89,39 +89,36 @@ local function counters(p)
     return t
 end
 
+-- `cmd` with the values of `head` (at most two), then those of `list`,
+-- 1000 at a time (unpack has a limit); nothing when `list` is empty.
 local function call_chunks(cmd, head, list)
-    local i = 1
-    while i <= #list do
-        local part = {}
-        for k = i, math.min(i + 999, #list) do
-            part[#part + 1] = list[k]
+    local n, nh = #list, #head
+    for i = 1, n, 1000 do
+        local j = math.min(i + 999, n)
+        if nh == 0 then
+            redis.call(cmd, unpack(list, i, j))
+        elseif nh == 1 then
+            redis.call(cmd, head[1], unpack(list, i, j))
+        else
+            redis.call(cmd, head[1], head[2], unpack(list, i, j))
         end
-        local a = {}
-        for _, v in ipairs(head) do
-            a[#a + 1] = v
-        end
-        for _, v in ipairs(part) do
-            a[#a + 1] = v
-        end
-        redis.call(cmd, unpack(a))
-        i = i + 1000
     end
 end
 
--- HMGET `key` of every field in `list`, 1000 at a time (unpack has a
--- limit), as one list.
+-- HMGET `key` of every field in `list`, 1000 at a time, as one list.
 local function hmget_chunks(key, list)
+    local n = #list
+    if n == 0 then
+        return {}
+    elseif n <= 1000 then
+        return redis.call('HMGET', key, unpack(list))
+    end
     local out = {}
-    local i = 1
-    while i <= #list do
-        local part = {}
-        for k = i, math.min(i + 999, #list) do
-            part[#part + 1] = list[k]
+    for i = 1, n, 1000 do
+        local j = math.min(i + 999, n)
+        for _, x in ipairs(redis.call('HMGET', key, unpack(list, i, j))) do
+            out[#out + 1] = x
         end
-        for _, v in ipairs(redis.call('HMGET', key, unpack(part))) do
-            out[#out + 1] = v
-        end
-        i = i + 1000
     end
     return out
 end
@@ -294,7 +291,7 @@ local function process(p, args, at, n, c, ino, hist, out)
                 end
                 local l = recs[bk]
                 l[#l + 1] = id
-                l[#l + 1] = status .. args[b + 3]
+                l[#l + 1] = (status == 1 and '1' or '2') .. args[b + 3]
                 acks[#acks + 1] = id -- an entry id without "-0" means "-0"
             end
         else
@@ -506,7 +503,8 @@ local function commit(keys, args)
         math.floor(c.processed / 256) ~= math.floor(was[5] / 256) then
         trim(p, c, hist)
     end
-    redis.call('SET', tkey, boot .. ' ' .. seq .. '\n' .. cmsgpack.pack(out),
+    redis.call('SET', tkey, args[5] .. ' ' .. args[6] .. '\n' ..
+                   cmsgpack.pack(out),
                'EX', TAG_TTL)
     return out
 end
