@@ -270,16 +270,7 @@ START_TEST(test_e2e_config_large_catalog)
 {
     int slow = e2e_slow();
     size_t n = slow > 1 ? 20000 : 100000;
-    size_t cap = 64 + n * 80, len = 0;
-    char *json = malloc(cap);
-    ck_assert_ptr_nonnull(json);
-    len += (size_t)snprintf(json, cap, "{\"products\":[");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(json + len, cap - len,
-                                "%s{\"sku\":\"p%06zu\",\"name\":\"P %zu\","
-                                "\"price_cents\":%zu,\"stock\":10}",
-                                i ? "," : "", i, i, 100 + i % 50);
-    snprintf(json + len, cap - len, "]}");
+    char *json = catalog_json_of(n);
     int64_t t0 = now_ms();
     char *path;
     struct shopd *s = shopd_start_catalog(json, &path, NULL);

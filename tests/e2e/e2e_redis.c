@@ -1069,16 +1069,7 @@ START_TEST(test_redis_large_catalog)
     start_redis(false);
     int slow = e2e_slow();
     size_t n = slow > 1 ? 20000 : 100000;
-    size_t cap = 64 + n * 80, len = 0;
-    char *json = malloc(cap);
-    ck_assert_ptr_nonnull(json);
-    len += (size_t)snprintf(json, cap, "{\"products\":[");
-    for (size_t i = 0; i < n; i++)
-        len += (size_t)snprintf(json + len, cap - len,
-                                "%s{\"sku\":\"p%06zu\",\"name\":\"P %zu\","
-                                "\"price_cents\":5,\"stock\":10}",
-                                i ? "," : "", i, i);
-    snprintf(json + len, cap - len, "]}");
+    char *json = catalog_json_of(n);
     char *cat = write_tmp(json);
     free(json);
     for (int life = 0; life < 2; life++) {

@@ -89,6 +89,21 @@ char *write_tmp(const char *content)
     return xstrdup(tmpl);
 }
 
+char *catalog_json_of(size_t n)
+{
+    size_t cap = 64 + n * 80, len = 0;
+    char *json = malloc(cap);
+    ck_assert_ptr_nonnull(json);
+    len += (size_t)snprintf(json, cap, "{\"products\":[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(json + len, cap - len,
+                                "%s{\"sku\":\"p%06zu\",\"name\":\"P %zu\","
+                                "\"price_cents\":%zu,\"stock\":10}",
+                                i ? "," : "", i, i, 100 + i % 50);
+    snprintf(json + len, cap - len, "]}");
+    return json;
+}
+
 /* ---- children --------------------------------------------------------- */
 
 /* Reset the signal state a test process may have changed, in a child. */

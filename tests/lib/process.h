@@ -142,6 +142,12 @@ void e2e_tmpdir_remove(void);
 char *write_tmp(const char *content);
 
 /*
+ * A catalog of `n` products as JSON (malloc'd): SKUs p000000, p000001,
+ * ..., names "P <i>", price 100 + i % 50 cents, 10 in stock each.
+ */
+char *catalog_json_of(size_t n);
+
+/*
  * Run `argv` (argv[0] looked up in PATH) with `input` on its stdin, its
  * stdout and stderr captured into `*out` (malloc'd). Waits up to
  * `timeout_ms`. Returns the wait status, -1 on timeout, -2 if it could not
